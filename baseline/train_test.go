@@ -1,0 +1,146 @@
+package baseline
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dmitryikh/leaves"
+
+	"github.com/fedclaims/fedclaims/eval"
+)
+
+func smallParams() Params {
+	p := DefaultParams()
+	p.NumIterations = 40
+	p.NumThreads = 2
+	return p
+}
+
+func TestTrainLearnsPlantedSignal(t *testing.T) {
+	d := Synthetic(6000, 400, 0.03, 1)
+	train, test := d.Split(0.7, 2)
+	m, err := Train(context.Background(), train, nil, smallParams(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := eval.AveragePrecision(m.Predict(test.X, 2), test.Label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := eval.Prevalence(test.Label)
+	if ap < 2*prev {
+		t.Errorf("test AUPRC %.3f, want at least twice the prevalence %.3f", ap, prev)
+	}
+	if len(m.Trees) != 40 {
+		t.Errorf("%d trees, want 40", len(m.Trees))
+	}
+	for i, tr := range m.Trees {
+		if tr.NumLeaves() > 31 {
+			t.Errorf("tree %d has %d leaves, want <= 31", i, tr.NumLeaves())
+		}
+	}
+}
+
+func modelText(t *testing.T, m *Model) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := m.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestTrainDeterministic(t *testing.T) {
+	d := Synthetic(3000, 200, 0.05, 3)
+	p := smallParams()
+	p.BaggingFraction, p.BaggingFreq, p.FeatureFraction = 0.8, 1, 0.7
+	p.Seed = 11
+	a, err := Train(context.Background(), d, nil, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.NumThreads = 1
+	b, err := Train(context.Background(), d, nil, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(modelText(t, a), modelText(t, b)) {
+		t.Error("same seed, different thread count: different models")
+	}
+	p.Seed = 12
+	c, err := Train(context.Background(), d, nil, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(modelText(t, a), modelText(t, c)) {
+		t.Error("different seeds gave the same bagged model")
+	}
+}
+
+// The model file must be LightGBM's: an independent reader of that format loads it
+// and predicts what our predictor predicts, raw scores and probabilities.
+func TestModelFileReadByLeaves(t *testing.T) {
+	d := Synthetic(4000, 300, 0.04, 5)
+	train, test := d.Split(0.75, 6)
+	p := smallParams()
+	p.LambdaL1, p.LambdaL2 = 0.1, 1
+	m, err := Train(context.Background(), train, nil, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.txt")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := leaves.LGEnsembleFromFile(path, false)
+	if err != nil {
+		t.Fatalf("leaves cannot read the model: %v", err)
+	}
+	prob, err := leaves.LGEnsembleFromFile(path, true)
+	if err != nil {
+		t.Fatalf("leaves cannot read the model with its transformation: %v", err)
+	}
+	if raw.NEstimators() != len(m.Trees) || raw.NFeatures() != 300 {
+		t.Fatalf("leaves sees %d trees, %d features; want %d, 300", raw.NEstimators(), raw.NFeatures(), len(m.Trees))
+	}
+	ours, oursP := m.PredictRaw(test.X, 2), m.Predict(test.X, 2)
+	fvals := make([]float64, 300)
+	for i := range test.X.Rows() {
+		clear(fvals)
+		idx, val := test.X.Row(i)
+		for k, c := range idx {
+			fvals[c] = float64(val[k])
+		}
+		if got := raw.PredictSingle(fvals, 0); math.Abs(got-ours[i]) > 1e-9 {
+			t.Fatalf("row %d: leaves raw %.17g, ours %.17g", i, got, ours[i])
+		}
+		if got := prob.PredictSingle(fvals, 0); math.Abs(got-oursP[i]) > 1e-9 {
+			t.Fatalf("row %d: leaves probability %.17g, ours %.17g", i, got, oursP[i])
+		}
+	}
+}
+
+func TestSaveLeavesNoTempFiles(t *testing.T) {
+	d := Synthetic(500, 50, 0.1, 1)
+	p := smallParams()
+	p.NumIterations = 3
+	m, err := Train(context.Background(), d, nil, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(filepath.Join(dir, "m.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(filepath.Join(dir, "missing", "m.txt")); err == nil {
+		t.Error("saving into a missing directory succeeded")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want only m.txt", len(ents))
+	}
+}
