@@ -1,0 +1,363 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+
+	"gonum.org/v1/gonum/blas"
+	"gorgonia.org/tensor"
+)
+
+// Model is an encoder and its tied MLM head. Parameters and their gradients live
+// in two flat vectors in the order that Config.layout documents; every named
+// tensor is a view into them. A Model is not safe for concurrent use.
+type Model struct {
+	cfg    Config
+	params []float32
+	grads  []float32
+	w, g   weights
+	blas   blas.Float32
+	pool   pool
+	ws     *workspace
+}
+
+// New returns a model with BERT's initialisation: weights and embeddings drawn
+// from N(0, 0.02²), LayerNorm gains 1, biases 0.
+func New(cfg Config, seed uint64) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := cfg.Params()
+	m := &Model{cfg: cfg, params: make([]float32, n), grads: make([]float32, n),
+		blas: defaultBLAS(), pool: pool{workers: runtime.GOMAXPROCS(0)}}
+	m.w, m.g = cfg.view(m.params), cfg.view(m.grads)
+	rng := rand.New(rand.NewPCG(seed, 0x6d6f64656c))
+	for _, t := range cfg.layout() {
+		v := m.params[t.off : t.off+t.size()]
+		switch {
+		case len(t.shape) == 2 || t.name == "embeddings.age.weight":
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * 0.02)
+			}
+		case hasSuffix(t.name, "ln1.weight", "ln2.weight", "final_ln.weight"):
+			for i := range v {
+				v[i] = 1
+			}
+		}
+	}
+	return m, nil
+}
+
+func hasSuffix(s string, suffixes ...string) bool {
+	for _, x := range suffixes {
+		if len(s) >= len(x) && s[len(s)-len(x):] == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Config returns the model's shape.
+func (m *Model) Config() Config { return m.cfg }
+
+// SetThreads sets how many goroutines the elementwise kernels and the attention
+// heads use (default GOMAXPROCS).
+func (m *Model) SetThreads(n int) { m.pool.workers = max(1, n) }
+
+// Params returns the flat parameter vector itself (not a copy).
+func (m *Model) Params() []float32 { return m.params }
+
+// Grads returns the flat gradient vector itself (not a copy), in Params' order.
+func (m *Model) Grads() []float32 { return m.grads }
+
+// ZeroGrad clears the accumulated gradients.
+func (m *Model) ZeroGrad() { clear(m.grads) }
+
+// Tensor returns the named parameter as a gorgonia tensor sharing the model's
+// memory, or an error naming the unknown tensor.
+func (m *Model) Tensor(name string) (*tensor.Dense, error) {
+	for _, t := range m.cfg.layout() {
+		if t.name == name {
+			return tensor.New(tensor.WithShape(t.shape...), tensor.WithBacking(m.params[t.off:t.off+t.size()])), nil
+		}
+	}
+	return nil, fmt.Errorf("model: no tensor named %q", name)
+}
+
+// workspace holds every activation a training step keeps for its backward pass,
+// sized for one batch shape and reused while the shape stays the same.
+type workspace struct {
+	b, t    int
+	dropped bool   // the last Forward drew dropout masks
+	keep    []bool // token is not padding
+	embDrop []float32
+	layers  []layerActs
+	xout    []float32 // residual stream after the last block
+	meanF   []float32
+	rstdF   []float32
+	hidden  []float32 // after the final LayerNorm
+	tmp     []float32
+	// gradient scratch
+	dx, dtmp, dh, dqkv, du []float32
+	dp                     [][]float32 // per worker, t*t
+	lnPart                 []float32
+	headPart               []float64
+	// MLM head scratch, grown as needed
+	hm, logits, dhm []float32
+}
+
+type layerActs struct {
+	xin, mean1, rstd1, h1, qkv, att, ctx, drop1 []float32
+	xmid, mean2, rstd2, h2, u, gact, drop2      []float32
+}
+
+func (m *Model) workspace(b, t int, train bool) *workspace {
+	if ws := m.ws; ws != nil && ws.b == b && ws.t == t && (!train || m.cfg.Dropout == 0 || ws.embDrop != nil) {
+		return ws
+	}
+	m.ws = nil // let the old buffers go before allocating the new ones
+	c := m.cfg
+	n, h, nh := b*t, c.Hidden, c.Heads
+	f := func(k int) []float32 { return make([]float32, k) }
+	drop := func() []float32 {
+		if train && c.Dropout > 0 {
+			return f(n * h)
+		}
+		return nil
+	}
+	ws := &workspace{b: b, t: t, keep: make([]bool, n), embDrop: drop(),
+		xout: f(n * h), meanF: f(n), rstdF: f(n), hidden: f(n * h), tmp: f(n * h),
+		dx: f(n * h), dtmp: f(n * h), dh: f(n * h), dqkv: f(n * 3 * h), du: f(n * MLPRatio * h),
+		lnPart: f(2 * m.pool.workers * h), headPart: make([]float64, m.pool.workers)}
+	ws.dp = make([][]float32, m.pool.workers)
+	for i := range ws.dp {
+		ws.dp[i] = f(t * t)
+	}
+	ws.layers = make([]layerActs, c.Layers)
+	for l := range ws.layers {
+		ws.layers[l] = layerActs{xin: f(n * h), mean1: f(n), rstd1: f(n), h1: f(n * h),
+			qkv: f(n * 3 * h), att: f(b * nh * t * t), ctx: f(n * h), drop1: drop(),
+			xmid: f(n * h), mean2: f(n), rstd2: f(n), h2: f(n * h),
+			u: f(n * MLPRatio * h), gact: f(n * MLPRatio * h), drop2: drop()}
+	}
+	m.ws = ws
+	return ws
+}
+
+// gemm is C = alpha·op(A)·op(B) + beta·C on row-major buffers.
+func (m *Model) gemm(tA, tB bool, rows, cols, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if tA {
+		ta = blas.Trans
+	}
+	if tB {
+		tb = blas.Trans
+	}
+	m.blas.Sgemm(ta, tb, rows, cols, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// fillDropout draws a mask of 0 and 1/(1-p) values.
+func fillDropout(mask []float32, p float32, rng *rand.Rand) {
+	thresh := uint64(p * 65536)
+	keep := 1 / (1 - p)
+	for i := 0; i < len(mask); i += 4 {
+		r := rng.Uint64()
+		for j := i; j < min(i+4, len(mask)); j++ {
+			if r&0xffff < thresh {
+				mask[j] = 0
+			} else {
+				mask[j] = keep
+			}
+			r >>= 16
+		}
+	}
+}
+
+func mulInto(dst, a, mask []float32) {
+	for i := range dst {
+		dst[i] = a[i] * mask[i]
+	}
+}
+
+// Forward runs the encoder over b and returns the final hidden states, B·T rows of
+// Hidden floats, valid until the next call. With train set, dropout is drawn from
+// rng and the activations are kept for Backward.
+func (m *Model) Forward(b *Batch, train bool, rng *rand.Rand) []float32 {
+	c := m.cfg
+	h, n := c.Hidden, b.B*b.T
+	ws := m.workspace(b.B, b.T, train)
+	dropping := train && c.Dropout > 0
+	ws.dropped = dropping
+	for i, tok := range b.Tokens {
+		ws.keep[i] = tok != PAD
+	}
+	x := ws.xout
+	if c.Layers > 0 {
+		x = ws.layers[0].xin
+	}
+	w := &m.w
+	for r := range n {
+		xr := x[r*h : (r+1)*h]
+		tk, ps, sg := int(b.Tokens[r]), int(b.Positions[r]), int(b.Segments[r])
+		te, pe, se := w.tok[tk*h:(tk+1)*h], w.pos[ps*h:(ps+1)*h], w.seg[sg*h:(sg+1)*h]
+		age := b.Ages[r] / 100
+		for i := range xr {
+			xr[i] = te[i] + pe[i] + se[i] + age*w.ageW[i] + w.ageB[i]
+		}
+	}
+	if dropping {
+		fillDropout(ws.embDrop, c.Dropout, rng)
+		mulInto(x, x, ws.embDrop)
+	}
+	for l := range c.Layers {
+		la, lw := &ws.layers[l], &w.layers[l]
+		next := ws.xout
+		if l+1 < c.Layers {
+			next = ws.layers[l+1].xin
+		}
+		m.block(b, la, lw, next, dropping, rng)
+	}
+	layerNorm(m.pool, ws.hidden, ws.xout, w.lnfG, w.lnfB, ws.meanF, ws.rstdF, h, c.LNEps)
+	return ws.hidden
+}
+
+func (m *Model) block(b *Batch, la *layerActs, lw *layerWeights, next []float32, dropping bool, rng *rand.Rand) {
+	c, ws := m.cfg, m.ws
+	h, n, f := c.Hidden, b.B*b.T, c.Hidden*MLPRatio
+	layerNorm(m.pool, la.h1, la.xin, lw.ln1G, lw.ln1B, la.mean1, la.rstd1, h, c.LNEps)
+	m.gemm(false, false, n, 3*h, h, 1, la.h1, h, lw.wqkv, 3*h, 0, la.qkv, 3*h)
+	addBias(la.qkv, lw.bqkv)
+	m.attention(b, la)
+	m.gemm(false, false, n, h, h, 1, la.ctx, h, lw.wo, h, 0, ws.tmp, h)
+	addBias(ws.tmp, lw.bo)
+	if dropping {
+		fillDropout(la.drop1, c.Dropout, rng)
+		mulInto(ws.tmp, ws.tmp, la.drop1)
+	}
+	for i := range la.xmid {
+		la.xmid[i] = la.xin[i] + ws.tmp[i]
+	}
+	layerNorm(m.pool, la.h2, la.xmid, lw.ln2G, lw.ln2B, la.mean2, la.rstd2, h, c.LNEps)
+	m.gemm(false, false, n, f, h, 1, la.h2, h, lw.w1, f, 0, la.u, f)
+	biasGELU(m.pool, la.gact, la.u, lw.b1, f)
+	m.gemm(false, false, n, h, f, 1, la.gact, f, lw.w2, h, 0, ws.tmp, h)
+	addBias(ws.tmp, lw.b2)
+	if dropping {
+		fillDropout(la.drop2, c.Dropout, rng)
+		mulInto(ws.tmp, ws.tmp, la.drop2)
+	}
+	for i := range next {
+		next[i] = la.xmid[i] + ws.tmp[i]
+	}
+}
+
+// attention computes softmax(QKᵀ/√d + padding mask)·V for every sequence and head,
+// keeping the probabilities in la.att for the backward pass.
+func (m *Model) attention(b *Batch, la *layerActs) {
+	c := m.cfg
+	h, nh, t := c.Hidden, c.Heads, b.T
+	dh := h / nh
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	m.pool.run(b.B*nh, func(_, lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			s, hd := bh/nh, bh%nh
+			base := s * t
+			q := la.qkv[base*3*h+hd*dh:]
+			k := la.qkv[base*3*h+h+hd*dh:]
+			v := la.qkv[base*3*h+2*h+hd*dh:]
+			p := la.att[bh*t*t : (bh+1)*t*t]
+			m.gemm(false, true, t, t, dh, scale, q, 3*h, k, 3*h, 0, p, t)
+			maskedSoftmax(p, m.ws.keep[base:base+t], t)
+			m.gemm(false, false, t, dh, t, 1, p, t, v, 3*h, 0, la.ctx[base*h+hd*dh:], h)
+		}
+	})
+}
+
+// attentionBack turns dctx into dqkv (overwritten) for every sequence and head.
+func (m *Model) attentionBack(b *Batch, la *layerActs, dctx, dqkv []float32) {
+	c, ws := m.cfg, m.ws
+	h, nh, t := c.Hidden, c.Heads, b.T
+	dh := h / nh
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	m.pool.run(b.B*nh, func(w, lo, hi int) {
+		dp := ws.dp[w]
+		for bh := lo; bh < hi; bh++ {
+			s, hd := bh/nh, bh%nh
+			base := s * t
+			off := base*3*h + hd*dh
+			q, k, v := la.qkv[off:], la.qkv[off+h:], la.qkv[off+2*h:]
+			dq, dk, dv := dqkv[off:], dqkv[off+h:], dqkv[off+2*h:]
+			do := dctx[base*h+hd*dh:]
+			p := la.att[bh*t*t : (bh+1)*t*t]
+			m.gemm(false, true, t, t, dh, 1, do, h, v, 3*h, 0, dp, t)
+			m.gemm(true, false, t, dh, t, 1, p, t, do, h, 0, dv, 3*h)
+			softmaxBack(dp, p, t, scale)
+			m.gemm(false, false, t, dh, t, 1, dp, t, k, 3*h, 0, dq, 3*h)
+			m.gemm(true, false, t, dh, t, 1, dp, t, q, 3*h, 0, dk, 3*h)
+		}
+	})
+}
+
+// Backward adds to the gradients the effect of dhidden, the gradient of the loss
+// at Forward's output. It must follow a Forward with train set on the same batch.
+func (m *Model) Backward(b *Batch, dhidden []float32) {
+	c, ws, w, g := m.cfg, m.ws, &m.w, &m.g
+	h, n, f := c.Hidden, b.B*b.T, c.Hidden*MLPRatio
+	layerNormBack(m.pool, ws.dx, dhidden, ws.xout, w.lnfG, ws.meanF, ws.rstdF, g.lnfG, g.lnfB, ws.lnPart, h)
+	for l := c.Layers - 1; l >= 0; l-- {
+		la, lw, lg := &ws.layers[l], &w.layers[l], &g.layers[l]
+		// next = xmid + drop2(fc2(gelu(fc1(ln2(xmid)))))
+		dm := ws.dx
+		if ws.dropped {
+			mulInto(ws.tmp, ws.dx, la.drop2)
+			dm = ws.tmp
+		}
+		m.gemm(true, false, f, h, n, 1, la.gact, f, dm, h, 1, lg.w2, h)
+		addColSums(lg.b2, dm)
+		m.gemm(false, true, n, f, h, 1, dm, h, lw.w2, h, 0, ws.du, f)
+		geluBack(m.pool, ws.du, la.u)
+		m.gemm(true, false, h, f, n, 1, la.h2, h, ws.du, f, 1, lg.w1, f)
+		addColSums(lg.b1, ws.du)
+		m.gemm(false, true, n, h, f, 1, ws.du, f, lw.w1, f, 0, ws.dh, h)
+		layerNormBack(m.pool, ws.dtmp, ws.dh, la.xmid, lw.ln2G, la.mean2, la.rstd2, lg.ln2G, lg.ln2B, ws.lnPart, h)
+		for i := range ws.dx {
+			ws.dx[i] += ws.dtmp[i]
+		}
+		// xmid = xin + drop1(out(attention(ln1(xin))))
+		da := ws.dx
+		if ws.dropped {
+			mulInto(ws.tmp, ws.dx, la.drop1)
+			da = ws.tmp
+		}
+		m.gemm(true, false, h, h, n, 1, la.ctx, h, da, h, 1, lg.wo, h)
+		addColSums(lg.bo, da)
+		m.gemm(false, true, n, h, h, 1, da, h, lw.wo, h, 0, ws.dh, h)
+		m.attentionBack(b, la, ws.dh, ws.dqkv)
+		m.gemm(true, false, h, 3*h, n, 1, la.h1, h, ws.dqkv, 3*h, 1, lg.wqkv, 3*h)
+		addColSums(lg.bqkv, ws.dqkv)
+		m.gemm(false, true, n, h, 3*h, 1, ws.dqkv, 3*h, lw.wqkv, 3*h, 0, ws.dh, h)
+		layerNormBack(m.pool, ws.dtmp, ws.dh, la.xin, lw.ln1G, la.mean1, la.rstd1, lg.ln1G, lg.ln1B, ws.lnPart, h)
+		for i := range ws.dx {
+			ws.dx[i] += ws.dtmp[i]
+		}
+	}
+	dx := ws.dx
+	if ws.dropped {
+		mulInto(dx, dx, ws.embDrop)
+	}
+	for r := range n {
+		dr := dx[r*h : (r+1)*h]
+		tk, ps, sg := int(b.Tokens[r]), int(b.Positions[r]), int(b.Segments[r])
+		te, pe, se := g.tok[tk*h:(tk+1)*h], g.pos[ps*h:(ps+1)*h], g.seg[sg*h:(sg+1)*h]
+		age := b.Ages[r] / 100
+		for i, d := range dr {
+			te[i] += d
+			pe[i] += d
+			se[i] += d
+			g.ageW[i] += age * d
+			g.ageB[i] += d
+		}
+	}
+}
