@@ -77,6 +77,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(a),
 		newBenchCmd(a),
+		newCertsCmd(a),
 	)
 	return root
 }
