@@ -1,0 +1,264 @@
+package aggregator
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func testConfig() Config {
+	return Config{FederationID: "fed", Sites: []string{"a", "b", "c", "d"}, MinSites: 3, Threshold: 2, Rounds: 2}
+}
+
+func mustMachine(t *testing.T, cfg Config) *Machine {
+	t.Helper()
+	m, err := New(cfg, State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// stepAll steps msgs in order and returns the last error.
+func stepAll(m *Machine, msgs ...Msg) error {
+	var err error
+	for _, msg := range msgs {
+		err = m.Step(msg)
+	}
+	return err
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mut  func(*Config)
+	}{
+		{"no federation", func(c *Config) { c.FederationID = "" }},
+		{"no sites", func(c *Config) { c.Sites = nil }},
+		{"threshold zero", func(c *Config) { c.Threshold = 0 }},
+		{"threshold above sites", func(c *Config) { c.Threshold = 5; c.MinSites = 5 }},
+		{"min below threshold", func(c *Config) { c.MinSites = 1 }},
+		{"min above sites", func(c *Config) { c.MinSites = 5 }},
+		{"no rounds", func(c *Config) { c.Rounds = 0 }},
+		{"repeated site", func(c *Config) { c.Sites = []string{"a", "a", "b"}; c.MinSites = 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			tc.mut(&cfg)
+			if _, err := New(cfg, State{}); err == nil {
+				t.Fatal("invalid config accepted")
+			}
+		})
+	}
+}
+
+func TestRoundHappyPath(t *testing.T) {
+	m := mustMachine(t, testConfig())
+	if err := m.Step(Start{}); err != nil {
+		t.Fatal(err)
+	}
+	rd := m.Ready()
+	if rd.Announce == nil || rd.Announce.Round != 1 || rd.Announce.Version != 0 {
+		t.Fatalf("announce = %+v", rd.Announce)
+	}
+	m.Advance()
+	if err := stepAll(m, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "c", Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Ready().IsEmpty() {
+		t.Fatalf("sum closed before the deadline with a site missing: %+v", m.Ready())
+	}
+	if err := m.Step(Deadline{Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rd = m.Ready()
+	if rd.ShareRequest == nil || !slices.Equal(rd.ShareRequest.Sites, []string{"b", "a", "c"}) {
+		t.Fatalf("share request = %+v", rd.ShareRequest)
+	}
+	m.Advance()
+	if err := m.Step(Share{Site: "c", Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Ready().Combine != nil {
+		t.Fatal("combined with fewer than t shares")
+	}
+	if err := m.Step(Share{Site: "b", Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rd = m.Ready()
+	if rd.Combine == nil || !slices.Equal(rd.Combine.Sites, []string{"b", "c"}) {
+		t.Fatalf("combine = %+v", rd.Combine)
+	}
+	m.Advance()
+	// A third share after t is in is refused: the sum is already being decrypted.
+	var ref *Refused
+	if err := m.Step(Share{Site: "a", Round: 1}); !errors.As(err, &ref) {
+		t.Fatalf("late share: err = %v", err)
+	}
+	if err := m.Step(Applied{Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.State(); st.Version != 1 || st.Round != 1 || m.Phase() != PhaseIdle {
+		t.Fatalf("after round 1: %+v %s", st, m.Phase())
+	}
+	// Round 2, everyone uploads: the sum closes without waiting for the deadline.
+	if err := m.Step(Start{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Advance()
+	for _, s := range []string{"a", "b", "c", "d"} {
+		if err := m.Step(Uploaded{Site: s, Round: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Ready().ShareRequest == nil {
+		t.Fatal("all sites in, but no share request")
+	}
+	m.Advance()
+	if err := stepAll(m, Share{Site: "d", Round: 2}, Share{Site: "a", Round: 2}); err != nil {
+		t.Fatal(err)
+	}
+	m.Advance()
+	if err := m.Step(Applied{Round: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Ready().Done || m.Phase() != PhaseDone {
+		t.Fatalf("not done after the last round: %+v %s", m.Ready(), m.Phase())
+	}
+	if err := m.Step(Start{}); !errors.As(err, &ref) {
+		t.Fatalf("start after done: err = %v", err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	// open returns a machine in round 1 with a and b uploaded.
+	open := func(t *testing.T) *Machine {
+		m := mustMachine(t, testConfig())
+		if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}); err != nil {
+			t.Fatal(err)
+		}
+		m.Advance()
+		return m
+	}
+	decrypting := func(t *testing.T) *Machine {
+		m := open(t)
+		if err := stepAll(m, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}); err != nil {
+			t.Fatal(err)
+		}
+		m.Advance()
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(*testing.T) *Machine
+		msg   Msg
+	}{
+		{"upload from unknown site", open, Uploaded{Site: "z", Round: 1}},
+		{"duplicate upload", open, Uploaded{Site: "a", Round: 1}},
+		{"upload for a future round", open, Uploaded{Site: "c", Round: 2}},
+		{"upload for a past round", open, Uploaded{Site: "c", Round: 0}},
+		{"share while collecting", open, Share{Site: "a", Round: 1}},
+		{"upload after the sum closed", decrypting, Uploaded{Site: "d", Round: 1}},
+		{"share from a non-contributor", decrypting, Share{Site: "d", Round: 1}},
+		{"share for another round", decrypting, Share{Site: "a", Round: 2}},
+		{"start while a round is open", open, Start{}},
+		{"applied before the shares", decrypting, Applied{Round: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.setup(t)
+			before, phase, contributors := m.State(), m.Phase(), m.Contributors()
+			var ref *Refused
+			if err := m.Step(tc.msg); !errors.As(err, &ref) {
+				t.Fatalf("err = %v, want *Refused", err)
+			}
+			if m.State() != before || m.Phase() != phase || !slices.Equal(m.Contributors(), contributors) || !m.Ready().IsEmpty() {
+				t.Fatal("a refused message changed the state")
+			}
+		})
+	}
+}
+
+func TestDuplicateShareRefused(t *testing.T) {
+	cfg := testConfig()
+	cfg.Threshold = 3
+	m := mustMachine(t, cfg)
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}, Share{Site: "a", Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var ref *Refused
+	if err := m.Step(Share{Site: "a", Round: 1}); !errors.As(err, &ref) {
+		t.Fatalf("second share from one site: err = %v", err)
+	}
+}
+
+func TestAbortsAndRetries(t *testing.T) {
+	m := mustMachine(t, testConfig())
+	// Too few contributions at the deadline: the round aborts, its id is spent.
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Deadline{Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if ab := m.Ready().Abort; ab == nil || ab.Round != 1 || m.Phase() != PhaseIdle {
+		t.Fatalf("abort = %+v, phase %s", ab, m.Phase())
+	}
+	m.Advance()
+	// A stale deadline for the aborted round does nothing.
+	if err := m.Step(Deadline{Round: 1}); err != nil || !m.Ready().IsEmpty() {
+		t.Fatalf("stale deadline: %v %+v", err, m.Ready())
+	}
+	// The retry opens a new id: no site is asked to decrypt twice under one id.
+	if err := m.Step(Start{}); err != nil {
+		t.Fatal(err)
+	}
+	if an := m.Ready().Announce; an == nil || an.Round != 2 || an.Version != 0 {
+		t.Fatalf("retry announce = %+v", an)
+	}
+	m.Advance()
+	// Too few shares at the decryption deadline aborts too.
+	if err := stepAll(m, Uploaded{Site: "a", Round: 2}, Uploaded{Site: "b", Round: 2}, Uploaded{Site: "c", Round: 2}, Deadline{Round: 2}, Share{Site: "a", Round: 2}, Deadline{Round: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if ab := m.Ready().Abort; ab == nil || ab.Round != 2 {
+		t.Fatalf("decryption abort = %+v", ab)
+	}
+	if m.State().Version != 0 {
+		t.Fatal("an aborted round changed the model version")
+	}
+}
+
+func TestPauseAndRestore(t *testing.T) {
+	m := mustMachine(t, testConfig())
+	if err := m.Step(Pause{}); err != nil {
+		t.Fatal(err)
+	}
+	var ref *Refused
+	if err := m.Step(Start{}); !errors.As(err, &ref) {
+		t.Fatalf("start while paused: err = %v", err)
+	}
+	if err := stepAll(m, Resume{}, Start{}); err != nil {
+		t.Fatal(err)
+	}
+	// The aggregator stops mid-round; restored from its saved state it is idle and
+	// the next round gets a fresh id.
+	saved := m.State()
+	r, err := New(testConfig(), saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase() != PhaseIdle {
+		t.Fatalf("restored phase %s", r.Phase())
+	}
+	if err := r.Step(Start{}); err != nil {
+		t.Fatal(err)
+	}
+	if an := r.Ready().Announce; an == nil || an.Round != saved.Round+1 {
+		t.Fatalf("restored announce = %+v", an)
+	}
+	// A machine restored after its last round is done.
+	done, err := New(testConfig(), State{Round: 5, Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Phase() != PhaseDone {
+		t.Fatalf("restored finished federation: phase %s", done.Phase())
+	}
+}
