@@ -78,6 +78,8 @@ const (
 	SystemProc     = "PROC" // procedure codes (the generator's, and OMOP source values without a known system)
 	SystemICD10PCS = "ICD10PCS"
 	SystemCPT4     = "CPT4"
+	SystemICD9Proc = "ICD9PROC"
+	SystemHCPCS    = "HCPCS"
 	SystemVisit    = "VISIT"
 	SystemGender   = "GENDER"
 )
@@ -142,7 +144,7 @@ func KindOf(code string) Kind {
 		return KindDiagnosis
 	case SystemATC, SystemNDC, SystemRxNorm:
 		return KindMedication
-	case SystemProc, SystemICD10PCS, SystemCPT4:
+	case SystemProc, SystemICD10PCS, SystemCPT4, SystemICD9Proc, SystemHCPCS:
 		return KindProcedure
 	case SystemVisit:
 		return KindVisit

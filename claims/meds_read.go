@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
@@ -36,6 +37,8 @@ type MEDSReader struct {
 	o      options
 	stats  Stats
 	intern map[string]string
+	recent [internCache]internEntry
+	events []Event // the pending patient's events, reused across patients
 
 	cur     *medsShard
 	pending *Patient
@@ -51,7 +54,9 @@ const (
 	numCols
 )
 
-var medsColumns = [numCols]string{"subject_id", "time", "code", "numeric_value"}
+func medsColumn(i int) string {
+	return [numCols]string{"subject_id", "time", "code", "numeric_value"}[i]
+}
 
 const readBatchRows = 8192
 
@@ -186,7 +191,7 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 		return r.stats.bad(r.o, &RowError{File: s.name, Row: row, Column: "code", Err: ErrNull})
 	}
 	b := cv.ByteArray()
-	code, ok := r.intern[string(b)]
+	code, ok := r.lookup(b)
 	if !ok {
 		if len(b) == 0 || !utf8.Valid(b) {
 			err := ErrNotUTF8
@@ -197,6 +202,7 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 		}
 		code = string(b)
 		r.intern[code] = code
+		r.remember(b, code)
 	}
 	value := float32(math.NaN())
 	if s.leaf[colValue] >= 0 {
@@ -237,15 +243,50 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 		p.Birth, p.HasBirth = t, true
 		return nil
 	}
-	p.Events = append(p.Events, Event{Time: t, Code: code, Value: value})
+	r.events = append(r.events, Event{Time: t, Code: code, Value: value})
 	return nil
+}
+
+// internCache is the size of the direct-mapped cache in front of the intern map.
+// Dictionary-encoded code columns hand out the same bytes for every row that holds
+// a code, so remembering the address of those bytes skips hashing them.
+const internCache = 4096
+
+type internEntry struct {
+	addr uintptr
+	code string
+}
+
+func bytesAddr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+func (r *MEDSReader) lookup(b []byte) (string, bool) {
+	a := bytesAddr(b)
+	e := &r.recent[(a>>3)%internCache]
+	// The address alone is not proof: freed page memory can be reused for other bytes.
+	if e.addr == a && e.code == string(b) {
+		return e.code, true
+	}
+	code, ok := r.intern[string(b)]
+	if ok {
+		*e = internEntry{a, code}
+	}
+	return code, ok
+}
+
+func (r *MEDSReader) remember(b []byte, code string) {
+	a := bytesAddr(b)
+	r.recent[(a>>3)%internCache] = internEntry{a, code}
 }
 
 // finish hands over the pending patient with its events in (time, code) order.
 func (r *MEDSReader) finish() *Patient {
 	p := r.pending
 	r.pending = nil
-	sortEvents(p.Events)
+	if len(r.events) > 0 {
+		p.Events = slices.Clone(r.events)
+		r.events = r.events[:0]
+		sortEvents(p.Events)
+	}
 	return p
 }
 
@@ -292,7 +333,8 @@ func openShard(name string) (s *medsShard, err error) {
 	}
 	s = &medsShard{name: name, f: f, pf: pf, timeMul: 1}
 	root := pf.Root()
-	for i, cname := range medsColumns {
+	for i := range numCols {
+		cname := medsColumn(i)
 		c := root.Column(cname)
 		if c == nil {
 			if i == colValue {
@@ -425,7 +467,7 @@ func (s *medsShard) fill() (err error) {
 				}
 				if i != colSubject {
 					if k, _ := s.cursors[i].read(s.bufs[i][:1]); k > 0 {
-						return fmt.Errorf("meds %s: %w: column %s has more values than subject_id in row group %d", s.name, ErrCorrupt, medsColumns[i], s.rg)
+						return fmt.Errorf("meds %s: %w: column %s has more values than subject_id in row group %d", s.name, ErrCorrupt, medsColumn(i), s.rg)
 					}
 				}
 				s.cursors[i].close()
@@ -441,10 +483,10 @@ func (s *medsShard) fill() (err error) {
 			}
 			k, err := s.cursors[i].read(s.bufs[i][:n])
 			if err != nil && err != io.EOF {
-				return fmt.Errorf("meds %s: row %d: column %s: %w: %w", s.name, s.base+int64(k)+1, medsColumns[i], ErrCorrupt, err)
+				return fmt.Errorf("meds %s: row %d: column %s: %w: %w", s.name, s.base+int64(k)+1, medsColumn(i), ErrCorrupt, err)
 			}
 			if k != n {
-				return fmt.Errorf("meds %s: row %d: column %s: %w: %d values where subject_id has %d", s.name, s.base+int64(k)+1, medsColumns[i], ErrCorrupt, k, n)
+				return fmt.Errorf("meds %s: row %d: column %s: %w: %d values where subject_id has %d", s.name, s.base+int64(k)+1, medsColumn(i), ErrCorrupt, k, n)
 			}
 		}
 		s.n = n
