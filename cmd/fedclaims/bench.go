@@ -15,7 +15,8 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Measure throughput; prints one JSON object per line",
 	}
 	cmd.AddCommand(
-	// one line per benchmark subcommand
+		// one line per benchmark subcommand
+		newBenchGBDTCmd(a),
 	)
 	return cmd
 }
