@@ -1,0 +1,183 @@
+package secureagg
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+)
+
+// Decryption combines the decryption shares of a sealed aggregate from its
+// decrypting set. It adds each share into the chunk's first polynomial as it
+// arrives, so its memory is one model's first polynomials. It is safe for
+// concurrent use.
+type Decryption struct {
+	agg    *Aggregate
+	set    []SiteID
+	digest [8]byte
+
+	locks []sync.Mutex
+	acc   []*rlwe.Ciphertext // c0 + sum of shares, per chunk; Value[1] unused
+
+	seenMu sync.Mutex
+	seen   map[SiteID][]bool
+	counts map[SiteID]int
+}
+
+// Result is a decrypted aggregate.
+type Result struct {
+	// Mean is the weighted mean of the contributing sites' updates.
+	Mean []float32
+	// Weight is the sum of the contributing sites' weights, the smallest over
+	// chunks (they differ only when a site sent part of its chunks).
+	Weight float64
+	// Count is Weight times the federation's weight cap: the total sample count
+	// when no site exceeds the cap.
+	Count float64
+}
+
+// NewDecryption starts the combination of decryption shares of a sealed
+// aggregate for a decrypting set of exactly Threshold sites.
+func NewDecryption(agg *Aggregate, set []SiteID) (*Decryption, error) {
+	if !agg.isSealed() {
+		return nil, fmt.Errorf("secureagg: %w: seal the aggregate before decrypting it", ErrSetup)
+	}
+	set, err := sortedSites(set)
+	if err != nil {
+		return nil, fmt.Errorf("secureagg: decrypting set: %w", err)
+	}
+	if len(set) != agg.cfg.Threshold {
+		return nil, fmt.Errorf("secureagg: %w: decrypting set of %d sites, the threshold is %d", ErrNotInSet, len(set), agg.cfg.Threshold)
+	}
+	for _, s := range set {
+		if !agg.cfg.hasSite(s) {
+			return nil, fmt.Errorf("secureagg: %w: site %d is not in the federation", ErrNotInSet, s)
+		}
+	}
+	d := &Decryption{
+		agg: agg, set: set, digest: SetDigest(set),
+		locks:  make([]sync.Mutex, agg.total),
+		acc:    make([]*rlwe.Ciphertext, agg.total),
+		seen:   map[SiteID][]bool{},
+		counts: map[SiteID]int{},
+	}
+	for i, s := range agg.sums {
+		d.acc[i] = hefloat.NewCiphertext(agg.cfg.Params.Parameters, 1, 0)
+		d.acc[i].Value[0].Copy(s.Value[0])
+	}
+	return d, nil
+}
+
+// Add adds a decryption share. It refuses a share of another parameter set,
+// federation or round, of another shape, from a site outside the decrypting set
+// or made for another set, and a duplicate; a refused share changes nothing.
+func (d *Decryption) Add(s *ShareChunk) error {
+	a := d.agg
+	switch {
+	case s.Params != a.cfg.Params.ID():
+		return refuse("decryption share", s.Header, ErrParams)
+	case s.Federation != a.cfg.Federation:
+		return refuse("decryption share", s.Header, ErrFederation)
+	case s.Round != a.round:
+		return refuse("decryption share", s.Header, fmt.Errorf("%w: aggregate is for round %d", ErrRound, a.round))
+	case s.Total != a.total || s.Index >= a.total:
+		return refuse("decryption share", s.Header, fmt.Errorf("%w: the model has %d chunks", ErrShape, a.total))
+	case s.value.Value.N() != a.cfg.Params.N() || s.value.Level() != 0:
+		return refuse("decryption share", s.Header, fmt.Errorf("%w: share polynomial of the wrong shape", ErrMalformed))
+	}
+	if _, ok := slices.BinarySearch(d.set, s.Site); !ok {
+		return refuse("decryption share", s.Header, fmt.Errorf("%w: decrypting set is %v", ErrNotInSet, d.set))
+	}
+	if s.Set != d.digest {
+		return refuse("decryption share", s.Header, fmt.Errorf("%w: share made for another decrypting set", ErrNotInSet))
+	}
+	if err := d.claim(s); err != nil {
+		return err
+	}
+	d.locks[s.Index].Lock()
+	acc := d.acc[s.Index]
+	a.cfg.Params.RingQ().Add(acc.Value[0], s.value.Value, acc.Value[0])
+	d.locks[s.Index].Unlock()
+	return nil
+}
+
+func (d *Decryption) claim(s *ShareChunk) error {
+	d.seenMu.Lock()
+	defer d.seenMu.Unlock()
+	bits, ok := d.seen[s.Site]
+	if !ok {
+		bits = make([]bool, d.agg.total)
+		d.seen[s.Site] = bits
+	}
+	if bits[s.Index] {
+		return refuse("decryption share", s.Header, ErrDuplicate)
+	}
+	bits[s.Index] = true
+	d.counts[s.Site]++
+	return nil
+}
+
+// Result decodes the aggregate once every site of the decrypting set has sent
+// a share of every chunk; before that it returns ErrTooFewShares. Chunks are
+// decoded in parallel.
+func (d *Decryption) Result(ctx context.Context) (*Result, error) {
+	d.seenMu.Lock()
+	var complete int
+	for _, n := range d.counts {
+		if n == int(d.agg.total) {
+			complete++
+		}
+	}
+	d.seenMu.Unlock()
+	if complete < d.agg.cfg.Threshold {
+		return nil, fmt.Errorf("secureagg: round %d: %w: %d of the %d sites of the decrypting set sent all %d chunks",
+			d.agg.round, ErrTooFewShares, complete, d.agg.cfg.Threshold, d.agg.total)
+	}
+	return decode(ctx, d.agg.cfg, d.agg.values, d.acc)
+}
+
+// decode turns decrypted chunks (first polynomial = plaintext) into the mean.
+func decode(ctx context.Context, cfg Config, values int, acc []*rlwe.Ciphertext) (*Result, error) {
+	params := cfg.Params
+	slots := params.Slots()
+	mean := make([]float32, values)
+	weights := make([]float64, len(acc))
+	err := parallel(ctx, len(acc), func() func(int) error {
+		ecd := hefloat.NewEncoder(params.Parameters)
+		pt := hefloat.NewPlaintext(params.Parameters, 0)
+		pt.IsBatched = false
+		vals := make([]float64, params.N())
+		return func(k int) error {
+			pt.Value = acc[k].Value[0]
+			if err := ecd.Decode(pt, vals); err != nil {
+				return fmt.Errorf("secureagg: decoding chunk %d: %w", k, err)
+			}
+			w := vals[slots]
+			weights[k] = w
+			lo := k * slots
+			hi := min(lo+slots, values)
+			if hi <= lo {
+				return nil
+			}
+			if !(w > 0.5/float64(cfg.WeightCap)) {
+				return fmt.Errorf("secureagg: %w: chunk %d decodes to weight %v: no site contributed", ErrTooFewShares, k, w)
+			}
+			for j := range hi - lo {
+				mean[lo+j] = float32(vals[j] / w)
+			}
+			return nil
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	minW := math.Inf(1)
+	for _, w := range weights {
+		minW = min(minW, w)
+	}
+	return &Result{Mean: mean, Weight: minW, Count: minW * cfg.WeightCap}, nil
+}

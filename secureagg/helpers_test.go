@@ -1,0 +1,171 @@
+package secureagg
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+)
+
+// federation runs the whole setup in memory: key shares, collective public
+// key, and Shamir re-sharing when t < n. Every message goes through its binary
+// encoding, as it would on the wire.
+func federation(t testing.TB, n, threshold int) (Config, []*Party) {
+	t.Helper()
+	params, err := NewParameters(PresetN12Q60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := make([]SiteID, n)
+	for i := range sites {
+		sites[i] = SiteID(10 + 3*i)
+	}
+	cfg := Config{Params: params, Federation: "fed-test", Sites: sites, Threshold: threshold, WeightCap: 1000}
+	parties := make([]*Party, n)
+	for i, s := range sites {
+		if parties[i], err = NewParty(cfg, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := NewPublicKeyGen(params, cfg.Federation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := g.AllocateShare()
+	for i, p := range parties {
+		s, err := p.PublicKeyShare()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = roundTrip(t, s, new(PublicKeyShare))
+		if i == 0 {
+			agg = s
+			continue
+		}
+		if err := g.AggregateShares(agg, s, agg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pk, err := g.GenPublicKey(agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk = roundTrip(t, pk, new(PublicKey))
+	for _, p := range parties {
+		if err := p.SetPublicKey(pk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if threshold > 0 && threshold < n {
+		inbox := make([][]*ShamirShare, n)
+		for _, p := range parties {
+			shares, err := p.ShamirShares()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, s := range shares {
+				inbox[j] = append(inbox[j], roundTrip(t, s, new(ShamirShare)))
+			}
+		}
+		for j, p := range parties {
+			if err := p.SetShamirShares(inbox[j]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, p := range parties {
+		if !p.Ready() {
+			t.Fatalf("site %d not ready after setup", p.Site())
+		}
+	}
+	return parties[0].Config(), parties
+}
+
+type binaryMessage interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// roundTrip encodes m and decodes it into fresh.
+func roundTrip[T binaryMessage](t testing.TB, m T, fresh T) T {
+	t.Helper()
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	return fresh
+}
+
+// randomUpdate returns values uniform in [-1, 1] from a seeded source.
+func randomUpdate(seed uint64, n int) []float32 {
+	r := rand.New(rand.NewPCG(seed, 0x5eca))
+	u := make([]float32, n)
+	for i := range u {
+		u[i] = float32(2*r.Float64() - 1)
+	}
+	return u
+}
+
+// runRound encrypts each site's update, aggregates, has the decrypting set
+// share and combines; counts[i] is site i's sample count.
+func runRound(t testing.TB, cfg Config, parties []*Party, round uint64, updates [][]float32, counts []float64, set []SiteID) *Result {
+	t.Helper()
+	ctx := context.Background()
+	agg, err := NewAggregate(cfg, round, len(updates[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range parties {
+		if updates[i] == nil {
+			continue
+		}
+		chunks, err := p.Encrypt(ctx, round, updates[i], counts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			if err := agg.Add(roundTrip(t, c, new(Chunk))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sums := agg.Seal()
+	dec, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parties {
+		if !contains(set, p.Site()) {
+			continue
+		}
+		wire := make([]*SumChunk, len(sums))
+		for i, s := range sums {
+			wire[i] = roundTrip(t, s, new(SumChunk))
+		}
+		shares, err := p.DecryptShare(ctx, set, wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range shares {
+			if err := dec.Add(roundTrip(t, s, new(ShareChunk))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	res, err := dec.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func contains(set []SiteID, s SiteID) bool {
+	for _, x := range set {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
