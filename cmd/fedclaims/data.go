@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"io"
+
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/spf13/cobra"
+)
+
+// newDataCmd groups the commands that look at and convert claims datasets.
+func newDataCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "data",
+		Short: "Inspect and convert claims datasets (MEDS parquet, OMOP CDM CSV)",
+	}
+	cmd.AddCommand(newDataInspectCmd(a), newDataConvertCmd(a))
+	return cmd
+}
+
+func newDataInspectCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect PATH",
+		Short: "Print one JSON object describing a MEDS dataset or an OMOP CDM export",
+		Long: `Reads the whole dataset at PATH and prints one JSON object: subjects, events,
+codes (distinct), first_time and last_time (RFC 3339, UTC), format ("meds" or "omop"),
+and counts of rows read, rows skipped as malformed and rows not turned into events.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := claims.Open(args[0], claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			s, err := claims.Inspect(cmd.Context(), src)
+			if err != nil {
+				return err
+			}
+			if s.BadRows > 0 {
+				a.log.Warn("skipped malformed rows", "count", s.BadRows, "first", s.FirstBadRow)
+			}
+			return a.printJSONLine(s)
+		},
+	}
+	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	return cmd
+}
+
+func newDataConvertCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "convert PATH --out DIR",
+		Short: "Write a MEDS or OMOP CDM dataset out as a MEDS dataset",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := a.v.GetString("out")
+			if out == "" {
+				return errors.New("flag --out: a directory is required")
+			}
+			src, err := claims.Open(args[0], claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			w, err := claims.NewMEDSWriter(out, claims.ShardRows(a.v.GetInt("shard-rows")))
+			if err != nil {
+				return err
+			}
+			var subjects, events int64
+			for {
+				p, err := src.Next(cmd.Context())
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err == nil {
+					err = w.Write(p)
+				}
+				if err != nil {
+					w.Abort()
+					return err
+				}
+				subjects++
+				events += int64(len(p.Events))
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+			st := src.Stats()
+			if st.BadRows > 0 {
+				a.log.Warn("skipped malformed rows", "count", st.BadRows, "first", st.FirstBad)
+			}
+			return a.printJSONLine(map[string]any{
+				"out": out, "format_in": src.Format(), "subjects": subjects, "events": events,
+				"bad_rows_skipped": st.BadRows,
+			})
+		},
+	}
+	cmd.Flags().String("out", "", "directory of the MEDS dataset to write (replaced if it exists)")
+	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	cmd.Flags().Int("shard-rows", 4<<20, "rows per data shard")
+	return cmd
+}
