@@ -1,0 +1,173 @@
+// Package synth generates synthetic hospitals: MEDS-shaped claims histories with the
+// structure a foundation model is meant to find. Diagnoses are real ICD-10 codes
+// (3 to 5 characters, "ICD10//E11.9"), drugs real ATC level-5 codes
+// ("ATC//C10AA05"), procedures a short list of the package's own ("PROC//ECG").
+//
+// Patients live through disease trajectories month by month: the risk of each
+// condition and the start of each drug depend on age, sex and which earlier
+// conditions occurred, in what order and how recently (hypertension -> kidney
+// disease -> heart failure; obesity -> diabetes -> retinopathy and its drugs; atrial
+// fibrillation -> anticoagulants and stroke; NSAIDs or reflux -> proton-pump
+// inhibitors; age -> dementia and osteoporosis). Conditions often announce
+// themselves with symptoms and tests in the months before diagnosis. The records are
+// the visits: several codes on one date, every visit recording some of the patient's
+// known conditions and refills.
+//
+// Hospitals cycle through three archetypes (general hospital, cancer centre,
+// clinic) that differ in age mix, size, case mix, prescribing and coding depth; one
+// clinic in two records only 3-character ICD-10 categories.
+//
+// Generation is a pure function of the seed: patient i of hospital h is generated
+// from its own random stream, so any patient can be made alone, in any order, and
+// the same seed gives the same bytes.
+package synth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+
+	"github.com/fedclaims/fedclaims/claims"
+)
+
+// Config says what to generate.
+type Config struct {
+	// Hospitals is the number of hospitals.
+	Hospitals int
+	// Patients is the mean number of patients per hospital: hospitals of different
+	// archetypes differ in size, and together they hold Hospitals*Patients.
+	Patients int
+	// Seed determines everything generated.
+	Seed uint64
+}
+
+// Generator makes the patients of a set of synthetic hospitals.
+type Generator struct {
+	cfg       Config
+	cat       *catalog
+	hospitals []*Hospital
+}
+
+// New prepares the hospitals of cfg.
+func New(cfg Config) (*Generator, error) {
+	if cfg.Hospitals < 1 {
+		return nil, fmt.Errorf("synth: hospitals = %d, want at least 1", cfg.Hospitals)
+	}
+	if cfg.Patients < 1 {
+		return nil, fmt.Errorf("synth: patients = %d, want at least 1", cfg.Patients)
+	}
+	if cfg.Patients > 100_000_000 {
+		return nil, fmt.Errorf("synth: patients = %d, want at most 100000000", cfg.Patients)
+	}
+	cat, err := loadCatalog()
+	if err != nil {
+		return nil, err
+	}
+	g := &Generator{cfg: cfg, cat: cat}
+	for i := range cfg.Hospitals {
+		h, err := newHospital(cat, cfg.Seed, i, cfg.Hospitals, cfg.Patients)
+		if err != nil {
+			return nil, fmt.Errorf("synth: hospital %d: %w", i+1, err)
+		}
+		g.hospitals = append(g.hospitals, h)
+	}
+	return g, nil
+}
+
+// Hospitals returns the hospitals in order. They are shared: do not modify them.
+func (g *Generator) Hospitals() []*Hospital { return g.hospitals }
+
+// Patient generates patient i (0-based) of hospital h (0-based). Subject ids are
+// (h+1)*1e9 + i, so they increase within a hospital and never collide across them.
+func (g *Generator) Patient(h, i int) *claims.Patient {
+	return patient(g.hospitals[h], i)
+}
+
+// Reader streams the patients of hospital h in id order.
+func (g *Generator) Reader(h int) claims.Reader {
+	return &reader{h: g.hospitals[h]}
+}
+
+type reader struct {
+	h    *Hospital
+	next int
+}
+
+func (r *reader) Next(ctx context.Context) (*claims.Patient, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if r.next >= r.h.Patients {
+		return nil, io.EOF
+	}
+	p := patient(r.h, r.next)
+	r.next++
+	return p, nil
+}
+
+func (r *reader) Close() error { return nil }
+
+// Codes describes every code the generator can write, with its parents: the ICD-10
+// and ATC hierarchies, the procedures, visits and the MEDS static codes. It is what
+// Write puts in metadata/codes.parquet.
+func (g *Generator) Codes() []claims.CodeInfo {
+	var out []claims.CodeInfo
+	add := func(code, desc string) {
+		ci := claims.CodeInfo{Code: code, Description: desc}
+		if p, ok := claims.Parent(code); ok {
+			ci.Parents = []string{p}
+		}
+		out = append(out, ci)
+	}
+	for _, c := range g.cat.icd {
+		add(c, g.cat.desc[c])
+	}
+	for _, c := range g.cat.atc {
+		add(c, g.cat.desc[c])
+	}
+	for _, p := range procedureTable {
+		add(claims.SystemProc+claims.Separator+p.code, p.desc)
+	}
+	add(codeOutpatient, "Outpatient visit")
+	add(codeInpatient, "Inpatient admission")
+	add(codeEmergency, "Emergency department visit")
+	add(claims.SystemGender+claims.Separator+"F", "Female")
+	add(claims.SystemGender+claims.Separator+"M", "Male")
+	add(claims.CodeBirth, "Birth")
+	add(claims.CodeDeath, "Death")
+	slices.SortFunc(out, func(a, b claims.CodeInfo) int {
+		switch {
+		case a.Code < b.Code:
+			return -1
+		case a.Code > b.Code:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Write writes each hospital as a MEDS dataset at dir/<hospital id>/, with
+// metadata/codes.parquet. Each dataset appears whole or not at all.
+func (g *Generator) Write(ctx context.Context, dir string) error {
+	codes := g.Codes()
+	for i, h := range g.hospitals {
+		meta := claims.DatasetMetadata{
+			Name:       h.ID,
+			Version:    fmt.Sprintf("seed %d, %d hospitals, %d patients each on average", g.cfg.Seed, g.cfg.Hospitals, g.cfg.Patients),
+			ETLName:    "fedclaims synth",
+			ETLVersion: h.Archetype.String(),
+		}
+		err := claims.WriteMEDS(ctx, filepath.Join(dir, h.ID), g.Reader(i), claims.Codes(codes), claims.Metadata(meta))
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("synth: writing hospital %s: %w", h.ID, err)
+		}
+	}
+	return nil
+}
