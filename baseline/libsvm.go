@@ -134,5 +134,5 @@ func WriteLibSVM(w io.Writer, x *CSR, label []bool) error {
 
 // SaveLibSVM writes x to path through a temporary file renamed into place.
 func SaveLibSVM(path string, x *CSR, label []bool) error {
-	return writeAtomic(path, func(w io.Writer) error { return WriteLibSVM(w, x, label) })
+	return WriteFileAtomic(path, func(w io.Writer) error { return WriteLibSVM(w, x, label) })
 }

@@ -246,11 +246,12 @@ func sanitizeName(s string) string {
 // Save writes m to path in LightGBM's format, through a temporary file in the same
 // directory renamed into place, so that a failure leaves no half-written model.
 func (m *Model) Save(path string) error {
-	return writeAtomic(path, m.WriteText)
+	return WriteFileAtomic(path, m.WriteText)
 }
 
-// writeAtomic writes through a temporary file in path's directory and renames it.
-func writeAtomic(path string, write func(io.Writer) error) error {
+// WriteFileAtomic writes path through a temporary file in its directory, renamed
+// into place only once write succeeded, so that readers never see half a file.
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -79,6 +79,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newBenchCmd(a),
 		newCertsCmd(a),
 		newDataCmd(a),
+		newBaselineCmd(a),
 	)
 	return root
 }
