@@ -42,7 +42,7 @@ type preset struct {
 }
 
 // presets are chosen so that Params() at a vocabulary of 11,000, 512 positions and
-// two segments lands within 5% of the study's 2.2M, 11M, 32M, 57M and 101M.
+// three segments lands within 5% of the study's 2.2M, 11M, 32M, 57M and 101M.
 var presets = map[string]preset{
 	"2m":   {hidden: 128, layers: 4, heads: 4},
 	"11m":  {hidden: 256, layers: 10, heads: 4},
@@ -67,14 +67,14 @@ func Presets() []string {
 }
 
 // Preset returns the configuration of a named scale at the given vocabulary size,
-// with 512 positions, two segments and dropout 0.1.
+// with 512 positions, three segments (the tokenizer's) and dropout 0.1.
 func Preset(name string, vocab int) (Config, error) {
 	p, ok := presets[name]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q (want one of %v)", name, Presets())
 	}
 	c := Config{Vocab: vocab, Hidden: p.hidden, Layers: p.layers, Heads: p.heads,
-		MaxLen: 512, Segments: 2, Dropout: 0.1, LNEps: 1e-5}
+		MaxLen: 512, Segments: 3, Dropout: 0.1, LNEps: 1e-5}
 	return c, c.Validate()
 }
 
