@@ -475,8 +475,9 @@ func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t o
 		if err == io.EOF {
 			return &RowError{File: path, Line: 1, Err: errors.New("empty file, want a header line")}
 		}
-		return csvError(path, nil, err)
+		return csvError(path, err)
 	}
+	header = slices.Clone(header) // the reader reuses its record
 	c := &csvRow{file: path, cols: make(map[string]int, len(header))}
 	for i, h := range header {
 		if !utf8.ValidString(h) {
@@ -506,7 +507,7 @@ func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t o
 			}
 		}
 		if err != nil {
-			if berr := r.stats.bad(r.o, csvError(path, header, err)); berr != nil {
+			if berr := r.stats.bad(r.o, csvError(path, err)); berr != nil {
 				return berr
 			}
 			continue
@@ -536,18 +537,15 @@ func checkUTF8(c *csvRow, header []string) error {
 	return nil
 }
 
-// csvError turns an encoding/csv error into a RowError naming the line and column.
-func csvError(path string, header []string, err error) error {
+// csvError turns an encoding/csv error into a RowError naming the line. The csv
+// package reports the byte position of a quoting fault, not its field.
+func csvError(path string, err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		col := ""
-		if pe.Err != csv.ErrFieldCount {
-			col = strconv.Itoa(pe.Column)
-			if pe.Column >= 1 && pe.Column <= len(header) {
-				col = strings.ToLower(header[pe.Column-1])
-			}
+		if pe.Err == csv.ErrFieldCount {
+			return &RowError{File: path, Line: int64(pe.Line), Err: pe.Err}
 		}
-		return &RowError{File: path, Line: int64(pe.Line), Column: col, Err: pe.Err}
+		return &RowError{File: path, Line: int64(pe.Line), Err: fmt.Errorf("byte %d: %w", pe.Column, pe.Err)}
 	}
 	return fmt.Errorf("omop %s: %w", path, err)
 }
