@@ -78,6 +78,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newVersionCmd(a),
 		newBenchCmd(a),
 		newCertsCmd(a),
+		newAuditCmd(a),
 		newDataCmd(a),
 		newBaselineCmd(a),
 	)
