@@ -257,6 +257,12 @@ func WriteFileAtomic(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp := f.Name()
+	// CreateTemp makes the file private; the result is an ordinary output file.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
 	if err := write(f); err != nil {
 		f.Close()
 		os.Remove(tmp)
