@@ -3,6 +3,7 @@ package baseline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -142,5 +143,58 @@ func TestSaveLeavesNoTempFiles(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("directory holds %d entries, want only m.txt", len(ents))
+	}
+}
+
+func TestEarlyStoppingAndGrid(t *testing.T) {
+	d := Synthetic(4000, 200, 0.05, 8)
+	train, rest := d.Split(0.6, 9)
+	valid, _ := rest.Split(0.5, 10)
+	p := smallParams()
+	p.NumIterations, p.EarlyStoppingRound, p.Metric = 300, 5, "average_precision"
+	p.LearningRate = 0.3
+	m, err := Train(context.Background(), train, valid, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.BestIteration == 0 || m.BestIteration != len(m.Trees) || m.BestIteration >= 300 {
+		t.Errorf("best iteration %d, %d trees: want early stopping to keep the best", m.BestIteration, len(m.Trees))
+	}
+	if _, err := Train(context.Background(), train, nil, p, nil); err == nil {
+		t.Error("early stopping without a validation set succeeded")
+	}
+	p = smallParams()
+	p.NumIterations = 60
+	best, points, err := TrainGrid(context.Background(), train, valid, p, []int{3, 15}, []float64{0.1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(points) != 2 {
+		t.Fatalf("%d grid points, want 2", len(points))
+	}
+	top := points[0]
+	for _, pt := range points[1:] {
+		if pt.ValidAUPRC > top.ValidAUPRC {
+			top = pt
+		}
+	}
+	if best.Params.NumLeaves != top.NumLeaves {
+		t.Errorf("grid kept num_leaves=%d, best validation AUPRC had %d", best.Params.NumLeaves, top.NumLeaves)
+	}
+}
+
+func TestTrainErrors(t *testing.T) {
+	d := Synthetic(100, 20, 0.2, 1)
+	for i := range d.Label {
+		d.Label[i] = false
+	}
+	if _, err := Train(context.Background(), d, nil, DefaultParams(), nil); !errors.Is(err, ErrOneClass) {
+		t.Errorf("all-negative training set: %v, want ErrOneClass", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d = Synthetic(100, 20, 0.2, 1)
+	if _, err := Train(ctx, d, nil, DefaultParams(), nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v, want context.Canceled", err)
 	}
 }
