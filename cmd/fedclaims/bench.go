@@ -17,6 +17,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	cmd.AddCommand(
 		// one line per benchmark subcommand
 		newBenchGBDTCmd(a),
+		newBenchTrainCmd(a),
 	)
 	return cmd
 }
