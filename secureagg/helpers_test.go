@@ -2,8 +2,14 @@ package secureagg
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+	"github.com/tuneinsight/lattigo/v5/ring"
 )
 
 // federation runs the whole setup in memory: key shares, collective public
@@ -168,4 +174,36 @@ func contains(set []SiteID, s SiteID) bool {
 		}
 	}
 	return false
+}
+
+type ringPoly = ring.Poly
+
+// decodeRaw decodes the first polynomial of ct as if it were a plaintext and
+// returns the values of its first chunk slots.
+func decodeRaw(t testing.TB, cfg Config, ct *rlwe.Ciphertext) []float64 {
+	t.Helper()
+	ecd := hefloat.NewEncoder(cfg.Params.Parameters)
+	pt := hefloat.NewPlaintext(cfg.Params.Parameters, 0)
+	pt.IsBatched = false
+	pt.Value = ct.Value[0]
+	vals := make([]float64, cfg.Params.N())
+	if err := ecd.Decode(pt, vals); err != nil {
+		t.Fatal(err)
+	}
+	return vals
+}
+
+// farFrom returns an error when got is close to want: decryption must fail by
+// far, not by a hair.
+func farFrom(got []float64, want []float32) error {
+	var close int
+	for j, v := range want {
+		if math.Abs(got[j]-float64(v)) < 0.01 {
+			close++
+		}
+	}
+	if close > len(want)/50 {
+		return fmt.Errorf("%d of %d values decode within 0.01 of the plaintext", close, len(want))
+	}
+	return nil
 }

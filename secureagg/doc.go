@@ -1,0 +1,42 @@
+// Package secureagg aggregates the sites' model updates under threshold
+// multiparty CKKS (lattigo v5: mhe, he/hefloat, core/rlwe), so that neither the
+// aggregator nor any coalition of fewer than t sites reads one site's update;
+// only the weighted mean of all contributions is ever decrypted.
+//
+// It is library code without network: every message is a type with
+// MarshalBinary and UnmarshalBinary, starting with a version byte and a header
+// that binds it to (parameter set, federation, round, site, chunk index).
+//
+// Setup, once per federation:
+//
+//	cfg := secureagg.Config{Params: params, Federation: "fed", Sites: ids, Threshold: t}
+//	party, _ := secureagg.NewParty(cfg, id)          // at each site: secret-key share
+//	share, _ := party.PublicKeyShare()              // site -> aggregator
+//	g, _ := secureagg.NewPublicKeyGen(params, "fed") // aggregator: AggregateShares, GenPublicKey
+//	party.SetPublicKey(pk)                          // aggregator -> every site
+//	shamir, _ := party.ShamirShares()               // t < N only: site -> each site, confidentially
+//	party.SetShamirShares(received)                 // one from every site
+//
+// Each round r:
+//
+//	chunks, _ := party.Encrypt(ctx, r, delta, sampleCount) // site -> aggregator
+//	agg, _ := secureagg.NewAggregate(cfg, r, len(delta))   // aggregator
+//	agg.Add(chunk)                                         // as chunks arrive, in place
+//	sums := agg.Seal()                                     // after the deadline; aggregator -> decrypting set
+//	shares, _ := party.DecryptShare(ctx, set, sums)        // each of exactly t sites -> aggregator
+//	dec, _ := secureagg.NewDecryption(agg, set)
+//	dec.Add(share)
+//	res, _ := dec.Result(ctx)                              // res.Mean, res.Count
+//
+// Values are fixed-point coefficients (CKKS coefficient encoding) of the
+// conjugate-invariant ring, at level 0 of a single 60-bit modulus: the protocol
+// needs additions only. Each chunk holds N-1 weighted values and the site's
+// weight, so every chunk of the sum decodes to its own weighted mean even when
+// a site's upload stopped halfway.
+//
+// Optional distributed differential privacy (Clip, AddNoise, Accountant): each
+// site clips its update and adds its share of Gaussian noise before encrypting;
+// the accountant reports the (epsilon, delta) of the noise actually summed.
+//
+// See docs/SECURITY.md for the threat model, the parameters and their security.
+package secureagg

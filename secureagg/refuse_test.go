@@ -1,0 +1,267 @@
+package secureagg
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/mhe"
+)
+
+func TestChunkRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 3, 0)
+	const values = 5000
+	update := randomUpdate(1, values)
+	chunks, err := parties[0].Encrypt(ctx, 4, update, cfg.WeightCap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := NewAggregate(cfg, 4, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	with := func(f func(h *Header)) *Chunk {
+		c := *chunks[1]
+		f(&c.Header)
+		return &c
+	}
+	for _, tc := range []struct {
+		name  string
+		chunk *Chunk
+		want  error
+	}{
+		{"other parameter set", with(func(h *Header) { h.Params = 99 }), ErrParams},
+		{"other federation", with(func(h *Header) { h.Federation = "other" }), ErrFederation},
+		{"other round", with(func(h *Header) { h.Round = 5 }), ErrRound},
+		{"duplicate", chunks[0], ErrDuplicate},
+		{"index beyond the model", with(func(h *Header) { h.Index = 9 }), ErrShape},
+		{"other model size", with(func(h *Header) { h.Total = 3 }), ErrShape},
+		{"site outside the federation", with(func(h *Header) { h.Site = 1 }), ErrSetup},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := agg.Add(tc.chunk)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Add: %v, want %v", err, tc.want)
+			}
+			var me *MessageError
+			if !errors.As(err, &me) || me.Kind != "chunk" {
+				t.Fatalf("Add: %v is not a *MessageError for a chunk", err)
+			}
+		})
+	}
+	if err := agg.Add(chunks[1]); err != nil {
+		t.Fatal(err)
+	}
+	// The refused chunks left no trace: the sum decodes to this one site's update.
+	res := decryptAll(t, cfg, parties, agg)
+	for j, v := range update {
+		if d := math.Abs(float64(res.Mean[j]) - float64(v)); d > 1e-5 {
+			t.Fatalf("value %d: %v, want %v: a refused chunk was summed", j, res.Mean[j], v)
+		}
+	}
+	if math.Abs(res.Weight-1) > 1e-5 {
+		t.Fatalf("weight %v, want 1", res.Weight)
+	}
+	if err := agg.Add(chunks[0]); !errors.Is(err, ErrSealed) {
+		t.Fatalf("Add after Seal: %v, want ErrSealed", err)
+	}
+}
+
+// decryptAll seals agg and decrypts it with the first Threshold parties.
+func decryptAll(t *testing.T, cfg Config, parties []*Party, agg *Aggregate) *Result {
+	t.Helper()
+	ctx := context.Background()
+	sums := agg.Seal()
+	set := cfg.Sites[:cfg.Threshold]
+	dec, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parties[:cfg.Threshold] {
+		shares, err := p.DecryptShare(ctx, set, sums)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range shares {
+			if err := dec.Add(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	res, err := dec.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestShareRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 4, 3)
+	const values = 100
+	agg, err := NewAggregate(cfg, 2, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range parties {
+		chunks, err := p.Encrypt(ctx, 2, randomUpdate(uint64(i), values), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agg.Add(chunks[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sums := agg.Seal()
+	set := cfg.Sites[:3]
+	otherSet := cfg.Sites[1:]
+	dec, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := func(p *Party, set []SiteID) *ShareChunk {
+		// Forget the share afterwards, so that the one-share-per-round rule
+		// does not hide the refusal under test.
+		s, err := p.DecryptShare(ctx, set, sums)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.mu.Lock()
+		p.shared = nil
+		p.mu.Unlock()
+		return s[0]
+	}
+	first := share(parties[0], set)
+	if err := dec.Add(first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Result(ctx); !errors.Is(err, ErrTooFewShares) {
+		t.Fatalf("Result with 1 of 3 shares: %v, want ErrTooFewShares", err)
+	}
+	roundShare := share(parties[1], set)
+	roundShare.Round = 3
+	for _, tc := range []struct {
+		name  string
+		share *ShareChunk
+		want  error
+	}{
+		{"site outside the decrypting set", share(parties[3], otherSet), ErrNotInSet},
+		{"made for another set", share(parties[1], otherSet), ErrNotInSet},
+		{"duplicate", first, ErrDuplicate},
+		{"other round", roundShare, ErrRound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := dec.Add(tc.share); !errors.Is(err, tc.want) {
+				t.Fatalf("Add: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := parties[3].DecryptShare(ctx, set, sums); !errors.Is(err, ErrNotInSet) {
+		t.Fatalf("DecryptShare by a site outside the set: %v, want ErrNotInSet", err)
+	}
+	if _, err := parties[0].DecryptShare(ctx, set[:2], sums); !errors.Is(err, ErrNotInSet) {
+		t.Fatalf("DecryptShare for a set smaller than t: %v, want ErrNotInSet", err)
+	}
+	if _, err := parties[0].DecryptShare(ctx, set, sums); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parties[0].DecryptShare(ctx, set, sums); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second DecryptShare of a round: %v, want ErrDuplicate", err)
+	}
+}
+
+// TestBelowThresholdDoesNotDecrypt: t-1 sites pooling their threshold secrets
+// reconstruct a wrong key, and t-1 decryption shares of a t-set decode to noise.
+func TestBelowThresholdDoesNotDecrypt(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 5, 3)
+	const values = 4095
+	update := randomUpdate(9, values)
+	agg, err := NewAggregate(cfg, 1, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := parties[4].Encrypt(ctx, 1, update, cfg.WeightCap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	sums := agg.Seal()
+	set := cfg.Sites[:3]
+	dec, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parties[:2] {
+		shares, err := p.DecryptShare(ctx, set, sums)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dec.Add(shares[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dec.Result(ctx); !errors.Is(err, ErrTooFewShares) {
+		t.Fatalf("Result with t-1 shares: %v, want ErrTooFewShares", err)
+	}
+	if err := farFrom(decodeRaw(t, cfg, dec.acc[0]), update); err != nil {
+		t.Fatalf("t-1 shares: %v", err)
+	}
+
+	// The t-1 colluders interpolate their threshold secrets as if t-1 sufficed.
+	rp := cfg.Params.rlweParams()
+	points := []mhe.ShamirPublicPoint{mhe.ShamirPublicPoint(shamirPoint(cfg.Sites[0])), mhe.ShamirPublicPoint(shamirPoint(cfg.Sites[1]))}
+	guess := rlwe.NewSecretKey(rp)
+	for i, p := range parties[:2] {
+		cmb := mhe.NewCombiner(rp, points[i], points, 2)
+		part := rlwe.NewSecretKey(rp)
+		if err := cmb.GenAdditiveShare(points, points[i], *p.tsk, part); err != nil {
+			t.Fatal(err)
+		}
+		rp.RingQP().Add(guess.Value, part.Value, guess.Value)
+	}
+	ct := chunks[0].ct
+	pt := rlwe.NewDecryptor(rp, guess).DecryptNew(ct)
+	if err := farFrom(decodeRaw(t, cfg, &rlwe.Ciphertext{Element: rlwe.Element[ringPoly]{Value: []ringPoly{pt.Value}, MetaData: ct.MetaData}}), update); err != nil {
+		t.Fatalf("key interpolated from t-1 threshold shares: %v", err)
+	}
+}
+
+// TestAggregatorAloneCannotDecrypt: everything the aggregator holds (the
+// public key, the ciphertexts and their sum) does not reveal a site's update:
+// the first polynomial without any share decodes to noise.
+func TestAggregatorAloneCannotDecrypt(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 3, 2)
+	update := randomUpdate(3, 4095)
+	chunks, err := parties[1].Encrypt(ctx, 1, update, cfg.WeightCap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := farFrom(decodeRaw(t, cfg, chunks[0].ct), update); err != nil {
+		t.Fatalf("ciphertext without key: %v", err)
+	}
+	agg, err := NewAggregate(cfg, 1, len(update))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	agg.Seal()
+	dec, err := NewDecryption(agg, cfg.Sites[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Result(ctx); !errors.Is(err, ErrTooFewShares) {
+		t.Fatalf("Result without shares: %v, want ErrTooFewShares", err)
+	}
+}
