@@ -1,0 +1,158 @@
+package tasks
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestDefault(t *testing.T) {
+	want := []Task{
+		{Name: "t2d", Kind: Disease, Prefixes: []string{"ICD10//E11"}, HorizonDays: 730},
+		{Name: "heart_failure", Kind: Disease, Prefixes: []string{"ICD10//I50"}, HorizonDays: 730},
+		{Name: "ckd", Kind: Disease, Prefixes: []string{"ICD10//N18"}, HorizonDays: 730},
+		{Name: "ischaemic_stroke", Kind: Disease, Prefixes: []string{"ICD10//I63"}, HorizonDays: 730},
+		{Name: "dementia", Kind: Disease, Prefixes: []string{"ICD10//F00", "ICD10//F01", "ICD10//F02", "ICD10//F03", "ICD10//G30"}, HorizonDays: 730},
+		{Name: "osteoporosis", Kind: Disease, Prefixes: []string{"ICD10//M80", "ICD10//M81"}, HorizonDays: 730},
+		{Name: "statins", Kind: Medication, Prefixes: []string{"ATC//C10AA"}, HorizonDays: 365},
+		{Name: "dpp4_inhibitors", Kind: Medication, Prefixes: []string{"ATC//A10BH"}, HorizonDays: 365},
+		{Name: "ppi", Kind: Medication, Prefixes: []string{"ATC//A02BC"}, HorizonDays: 365},
+		{Name: "doac", Kind: Medication, Prefixes: []string{"ATC//B01AF"}, HorizonDays: 365},
+	}
+	got := Default()
+	if len(got) != len(want) {
+		t.Fatalf("%d default tasks, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Name != w.Name || g.Kind != w.Kind || !slices.Equal(g.Prefixes, w.Prefixes) || g.HorizonDays != w.HorizonDays || g.LookbackDays != 365 || g.Description == "" {
+			t.Errorf("task %d = %+v, want %+v with a 365-day look-back and a description", i, g, w)
+		}
+	}
+	// DefaultYAML is a copy: changing it must not change Default.
+	b := DefaultYAML()
+	clear(b)
+	if len(Default()) != len(want) {
+		t.Error("DefaultYAML shares the embedded file")
+	}
+}
+
+func TestMatches(t *testing.T) {
+	task := Task{Prefixes: []string{"ICD10//F00", "ICD10//G30"}}
+	for code, want := range map[string]bool{
+		"ICD10//F00.1":   true,
+		"ICD10//G30":     true,
+		"ICD10//G309":    true,
+		"ICD10//F01.0":   false,
+		"ICD10CM//G30.9": false, // another code system is another task
+		"ICD10//G3":      false,
+		"":               false,
+	} {
+		if got := task.Matches(code); got != want {
+			t.Errorf("Matches(%q) = %v, want %v", code, got, want)
+		}
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	ts, err := Parse("t.yaml", []byte(`version: 1
+tasks:
+  - {name: a, kind: disease, prefixes: [ICD10//E11]}
+  - {name: b, kind: medication, prefixes: [ATC//C10AA, NDC//0000], lookback_days: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts[0].HorizonDays != 730 || ts[0].LookbackDays != 365 || ts[1].HorizonDays != 365 || ts[1].LookbackDays != 0 {
+		t.Errorf("defaults: %+v", ts)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const head = "version: 1\ntasks:\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"not yaml", "version: [1\n", "t.yaml: yaml: line 1"},
+		{"empty", "", "t.yaml: empty task file"},
+		{"top level list", "- 1\n", "t.yaml:1: field top level: want a mapping"},
+		{"no version", "tasks:\n  - {name: a, kind: disease, prefixes: [ICD10//E11]}\n", "field version: missing"},
+		{"version 2", "version: 2\ntasks:\n  - {name: a, kind: disease, prefixes: [ICD10//E11]}\n", "unsupported version 2"},
+		{"version text", "version: one\n", `t.yaml:1: field version: "one" is not a whole number`},
+		{"no tasks", "version: 1\n", "field tasks: no tasks"},
+		{"tasks not a list", "version: 1\ntasks: 3\n", "t.yaml:2: field tasks: want a list"},
+		{"unknown top field", "version: 1\ntask: []\n", "t.yaml:2: field task: unknown field"},
+		{"unknown task field", head + "  - name: a\n    kind: disease\n    prefix: [ICD10//E11]\n", "t.yaml:5: field tasks[0].prefix: unknown field"},
+		{"missing name", head + "  - kind: disease\n    prefixes: [ICD10//E11]\n", "t.yaml:3: field tasks[0].name: missing"},
+		{"missing kind", head + "  - name: a\n    prefixes: [ICD10//E11]\n", "tasks[0].kind: missing"},
+		{"missing prefixes", head + "  - name: a\n    kind: disease\n", "tasks[0].prefixes: missing"},
+		{"empty prefixes", head + "  - name: a\n    kind: disease\n    prefixes: []\n", "tasks[0].prefixes: missing or empty"},
+		{"bad name", head + "  - name: Type 2\n    kind: disease\n    prefixes: [ICD10//E11]\n", `t.yaml:3: field tasks[0].name: "Type 2"`},
+		{"bad kind", head + "  - name: a\n    kind: lab\n    prefixes: [ICD10//E11]\n", `t.yaml:4: field tasks[0].kind: "lab": want disease or medication`},
+		{"prefix without system", head + "  - name: a\n    kind: disease\n    prefixes: [E11]\n", `t.yaml:5: field tasks[0].prefixes[0]: "E11": want a code system`},
+		{"prefix with space", head + "  - name: a\n    kind: disease\n    prefixes: [\"ICD10//E11 \"]\n", `tasks[0].prefixes[0]: "ICD10//E11 "`},
+		{"drug for a disease", head + "  - name: a\n    kind: disease\n    prefixes:\n      - ICD10//E11\n      - ATC//A10\n", `t.yaml:7: field tasks[0].prefixes[1]: "ATC//A10" is a medication code, but a disease task needs diagnosis codes`},
+		{"diagnosis for a drug", head + "  - name: a\n    kind: medication\n    prefixes: [ICD10//E11]\n", "but a medication task needs medication codes"},
+		{"prefixes a string", head + "  - name: a\n    kind: disease\n    prefixes: ICD10//E11\n", "t.yaml:5: field tasks[0].prefixes: want a list"},
+		{"horizon zero", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], horizon_days: 0}\n", "t.yaml:3: field tasks[0].horizon_days: 0: want 1 to 36500 days"},
+		{"horizon float", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], horizon_days: 1.5}\n", `tasks[0].horizon_days: "1.5" is not a whole number`},
+		{"horizon list", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], horizon_days: [1]}\n", "tasks[0].horizon_days: want a single value"},
+		{"lookback negative", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], lookback_days: -1}\n", "tasks[0].lookback_days: -1: want 0 to 36500"},
+		{"duplicate name", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11]}\n  - {name: a, kind: disease, prefixes: [ICD10//I50]}\n", `t.yaml:4: field tasks[1].name: "a" is already the name of the task at line 3`},
+		{"duplicate field", head + "  - name: a\n    name: b\n", "t.yaml:4: field name: appears twice"},
+		{"task a string", head + "  - t2d\n", "t.yaml:3: field tasks[0]: want a mapping"},
+		{"non-UTF-8", "version: 1\n# caf\xe9\n", "t.yaml:2: not valid UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse: err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasks.yaml")
+	if err := os.WriteFile(path, DefaultYAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := ReadFile(path)
+	if err != nil || len(ts) != 10 {
+		t.Fatalf("ReadFile = %d tasks, %v", len(ts), err)
+	}
+	if _, err := ReadFile(path + ".missing"); err == nil || !strings.Contains(err.Error(), "tasks.yaml.missing") {
+		t.Errorf("ReadFile of a missing file: %v", err)
+	}
+	os.WriteFile(path, []byte("version: 1\ntasks:\n  - {name: a}\n"), 0o644)
+	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), path+":3:") {
+		t.Errorf("ReadFile of a bad file: %v, want it to name %s:3", err, path)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultYAML())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ts, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		// What parses is a usable task set.
+		if _, err := NewLabeler(ts, Options{End: 1}); err != nil {
+			t.Fatalf("parsed tasks rejected by NewLabeler: %v", err)
+		}
+		names := make(map[string]bool)
+		for _, task := range ts {
+			if names[task.Name] || task.Name == "" || len(task.Prefixes) == 0 {
+				t.Fatalf("parsed an invalid task set: %+v", ts)
+			}
+			names[task.Name] = true
+		}
+	})
+}
