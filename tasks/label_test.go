@@ -13,7 +13,9 @@ import (
 
 const day = microsPerDay
 
-func date(y int, m time.Month, d int) int64 { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMicro() }
+func date(y int, m time.Month, d int) int64 {
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMicro()
+}
 
 func ev(t int64, code string) claims.Event {
 	return claims.Event{Time: t, Code: code, Value: float32(math.NaN())}
