@@ -136,6 +136,13 @@ func runXGBoost(ctx context.Context, bin, dir, trainPath, testPath string, testL
 	run := func(args ...string) error {
 		c := exec.CommandContext(ctx, bin, append([]string{conf}, args...)...)
 		c.Dir = dir
+		// OpenMP's default spin-waiting makes xgboost tens of times slower when
+		// other processes share the cores; passive waiting is its fair setting on a
+		// shared machine. A policy set by the caller wins.
+		c.Env = os.Environ()
+		if os.Getenv("OMP_WAIT_POLICY") == "" {
+			c.Env = append(c.Env, "OMP_WAIT_POLICY=PASSIVE")
+		}
 		if out, err := c.CombinedOutput(); err != nil {
 			return fmt.Errorf("xgboost %s: %w: %s", strings.Join(args, " "), err, out)
 		}
