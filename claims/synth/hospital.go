@@ -55,7 +55,7 @@ var archetypes = [nArchetypes]archetypeParams{
 		mix: map[cond]float64{condCancer: 10, condSmoking: 1.3, condCOPD: 1.3, condDepression: 1.3}},
 	Clinic: {ageMean: 48, ageSD: 20, female: 0.55, size: 0.7, visits: 1.25, digits: 4,
 		mix: map[cond]float64{condHTN: 1.3, condDyslipidaemia: 1.3, condT2D: 1.2, condGERD: 1.3, condMSK: 1.3,
-			condObesity: 1.2, condFracture: 0.8, condCancer: 0.5}},
+			condObesity: 1.2, condAF: 1.3, condFracture: 0.8, condCancer: 0.5}},
 }
 
 // Hospital is one synthetic data holder. Its parameters derive from the

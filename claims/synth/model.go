@@ -29,6 +29,7 @@ const (
 	condFracture
 	condCOPD
 	condCancer
+	condVTE
 	nCond
 )
 
@@ -87,6 +88,8 @@ var conditionTable = [nCond]condition{
 	// The cancer site depends on sex (see cancerWeights).
 	condCancer: {name: "cancer", codes: []string{"C189", "C3490", "C5091", "C61", "C169", "C220", "C259"},
 		detect: 0.8, recode: 0.9, chronic: true},
+	condVTE: {name: "venous thromboembolism", codes: []string{"I8240", "I2699", "I269"}, weights: []float64{6, 2, 2},
+		acute: true, detect: 1, recode: 0.6, recodeMonths: 6},
 }
 
 var (
@@ -221,6 +224,7 @@ const (
 	procRadiotherapy
 	procEndoscopy
 	procSpirometry
+	procVenousUS
 	// Background procedures follow; they are drawn for any visit.
 	procBackground
 )
@@ -260,6 +264,7 @@ var procedureTable = []procedure{
 	procRadiotherapy:     {"RT", "Radiotherapy fraction"},
 	procEndoscopy:        {"EGD", "Upper gastrointestinal endoscopy"},
 	procSpirometry:       {"SPIRO", "Spirometry"},
+	procVenousUS:         {"VENOUS_US", "Venous compression ultrasound"},
 	procBackground + 0:   {"CBC", "Complete blood count"},
 	procBackground + 1:   {"LFT", "Liver function tests"},
 	procBackground + 2:   {"ELECTROLYTES", "Serum electrolytes"},
@@ -312,7 +317,7 @@ var commonATC = []string{
 var backgroundExclude = []string{
 	// Modelled conditions and their prodromes.
 	"ICD10//I10", "ICD10//I11", "ICD10//E66", "ICD10//E78", "ICD10//Z72", "ICD10//F17",
-	"ICD10//E1", "ICD10//H36", "ICD10//N18", "ICD10//I2", "ICD10//I48", "ICD10//I50",
+	"ICD10//E1", "ICD10//H36", "ICD10//N18", "ICD10//I2", "ICD10//I48", "ICD10//I82", "ICD10//I50",
 	"ICD10//G45", "ICD10//I6", "ICD10//F3", "ICD10//F0", "ICD10//G30", "ICD10//G31",
 	"ICD10//K21", "ICD10//M54", "ICD10//M1", "ICD10//M80", "ICD10//M81", "ICD10//S",
 	"ICD10//T", "ICD10//J44", "ICD10//J43", "ICD10//C", "ICD10//D0", "ICD10//R73", "ICD10//R35",

@@ -52,6 +52,11 @@ type sim struct {
 
 	visit  []string
 	events []claims.Event
+
+	// Age terms of the hazards change little within a year of age: term[c] holds
+	// condition c's (and term[nCond] death's) for age termYear[c]-1.
+	term     [nCond + 1]float64
+	termYear [nCond + 1]int32
 }
 
 // patient simulates patient i of hospital h. Everything random comes from one PCG
@@ -107,6 +112,25 @@ func patient(h *Hospital, i int) *claims.Patient {
 
 func (s *sim) age(m int32) float64 { return float64(m-s.birth) / 12 }
 
+// ageTerm is exp(k*(a-a0)) at the middle of the year of age a, for hazard slot c.
+func (s *sim) ageTerm(c cond, k, a0, a float64) float64 {
+	y := int32(a)
+	if s.termYear[c] != y+1 {
+		s.term[c] = math.Exp(k * (float64(y) + 0.5 - a0))
+		s.termYear[c] = y + 1
+	}
+	return s.term[c]
+}
+
+// chance turns an expected count x into the probability of at least one event,
+// 1-exp(-x), by its series where x is small, as it nearly always is.
+func chance(x float64) float64 {
+	if x < 0.02 {
+		return x * (1 - x*(0.5-x/6))
+	}
+	return 1 - math.Exp(-x)
+}
+
 // has reports whether c had started by month m.
 func (s *sim) has(c cond, m int32) bool { return s.onset[c] <= m }
 
@@ -151,7 +175,7 @@ func (s *sim) step(m, n int32) (acute bool) {
 		if rate <= 0 {
 			continue
 		}
-		p := 1 - math.Exp(-rate*s.h.mix[c]*float64(n)/12)
+		p := chance(rate * s.h.mix[c] * float64(n) / 12)
 		if s.r.Float64() >= p {
 			continue
 		}
@@ -193,7 +217,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 18 {
 			return 0
 		}
-		return 0.03 * math.Exp(0.04*(a-55)) * s.x(condObesity, m, 1.8) * s.x(condCKD, m, 1.5) * s.x(condT2D, m, 1.3)
+		return 0.03 * s.ageTerm(c, 0.04, 55, a) * s.x(condObesity, m, 1.8) * s.x(condCKD, m, 1.5) * s.x(condT2D, m, 1.3)
 	case condObesity:
 		if a < 15 {
 			return 0
@@ -206,7 +230,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 20 {
 			return 0
 		}
-		r := 0.02 * math.Exp(0.03*(a-50)) * s.x(condObesity, m, 1.6) * s.x(condT2D, m, 1.8)
+		r := 0.02 * s.ageTerm(c, 0.03, 50, a) * s.x(condObesity, m, 1.6) * s.x(condT2D, m, 1.8)
 		if s.female && a > 50 {
 			r *= 1.3
 		}
@@ -223,7 +247,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 25 {
 			return 0.0005
 		}
-		r := 0.006 * math.Exp(0.035*(a-50)) * s.x(condDyslipidaemia, m, 1.4) * s.x(condHTN, m, 1.3) * s.x(condDepression, m, 1.2)
+		r := 0.006 * s.ageTerm(c, 0.035, 50, a) * s.x(condDyslipidaemia, m, 1.4) * s.x(condHTN, m, 1.3) * s.x(condDepression, m, 1.2)
 		if s.has(condObesity, m) {
 			// Obesity that started young weighs more than obesity of late onset.
 			if s.age(s.onset[condObesity]) < 45 {
@@ -252,7 +276,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 30 {
 			return 0.0003
 		}
-		r := 0.002 * math.Exp(0.06*(a-60)) * s.x(condHF, m, 1.5) * s.x(condRetinopathy, m, 1.5)
+		r := 0.002 * s.ageTerm(c, 0.06, 60, a) * s.x(condHF, m, 1.5) * s.x(condRetinopathy, m, 1.5)
 		if s.has(condHTN, m) {
 			r *= 1.5 + 0.1*min(s.years(condHTN, m), 15)
 		}
@@ -267,7 +291,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 30 {
 			return 0.0002
 		}
-		r := 0.002 * math.Exp(0.06*(a-60)) * s.x(condHTN, m, 1.6) * s.x(condT2D, m, 1.7) * s.x(condSmoking, m, 2) * s.x(condCKD, m, 1.4)
+		r := 0.002 * s.ageTerm(c, 0.06, 60, a) * s.x(condHTN, m, 1.6) * s.x(condT2D, m, 1.7) * s.x(condSmoking, m, 2) * s.x(condCKD, m, 1.4)
 		if s.has(condDyslipidaemia, m) {
 			if s.on[drugStatin] {
 				r *= 1.2
@@ -280,13 +304,13 @@ func (s *sim) rate(c cond, m int32) float64 {
 		}
 		return r
 	case condAF:
-		r := 0.0025 * math.Exp(0.075*(a-65)) * s.x(condHTN, m, 1.5) * s.x(condObesity, m, 1.4) * s.x(condHF, m, 2.5) * s.x(condIHD, m, 1.4)
+		r := 0.0035 * s.ageTerm(c, 0.075, 65, a) * s.x(condHTN, m, 1.5) * s.x(condObesity, m, 1.4) * s.x(condHF, m, 2.5) * s.x(condIHD, m, 1.4)
 		if !s.female {
 			r *= 1.3
 		}
 		return r
 	case condHF:
-		r := 0.0016 * math.Exp(0.07*(a-65)) * s.x(condIHD, m, 2.5) * s.x(condT2D, m, 1.5) * s.x(condObesity, m, 1.3)
+		r := 0.0016 * s.ageTerm(c, 0.07, 65, a) * s.x(condIHD, m, 2.5) * s.x(condT2D, m, 1.5) * s.x(condObesity, m, 1.3)
 		switch {
 		case s.within(condAF, m, 12):
 			r *= 4
@@ -296,26 +320,26 @@ func (s *sim) rate(c cond, m int32) float64 {
 		htn, ckd := s.has(condHTN, m), s.has(condCKD, m)
 		switch {
 		case htn && ckd && s.onset[condHTN] < s.onset[condCKD]:
-			r *= 3.5 // the hypertensive kidney chain
+			r *= 6 // the hypertensive kidney chain
 		case htn && ckd:
-			r *= 1.8
+			r *= 1.5
 		case htn:
 			r *= 1.5
 		case ckd:
-			r *= 1.8
+			r *= 1.3
 		}
 		if s.on[drugSGLT2] {
 			r *= 0.6
 		}
 		return r
 	case condTIA:
-		r := 0.0008 * math.Exp(0.07*(a-65)) * s.x(condHTN, m, 1.6)
+		r := 0.0008 * s.ageTerm(c, 0.07, 65, a) * s.x(condHTN, m, 1.6)
 		if s.has(condAF, m) && !s.anticoagulated() {
 			r *= 3
 		}
 		return r
 	case condStroke:
-		r := 0.0015 * math.Exp(0.075*(a-65)) * s.x(condHTN, m, 1.8) * s.x(condT2D, m, 1.5) * s.x(condSmoking, m, 1.6) * s.x(condDyslipidaemia, m, 1.2)
+		r := 0.0015 * s.ageTerm(c, 0.075, 65, a) * s.x(condHTN, m, 1.8) * s.x(condT2D, m, 1.5) * s.x(condSmoking, m, 1.6) * s.x(condDyslipidaemia, m, 1.2)
 		switch {
 		case !s.has(condAF, m):
 		case s.anticoagulated():
@@ -353,7 +377,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 55 {
 			return 0.00005
 		}
-		r := 0.003 * math.Exp(0.12*(a-75)) * s.x(condT2D, m, 1.4) * s.x(condHTN, m, 1.1)
+		r := 0.003 * s.ageTerm(c, 0.12, 75, a) * s.x(condT2D, m, 1.4) * s.x(condHTN, m, 1.1)
 		if s.female {
 			r *= 1.2
 		}
@@ -372,12 +396,12 @@ func (s *sim) rate(c cond, m int32) float64 {
 		}
 		return r
 	case condGERD:
-		return 0.01 * math.Exp(0.01*(a-50)) * s.x(condObesity, m, 1.5) * s.x(condSmoking, m, 1.3)
+		return 0.01 * s.ageTerm(c, 0.01, 50, a) * s.x(condObesity, m, 1.5) * s.x(condSmoking, m, 1.3)
 	case condMSK:
 		if a < 20 {
 			return 0.002
 		}
-		r := 0.02 * math.Exp(0.03*(a-50)) * s.x(condObesity, m, 1.5)
+		r := 0.02 * s.ageTerm(c, 0.03, 50, a) * s.x(condObesity, m, 1.5)
 		if s.female {
 			r *= 1.2
 		}
@@ -386,7 +410,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 45 {
 			return 0.0001
 		}
-		r := 0.001 * math.Exp(0.09*(a-65)) * s.x(condObesity, m, 0.7)
+		r := 0.001 * s.ageTerm(c, 0.09, 65, a) * s.x(condObesity, m, 0.7)
 		if s.female {
 			r *= 4
 			if a > 50 {
@@ -410,7 +434,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 50 {
 			return 0.002
 		}
-		r := 0.002 * math.Exp(0.07*(a-70)) * s.x(condDementia, m, 2) * s.x(condStroke, m, 1.8)
+		r := 0.002 * s.ageTerm(c, 0.07, 70, a) * s.x(condDementia, m, 2) * s.x(condStroke, m, 1.8)
 		if s.female {
 			r *= 1.8
 		}
@@ -426,9 +450,15 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 40 {
 			return 0
 		}
-		return 0.001 * math.Exp(0.06*(a-60)) * s.x(condSmoking, m, 5)
+		return 0.001 * s.ageTerm(c, 0.06, 60, a) * s.x(condSmoking, m, 5)
 	case condCancer:
-		return 0.002 * math.Exp(0.06*(a-60)) * s.x(condSmoking, m, 1.8) * s.x(condObesity, m, 1.2)
+		return 0.002 * s.ageTerm(c, 0.06, 60, a) * s.x(condSmoking, m, 1.8) * s.x(condObesity, m, 1.2)
+	case condVTE:
+		r := 0.0015 * s.ageTerm(c, 0.04, 60, a) * s.x(condCancer, m, 4) * s.x(condObesity, m, 1.5)
+		if s.within(condFracture, m, 3) {
+			r *= 10 // immobility after a fracture
+		}
+		return r
 	}
 	return 0
 }
@@ -436,7 +466,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 func (s *sim) anticoagulated() bool { return s.on[drugDOAC] || s.on[drugWarfarin] }
 
 func (s *sim) deathRate(m int32) float64 {
-	r := 0.006 * math.Exp(0.085*(s.age(m)-60)) * s.x(condHF, m, 3) * s.x(condCancer, m, 4) * s.x(condDementia, m, 2) * s.x(condCOPD, m, 1.5)
+	r := 0.006 * s.ageTerm(nCond, 0.085, 60, s.age(m)) * s.x(condHF, m, 3) * s.x(condCancer, m, 4) * s.x(condDementia, m, 2) * s.x(condCOPD, m, 1.5)
 	if s.ckdStage >= 5 {
 		r *= 2
 	}
@@ -556,7 +586,7 @@ func (s *sim) month(m int32, acute bool) bool {
 	slices.Sort(days[:n])
 
 	deathDay := 28
-	if s.r.Float64() < 1-math.Exp(-s.deathRate(m)/12) {
+	if s.r.Float64() < chance(s.deathRate(m)/12) {
 		deathDay = s.r.IntN(28)
 	}
 	base := monthDay(m)
@@ -780,6 +810,10 @@ func (s *sim) procedures(m int32, b []string) []string {
 	if s.on[drugChemo] {
 		add(procChemoInfusion, 0.8)
 	}
+	if fresh(condVTE) {
+		add(procVenousUS, 0.7)
+		add(procCTChest, 0.3)
+	}
 	if fresh(condGERD) {
 		add(procEndoscopy, 0.3)
 	}
@@ -930,16 +964,22 @@ func (s *sim) startProb(d drug, m int32) float64 {
 			or(0.05)
 		}
 	case drugDOAC:
-		if !known(condAF) {
+		if !known(condAF) && !known(condVTE) {
 			return 0
 		}
 		// DOACs displaced warfarin over the decade.
 		era := 1.0
 		switch {
 		case year < 2013:
-			era = 0.3
+			era = 0.5
 		case year < 2016:
-			era = 0.6
+			era = 0.8
+		}
+		if recent(condVTE, 1) {
+			or(0.7 * era)
+		}
+		if !known(condAF) {
+			break
 		}
 		switch {
 		case recent(condStroke, 3):
@@ -947,13 +987,13 @@ func (s *sim) startProb(d drug, m int32) float64 {
 		case s.on[drugWarfarin]:
 			or(0.01 * era)
 		case recent(condAF, 3):
-			f := 0.4
+			f := 0.5
 			if a < 55 {
-				f = 0.2
+				f = 0.25
 			}
 			or(f * era)
 		default:
-			or(0.03 * era)
+			or(0.02 * era)
 		}
 	case drugWarfarin:
 		if s.on[drugDOAC] || !known(condAF) {
