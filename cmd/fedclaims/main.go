@@ -82,6 +82,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newDataCmd(a),
 		newBaselineCmd(a),
 		newModelCmd(a),
+		newVocabCmd(a),
+		newTasksCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/tasks"
+)
+
+// newTasksCmd groups the commands about prediction tasks and their labels.
+func newTasksCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tasks",
+		Short: "Prediction tasks: the default task file and label prevalence",
+	}
+	cmd.AddCommand(newTasksDefaultCmd(a), newTasksPrevalenceCmd(a))
+	return cmd
+}
+
+func newTasksDefaultCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "default",
+		Short: "Print the default task file, to copy and edit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := a.stdout.Write(tasks.DefaultYAML())
+			return err
+		},
+	}
+}
+
+func newTasksPrevalenceCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "prevalence --data DIR... [--tasks FILE]",
+		Short: "Label every patient of each dataset and print each task's prevalence",
+		Long: `Labels every patient of each --data dataset for the tasks of --tasks (the
+default tasks when omitted) and prints one JSON line per dataset and task: dataset,
+task, kind, n (labelled patients), positives, prevalence, excluded_prior,
+excluded_censored, n_by_split, positives_by_split, patients, indexed (patients with
+an index date) and end.
+
+The end of the data is --end when given, else the dataset's last event (one extra
+pass over it); index dates leave a whole horizon before it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			paths := a.v.GetStringSlice("data")
+			if len(paths) == 0 {
+				return errors.New("flag --data: at least one dataset directory is required")
+			}
+			ts := tasks.Default()
+			if f := a.v.GetString("tasks"); f != "" {
+				var err error
+				if ts, err = tasks.ReadFile(f); err != nil {
+					return err
+				}
+			}
+			var end int64
+			if s := a.v.GetString("end"); s != "" {
+				t, err := parseDate(s)
+				if err != nil {
+					return fmt.Errorf("flag --end: %w", err)
+				}
+				end = t
+			}
+			for _, path := range paths {
+				if err := a.prevalence(cmd.Context(), path, ts, end); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringSlice("data", nil, "dataset directories (repeat or separate with commas)")
+	cmd.Flags().String("tasks", "", "task file (YAML); the default tasks when empty")
+	cmd.Flags().Uint64("seed", 1, "seed of the index dates")
+	cmd.Flags().String("end", "", "end of the data, as 2022-12-31 or RFC 3339; the dataset's last event when empty")
+	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	return cmd
+}
+
+// prevalence labels the dataset at path and prints one line per task.
+func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end int64) error {
+	if end == 0 {
+		var err error
+		if end, err = a.dataEnd(ctx, path); err != nil {
+			return err
+		}
+	}
+	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end})
+	if err != nil {
+		return err
+	}
+	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tally := tasks.NewTally(l)
+	for {
+		p, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		tally.Add(l.Label(p))
+	}
+	a.warnBadRows(path, src)
+	all, indexed := tally.Patients()
+	for _, row := range tally.Prevalence() {
+		line := struct {
+			Dataset string `json:"dataset"`
+			tasks.Prevalence
+			Patients int64  `json:"patients"`
+			Indexed  int64  `json:"indexed"`
+			End      string `json:"end"`
+		}{path, row, all, indexed, time.UnixMicro(end).UTC().Format(time.RFC3339)}
+		if err := a.printJSONLine(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dataEnd returns the time of the last event in the dataset at path.
+func (a *app) dataEnd(ctx context.Context, path string) (int64, error) {
+	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	var end int64
+	seen := false
+	for {
+		p, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range p.Events {
+			if !seen || e.Time > end {
+				end, seen = e.Time, true
+			}
+		}
+	}
+	if !seen {
+		return 0, fmt.Errorf("dataset %s: no events, so no end of data to draw index dates before (give --end)", path)
+	}
+	return end, nil
+}
+
+// parseDate reads a date (2022-12-31, midnight UTC) or an RFC 3339 time.
+func parseDate(s string) (int64, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UnixMicro(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a date such as 2022-12-31 or an RFC 3339 time", s)
+	}
+	return t.UnixMicro(), nil
+}
