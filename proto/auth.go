@@ -1,0 +1,161 @@
+package proto
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedclaims/fedclaims/certs"
+)
+
+// Authorize decides whether an authenticated caller may make a call: the aggregator
+// passes one that consults its allow-list and audits refusals. A non-nil error
+// refuses the call; it is returned to the caller as PermissionDenied unless it is
+// already a gRPC status.
+type Authorize func(ctx context.Context, id certs.Identity, fullMethod string) error
+
+type callerKey struct{}
+
+// Caller returns the verified identity that the server interceptors put in a call's
+// context.
+func Caller(ctx context.Context) (certs.Identity, bool) {
+	id, ok := ctx.Value(callerKey{}).(certs.Identity)
+	return id, ok
+}
+
+// roleFor says which certificate role may call a method.
+func roleFor(fullMethod string) (certs.Role, bool) {
+	switch {
+	case strings.HasPrefix(fullMethod, "/"+Federation_ServiceDesc.ServiceName+"/"):
+		return certs.RoleSite, true
+	case strings.HasPrefix(fullMethod, "/"+Admin_ServiceDesc.ServiceName+"/"):
+		return certs.RoleAdmin, true
+	}
+	return "", false
+}
+
+// authenticate derives the caller's identity from its verified certificate, checks
+// its role against the service and asks authz; it returns the context carrying the
+// identity.
+func authenticate(ctx context.Context, fullMethod string, authz Authorize) (context.Context, error) {
+	id, err := certs.PeerIdentity(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
+	}
+	role, ok := roleFor(fullMethod)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
+	}
+	if id.Role != role {
+		return nil, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
+	}
+	if authz != nil {
+		if err := authz(ctx, id, fullMethod); err != nil {
+			if _, ok := status.FromError(err); ok {
+				return nil, err
+			}
+			return nil, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
+		}
+	}
+	return context.WithValue(ctx, callerKey{}, id), nil
+}
+
+type identityStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s identityStream) Context() context.Context { return s.ctx }
+
+// ServerOptions returns the options of the aggregator's gRPC server: mutual TLS with
+// tlsConf (certs.ServerTLS), interceptors that authenticate every call by its
+// certificate, admit only sites to Federation and only admins to Admin, consult authz
+// (nil admits every authenticated caller of the right role) and put the identity in
+// the context for Caller, and keepalive rules for long-lived Work streams.
+func ServerOptions(tlsConf *tls.Config, authz Authorize) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			ctx, err := authenticate(ctx, info.FullMethod, authz)
+			if err != nil {
+				return nil, err
+			}
+			return handler(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			ctx, err := authenticate(ss.Context(), info.FullMethod, authz)
+			if err != nil {
+				return err
+			}
+			return handler(srv, identityStream{ss, ctx})
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// A chunk is at most MaxChunk; anything much bigger is a misbehaving peer.
+		grpc.MaxRecvMsgSize(MaxChunk + 64<<10),
+	}
+}
+
+// DialOptions returns the options for a site or the admin dialling the aggregator:
+// mutual TLS with tlsConf (certs.ClientTLS), reconnection with exponential backoff
+// capped at 30s, and keepalive pings that notice a dead aggregator.
+func DialOptions(tlsConf *tls.Config) []grpc.DialOption {
+	bo := backoff.DefaultConfig
+	bo.MaxDelay = 30 * time.Second
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// CheckEnvelope checks a message's envelope against the caller's certificate and the
+// receiver's state: the federation must be the receiver's, the round the one it
+// expects (0 outside rounds), and for a site the site id its certificate's. It
+// returns a gRPC status error (PermissionDenied for another site's id, else
+// FailedPrecondition) that the caller should audit as a refusal.
+func CheckEnvelope(ctx context.Context, env *Envelope, federation string, round uint64) error {
+	id, ok := Caller(ctx)
+	if !ok {
+		var err error
+		if id, err = certs.PeerIdentity(ctx); err != nil {
+			return status.Errorf(codes.Unauthenticated, "envelope: %v", err)
+		}
+	}
+	if env == nil {
+		return status.Error(codes.InvalidArgument, "envelope missing")
+	}
+	switch id.Role {
+	case certs.RoleSite:
+		if env.SiteId != id.ID {
+			return status.Errorf(codes.PermissionDenied, "envelope site_id %q, but the caller's certificate is %s", env.SiteId, id)
+		}
+	case certs.RoleAdmin:
+		if env.SiteId != "" {
+			return status.Errorf(codes.PermissionDenied, "envelope site_id %q from admin %s", env.SiteId, id.ID)
+		}
+	default:
+		return status.Errorf(codes.PermissionDenied, "%s sends no envelopes here", id)
+	}
+	if env.FederationId != federation {
+		return status.Errorf(codes.FailedPrecondition, "envelope federation_id %q, this is federation %q", env.FederationId, federation)
+	}
+	if env.RoundId != round {
+		return status.Errorf(codes.FailedPrecondition, "envelope round_id %d, the current round is %d", env.RoundId, round)
+	}
+	return nil
+}
+
+// Describe formats an envelope for logs and errors.
+func (e *Envelope) Describe() string {
+	return fmt.Sprintf("federation %q round %d site %q", e.GetFederationId(), e.GetRoundId(), e.GetSiteId())
+}

@@ -1,0 +1,9 @@
+// Package proto is the fedclaims wire protocol: the gRPC services Federation (called
+// by sites) and Admin (called by the coordinator), generated from fedclaims.proto by
+// `make proto`, and the small pieces every client and server of them needs: server
+// and dial options for mutual TLS with the caller's certificate identity in the call
+// context, the envelope check that binds each message to that identity, chunked blob
+// transfer, and signed share keys.
+//
+// See fedclaims.proto for the protocol itself.
+package proto
