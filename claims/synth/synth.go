@@ -151,23 +151,52 @@ func (g *Generator) Codes() []claims.CodeInfo {
 }
 
 // Write writes each hospital as a MEDS dataset at dir/<hospital id>/, with
-// metadata/codes.parquet. Each dataset appears whole or not at all.
+// metadata/codes.parquet and metadata/dataset.json. Each dataset appears whole or
+// not at all.
 func (g *Generator) Write(ctx context.Context, dir string) error {
 	codes := g.Codes()
-	for i, h := range g.hospitals {
-		meta := claims.DatasetMetadata{
-			Name:       h.ID,
-			Version:    fmt.Sprintf("seed %d, %d hospitals, %d patients each on average", g.cfg.Seed, g.cfg.Hospitals, g.cfg.Patients),
-			ETLName:    "fedclaims synth",
-			ETLVersion: h.Archetype.String(),
-		}
-		err := claims.WriteMEDS(ctx, filepath.Join(dir, h.ID), g.Reader(i), claims.Codes(codes), claims.Metadata(meta))
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			return fmt.Errorf("synth: writing hospital %s: %w", h.ID, err)
+	for i := range g.hospitals {
+		if _, err := g.writeHospital(ctx, dir, i, codes); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// WriteHospital writes hospital h alone, as Write does, and returns the number of
+// events written.
+func (g *Generator) WriteHospital(ctx context.Context, dir string, h int) (events int64, err error) {
+	return g.writeHospital(ctx, dir, h, g.Codes())
+}
+
+func (g *Generator) writeHospital(ctx context.Context, dir string, i int, codes []claims.CodeInfo) (int64, error) {
+	h := g.hospitals[i]
+	meta := claims.DatasetMetadata{
+		Name: h.ID,
+		Version: fmt.Sprintf("%s; seed %d; %d hospitals of %d patients on average",
+			h.Archetype, g.cfg.Seed, g.cfg.Hospitals, g.cfg.Patients),
+		ETLName: "fedclaims synth",
+	}
+	r := &countingReader{Reader: g.Reader(i)}
+	err := claims.WriteMEDS(ctx, filepath.Join(dir, h.ID), r, claims.Codes(codes), claims.Metadata(meta))
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("synth: writing hospital %s: %w", h.ID, err)
+	}
+	return r.events, nil
+}
+
+type countingReader struct {
+	claims.Reader
+	events int64
+}
+
+func (r *countingReader) Next(ctx context.Context) (*claims.Patient, error) {
+	p, err := r.Reader.Next(ctx)
+	if p != nil {
+		r.events += int64(len(p.Events))
+	}
+	return p, err
 }

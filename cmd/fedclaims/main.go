@@ -82,6 +82,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newDataCmd(a),
 		newBaselineCmd(a),
 		newModelCmd(a),
+		newSynthCmd(a),
 		newVocabCmd(a),
 		newTasksCmd(a),
 	)
