@@ -81,6 +81,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newAuditCmd(a),
 		newDataCmd(a),
 		newBaselineCmd(a),
+		newEvalCmd(a),
 		newModelCmd(a),
 		newSynthCmd(a),
 		newVocabCmd(a),

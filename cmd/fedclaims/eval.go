@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fedclaims/fedclaims/baseline"
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/tasks"
+)
+
+// evalOptions are fedclaims eval's settings.
+type evalOptions struct {
+	data, tasksFile, out string
+	seed                 uint64
+	resamples            int
+	grid                 bool
+	iterations           int
+	minCount, recentDays int
+	threads              int
+	skipDegenerate       bool
+}
+
+func newEvalCmd(a *app) *cobra.Command {
+	var o evalOptions
+	cmd := &cobra.Command{
+		Use:   "eval --data DIR [--tasks TASKS.yaml] --out OUT",
+		Short: "Label a site's data for each task, train and score the LightGBM-style baseline, write OUT/report.{json,md} and precision-recall plots",
+		Long: "eval labels the patients of one dataset (MEDS or OMOP CDM) for every task of the task file " +
+			"(the shipped default without --tasks), builds count features from their histories, trains the " +
+			"gradient-boosting baseline on the training split, chooses it on the validation split and scores it on " +
+			"the test split with patient-level bootstrap intervals. The encoder's heads are not evaluated by this build.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.data == "" || o.out == "" {
+				return fmt.Errorf("flags --data and --out are required")
+			}
+			r, err := runEval(cmd.Context(), o, a)
+			if err != nil {
+				return err
+			}
+			return r.WriteTable(a.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.data, "data", "", "one site's dataset directory (MEDS or OMOP CDM)")
+	f.StringVar(&o.tasksFile, "tasks", "", "task file (default: the shipped task definitions)")
+	f.StringVar(&o.out, "out", "", "output directory for report.json, report.md and the plots")
+	f.Uint64Var(&o.seed, "seed", 1, "seed for index dates, training and bootstrap resamples")
+	f.IntVar(&o.resamples, "bootstrap", 1000, "patient-level bootstrap resamples for the 95% intervals")
+	f.BoolVar(&o.grid, "grid", true, "search num_leaves {15,31,63} x learning_rate {0.03,0.1} on validation AUPRC")
+	f.IntVar(&o.iterations, "iterations", 500, "boosting iterations at most (early stopping on validation)")
+	f.IntVar(&o.minCount, "min-count", 5, "drop codes seen fewer times in training histories")
+	f.IntVar(&o.recentDays, "recent-days", 365, "add counts over the last N days before the index date (0: none)")
+	f.IntVar(&o.threads, "threads", 0, "training threads (0: all cores)")
+	f.BoolVar(&o.skipDegenerate, "skip-degenerate", false, "leave out, with a warning, tasks with a split lacking positives or negatives, instead of failing")
+	return cmd
+}
+
+// runEval does the work of fedclaims eval and returns the report it wrote.
+func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
+	ts := tasks.Default()
+	if o.tasksFile != "" {
+		var err error
+		if ts, err = tasks.ReadFile(o.tasksFile); err != nil {
+			return nil, err
+		}
+	}
+	patients, end, err := loadPatients(ctx, o.data)
+	if err != nil {
+		return nil, err
+	}
+	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: o.seed, End: end})
+	if err != nil {
+		return nil, err
+	}
+	cohort, _, err := baseline.NewCohort(patients, l, o.minCount, o.recentDays)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.data, err)
+	}
+	a.log.Info("cohort", "data", o.data, "patients", len(patients), "labelled", len(cohort.Examples),
+		"features", cohort.X.NumCols, "nonzeros", cohort.X.NNZ())
+	p := baseline.DefaultParams()
+	p.NumIterations, p.Seed, p.NumThreads = o.iterations, o.seed, o.threads
+	runs, err := baseline.RunTasks(ctx, cohort, l, baseline.TaskOptions{
+		Params: p, Grid: o.grid, MinCount: o.minCount, RecentDays: o.recentDays,
+		SkipDegenerate: o.skipDegenerate, Log: a.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.data, err)
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("%s: no task could be evaluated", o.data)
+	}
+	report := &eval.Report{}
+	for _, run := range runs {
+		res, err := eval.Evaluate(run.Predictions, eval.Bootstrap{Resamples: o.resamples, Seed: o.seed})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.data, err)
+		}
+		report.Tasks = append(report.Tasks, res)
+	}
+	// Everything is computed; only now touch the output directory.
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	for _, run := range runs {
+		name := run.Predictions.Name
+		if err := eval.PlotPR(filepath.Join(o.out, "pr_"+name+".png"), run.Predictions); err != nil {
+			return nil, err
+		}
+		if err := run.Model.Save(filepath.Join(o.out, "baseline_"+name+".txt")); err != nil {
+			return nil, err
+		}
+	}
+	if err := report.Save(o.out); err != nil {
+		return nil, err
+	}
+	return report, nil
+}
+
+// loadPatients reads a whole dataset and returns its patients and the end of the
+// data: the day after the last event, which the labeler needs to leave room for
+// every horizon.
+func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, int64, error) {
+	src, err := claims.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer src.Close()
+	var patients []*claims.Patient
+	var last int64
+	seen := false
+	for {
+		p, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading %s: %w", dir, err)
+		}
+		for _, e := range p.Events {
+			if !seen || e.Time > last {
+				last, seen = e.Time, true
+			}
+		}
+		patients = append(patients, p)
+	}
+	if !seen {
+		return nil, 0, fmt.Errorf("%s: no events", dir)
+	}
+	const day = 86_400_000_000
+	return patients, (last/day + 1) * day, nil
+}
