@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/claims/synth"
 )
 
 func testVocab(t testing.TB) *Vocab {
@@ -228,4 +229,64 @@ func BenchmarkCounterAdd(b *testing.B) {
 		c.Add(p)
 	}
 	b.ReportMetric(float64(b.N*len(p.Events))/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEncodeSynth encodes whole synthetic histories, as pretraining does, with a
+// vocabulary built from the same patients. BenchmarkCopyEvents is its floor: one pass
+// that only copies each event's code into a slice.
+func BenchmarkEncodeSynth(b *testing.B) {
+	ps := synthPatients(b, 300)
+	c := NewCounter()
+	for _, p := range ps {
+		c.Add(p)
+	}
+	tab, err := c.Table(DefaultMinCount)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := New(tab, DefaultMinCount)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := testEncoder(b, v, 512)
+	var dst Encoding
+	events, tokens := 0, 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, p := range ps {
+			e.EncodeTo(&dst, p, NoCutoff)
+			events += len(p.Events)
+			tokens += dst.Len()
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+func BenchmarkCopyEvents(b *testing.B) {
+	ps := synthPatients(b, 300)
+	var codes []string
+	events := 0
+	for b.Loop() {
+		for _, p := range ps {
+			codes = codes[:0]
+			for i := range p.Events {
+				codes = append(codes, p.Events[i].Code)
+			}
+			events += len(codes)
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+func synthPatients(b *testing.B, n int) []*claims.Patient {
+	g, err := synth.New(synth.Config{Hospitals: 1, Patients: n, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := make([]*claims.Patient, n)
+	for i := range ps {
+		ps[i] = g.Patient(0, i)
+	}
+	return ps
 }
