@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ func SgemmGFLOPS(ctx context.Context, n int, minTime time.Duration) (float64, er
 	rng := rand.New(rand.NewPCG(1, 2))
 	a, b, c := randSlice32(rng, n*n), randSlice32(rng, n*n), make([]float32, n*n)
 	impl := defaultBLAS()
-	m := &Model{blas: impl}
+	m := &Model{blas: impl, pool: pool{workers: runtime.GOMAXPROCS(0)}}
 	m.gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n) // warm-up: thread pool start
 	reps := 0
 	start := time.Now()
@@ -52,7 +53,7 @@ func SyntheticBatch(cfg Config, b, t int, seed uint64) *Batch {
 		if p == 0 {
 			bt.Tokens[i] = CLS
 		}
-		bt.Segments[i] = int32(1 + (p/8)%(cfg.Segments-1+boolInt(cfg.Segments == 1))) % int32(cfg.Segments)
+		bt.Segments[i] = int32(1+(p/8)%(cfg.Segments-1+boolInt(cfg.Segments == 1))) % int32(cfg.Segments)
 		bt.Ages[i] = 50
 	}
 	return bt

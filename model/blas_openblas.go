@@ -2,7 +2,10 @@
 
 package model
 
-// #cgo LDFLAGS: -lopenblas
+/*
+#cgo LDFLAGS: -lopenblas
+void openblas_set_num_threads(int);
+*/
 import "C"
 
 import (
@@ -13,5 +16,10 @@ import (
 // BLASName names the BLAS this build multiplies matrices with.
 const BLASName = "openblas"
 
-// defaultBLAS is gorgonia's cgo BLAS over OpenBLAS.
-func defaultBLAS() blas.Float32 { return blase.Implementation() }
+// defaultBLAS is gorgonia's cgo BLAS over OpenBLAS. OpenBLAS is kept to one
+// thread per call: the model splits its products across its own workers, and
+// OpenBLAS threads started from several goroutines at once would contend.
+func defaultBLAS() blas.Float32 {
+	C.openblas_set_num_threads(1)
+	return blase.Implementation()
+}

@@ -110,7 +110,7 @@ type workspace struct {
 
 type layerActs struct {
 	xin, mean1, rstd1, h1, qkv, att, ctx, drop1 []float32
-	xmid, mean2, rstd2, h2, u, gact, drop2      []float32
+	xmid, mean2, rstd2, h2, u, th, gact, drop2  []float32
 }
 
 func (m *Model) workspace(b, t int, train bool) *workspace {
@@ -140,14 +140,39 @@ func (m *Model) workspace(b, t int, train bool) *workspace {
 		ws.layers[l] = layerActs{xin: f(n * h), mean1: f(n), rstd1: f(n), h1: f(n * h),
 			qkv: f(n * 3 * h), att: f(b * nh * t * t), ctx: f(n * h), drop1: drop(),
 			xmid: f(n * h), mean2: f(n), rstd2: f(n), h2: f(n * h),
-			u: f(n * MLPRatio * h), gact: f(n * MLPRatio * h), drop2: drop()}
+			u: f(n * MLPRatio * h), th: f(n * MLPRatio * h), gact: f(n * MLPRatio * h), drop2: drop()}
 	}
 	m.ws = ws
 	return ws
 }
 
-// gemm is C = alpha·op(A)·op(B) + beta·C on row-major buffers.
+// gemm is C = alpha·op(A)·op(B) + beta·C on row-major buffers, split by rows of
+// C across the pool's workers, each calling a single-threaded BLAS: one level of
+// parallelism that we control, rather than BLAS threads contending with ours.
 func (m *Model) gemm(tA, tB bool, rows, cols, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := m.pool.workers
+	if w <= 1 || rows < 2*w || rows*cols*k < 1<<18 {
+		m.gemm1(tA, tB, rows, cols, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	chunk := (rows + w - 1) / w
+	m.pool.run(w, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r0, r1 := i*chunk, min((i+1)*chunk, rows)
+			if r0 >= r1 {
+				continue
+			}
+			ao := r0 * lda
+			if tA {
+				ao = r0
+			}
+			m.gemm1(tA, tB, r1-r0, cols, k, alpha, a[ao:], lda, b, ldb, beta, c[r0*ldc:], ldc)
+		}
+	})
+}
+
+// gemm1 is one BLAS call.
+func (m *Model) gemm1(tA, tB bool, rows, cols, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if tA {
 		ta = blas.Trans
@@ -241,7 +266,7 @@ func (m *Model) block(b *Batch, la *layerActs, lw *layerWeights, next []float32,
 	}
 	layerNorm(m.pool, la.h2, la.xmid, lw.ln2G, lw.ln2B, la.mean2, la.rstd2, h, c.LNEps)
 	m.gemm(false, false, n, f, h, 1, la.h2, h, lw.w1, f, 0, la.u, f)
-	biasGELU(m.pool, la.gact, la.u, lw.b1, f)
+	biasGELU(m.pool, la.gact, la.u, la.th, lw.b1, f)
 	m.gemm(false, false, n, h, f, 1, la.gact, f, lw.w2, h, 0, ws.tmp, h)
 	addBias(ws.tmp, lw.b2)
 	if dropping {
@@ -268,9 +293,9 @@ func (m *Model) attention(b *Batch, la *layerActs) {
 			k := la.qkv[base*3*h+h+hd*dh:]
 			v := la.qkv[base*3*h+2*h+hd*dh:]
 			p := la.att[bh*t*t : (bh+1)*t*t]
-			m.gemm(false, true, t, t, dh, scale, q, 3*h, k, 3*h, 0, p, t)
+			m.gemm1(false, true, t, t, dh, scale, q, 3*h, k, 3*h, 0, p, t)
 			maskedSoftmax(p, m.ws.keep[base:base+t], t)
-			m.gemm(false, false, t, dh, t, 1, p, t, v, 3*h, 0, la.ctx[base*h+hd*dh:], h)
+			m.gemm1(false, false, t, dh, t, 1, p, t, v, 3*h, 0, la.ctx[base*h+hd*dh:], h)
 		}
 	})
 }
@@ -291,11 +316,11 @@ func (m *Model) attentionBack(b *Batch, la *layerActs, dctx, dqkv []float32) {
 			dq, dk, dv := dqkv[off:], dqkv[off+h:], dqkv[off+2*h:]
 			do := dctx[base*h+hd*dh:]
 			p := la.att[bh*t*t : (bh+1)*t*t]
-			m.gemm(false, true, t, t, dh, 1, do, h, v, 3*h, 0, dp, t)
-			m.gemm(true, false, t, dh, t, 1, p, t, do, h, 0, dv, 3*h)
+			m.gemm1(false, true, t, t, dh, 1, do, h, v, 3*h, 0, dp, t)
+			m.gemm1(true, false, t, dh, t, 1, p, t, do, h, 0, dv, 3*h)
 			softmaxBack(dp, p, t, scale)
-			m.gemm(false, false, t, dh, t, 1, dp, t, k, 3*h, 0, dq, 3*h)
-			m.gemm(true, false, t, dh, t, 1, dp, t, q, 3*h, 0, dk, 3*h)
+			m.gemm1(false, false, t, dh, t, 1, dp, t, k, 3*h, 0, dq, 3*h)
+			m.gemm1(true, false, t, dh, t, 1, dp, t, q, 3*h, 0, dk, 3*h)
 		}
 	})
 }
@@ -317,7 +342,7 @@ func (m *Model) Backward(b *Batch, dhidden []float32) {
 		m.gemm(true, false, f, h, n, 1, la.gact, f, dm, h, 1, lg.w2, h)
 		addColSums(lg.b2, dm)
 		m.gemm(false, true, n, f, h, 1, dm, h, lw.w2, h, 0, ws.du, f)
-		geluBack(m.pool, ws.du, la.u)
+		geluBack(m.pool, ws.du, la.u, la.th)
 		m.gemm(true, false, h, f, n, 1, la.h2, h, ws.du, f, 1, lg.w1, f)
 		addColSums(lg.b1, ws.du)
 		m.gemm(false, true, n, h, f, 1, ws.du, f, lw.w1, f, 0, ws.dh, h)

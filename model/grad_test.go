@@ -81,21 +81,21 @@ func TestGELUGrad(t *testing.T) {
 	u0 := randSlice(rng, rows*h, 2)
 	bias := randSlice(rng, h, 0.5)
 	r := randSlice(rng, rows*h, 1)
-	u, g := make([]float32, rows*h), make([]float32, rows*h)
+	u, g, th := make([]float32, rows*h), make([]float32, rows*h), make([]float32, rows*h)
 	p := pool{workers: 2}
 	loss := func() float64 {
 		copy(u, u0)
-		biasGELU(p, g, u, bias, h)
+		biasGELU(p, g, u, th, bias, h)
 		return dot64(g, r)
 	}
 	loss()
 	du := append([]float32(nil), r...)
-	geluBack(p, du, u)
+	geluBack(p, du, u, th)
 	checkGrad(t, "gelu", u0, du, loss)
 	// Known values of the tanh form.
 	for _, c := range []struct{ x, want float64 }{{0, 0}, {1, 0.8411920}, {-1, -0.1588080}, {3, 2.9963627}} {
 		uu, gg := []float32{float32(c.x)}, []float32{0}
-		biasGELU(pool{workers: 1}, gg, uu, []float32{0}, 1)
+		biasGELU(pool{workers: 1}, gg, uu, []float32{0}, []float32{0}, 1)
 		if math.Abs(float64(gg[0])-c.want) > 1e-5 {
 			t.Errorf("gelu(%g) = %g, want %g", c.x, gg[0], c.want)
 		}

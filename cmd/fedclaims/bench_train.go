@@ -31,7 +31,9 @@ func newBenchTrainCmd(a *app) *cobra.Command {
 			if steps <= 0 {
 				return fmt.Errorf("flag --steps: %d must be positive", steps)
 			}
-			sg, err := model.SgemmGFLOPS(ctx, 1024, 2*time.Second)
+			// sgemm before and after the training steps, averaged, so that both
+			// figures see the same machine when other work comes and goes.
+			before, err := model.SgemmGFLOPS(ctx, 1024, 2*time.Second)
 			if err != nil {
 				return err
 			}
@@ -39,6 +41,11 @@ func newBenchTrainCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			after, err := model.SgemmGFLOPS(ctx, 1024, 2*time.Second)
+			if err != nil {
+				return err
+			}
+			sg := (before + after) / 2
 			return a.printJSONLine(map[string]any{
 				"name":            "train",
 				"preset":          preset,
@@ -50,6 +57,8 @@ func newBenchTrainCmd(a *app) *cobra.Command {
 				"tokens_per_s":    res.TokensPerSec,
 				"model_gflops":    res.GFLOPS,
 				"sgemm_gflops":    sg,
+				"sgemm_before":    before,
+				"sgemm_after":     after,
 				"ratio":           res.GFLOPS / sg,
 				"flops_per_token": cfg.FLOPsPerToken(seq),
 				"peak_rss_mb":     float64(model.PeakRSS()) / (1 << 20),
