@@ -77,21 +77,13 @@ func (a *Aggregate) Add(c *Chunk) error {
 	if a.sealed {
 		return refuse("chunk", c.Header, ErrSealed)
 	}
-	switch {
-	case c.Params != a.cfg.Params.ID():
-		return refuse("chunk", c.Header, ErrParams)
-	case c.Federation != a.cfg.Federation:
-		return refuse("chunk", c.Header, ErrFederation)
-	case c.Round != a.round:
-		return refuse("chunk", c.Header, fmt.Errorf("%w: aggregate is for round %d", ErrRound, a.round))
-	case c.Total != a.total || c.Index >= a.total:
-		return refuse("chunk", c.Header, fmt.Errorf("%w: the model has %d chunks", ErrShape, a.total))
-	case !a.cfg.hasSite(c.Site):
-		return refuse("chunk", c.Header, fmt.Errorf("%w: site %d is not in the federation", ErrSetup, c.Site))
-	case c.ct == nil || c.ct.Level() != 0 || c.ct.Degree() != 1 || !c.ct.IsNTT:
+	if err := a.check(c.Header); err != nil {
+		return err
+	}
+	if c.ct == nil || c.ct.Level() != 0 || c.ct.Degree() != 1 || !c.ct.IsNTT {
 		return refuse("chunk", c.Header, fmt.Errorf("%w: not a degree-1, level-0 NTT ciphertext", ErrMalformed))
 	}
-	if err := a.claim(c); err != nil {
+	if err := a.claim(c.Header); err != nil {
 		return err
 	}
 	a.locks[c.Index].Lock()
@@ -103,20 +95,37 @@ func (a *Aggregate) Add(c *Chunk) error {
 	return nil
 }
 
+// check refuses a chunk header that does not belong in this aggregate.
+func (a *Aggregate) check(h Header) error {
+	switch {
+	case h.Params != a.cfg.Params.ID():
+		return refuse("chunk", h, ErrParams)
+	case h.Federation != a.cfg.Federation:
+		return refuse("chunk", h, ErrFederation)
+	case h.Round != a.round:
+		return refuse("chunk", h, fmt.Errorf("%w: aggregate is for round %d", ErrRound, a.round))
+	case h.Total != a.total || h.Index >= a.total:
+		return refuse("chunk", h, fmt.Errorf("%w: the model has %d chunks", ErrShape, a.total))
+	case !a.cfg.hasSite(h.Site):
+		return refuse("chunk", h, fmt.Errorf("%w: site %d is not in the federation", ErrSetup, h.Site))
+	}
+	return nil
+}
+
 // claim records (site, index), refusing duplicates and a site beyond MaxSites.
-func (a *Aggregate) claim(c *Chunk) error {
+func (a *Aggregate) claim(c Header) error {
 	a.seenMu.Lock()
 	defer a.seenMu.Unlock()
 	bits, ok := a.seen[c.Site]
 	if !ok {
 		if len(a.seen) >= MaxSites {
-			return refuse("chunk", c.Header, ErrTooManySites)
+			return refuse("chunk", c, ErrTooManySites)
 		}
 		bits = make([]bool, a.total)
 		a.seen[c.Site] = bits
 	}
 	if bits[c.Index] {
-		return refuse("chunk", c.Header, ErrDuplicate)
+		return refuse("chunk", c, ErrDuplicate)
 	}
 	bits[c.Index] = true
 	a.counts[c.Site]++
@@ -178,4 +187,43 @@ func (a *Aggregate) isSealed() bool {
 	a.gate.RLock()
 	defer a.gate.RUnlock()
 	return a.sealed
+}
+
+// AddBinary decodes a chunk from its wire encoding and adds it, reading the
+// coefficients straight from p into the sum without an intermediate
+// ciphertext. It refuses what Add refuses, and a malformed encoding, before
+// touching the sum.
+func (a *Aggregate) AddBinary(p []byte) error {
+	h, rest, err := decodeHeader(p, kindChunk)
+	if err != nil {
+		return err
+	}
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if a.sealed {
+		return refuse("chunk", h, ErrSealed)
+	}
+	if err := a.check(h); err != nil {
+		return err
+	}
+	n := a.cfg.Params.N()
+	if err := trailing(rest[min(len(rest), 16*n):], kindChunk); err != nil {
+		return err
+	}
+	if len(rest) != 16*n {
+		return fmt.Errorf("%w: chunk %s: %d bytes of coefficients, want %d", ErrMalformed, h, len(rest), 16*n)
+	}
+	q := a.cfg.Params.Q()[0]
+	if err := checkReduced(rest, q); err != nil {
+		return fmt.Errorf("%w: chunk %s: %v", ErrMalformed, h, err)
+	}
+	if err := a.claim(h); err != nil {
+		return err
+	}
+	a.locks[h.Index].Lock()
+	sum := a.sums[h.Index]
+	addBytes(sum.Value[0].Coeffs[0], rest[:8*n], q)
+	addBytes(sum.Value[1].Coeffs[0], rest[8*n:], q)
+	a.locks[h.Index].Unlock()
+	return nil
 }

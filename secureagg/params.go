@@ -3,6 +3,7 @@ package secureagg
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
@@ -61,6 +62,9 @@ type presetSpec struct {
 	logFloodTotal float64
 }
 
+// presets and presetParams are constants: the table of presets, and each
+// preset's parameters, computed once (building NTT tables costs milliseconds,
+// which wire decoding must not pay per message) and never modified.
 var presets = map[Preset]presetSpec{
 	// Flooding: 2^31 total keeps the per-value error at 2^31/2^51 = 2^-20 (about
 	// 9.5e-7) standard deviation, so the largest error over 11M values stays
@@ -68,13 +72,17 @@ var presets = map[Preset]presetSpec{
 	PresetN12Q60: {id: paramsN12Q60, logN: 12, logQ: 60, logScale: 51, logFloodTotal: 31},
 }
 
+var presetParams = map[Preset]func() (Parameters, error){
+	PresetN12Q60: sync.OnceValues(func() (Parameters, error) { return newParameters(PresetN12Q60, presets[PresetN12Q60]) }),
+}
+
 // NewParameters returns the parameter set of a preset.
 func NewParameters(preset Preset) (Parameters, error) {
-	spec, ok := presets[preset]
+	get, ok := presetParams[preset]
 	if !ok {
 		return Parameters{}, fmt.Errorf("secureagg: unknown parameter preset %q (known: %q)", preset, PresetN12Q60)
 	}
-	return newParameters(preset, spec)
+	return get()
 }
 
 func newParameters(preset Preset, spec presetSpec) (Parameters, error) {
@@ -94,7 +102,7 @@ func newParameters(preset Preset, spec presetSpec) (Parameters, error) {
 func parametersByID(id ParamsID) (Parameters, error) {
 	for name, spec := range presets {
 		if spec.id == id {
-			return newParameters(name, spec)
+			return NewParameters(name)
 		}
 	}
 	return Parameters{}, fmt.Errorf("%w: unknown parameter set id %d", ErrParams, id)

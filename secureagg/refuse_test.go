@@ -265,3 +265,49 @@ func TestAggregatorAloneCannotDecrypt(t *testing.T) {
 		t.Fatalf("Result without shares: %v, want ErrTooFewShares", err)
 	}
 }
+
+// TestAddBinaryMatchesAdd: the zero-copy path refuses what Add refuses and
+// sums the same thing.
+func TestAddBinaryMatchesAdd(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 2, 0)
+	u := [][]float32{randomUpdate(1, 5000), randomUpdate(2, 5000)}
+	viaAdd, err := NewAggregate(cfg, 1, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaBytes, err := NewAggregate(cfg, 1, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range parties {
+		chunks, err := p.Encrypt(ctx, 1, u[i], cfg.WeightCap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			b, err := c.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := viaAdd.Add(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := viaBytes.AddBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := viaBytes.AddBinary(b); !errors.Is(err, ErrDuplicate) {
+				t.Fatalf("AddBinary of a duplicate: %v, want ErrDuplicate", err)
+			}
+			if err := viaBytes.AddBinary(b[:len(b)-8]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("AddBinary of a truncated chunk: %v, want ErrMalformed", err)
+			}
+		}
+	}
+	a, b := viaAdd.Seal(), viaBytes.Seal()
+	for i := range a {
+		if !a[i].c1.Equal(&b[i].c1) || !viaAdd.sums[i].Value[0].Equal(&viaBytes.sums[i].Value[0]) {
+			t.Fatalf("chunk %d: sums differ between Add and AddBinary", i)
+		}
+	}
+}

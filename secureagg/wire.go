@@ -153,3 +153,26 @@ func trailing(rest []byte, k kind) error {
 	}
 	return nil
 }
+
+// checkReduced reports the first little-endian coefficient of p not below q.
+func checkReduced(p []byte, q uint64) error {
+	for i := 0; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:]) >= q {
+			return fmt.Errorf("coefficient %d is not reduced modulo q", i/8)
+		}
+	}
+	return nil
+}
+
+// addBytes adds the little-endian coefficients of p to sum modulo q; both
+// operands are below q, so one conditional subtraction reduces.
+func addBytes(sum []uint64, p []byte, q uint64) {
+	p = p[:8*len(sum)]
+	for i := range sum {
+		s := sum[i] + binary.LittleEndian.Uint64(p[8*i:])
+		if s >= q {
+			s -= q
+		}
+		sum[i] = s
+	}
+}
