@@ -18,6 +18,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		// one line per benchmark subcommand
 		newBenchGBDTCmd(a),
 		newBenchTrainCmd(a),
+		newBenchSecureAggCmd(a),
 		newBenchSynthCmd(a),
 	)
 	return cmd
