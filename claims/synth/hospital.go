@@ -164,13 +164,13 @@ func newHospital(cat *catalog, seed uint64, index, hospitals, patients int) (*Ho
 	// The background ranking is national (the same in every hospital, from the
 	// seed alone); each hospital jitters the weights.
 	national := rand.New(rand.NewPCG(mix64(seed), 0x5a7))
-	h.bgICD = newSampler(rank(icd, common, national), 1.1, 0.8, r)
+	h.bgICD = newSampler(rank(icd, common, national), 1.0, 0.8, r)
 	atc := pool(cat.atc, func(c string) bool { return len(claims.Value(c)) == 7 }, backgroundExclude)
 	common = common[:0]
 	for _, v := range commonATC {
 		common = append(common, claims.SystemATC+claims.Separator+v)
 	}
-	h.bgATC = newSampler(rank(atc, common, national), 1.1, 0.8, r)
+	h.bgATC = newSampler(rank(atc, common, national), 1.0, 0.8, r)
 	bgProc := h.procs[procBackground:]
 	h.bgProc = newSampler(slices.Clone(bgProc), 1.0, 0.5, r)
 	return h, nil

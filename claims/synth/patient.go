@@ -22,11 +22,13 @@ const (
 	dayMicros        = 86400 * 1_000_000
 )
 
-// Visit codes, one per visit, at the visit's time.
+// Visit codes, one per visit, at the visit's time. They are the OMOP standard
+// visit concept ids, as the OMOP reader writes visits, so that synthetic and real
+// datasets share visit tokens.
 const (
-	codeOutpatient = "VISIT//OUTPATIENT"
-	codeInpatient  = "VISIT//INPATIENT"
-	codeEmergency  = "VISIT//EMERGENCY"
+	codeInpatient  = "VISIT//9201"
+	codeOutpatient = "VISIT//9202"
+	codeEmergency  = "VISIT//9203"
 )
 
 // sim is one patient's simulation: latent onsets month by month, and the visits
@@ -77,8 +79,8 @@ func patient(h *Hospital, i int) *claims.Patient {
 	for age < 0 || age > 100 {
 		age = h.p.ageMean + h.p.ageSD*r.NormFloat64()
 	}
-	// Records last 1 to 11 years, mostly long, and lie within 2012-2022.
-	length := int32(12 + math.Round(120*math.Pow(r.Float64(), 0.6)))
+	// Records last 1 to 10 years, mostly long, and lie within 2012-2022.
+	length := int32(12 + math.Round(108*math.Pow(r.Float64(), 0.6)))
 	start := month2012 + int32(r.IntN(int(span-length+1)))
 	end := start + length
 	s.birth = start - int32(age*12)

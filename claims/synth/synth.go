@@ -131,9 +131,9 @@ func (g *Generator) Codes() []claims.CodeInfo {
 	for _, p := range procedureTable {
 		add(claims.SystemProc+claims.Separator+p.code, p.desc)
 	}
-	add(codeOutpatient, "Outpatient visit")
-	add(codeInpatient, "Inpatient admission")
-	add(codeEmergency, "Emergency department visit")
+	add(codeInpatient, "Inpatient Visit")
+	add(codeOutpatient, "Outpatient Visit")
+	add(codeEmergency, "Emergency Room Visit")
 	add(claims.SystemGender+claims.Separator+"F", "Female")
 	add(claims.SystemGender+claims.Separator+"M", "Male")
 	add(claims.CodeBirth, "Birth")

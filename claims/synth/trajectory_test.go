@@ -42,6 +42,7 @@ func TestFiveHospitalsOfFiveThousand(t *testing.T) {
 	// A DOAC started within 90 days of the first AF code, against one started in
 	// the same length of time a year later among those still without one.
 	var afEarly, afEarlyDOAC, afLate, afLateDOAC int
+	codes := make(map[string]int) // the general hospital's code counts
 	stats := make([]hospitalStats, len(g.Hospitals()))
 	for hi, h := range g.Hospitals() {
 		st := &stats[hi]
@@ -51,6 +52,11 @@ func TestFiveHospitalsOfFiveThousand(t *testing.T) {
 			p := g.Patient(hi, i)
 			if len(p.Events) == 0 {
 				continue
+			}
+			if hi == 0 {
+				for _, e := range p.Events {
+					codes[e.Code]++
+				}
 			}
 			for k, tg := range defaultTargets {
 				e, pos := tg.label(p)
@@ -132,6 +138,17 @@ func TestFiveHospitalsOfFiveThousand(t *testing.T) {
 	}
 	if cancer(1) < 2*cancer(0) {
 		t.Errorf("cancer codes in %.3f of the cancer centre's patients and %.3f of the general hospital's: want at least twice", cancer(1), cancer(0))
+	}
+
+	rare := 0
+	for _, n := range codes {
+		if n < 10 {
+			rare++
+		}
+	}
+	t.Logf("general hospital: %d distinct codes, %d of them seen fewer than 10 times", len(codes), rare)
+	if len(codes) < 3000 || rare < len(codes)/5 {
+		t.Errorf("general hospital: %d distinct codes, %d seen fewer than 10 times: want thousands with a long tail", len(codes), rare)
 	}
 
 	rate := func(a, b int) float64 { return float64(a) / float64(max(b, 1)) }
