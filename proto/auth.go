@@ -17,11 +17,19 @@ import (
 	"github.com/fedclaims/fedclaims/certs"
 )
 
-// Authorize decides whether an authenticated caller may make a call: the aggregator
-// passes one that consults its allow-list and audits refusals. A non-nil error
-// refuses the call; it is returned to the caller as PermissionDenied unless it is
-// already a gRPC status.
-type Authorize func(ctx context.Context, id certs.Identity, fullMethod string) error
+// Guard is the aggregator's say in who may call what, beyond the certificate checks
+// that always run.
+type Guard struct {
+	// Allow, when set, decides whether an authenticated caller of the right role may
+	// make a call: the aggregator consults its allow-list. A non-nil error refuses the
+	// call; it reaches the caller as PermissionDenied unless it is a gRPC status.
+	Allow func(ctx context.Context, id certs.Identity, fullMethod string) error
+	// Refused, when set, is told of every call refused before it reached a handler
+	// (no identity, wrong role, not allowed), so that the refusal can be audited. id
+	// is zero when the caller had no identity. Handshakes that fail (another CA, a
+	// revoked certificate) never become calls and are not reported here.
+	Refused func(ctx context.Context, fullMethod string, id certs.Identity, err error)
+}
 
 type callerKey struct{}
 
@@ -44,29 +52,40 @@ func roleFor(fullMethod string) (certs.Role, bool) {
 }
 
 // authenticate derives the caller's identity from its verified certificate, checks
-// its role against the service and asks authz; it returns the context carrying the
-// identity.
-func authenticate(ctx context.Context, fullMethod string, authz Authorize) (context.Context, error) {
+// its role against the service and asks g.Allow; it returns the context carrying the
+// identity, or reports the refusal to g.Refused.
+func (g Guard) authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
+	id, err := g.check(ctx, fullMethod)
+	if err != nil {
+		if g.Refused != nil {
+			g.Refused(ctx, fullMethod, id, err)
+		}
+		return nil, err
+	}
+	return context.WithValue(ctx, callerKey{}, id), nil
+}
+
+func (g Guard) check(ctx context.Context, fullMethod string) (certs.Identity, error) {
 	id, err := certs.PeerIdentity(ctx)
 	if err != nil {
-		return nil, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
+		return certs.Identity{}, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
 	}
 	role, ok := roleFor(fullMethod)
 	if !ok {
-		return nil, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
+		return id, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
 	}
 	if id.Role != role {
-		return nil, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
+		return id, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
 	}
-	if authz != nil {
-		if err := authz(ctx, id, fullMethod); err != nil {
+	if g.Allow != nil {
+		if err := g.Allow(ctx, id, fullMethod); err != nil {
 			if _, ok := status.FromError(err); ok {
-				return nil, err
+				return id, err
 			}
-			return nil, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
+			return id, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
 		}
 	}
-	return context.WithValue(ctx, callerKey{}, id), nil
+	return id, nil
 }
 
 type identityStream struct {
@@ -78,21 +97,22 @@ func (s identityStream) Context() context.Context { return s.ctx }
 
 // ServerOptions returns the options of the aggregator's gRPC server: mutual TLS with
 // tlsConf (certs.ServerTLS), interceptors that authenticate every call by its
-// certificate, admit only sites to Federation and only admins to Admin, consult authz
-// (nil admits every authenticated caller of the right role) and put the identity in
-// the context for Caller, and keepalive rules for long-lived Work streams.
-func ServerOptions(tlsConf *tls.Config, authz Authorize) []grpc.ServerOption {
+// certificate, admit only sites to Federation and only admins to Admin and put the
+// identity in the context for Caller, and keepalive rules for long-lived Work streams. g adds the
+// aggregator's allow-list and refusal auditing; its zero value admits every
+// authenticated caller of the right role.
+func ServerOptions(tlsConf *tls.Config, g Guard) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsConf)),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			ctx, err := authenticate(ctx, info.FullMethod, authz)
+			ctx, err := g.authenticate(ctx, info.FullMethod)
 			if err != nil {
 				return nil, err
 			}
 			return handler(ctx, req)
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			ctx, err := authenticate(ss.Context(), info.FullMethod, authz)
+			ctx, err := g.authenticate(ss.Context(), info.FullMethod)
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +109,9 @@ type federationFixture struct {
 	dir, other string
 	addr       string
 	blob       []byte
+
+	mu      sync.Mutex
+	refused []string // "identity method" of each call refused before its handler
 }
 
 func newFixture(t *testing.T) *federationFixture {
@@ -125,18 +130,25 @@ func newFixture(t *testing.T) *federationFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allow := func(ctx context.Context, id certs.Identity, method string) error {
-		if id.Role == certs.RoleSite && id.ID == "b" {
-			return errors.New("site b is not on the allow-list")
-		}
-		return nil
+	guard := Guard{
+		Allow: func(ctx context.Context, id certs.Identity, method string) error {
+			if id.Role == certs.RoleSite && id.ID == "b" {
+				return errors.New("site b is not on the allow-list")
+			}
+			return nil
+		},
+		Refused: func(ctx context.Context, method string, id certs.Identity, err error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.refused = append(f.refused, id.String()+" "+method)
+		},
 	}
 	rng := rand.New(rand.NewChaCha8([32]byte{1}))
 	f.blob = make([]byte, 5*MaxChunk/2+123)
 	for i := range f.blob {
 		f.blob[i] = byte(rng.Uint32())
 	}
-	srv := grpc.NewServer(ServerOptions(tlsConf, allow)...)
+	srv := grpc.NewServer(ServerOptions(tlsConf, guard)...)
 	RegisterFederationServer(srv, &testFederation{blob: f.blob})
 	RegisterAdminServer(srv, testAdmin{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -226,6 +238,16 @@ func TestLoopbackIdentity(t *testing.T) {
 	_, err = NewAdminClient(f.dial(t, certs.SiteFiles(f.dir, "a"))).Status(ctx, &StatusRequest{Envelope: site("a")})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("site calling admin: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := []string{
+		"fedclaims://site/b /fedclaims.v1.Federation/Enroll",
+		"fedclaims://admin/admin /fedclaims.v1.Federation/Enroll",
+		"fedclaims://site/a /fedclaims.v1.Admin/Status",
+	}
+	if !slices.Equal(f.refused, want) {
+		t.Errorf("refusals reported %q, want %q", f.refused, want)
 	}
 }
 
