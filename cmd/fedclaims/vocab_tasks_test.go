@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
@@ -177,4 +180,61 @@ func TestTasksPrevalenceCommand(t *testing.T) {
 	if err != nil || out != string(tasks.DefaultYAML()) {
 		t.Errorf("tasks default printed %q, %v", out, err)
 	}
+}
+
+// TestVocabOMOPDemo builds a vocabulary from the real MIMIC-IV demo OMOP export (ICD-9-CM
+// and ICD-10-CM diagnoses, NDC drugs) and encodes its patients with it.
+func TestVocabOMOPDemo(t *testing.T) {
+	data := filepath.Join("..", "..", "claims", "testdata", "omop-mimic-iv-demo")
+	out := filepath.Join(t.TempDir(), "vocab.json")
+	if _, err := runCmd(t, "vocab", "build", "--data", data, "--min-count", "5", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	v, err := tokenizer.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	systems := make(map[string]int)
+	for id := int32(tokenizer.NumSpecial); id < int32(v.Len()); id++ {
+		systems[claims.System(v.Token(id))]++
+		if n := v.Count(id); n < 5 || n > 100 {
+			t.Errorf("token %s counts %d of 100 patients", v.Token(id), n)
+		}
+	}
+	for _, s := range []string{claims.SystemICD9CM, claims.SystemICD10CM, claims.SystemNDC} {
+		if systems[s] < 20 {
+			t.Errorf("%d %s tokens from the demo, want at least 20 (all: %v)", systems[s], s, systems)
+		}
+	}
+	src, err := claims.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	enc, err := tokenizer.NewEncoder(v, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokens, unk int
+	for {
+		p, err := src.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range enc.Encode(p, tokenizer.NoCutoff).IDs {
+			tokens++
+			if id == tokenizer.UNK {
+				unk++
+			}
+		}
+	}
+	// Codes seen in fewer than 5 of 100 patients are rare, but most events carry
+	// common codes or fall back to a common category.
+	if tokens == 0 || float64(unk)/float64(tokens) > 0.25 {
+		t.Errorf("%d of %d tokens are [UNK]", unk, tokens)
+	}
+	t.Logf("%d tokens, %d [UNK], vocabulary by system %v", tokens, unk, systems)
 }
