@@ -113,7 +113,7 @@ func New(t *CountTable, minCount int) (*Vocab, error) {
 		}
 		return strings.Compare(a.code, b.code)
 	})
-	tokens := append(SpecialTokens(), make([]string, 0, len(entries))...)
+	tokens := append(make([]string, 0, NumSpecial+len(entries)), SpecialTokens()...)
 	counts := make([]int64, NumSpecial, NumSpecial+len(entries))
 	for _, e := range entries {
 		tokens = append(tokens, e.code)
