@@ -83,6 +83,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newBaselineCmd(a),
 		newEvalCmd(a),
 		newModelCmd(a),
+		newPretrainCmd(a),
 		newSynthCmd(a),
 		newVocabCmd(a),
 		newTasksCmd(a),
