@@ -53,9 +53,9 @@ var archetypes = [nArchetypes]archetypeParams{
 		mix: map[cond]float64{condStroke: 1.5, condTIA: 1.3, condHF: 1.3, condFracture: 1.5, condIHD: 1.2}},
 	CancerCentre: {ageMean: 63, ageSD: 13, female: 0.5, size: 0.9, visits: 0.9, digits: 5,
 		mix: map[cond]float64{condCancer: 10, condSmoking: 1.3, condCOPD: 1.3, condDepression: 1.3}},
-	Clinic: {ageMean: 48, ageSD: 20, female: 0.55, size: 0.7, visits: 1.25, digits: 4,
+	Clinic: {ageMean: 50, ageSD: 21, female: 0.55, size: 0.7, visits: 1.25, digits: 4,
 		mix: map[cond]float64{condHTN: 1.3, condDyslipidaemia: 1.3, condT2D: 1.2, condGERD: 1.3, condMSK: 1.3,
-			condObesity: 1.2, condAF: 1.3, condFracture: 0.8, condCancer: 0.5}},
+			condObesity: 1.2, condAF: 1.3, condOsteoporosis: 1.3, condDementia: 1.2, condFracture: 0.8, condCancer: 0.5}},
 }
 
 // Hospital is one synthetic data holder. Its parameters derive from the

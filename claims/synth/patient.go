@@ -306,7 +306,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		}
 		return r
 	case condAF:
-		r := 0.0035 * s.ageTerm(c, 0.075, 65, a) * s.x(condHTN, m, 1.5) * s.x(condObesity, m, 1.4) * s.x(condHF, m, 2.5) * s.x(condIHD, m, 1.4)
+		r := 0.004 * s.ageTerm(c, 0.075, 65, a) * s.x(condHTN, m, 1.5) * s.x(condObesity, m, 1.4) * s.x(condHF, m, 2.5) * s.x(condIHD, m, 1.4)
 		if !s.female {
 			r *= 1.3
 		}
@@ -379,7 +379,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 55 {
 			return 0.00005
 		}
-		r := 0.003 * s.ageTerm(c, 0.12, 75, a) * s.x(condT2D, m, 1.4) * s.x(condHTN, m, 1.1)
+		r := 0.0055 * s.ageTerm(c, 0.12, 75, a) * s.x(condT2D, m, 1.4) * s.x(condHTN, m, 1.1)
 		if s.female {
 			r *= 1.2
 		}
@@ -412,7 +412,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if a < 45 {
 			return 0.0001
 		}
-		r := 0.001 * s.ageTerm(c, 0.09, 65, a) * s.x(condObesity, m, 0.7)
+		r := 0.0015 * s.ageTerm(c, 0.09, 65, a) * s.x(condObesity, m, 0.7)
 		if s.female {
 			r *= 4
 			if a > 50 {
@@ -456,7 +456,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 	case condCancer:
 		return 0.002 * s.ageTerm(c, 0.06, 60, a) * s.x(condSmoking, m, 1.8) * s.x(condObesity, m, 1.2)
 	case condVTE:
-		r := 0.0015 * s.ageTerm(c, 0.04, 60, a) * s.x(condCancer, m, 4) * s.x(condObesity, m, 1.5)
+		r := 0.0025 * s.ageTerm(c, 0.04, 60, a) * s.x(condCancer, m, 4) * s.x(condObesity, m, 1.5)
 		if s.within(condFracture, m, 3) {
 			r *= 10 // immobility after a fracture
 		}
