@@ -89,16 +89,24 @@ func readCRL(file string, ca *x509.Certificate) (*x509.RevocationList, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "X509 CRL" {
-		return nil, fmt.Errorf("%s: no PEM X509 CRL block", file)
-	}
-	crl, err := x509.ParseRevocationList(block.Bytes)
+	crl, err := parseCRL(b, ca)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	return crl, nil
+}
+
+func parseCRL(b []byte, ca *x509.Certificate) (*x509.RevocationList, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "X509 CRL" {
+		return nil, errors.New("no PEM X509 CRL block")
+	}
+	crl, err := x509.ParseRevocationList(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	if err := crl.CheckSignatureFrom(ca); err != nil {
-		return nil, fmt.Errorf("%s: not signed by the consortium CA: %w", file, err)
+		return nil, fmt.Errorf("not signed by the consortium CA: %w", err)
 	}
 	return crl, nil
 }

@@ -239,15 +239,20 @@ func LoadCert(file string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", file)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := ParseCert(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return cert, nil
+}
+
+// ParseCert decodes the first PEM block of b, which must be a certificate.
+func ParseCert(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM CERTIFICATE block")
+	}
+	return x509.ParseCertificate(block.Bytes)
 }
 
 // LoadPair reads f.Cert and f.Key as a TLS certificate and checks that the
@@ -269,17 +274,25 @@ func loadKey(file string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY block", file)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	k, err := parseKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	return k, nil
+}
+
+func parseKey(b []byte) (*ecdsa.PrivateKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("no PEM PRIVATE KEY block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	ek, ok := k.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: %T, want an ECDSA key", file, k)
+		return nil, fmt.Errorf("%T, want an ECDSA key", k)
 	}
 	return ek, nil
 }
