@@ -75,16 +75,22 @@ type AdamW struct {
 
 // NewAdamW returns an optimiser for the parameters of cfg.
 func NewAdamW(cfg Config) *AdamW {
-	n := cfg.Params()
-	o := &AdamW{M: make([]float32, n), V: make([]float32, n), decay: make([]bool, n)}
+	decay := make([]bool, cfg.Params())
 	for _, t := range cfg.layout() {
 		if t.decay {
 			for i := t.off; i < t.off+t.size(); i++ {
-				o.decay[i] = true
+				decay[i] = true
 			}
 		}
 	}
-	return o
+	return newAdamW(decay)
+}
+
+// newAdamW returns an optimiser over len(decay) parameters, decaying those
+// marked.
+func newAdamW(decay []bool) *AdamW {
+	n := len(decay)
+	return &AdamW{M: make([]float32, n), V: make([]float32, n), decay: decay}
 }
 
 // GradNorm is the Euclidean norm of g.
