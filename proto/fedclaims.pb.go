@@ -508,11 +508,13 @@ func (x *Chunk) GetData() []byte {
 	return nil
 }
 
-// SignedKey is a site's X25519 key for receiving Shamir shares, signed with the key of
-// its certificate, which it includes: a recipient checks the certificate against the
-// consortium CA and the signature, so a relaying aggregator cannot swap in its own
-// key. The signature is over the SHA-256 of "fedclaims share key v1", federation_id,
-// site_id and public_key, each length-prefixed.
+// SignedKey is a site's public key for receiving Shamir shares (secureagg's
+// TransportKey: HPKE with the ML-KEM-768 + X25519 hybrid KEM), signed with the key of
+// its certificate, which it includes: a dealer checks the certificate against the
+// consortium CA and the signature before sealing a share to the key, so a relaying
+// aggregator cannot swap in its own. The signature is over "fedclaims share key v1",
+// federation_id, site_id and public_key, each length-prefixed (Go: SignShareKey,
+// VerifyShareKey).
 type SignedKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SiteId        string                 `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
