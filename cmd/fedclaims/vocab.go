@@ -50,10 +50,8 @@ JSON line: out, tokens, min_count, patients, sites.`,
 			return a.writeVocab(tables, k, out)
 		},
 	}
-	cmd.Flags().StringSlice("data", nil, "dataset directories, one per site (repeat or separate with commas)")
-	cmd.Flags().String("out", "", "vocabulary JSON file to write")
-	cmd.Flags().Int("min-count", tokenizer.DefaultMinCount, "k: the fewest patients a code needs at a site, and in the merged counts")
-	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	addVocabFlags(cmd, "dataset directories, one per site (repeat or separate with commas)",
+		"vocabulary JSON file to write", "k: the fewest patients a code needs at a site, and in the merged counts")
 	return cmd
 }
 
@@ -80,10 +78,7 @@ func newVocabCountCmd(a *app) *cobra.Command {
 			return a.printJSONLine(map[string]any{"out": out, "codes": len(t.Counts), "min_count": t.MinCount, "patients": t.Patients})
 		},
 	}
-	cmd.Flags().StringSlice("data", nil, "the site's dataset directory")
-	cmd.Flags().String("out", "", "count table JSON file to write")
-	cmd.Flags().Int("min-count", tokenizer.DefaultMinCount, "k: codes seen in fewer patients are left out")
-	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	addVocabFlags(cmd, "the site's dataset directory", "count table JSON file to write", "k: codes seen in fewer patients are left out")
 	return cmd
 }
 
@@ -111,6 +106,15 @@ func newVocabMergeCmd(a *app) *cobra.Command {
 	cmd.Flags().String("out", "", "vocabulary JSON file to write")
 	cmd.Flags().Int("min-count", tokenizer.DefaultMinCount, "k: the fewest patients a merged code needs")
 	return cmd
+}
+
+// addVocabFlags adds the flags of the commands that count datasets, read by
+// vocabFlags.
+func addVocabFlags(cmd *cobra.Command, dataUsage, outUsage, minCountUsage string) {
+	cmd.Flags().StringSlice("data", nil, dataUsage)
+	cmd.Flags().String("out", "", outUsage)
+	cmd.Flags().Int("min-count", tokenizer.DefaultMinCount, minCountUsage)
+	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
 }
 
 func vocabFlags(a *app) (paths []string, out string, k int, err error) {
