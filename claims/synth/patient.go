@@ -83,7 +83,8 @@ func patient(h *Hospital, i int) *claims.Patient {
 	length := int32(12 + math.Round(108*math.Pow(r.Float64(), 0.6)))
 	start := month2012 + int32(r.IntN(int(span-length+1)))
 	end := start + length
-	s.birth = start - int32(age*12)
+	// Born at least a month before the records start, so birth precedes every event.
+	s.birth = start - 1 - int32(age*12)
 	birthDay := monthDay(s.birth) + int64(r.IntN(28))
 
 	// The years before the records start, a year at a time from age 18, so that
