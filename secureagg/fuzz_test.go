@@ -54,3 +54,7 @@ func FuzzSumChunk(f *testing.F) {
 func FuzzShareChunk(f *testing.F) {
 	fuzzUnmarshal(f, "decryption share", func() binaryMessage { return new(ShareChunk) })
 }
+
+func FuzzSealedShamirShare(f *testing.F) {
+	fuzzUnmarshal(f, "sealed shamir share", func() binaryMessage { return new(SealedShamirShare) })
+}

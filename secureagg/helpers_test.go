@@ -26,57 +26,9 @@ func federation(t testing.TB, n, threshold int) (Config, []*Party) {
 		sites[i] = SiteID(10 + 3*i)
 	}
 	cfg := Config{Params: params, Federation: "fed-test", Sites: sites, Threshold: threshold, WeightCap: 1000}
-	parties := make([]*Party, n)
-	for i, s := range sites {
-		if parties[i], err = NewParty(cfg, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := NewPublicKeyGen(params, cfg.Federation)
+	parties, err := SetupLocal(cfg)
 	if err != nil {
 		t.Fatal(err)
-	}
-	agg := g.AllocateShare()
-	for i, p := range parties {
-		s, err := p.PublicKeyShare()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = roundTrip(t, s, new(PublicKeyShare))
-		if i == 0 {
-			agg = s
-			continue
-		}
-		if err := g.AggregateShares(agg, s, agg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pk, err := g.GenPublicKey(agg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk = roundTrip(t, pk, new(PublicKey))
-	for _, p := range parties {
-		if err := p.SetPublicKey(pk); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if threshold > 0 && threshold < n {
-		inbox := make([][]*ShamirShare, n)
-		for _, p := range parties {
-			shares, err := p.ShamirShares()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for j, s := range shares {
-				inbox[j] = append(inbox[j], roundTrip(t, s, new(ShamirShare)))
-			}
-		}
-		for j, p := range parties {
-			if err := p.SetShamirShares(inbox[j]); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 	for _, p := range parties {
 		if !p.Ready() {

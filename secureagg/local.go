@@ -4,7 +4,7 @@ import "fmt"
 
 // SetupLocal runs the whole key setup in one process: a Party per site, the
 // collective public key and, for a threshold below the number of sites, the
-// Shamir re-sharing. Every message goes through its binary encoding, as it
+// Shamir re-sharing with every share sealed to its recipient's transport key. Every message goes through its binary encoding, as it
 // would on the wire. It is for simulations, benchmarks and tests; a real
 // federation runs the same steps across machines.
 func SetupLocal(cfg Config) ([]*Party, error) {
@@ -56,6 +56,12 @@ func SetupLocal(cfg Config) ([]*Party, error) {
 	if cfg.Threshold == len(cfg.Sites) {
 		return parties, nil
 	}
+	keys := make([]*TransportKey, len(parties))
+	for j := range keys {
+		if keys[j], err = NewTransportKey(); err != nil {
+			return nil, err
+		}
+	}
 	inbox := make([][]*ShamirShare, len(parties))
 	for _, p := range parties {
 		shares, err := p.ShamirShares()
@@ -63,11 +69,19 @@ func SetupLocal(cfg Config) ([]*Party, error) {
 			return nil, err
 		}
 		for j, s := range shares {
-			wire := new(ShamirShare)
-			if err := relay(s, wire); err != nil {
+			sealed, err := s.Seal(keys[j].PublicKey())
+			if err != nil {
 				return nil, err
 			}
-			inbox[j] = append(inbox[j], wire)
+			var wire SealedShamirShare
+			if err := relay(sealed, &wire); err != nil {
+				return nil, err
+			}
+			opened, err := wire.Open(keys[j])
+			if err != nil {
+				return nil, err
+			}
+			inbox[j] = append(inbox[j], opened)
 		}
 	}
 	for j, p := range parties {

@@ -21,6 +21,7 @@ const (
 	kindChunk
 	kindSumChunk
 	kindShareChunk
+	kindSealedShamirShare
 )
 
 func (k kind) String() string {
@@ -37,6 +38,8 @@ func (k kind) String() string {
 		return "sum chunk"
 	case kindShareChunk:
 		return "decryption share"
+	case kindSealedShamirShare:
+		return "sealed shamir share"
 	}
 	return fmt.Sprintf("kind %d", byte(k))
 }

@@ -45,13 +45,22 @@ func messages(t testing.TB) map[string]binaryMessage {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tk, err := NewTransportKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := shamir[1].Seal(tk.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]binaryMessage{
-		"public-key share": pks,
-		"public key":       pk,
-		"shamir share":     shamir[1],
-		"chunk":            chunks[0],
-		"sum chunk":        sums[0],
-		"decryption share": shares[0],
+		"sealed shamir share": sealed,
+		"public-key share":    pks,
+		"public key":          pk,
+		"shamir share":        shamir[1],
+		"chunk":               chunks[0],
+		"sum chunk":           sums[0],
+		"decryption share":    shares[0],
 	}
 }
 
@@ -69,6 +78,8 @@ func fresh(m binaryMessage) binaryMessage {
 		return new(SumChunk)
 	case *ShareChunk:
 		return new(ShareChunk)
+	case *SealedShamirShare:
+		return new(SealedShamirShare)
 	}
 	panic("unknown message type")
 }
