@@ -319,6 +319,10 @@ func openShard(name string) (s *medsShard, err error) {
 		return nil, fmt.Errorf("meds: %w", err)
 	}
 	defer func() {
+		// parquet-go panics on some malformed schemas (a MAP annotation on a leaf).
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("meds %s: %w: %v", name, ErrCorrupt, p)
+		}
 		if err != nil {
 			f.Close()
 		}
@@ -560,6 +564,11 @@ func ReadCodes(path string) (codes []CodeInfo, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("meds codes %s: %w: %w", path, ErrCorrupt, err)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			codes, err = nil, fmt.Errorf("meds codes %s: %w: %v", path, ErrCorrupt, p)
+		}
+	}()
 	root := pf.Root()
 	code := root.Column("code")
 	if code == nil {
@@ -571,11 +580,6 @@ func ReadCodes(path string) (codes []CodeInfo, err error) {
 	if d := root.Column("description"); d != nil && (!d.Leaf() || d.Type().Kind() != parquet.ByteArray) {
 		return nil, &RowError{File: path, Column: "description", Err: fmt.Errorf("%w: %s, want string", ErrColumnType, d.Type())}
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			codes, err = nil, fmt.Errorf("meds codes %s: %w: %v", path, ErrCorrupt, p)
-		}
-	}()
 	rd := parquet.NewGenericReader[codeRow](pf)
 	defer rd.Close()
 	buf := make([]codeRow, 1024)

@@ -475,7 +475,11 @@ func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t o
 		if err == io.EOF {
 			return &RowError{File: path, Line: 1, Err: errors.New("empty file, want a header line")}
 		}
-		return csvError(path, err)
+		err = csvError(path, err)
+		if re := (*RowError)(nil); errors.As(err, &re) {
+			re.Err = fmt.Errorf("header: %w", re.Err)
+		}
+		return err
 	}
 	header = slices.Clone(header) // the reader reuses its record
 	c := &csvRow{file: path, cols: make(map[string]int, len(header))}
