@@ -20,6 +20,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		newBenchTrainCmd(a),
 		newBenchSecureAggCmd(a),
 		newBenchSynthCmd(a),
+		newBenchIngestCmd(a),
 	)
 	return cmd
 }
