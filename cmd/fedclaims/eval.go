@@ -26,17 +26,21 @@ type evalOptions struct {
 	minCount, recentDays int
 	threads              int
 	skipDegenerate       bool
+	model                string
+	frozen               bool
+	epochs, seq          int
 }
 
 func newEvalCmd(a *app) *cobra.Command {
 	var o evalOptions
 	cmd := &cobra.Command{
-		Use:   "eval --data DIR [--tasks TASKS.yaml] --out OUT",
-		Short: "Label a site's data for each task, train and score the LightGBM-style baseline, write OUT/report.{json,md} and precision-recall plots",
+		Use:   "eval --data DIR [--model CKPT] [--tasks TASKS.yaml] --out OUT",
+		Short: "Label a site's data per task, fine-tune the encoder's heads and train the baseline, score both; write OUT/report.{json,md} and precision-recall plots",
 		Long: "eval labels the patients of one dataset (MEDS or OMOP CDM) for every task of the task file " +
 			"(the shipped default without --tasks), builds count features from their histories, trains the " +
 			"gradient-boosting baseline on the training split, chooses it on the validation split and scores it on " +
-			"the test split with patient-level bootstrap intervals. The encoder's heads are not evaluated by this build.",
+			"the test split with patient-level bootstrap intervals. With --model it fine-tunes one binary head per task " +
+			"on the pretrained encoder on the same splits and scores it beside the baseline; without, the baseline runs alone.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.data == "" || o.out == "" {
@@ -60,6 +64,10 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.IntVar(&o.minCount, "min-count", 5, "drop codes seen fewer times in training histories")
 	f.IntVar(&o.recentDays, "recent-days", 365, "add counts over the last N days before the index date (0: none)")
 	f.IntVar(&o.threads, "threads", 0, "training threads (0: all cores)")
+	f.StringVar(&o.model, "model", "", "pretrained encoder checkpoint directory (model.safetensors, config.json, vocab.json)")
+	f.BoolVar(&o.frozen, "frozen", false, "keep the encoder frozen and fit only a logistic head on its pooled features (much cheaper)")
+	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
+	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
 	f.BoolVar(&o.skipDegenerate, "skip-degenerate", false, "leave out, with a warning, tasks with a split lacking positives or negatives, instead of failing")
 	return cmd
 }
@@ -70,6 +78,13 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if o.tasksFile != "" {
 		var err error
 		if ts, err = tasks.ReadFile(o.tasksFile); err != nil {
+			return nil, err
+		}
+	}
+	var ck *encoderCheckpoint
+	if o.model != "" {
+		var err error
+		if ck, err = loadEncoder(o.model); err != nil {
 			return nil, err
 		}
 	}
@@ -98,6 +113,11 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	}
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("%s: no task could be evaluated", o.data)
+	}
+	if ck != nil {
+		if err := addEncoder(ctx, ck, o, a, patients, cohort, l, runs); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.data, err)
+		}
 	}
 	report := &eval.Report{}
 	for _, run := range runs {

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+// tinyCheckpoint writes a small randomly initialised encoder with a vocabulary
+// counted from the site's data; extra pads the vocabulary to break the match.
+func tinyCheckpoint(t *testing.T, data string, extra int) string {
+	t.Helper()
+	src, err := claims.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	c := tokenizer.NewCounter()
+	for {
+		p, err := src.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Add(p)
+	}
+	table, err := c.Table(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tokenizer.New(table, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := v.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	cfg := model.Config{Vocab: v.Len() + extra, Hidden: 16, Layers: 1, Heads: 2, MaxLen: 32, Segments: 3, LNEps: 1e-5}
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	if err := m.Save(dir, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestEvalWithEncoder(t *testing.T) {
+	data := synthSite(t, 3000)
+	dir := t.TempDir()
+	taskFile := filepath.Join(dir, "tasks.yaml")
+	os.WriteFile(taskFile, []byte(evalTasksYAML), 0o644)
+	ckpt := tinyCheckpoint(t, data, 0)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"eval", "--data", data, "--tasks", taskFile, "--model", ckpt, "--frozen",
+		"--epochs", "1", "--seq", "16", "--out", out, "--grid=false", "--bootstrap", "50", "--iterations", "30",
+		"--log-level", "warn"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Tasks []struct {
+			Name   string                     `json:"name"`
+			Models map[string]json.RawMessage `json:"models"`
+		} `json:"tasks"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range rep.Tasks {
+		if _, ok := task.Models["encoder"]; !ok {
+			t.Errorf("task %s: no encoder metrics with --model", task.Name)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	for _, line := range strings.Split(string(md), "\n") {
+		if strings.HasPrefix(line, "| t2d |") && strings.Count(line, "[") != 2 {
+			t.Errorf("t2d row lacks two intervals: %s", line)
+		}
+	}
+}
+
+func TestEvalVocabularyMismatch(t *testing.T) {
+	data := synthSite(t, 400)
+	ckpt := tinyCheckpoint(t, data, 3)
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"eval", "--data", data, "--model", ckpt, "--out", out, "--log-level", "error"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "the vocabulary does not match the model") {
+		t.Fatalf("error %v, want a vocabulary mismatch", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("output directory created despite the error")
+	}
+}
