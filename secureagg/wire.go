@@ -22,6 +22,7 @@ const (
 	kindSumChunk
 	kindShareChunk
 	kindSealedShamirShare
+	kindPartyState
 )
 
 func (k kind) String() string {
@@ -40,6 +41,8 @@ func (k kind) String() string {
 		return "decryption share"
 	case kindSealedShamirShare:
 		return "sealed shamir share"
+	case kindPartyState:
+		return "party state"
 	}
 	return fmt.Sprintf("kind %d", byte(k))
 }
