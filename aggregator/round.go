@@ -3,6 +3,7 @@ package aggregator
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -131,15 +132,20 @@ type Announce struct {
 	Version uint64
 }
 
-// ShareRequest asks exactly these Sites (the round's contributors) for one
-// decryption share each of Round's sum.
+// ShareRequest asks exactly these Sites, t of the round's contributors, for one
+// decryption share each of Round's sum. Threshold decryption fixes the decrypting
+// set before the shares are made (each share carries its Lagrange coefficient for
+// that set), so the machine picks it when the sum closes. Contributors is everyone
+// whose update is in the sum, for the sites to check against min_sites.
 type ShareRequest struct {
-	Round uint64
-	Sites []string
+	Round        uint64
+	Sites        []string
+	Contributors []string
 }
 
-// Combine tells the I/O layer to combine the shares of these Sites for Round and to
-// apply the decoded average to the global model, then Step an Applied.
+// Combine tells the I/O layer to combine the shares of these Sites (the decrypting
+// set) for Round and to apply the decoded average to the global model, then Step an
+// Applied.
 type Combine struct {
 	Round uint64
 	Sites []string
@@ -206,6 +212,7 @@ type Machine struct {
 
 	contributors []string        // sites whose update is in the open round's sum, in arrival order
 	contributed  map[string]bool // the same, as a set
+	decryptors   map[string]bool // the decrypting set, fixed when the sum closes
 	shares       map[string]bool // sites whose share of the open round was accepted
 	digests      map[string][32]byte
 
@@ -278,6 +285,7 @@ func (m *Machine) start() error {
 	m.phase = PhaseCollecting
 	m.contributors = m.contributors[:0]
 	m.contributed = make(map[string]bool)
+	m.decryptors = nil
 	m.shares = make(map[string]bool)
 	m.digests = make(map[string][32]byte)
 	m.ready.Announce = &Announce{Round: m.st.Round, Version: m.st.Version}
@@ -314,10 +322,18 @@ func (m *Machine) uploaded(u Uploaded) error {
 	return nil
 }
 
-// closeSum ends collection; enough contributors is the caller's check.
+// closeSum ends collection and picks the decrypting set: the first t contributors in
+// site-id order, so the choice does not depend on arrival order. Enough contributors
+// is the caller's check.
 func (m *Machine) closeSum() {
 	m.phase = PhaseDecrypting
-	m.ready.ShareRequest = &ShareRequest{Round: m.st.Round, Sites: slices.Clone(m.contributors)}
+	sorted := slices.Sorted(slices.Values(m.contributors))
+	set := sorted[:m.cfg.Threshold]
+	m.decryptors = make(map[string]bool, len(set))
+	for _, s := range set {
+		m.decryptors[s] = true
+	}
+	m.ready.ShareRequest = &ShareRequest{Round: m.st.Round, Sites: set, Contributors: slices.Clone(m.contributors)}
 }
 
 func (m *Machine) deadline(d Deadline) error {
@@ -349,22 +365,16 @@ func (m *Machine) share(s Share) error {
 	if m.phase != PhaseDecrypting {
 		return &Refused{Site: s.Site, Round: s.Round, Reason: "no decryption is under way (" + m.phase.String() + ")"}
 	}
-	if !m.contributed[s.Site] {
-		return &Refused{Site: s.Site, Round: s.Round, Reason: "site did not contribute to this sum"}
+	if !m.decryptors[s.Site] {
+		return &Refused{Site: s.Site, Round: s.Round, Reason: "site is not in this round's decrypting set"}
 	}
 	if m.shares[s.Site] {
 		return &Refused{Site: s.Site, Round: s.Round, Reason: "site already sent its share"}
 	}
 	m.shares[s.Site] = true
 	if len(m.shares) == m.cfg.Threshold {
-		sites := make([]string, 0, len(m.shares))
-		for _, c := range m.contributors {
-			if m.shares[c] {
-				sites = append(sites, c)
-			}
-		}
 		m.phase = PhaseApplying
-		m.ready.Combine = &Combine{Round: m.st.Round, Sites: sites}
+		m.ready.Combine = &Combine{Round: m.st.Round, Sites: slices.Sorted(maps.Keys(m.shares))}
 	}
 	return nil
 }
