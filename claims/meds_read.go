@@ -591,7 +591,11 @@ func ReadCodes(path string) (codes []CodeInfo, err error) {
 			if c.Code == "" || !utf8.ValidString(c.Code) || !utf8.ValidString(c.Description) {
 				return nil, &RowError{File: path, Row: row, Column: "code", Err: fmt.Errorf("%w or empty: %q", ErrNotUTF8, c.Code)}
 			}
-			codes = append(codes, CodeInfo{Code: c.Code, Description: c.Description, Parents: slices.Clone(c.ParentCodes)})
+			ci := CodeInfo{Code: c.Code, Description: c.Description}
+			if len(c.ParentCodes) > 0 {
+				ci.Parents = slices.Clone(c.ParentCodes)
+			}
+			codes = append(codes, ci)
 		}
 		if rerr == io.EOF {
 			return codes, nil
