@@ -162,13 +162,7 @@ func Bench(ctx context.Context, bc BenchConfig) (*BenchResult, error) {
 		shareCPU += c2 - c1
 		siteShareCPU += c3 - c0
 		if err := parallel(ctx, len(wire), func() func(int) error {
-			return func(k int) error {
-				var s ShareChunk
-				if err := s.UnmarshalBinary(wire[k]); err != nil {
-					return err
-				}
-				return dec.Add(&s)
-			}
+			return func(k int) error { return dec.AddBinary(wire[k]) }
 		}); err != nil {
 			return nil, err
 		}

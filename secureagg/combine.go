@@ -76,36 +76,45 @@ func NewDecryption(agg *Aggregate, set []SiteID) (*Decryption, error) {
 // federation or round, of another shape, from a site outside the decrypting set
 // or made for another set, and a duplicate; a refused share changes nothing.
 func (d *Decryption) Add(s *ShareChunk) error {
-	a := d.agg
-	switch {
-	case s.Params != a.cfg.Params.ID():
-		return refuse("decryption share", s.Header, ErrParams)
-	case s.Federation != a.cfg.Federation:
-		return refuse("decryption share", s.Header, ErrFederation)
-	case s.Round != a.round:
-		return refuse("decryption share", s.Header, fmt.Errorf("%w: aggregate is for round %d", ErrRound, a.round))
-	case s.Total != a.total || s.Index >= a.total:
-		return refuse("decryption share", s.Header, fmt.Errorf("%w: the model has %d chunks", ErrShape, a.total))
-	case s.value.Value.N() != a.cfg.Params.N() || s.value.Level() != 0:
-		return refuse("decryption share", s.Header, fmt.Errorf("%w: share polynomial of the wrong shape", ErrMalformed))
+	if err := d.check(s.Header); err != nil {
+		return err
 	}
-	if _, ok := slices.BinarySearch(d.set, s.Site); !ok {
-		return refuse("decryption share", s.Header, fmt.Errorf("%w: decrypting set is %v", ErrNotInSet, d.set))
+	if s.value.Value.N() != d.agg.cfg.Params.N() || s.value.Level() != 0 {
+		return refuse("decryption share", s.Header, fmt.Errorf("%w: share polynomial of the wrong shape", ErrMalformed))
 	}
 	if s.Set != d.digest {
 		return refuse("decryption share", s.Header, fmt.Errorf("%w: share made for another decrypting set", ErrNotInSet))
 	}
-	if err := d.claim(s); err != nil {
+	if err := d.claim(s.Header); err != nil {
 		return err
 	}
 	d.locks[s.Index].Lock()
 	acc := d.acc[s.Index]
-	a.cfg.Params.RingQ().Add(acc.Value[0], s.value.Value, acc.Value[0])
+	d.agg.cfg.Params.RingQ().Add(acc.Value[0], s.value.Value, acc.Value[0])
 	d.locks[s.Index].Unlock()
 	return nil
 }
 
-func (d *Decryption) claim(s *ShareChunk) error {
+// check refuses a share header that does not belong in this decryption.
+func (d *Decryption) check(h Header) error {
+	a := d.agg
+	switch {
+	case h.Params != a.cfg.Params.ID():
+		return refuse("decryption share", h, ErrParams)
+	case h.Federation != a.cfg.Federation:
+		return refuse("decryption share", h, ErrFederation)
+	case h.Round != a.round:
+		return refuse("decryption share", h, fmt.Errorf("%w: aggregate is for round %d", ErrRound, a.round))
+	case h.Total != a.total || h.Index >= a.total:
+		return refuse("decryption share", h, fmt.Errorf("%w: the model has %d chunks", ErrShape, a.total))
+	}
+	if _, ok := slices.BinarySearch(d.set, h.Site); !ok {
+		return refuse("decryption share", h, fmt.Errorf("%w: decrypting set is %v", ErrNotInSet, d.set))
+	}
+	return nil
+}
+
+func (d *Decryption) claim(s Header) error {
 	d.seenMu.Lock()
 	defer d.seenMu.Unlock()
 	bits, ok := d.seen[s.Site]
@@ -114,7 +123,7 @@ func (d *Decryption) claim(s *ShareChunk) error {
 		d.seen[s.Site] = bits
 	}
 	if bits[s.Index] {
-		return refuse("decryption share", s.Header, ErrDuplicate)
+		return refuse("decryption share", s, ErrDuplicate)
 	}
 	bits[s.Index] = true
 	d.counts[s.Site]++
@@ -180,4 +189,37 @@ func decode(ctx context.Context, cfg Config, values int, acc []*rlwe.Ciphertext)
 		minW = min(minW, w)
 	}
 	return &Result{Mean: mean, Weight: minW, Count: minW * cfg.WeightCap}, nil
+}
+
+// AddBinary decodes a decryption share from its wire encoding and adds it,
+// reading the coefficients straight from p. It refuses what Add refuses, and a
+// malformed encoding, before touching the accumulator.
+func (d *Decryption) AddBinary(p []byte) error {
+	h, rest, err := decodeHeader(p, kindShareChunk)
+	if err != nil {
+		return err
+	}
+	if err := d.check(h); err != nil {
+		return err
+	}
+	n := d.agg.cfg.Params.N()
+	if len(rest) != 8+8*n {
+		return fmt.Errorf("%w: decryption share %s: %d bytes after the header, want %d", ErrMalformed, h, len(rest), 8+8*n)
+	}
+	var set [8]byte
+	copy(set[:], rest)
+	if set != d.digest {
+		return refuse("decryption share", h, fmt.Errorf("%w: share made for another decrypting set", ErrNotInSet))
+	}
+	q := d.agg.cfg.Params.Q()[0]
+	if err := checkReduced(rest[8:], q); err != nil {
+		return fmt.Errorf("%w: decryption share %s: %v", ErrMalformed, h, err)
+	}
+	if err := d.claim(h); err != nil {
+		return err
+	}
+	d.locks[h.Index].Lock()
+	addBytes(d.acc[h.Index].Value[0].Coeffs[0], rest[8:], q)
+	d.locks[h.Index].Unlock()
+	return nil
 }

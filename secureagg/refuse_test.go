@@ -311,3 +311,71 @@ func TestAddBinaryMatchesAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestShareAddBinaryMatchesAdd: the zero-copy share path refuses what Add
+// refuses and decodes the same result.
+func TestShareAddBinaryMatchesAdd(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 3, 2)
+	u := randomUpdate(4, 5000)
+	agg, err := NewAggregate(cfg, 1, len(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := parties[0].Encrypt(ctx, 1, u, cfg.WeightCap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chunks {
+		if err := agg.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sums := agg.Seal()
+	set := cfg.Sites[:2]
+	viaAdd, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaBytes, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parties[:2] {
+		shares, err := p.DecryptShare(ctx, set, sums)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range shares {
+			b, err := s.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := viaAdd.Add(s); err != nil {
+				t.Fatal(err)
+			}
+			if err := viaBytes.AddBinary(b[:len(b)-1]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("AddBinary of a truncated share: %v, want ErrMalformed", err)
+			}
+			if err := viaBytes.AddBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := viaBytes.AddBinary(b); !errors.Is(err, ErrDuplicate) {
+				t.Fatalf("AddBinary of a duplicate share: %v, want ErrDuplicate", err)
+			}
+		}
+	}
+	a, err := viaAdd.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := viaBytes.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range a.Mean {
+		if a.Mean[j] != b.Mean[j] {
+			t.Fatalf("value %d: Add gives %v, AddBinary %v", j, a.Mean[j], b.Mean[j])
+		}
+	}
+}
