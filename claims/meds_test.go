@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func micros(s string) int64 {
@@ -276,5 +278,50 @@ func TestMEDSReaderCancel(t *testing.T) {
 	cancel()
 	if _, err := r.Next(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestMEDSReaderStreams checks that reading holds one patient and one batch, not
+// the file: the live heap halfway through and at the end of a dataset is far below
+// what holding its events would take.
+func TestMEDSReaderStreams(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ds")
+	var events int64
+	func() {
+		ps := randomPatients(6, 40000)
+		for _, p := range ps {
+			events += int64(len(p.Events))
+		}
+		writeAll(t, dir, ps, ShardRows(1<<30))
+	}()
+	held := events * int64(unsafe.Sizeof(Event{}))
+	r, err := OpenMEDS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var n int
+	var peak uint64
+	for {
+		_, err := r.Next(context.Background())
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n%10000 == 0 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+	}
+	if n != 40000 {
+		t.Fatalf("read %d patients, want 40000", n)
+	}
+	t.Logf("peak live heap %d bytes; the events alone take %d", peak, held)
+	if int64(peak) > held/2 {
+		t.Fatalf("live heap reached %d bytes while reading; all %d events take %d", peak, events, held)
 	}
 }
