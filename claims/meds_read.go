@@ -103,6 +103,15 @@ func OpenMEDS(dir string, opts ...Option) (*MEDSReader, error) {
 	return &MEDSReader{dir: dir, files: files, o: buildOptions(opts), intern: make(map[string]string)}, nil
 }
 
+// Codes reads the dataset's metadata/codes.parquet, nil when it has none.
+func (r *MEDSReader) Codes() ([]CodeInfo, error) {
+	path := filepath.Join(r.dir, "metadata", "codes.parquet")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return ReadCodes(path)
+}
+
 // Stats reports what has been read so far.
 func (r *MEDSReader) Stats() Stats { return r.stats.clone() }
 

@@ -162,7 +162,12 @@ func TestMEDSWriterMetadata(t *testing.T) {
 		{Code: "ATC//C10AA05", Description: "atorvastatin", Parents: []string{"ATC//C10AA"}},
 	}
 	writeAll(t, dir, samplePatients(), Codes(codes), Metadata(DatasetMetadata{Name: "h1", Version: "1"}))
-	got, err := ReadCodes(filepath.Join(dir, "metadata", "codes.parquet"))
+	r, err := OpenMEDS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := r.Codes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +185,19 @@ func TestMEDSWriterMetadata(t *testing.T) {
 	}
 	if !bytes.Contains(b, []byte(`"meds_version": "0.4"`)) || !bytes.Contains(b, []byte(`"dataset_name": "h1"`)) {
 		t.Fatalf("dataset.json: %s", b)
+	}
+}
+
+func TestMEDSCodesAbsent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ds")
+	writeAll(t, dir, samplePatients())
+	r, err := OpenMEDS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if codes, err := r.Codes(); codes != nil || err != nil {
+		t.Fatalf("got %v, %v; want nil, nil", codes, err)
 	}
 }
 
