@@ -43,6 +43,22 @@ const (
 )
 
 // BlobKind says what a blob is, and so who may send it and who may fetch it.
+//
+// Payloads, by kind (Go encoders in brackets):
+//
+//	PUBLIC_KEY_SHARE       one chunk: secureagg.PublicKeyShare [MarshalBinary]
+//	SHAMIR_SHARE           one chunk: secureagg.SealedShamirShare [MarshalBinary]
+//	COLLECTIVE_PUBLIC_KEY  secureagg.PublicKey [MarshalBinary]
+//	COUNT_TABLE            the CountTable message below, protobuf-encoded
+//	VOCABULARY             the tokenizer's vocab.json bytes [tokenizer.Vocab.Save]
+//	GLOBAL_MODEL, FINAL_MODEL
+//	                       a checkpoint's model.safetensors bytes, whose "config"
+//	                       metadata is the model's config.json [model.Model.Save]
+//	ENCRYPTED_UPDATE       one secureagg.Chunk per Chunk, in chunk-index order
+//	AGGREGATE              one secureagg.SumChunk per Chunk, in chunk-index order
+//	DECRYPTION_SHARE       one secureagg.ShareChunk per Chunk, in chunk-index order
+//
+// A site's secureagg.SiteID is its position in FederationConfig.sites (0-based).
 type BlobKind int32
 
 const (
@@ -1300,7 +1316,10 @@ type TrainTask struct {
 	// dp_noise_stddev is this site's share of distributed DP noise; 0 adds none.
 	DpNoiseStddev float64 `protobuf:"fixed64,8,opt,name=dp_noise_stddev,json=dpNoiseStddev,proto3" json:"dp_noise_stddev,omitempty"`
 	// seed for the site's local training in this round.
-	Seed          uint64 `protobuf:"varint,9,opt,name=seed,proto3" json:"seed,omitempty"`
+	Seed uint64 `protobuf:"varint,9,opt,name=seed,proto3" json:"seed,omitempty"`
+	// vocabulary the model's token ids refer to; a site whose vocabulary has another
+	// sha256 (or that has none yet) downloads BLOB_KIND_VOCABULARY before training.
+	Vocabulary    *BlobRef `protobuf:"bytes,10,opt,name=vocabulary,proto3" json:"vocabulary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1398,6 +1417,13 @@ func (x *TrainTask) GetSeed() uint64 {
 	return 0
 }
 
+func (x *TrainTask) GetVocabulary() *BlobRef {
+	if x != nil {
+		return x.Vocabulary
+	}
+	return nil
+}
+
 // DecryptTask asks a site for its decryption share of a round's aggregate. A site
 // answers at most one per round and only when contributors has at least min_sites.
 type DecryptTask struct {
@@ -1464,10 +1490,12 @@ func (x *DecryptTask) GetDecryptors() []string {
 
 // PublishedModel announces a model: after each round, and the final one.
 type PublishedModel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Model         *BlobRef               `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	Final         bool                   `protobuf:"varint,2,opt,name=final,proto3" json:"final,omitempty"`
-	Metrics       *RoundMetrics          `protobuf:"bytes,3,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Model   *BlobRef               `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Final   bool                   `protobuf:"varint,2,opt,name=final,proto3" json:"final,omitempty"`
+	Metrics *RoundMetrics          `protobuf:"bytes,3,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// vocabulary of the model, as in TrainTask.
+	Vocabulary    *BlobRef `protobuf:"bytes,4,opt,name=vocabulary,proto3" json:"vocabulary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1547,13 @@ func (x *PublishedModel) GetFinal() bool {
 func (x *PublishedModel) GetMetrics() *RoundMetrics {
 	if x != nil {
 		return x.Metrics
+	}
+	return nil
+}
+
+func (x *PublishedModel) GetVocabulary() *BlobRef {
+	if x != nil {
+		return x.Vocabulary
 	}
 	return nil
 }
@@ -2690,7 +2725,7 @@ const file_proto_fedclaims_proto_rawDesc = "" +
 	"\x06counts\x18\x03 \x03(\v2\x17.fedclaims.v1.CodeCountR\x06counts\";\n" +
 	"\tCodeCount\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1a\n" +
-	"\bpatients\x18\x02 \x01(\x04R\bpatients\"\xb8\x02\n" +
+	"\bpatients\x18\x02 \x01(\x04R\bpatients\"\xef\x02\n" +
 	"\tTrainTask\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.fedclaims.v1.BlobRefR\x05model\x12\x1f\n" +
 	"\vlocal_steps\x18\x02 \x01(\rR\n" +
@@ -2703,17 +2738,24 @@ const file_proto_fedclaims_proto_rawDesc = "" +
 	"fedprox_mu\x18\x06 \x01(\x01R\tfedproxMu\x12\x1b\n" +
 	"\tclip_norm\x18\a \x01(\x01R\bclipNorm\x12&\n" +
 	"\x0fdp_noise_stddev\x18\b \x01(\x01R\rdpNoiseStddev\x12\x12\n" +
-	"\x04seed\x18\t \x01(\x04R\x04seed\"\x86\x01\n" +
+	"\x04seed\x18\t \x01(\x04R\x04seed\x125\n" +
+	"\n" +
+	"vocabulary\x18\n" +
+	" \x01(\v2\x15.fedclaims.v1.BlobRefR\n" +
+	"vocabulary\"\x86\x01\n" +
 	"\vDecryptTask\x123\n" +
 	"\taggregate\x18\x01 \x01(\v2\x15.fedclaims.v1.BlobRefR\taggregate\x12\"\n" +
 	"\fcontributors\x18\x02 \x03(\tR\fcontributors\x12\x1e\n" +
 	"\n" +
 	"decryptors\x18\x03 \x03(\tR\n" +
-	"decryptors\"\x89\x01\n" +
+	"decryptors\"\xc0\x01\n" +
 	"\x0ePublishedModel\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.fedclaims.v1.BlobRefR\x05model\x12\x14\n" +
 	"\x05final\x18\x02 \x01(\bR\x05final\x124\n" +
-	"\ametrics\x18\x03 \x01(\v2\x1a.fedclaims.v1.RoundMetricsR\ametrics\"\xca\x01\n" +
+	"\ametrics\x18\x03 \x01(\v2\x1a.fedclaims.v1.RoundMetricsR\ametrics\x125\n" +
+	"\n" +
+	"vocabulary\x18\x04 \x01(\v2\x15.fedclaims.v1.BlobRefR\n" +
+	"vocabulary\"\xca\x01\n" +
 	"\aControl\x124\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1c.fedclaims.v1.Control.ActionR\x06action\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"q\n" +
@@ -2912,63 +2954,65 @@ var file_proto_fedclaims_proto_depIdxs = []int32{
 	5,  // 16: fedclaims.v1.KeySetupTask.collective_key:type_name -> fedclaims.v1.BlobRef
 	16, // 17: fedclaims.v1.CountTable.counts:type_name -> fedclaims.v1.CodeCount
 	5,  // 18: fedclaims.v1.TrainTask.model:type_name -> fedclaims.v1.BlobRef
-	5,  // 19: fedclaims.v1.DecryptTask.aggregate:type_name -> fedclaims.v1.BlobRef
-	5,  // 20: fedclaims.v1.PublishedModel.model:type_name -> fedclaims.v1.BlobRef
-	32, // 21: fedclaims.v1.PublishedModel.metrics:type_name -> fedclaims.v1.RoundMetrics
-	2,  // 22: fedclaims.v1.Control.action:type_name -> fedclaims.v1.Control.Action
-	4,  // 23: fedclaims.v1.UploadRequest.envelope:type_name -> fedclaims.v1.Envelope
-	22, // 24: fedclaims.v1.UploadRequest.header:type_name -> fedclaims.v1.UploadHeader
-	6,  // 25: fedclaims.v1.UploadRequest.chunk:type_name -> fedclaims.v1.Chunk
-	0,  // 26: fedclaims.v1.UploadHeader.kind:type_name -> fedclaims.v1.BlobKind
-	23, // 27: fedclaims.v1.UploadHeader.update:type_name -> fedclaims.v1.UpdateInfo
-	4,  // 28: fedclaims.v1.UploadResponse.envelope:type_name -> fedclaims.v1.Envelope
-	4,  // 29: fedclaims.v1.DownloadRequest.envelope:type_name -> fedclaims.v1.Envelope
-	0,  // 30: fedclaims.v1.DownloadRequest.kind:type_name -> fedclaims.v1.BlobKind
-	4,  // 31: fedclaims.v1.DownloadResponse.envelope:type_name -> fedclaims.v1.Envelope
-	5,  // 32: fedclaims.v1.DownloadResponse.header:type_name -> fedclaims.v1.BlobRef
-	6,  // 33: fedclaims.v1.DownloadResponse.chunk:type_name -> fedclaims.v1.Chunk
-	4,  // 34: fedclaims.v1.AcknowledgeRequest.envelope:type_name -> fedclaims.v1.Envelope
-	4,  // 35: fedclaims.v1.AcknowledgeResponse.envelope:type_name -> fedclaims.v1.Envelope
-	4,  // 36: fedclaims.v1.StatusRequest.envelope:type_name -> fedclaims.v1.Envelope
-	4,  // 37: fedclaims.v1.StatusResponse.envelope:type_name -> fedclaims.v1.Envelope
-	3,  // 38: fedclaims.v1.StatusResponse.state:type_name -> fedclaims.v1.StatusResponse.State
-	36, // 39: fedclaims.v1.StatusResponse.deadline:type_name -> google.protobuf.Timestamp
-	31, // 40: fedclaims.v1.StatusResponse.sites:type_name -> fedclaims.v1.SiteStatus
-	32, // 41: fedclaims.v1.StatusResponse.history:type_name -> fedclaims.v1.RoundMetrics
-	36, // 42: fedclaims.v1.SiteStatus.last_seen:type_name -> google.protobuf.Timestamp
-	37, // 43: fedclaims.v1.RoundMetrics.duration:type_name -> google.protobuf.Duration
-	36, // 44: fedclaims.v1.RoundMetrics.finished:type_name -> google.protobuf.Timestamp
-	4,  // 45: fedclaims.v1.SitesRequest.envelope:type_name -> fedclaims.v1.Envelope
-	4,  // 46: fedclaims.v1.SitesResponse.envelope:type_name -> fedclaims.v1.Envelope
-	31, // 47: fedclaims.v1.SitesResponse.sites:type_name -> fedclaims.v1.SiteStatus
-	4,  // 48: fedclaims.v1.ControlRequest.envelope:type_name -> fedclaims.v1.Envelope
-	8,  // 49: fedclaims.v1.Federation.Enroll:input_type -> fedclaims.v1.EnrollRequest
-	11, // 50: fedclaims.v1.Federation.Work:input_type -> fedclaims.v1.WorkRequest
-	21, // 51: fedclaims.v1.Federation.Upload:input_type -> fedclaims.v1.UploadRequest
-	25, // 52: fedclaims.v1.Federation.Download:input_type -> fedclaims.v1.DownloadRequest
-	27, // 53: fedclaims.v1.Federation.Acknowledge:input_type -> fedclaims.v1.AcknowledgeRequest
-	29, // 54: fedclaims.v1.Admin.Status:input_type -> fedclaims.v1.StatusRequest
-	33, // 55: fedclaims.v1.Admin.Sites:input_type -> fedclaims.v1.SitesRequest
-	35, // 56: fedclaims.v1.Admin.Start:input_type -> fedclaims.v1.ControlRequest
-	35, // 57: fedclaims.v1.Admin.Pause:input_type -> fedclaims.v1.ControlRequest
-	35, // 58: fedclaims.v1.Admin.Resume:input_type -> fedclaims.v1.ControlRequest
-	35, // 59: fedclaims.v1.Admin.Stop:input_type -> fedclaims.v1.ControlRequest
-	9,  // 60: fedclaims.v1.Federation.Enroll:output_type -> fedclaims.v1.EnrollResponse
-	12, // 61: fedclaims.v1.Federation.Work:output_type -> fedclaims.v1.Assignment
-	24, // 62: fedclaims.v1.Federation.Upload:output_type -> fedclaims.v1.UploadResponse
-	26, // 63: fedclaims.v1.Federation.Download:output_type -> fedclaims.v1.DownloadResponse
-	28, // 64: fedclaims.v1.Federation.Acknowledge:output_type -> fedclaims.v1.AcknowledgeResponse
-	30, // 65: fedclaims.v1.Admin.Status:output_type -> fedclaims.v1.StatusResponse
-	34, // 66: fedclaims.v1.Admin.Sites:output_type -> fedclaims.v1.SitesResponse
-	30, // 67: fedclaims.v1.Admin.Start:output_type -> fedclaims.v1.StatusResponse
-	30, // 68: fedclaims.v1.Admin.Pause:output_type -> fedclaims.v1.StatusResponse
-	30, // 69: fedclaims.v1.Admin.Resume:output_type -> fedclaims.v1.StatusResponse
-	30, // 70: fedclaims.v1.Admin.Stop:output_type -> fedclaims.v1.StatusResponse
-	60, // [60:71] is the sub-list for method output_type
-	49, // [49:60] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	5,  // 19: fedclaims.v1.TrainTask.vocabulary:type_name -> fedclaims.v1.BlobRef
+	5,  // 20: fedclaims.v1.DecryptTask.aggregate:type_name -> fedclaims.v1.BlobRef
+	5,  // 21: fedclaims.v1.PublishedModel.model:type_name -> fedclaims.v1.BlobRef
+	32, // 22: fedclaims.v1.PublishedModel.metrics:type_name -> fedclaims.v1.RoundMetrics
+	5,  // 23: fedclaims.v1.PublishedModel.vocabulary:type_name -> fedclaims.v1.BlobRef
+	2,  // 24: fedclaims.v1.Control.action:type_name -> fedclaims.v1.Control.Action
+	4,  // 25: fedclaims.v1.UploadRequest.envelope:type_name -> fedclaims.v1.Envelope
+	22, // 26: fedclaims.v1.UploadRequest.header:type_name -> fedclaims.v1.UploadHeader
+	6,  // 27: fedclaims.v1.UploadRequest.chunk:type_name -> fedclaims.v1.Chunk
+	0,  // 28: fedclaims.v1.UploadHeader.kind:type_name -> fedclaims.v1.BlobKind
+	23, // 29: fedclaims.v1.UploadHeader.update:type_name -> fedclaims.v1.UpdateInfo
+	4,  // 30: fedclaims.v1.UploadResponse.envelope:type_name -> fedclaims.v1.Envelope
+	4,  // 31: fedclaims.v1.DownloadRequest.envelope:type_name -> fedclaims.v1.Envelope
+	0,  // 32: fedclaims.v1.DownloadRequest.kind:type_name -> fedclaims.v1.BlobKind
+	4,  // 33: fedclaims.v1.DownloadResponse.envelope:type_name -> fedclaims.v1.Envelope
+	5,  // 34: fedclaims.v1.DownloadResponse.header:type_name -> fedclaims.v1.BlobRef
+	6,  // 35: fedclaims.v1.DownloadResponse.chunk:type_name -> fedclaims.v1.Chunk
+	4,  // 36: fedclaims.v1.AcknowledgeRequest.envelope:type_name -> fedclaims.v1.Envelope
+	4,  // 37: fedclaims.v1.AcknowledgeResponse.envelope:type_name -> fedclaims.v1.Envelope
+	4,  // 38: fedclaims.v1.StatusRequest.envelope:type_name -> fedclaims.v1.Envelope
+	4,  // 39: fedclaims.v1.StatusResponse.envelope:type_name -> fedclaims.v1.Envelope
+	3,  // 40: fedclaims.v1.StatusResponse.state:type_name -> fedclaims.v1.StatusResponse.State
+	36, // 41: fedclaims.v1.StatusResponse.deadline:type_name -> google.protobuf.Timestamp
+	31, // 42: fedclaims.v1.StatusResponse.sites:type_name -> fedclaims.v1.SiteStatus
+	32, // 43: fedclaims.v1.StatusResponse.history:type_name -> fedclaims.v1.RoundMetrics
+	36, // 44: fedclaims.v1.SiteStatus.last_seen:type_name -> google.protobuf.Timestamp
+	37, // 45: fedclaims.v1.RoundMetrics.duration:type_name -> google.protobuf.Duration
+	36, // 46: fedclaims.v1.RoundMetrics.finished:type_name -> google.protobuf.Timestamp
+	4,  // 47: fedclaims.v1.SitesRequest.envelope:type_name -> fedclaims.v1.Envelope
+	4,  // 48: fedclaims.v1.SitesResponse.envelope:type_name -> fedclaims.v1.Envelope
+	31, // 49: fedclaims.v1.SitesResponse.sites:type_name -> fedclaims.v1.SiteStatus
+	4,  // 50: fedclaims.v1.ControlRequest.envelope:type_name -> fedclaims.v1.Envelope
+	8,  // 51: fedclaims.v1.Federation.Enroll:input_type -> fedclaims.v1.EnrollRequest
+	11, // 52: fedclaims.v1.Federation.Work:input_type -> fedclaims.v1.WorkRequest
+	21, // 53: fedclaims.v1.Federation.Upload:input_type -> fedclaims.v1.UploadRequest
+	25, // 54: fedclaims.v1.Federation.Download:input_type -> fedclaims.v1.DownloadRequest
+	27, // 55: fedclaims.v1.Federation.Acknowledge:input_type -> fedclaims.v1.AcknowledgeRequest
+	29, // 56: fedclaims.v1.Admin.Status:input_type -> fedclaims.v1.StatusRequest
+	33, // 57: fedclaims.v1.Admin.Sites:input_type -> fedclaims.v1.SitesRequest
+	35, // 58: fedclaims.v1.Admin.Start:input_type -> fedclaims.v1.ControlRequest
+	35, // 59: fedclaims.v1.Admin.Pause:input_type -> fedclaims.v1.ControlRequest
+	35, // 60: fedclaims.v1.Admin.Resume:input_type -> fedclaims.v1.ControlRequest
+	35, // 61: fedclaims.v1.Admin.Stop:input_type -> fedclaims.v1.ControlRequest
+	9,  // 62: fedclaims.v1.Federation.Enroll:output_type -> fedclaims.v1.EnrollResponse
+	12, // 63: fedclaims.v1.Federation.Work:output_type -> fedclaims.v1.Assignment
+	24, // 64: fedclaims.v1.Federation.Upload:output_type -> fedclaims.v1.UploadResponse
+	26, // 65: fedclaims.v1.Federation.Download:output_type -> fedclaims.v1.DownloadResponse
+	28, // 66: fedclaims.v1.Federation.Acknowledge:output_type -> fedclaims.v1.AcknowledgeResponse
+	30, // 67: fedclaims.v1.Admin.Status:output_type -> fedclaims.v1.StatusResponse
+	34, // 68: fedclaims.v1.Admin.Sites:output_type -> fedclaims.v1.SitesResponse
+	30, // 69: fedclaims.v1.Admin.Start:output_type -> fedclaims.v1.StatusResponse
+	30, // 70: fedclaims.v1.Admin.Pause:output_type -> fedclaims.v1.StatusResponse
+	30, // 71: fedclaims.v1.Admin.Resume:output_type -> fedclaims.v1.StatusResponse
+	30, // 72: fedclaims.v1.Admin.Stop:output_type -> fedclaims.v1.StatusResponse
+	62, // [62:73] is the sub-list for method output_type
+	51, // [51:62] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_proto_fedclaims_proto_init() }
