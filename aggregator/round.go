@@ -42,8 +42,8 @@ func (p Phase) String() string {
 	return fmt.Sprintf("phase(%d)", uint8(p))
 }
 
-// Config fixes the federation's round rules.
-type Config struct {
+// Rules fixes the federation's round rules.
+type Rules struct {
 	FederationID string
 	// Sites is the allow-list of site ids.
 	Sites []string
@@ -55,7 +55,7 @@ type Config struct {
 	Rounds int
 }
 
-func (c Config) validate() error {
+func (c Rules) validate() error {
 	switch {
 	case c.FederationID == "":
 		return errors.New("federation id is empty")
@@ -205,7 +205,7 @@ type State struct {
 // Step a message in, then act on Ready and call Advance. It holds no network, no
 // clock and no ciphertexts, so every rule is testable on its own.
 type Machine struct {
-	cfg     Config
+	cfg     Rules
 	allowed map[string]bool
 	st      State
 	phase   Phase
@@ -220,9 +220,9 @@ type Machine struct {
 }
 
 // New returns a machine at st (the zero State for a new federation).
-func New(cfg Config, st State) (*Machine, error) {
+func NewMachine(cfg Rules, st State) (*Machine, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("aggregator config: %w", err)
+		return nil, fmt.Errorf("round rules: %w", err)
 	}
 	m := &Machine{cfg: cfg, st: st, allowed: make(map[string]bool, len(cfg.Sites))}
 	for _, s := range cfg.Sites {

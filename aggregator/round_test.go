@@ -6,13 +6,13 @@ import (
 	"testing"
 )
 
-func testConfig() Config {
-	return Config{FederationID: "fed", Sites: []string{"a", "b", "c", "d"}, MinSites: 3, Threshold: 2, Rounds: 2}
+func testRules() Rules {
+	return Rules{FederationID: "fed", Sites: []string{"a", "b", "c", "d"}, MinSites: 3, Threshold: 2, Rounds: 2}
 }
 
-func mustMachine(t *testing.T, cfg Config) *Machine {
+func mustMachine(t *testing.T, cfg Rules) *Machine {
 	t.Helper()
-	m, err := New(cfg, State{})
+	m, err := NewMachine(cfg, State{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,24 +28,24 @@ func stepAll(m *Machine, msgs ...Msg) error {
 	return err
 }
 
-func TestConfigValidation(t *testing.T) {
+func TestRulesValidation(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mut  func(*Config)
+		mut  func(*Rules)
 	}{
-		{"no federation", func(c *Config) { c.FederationID = "" }},
-		{"no sites", func(c *Config) { c.Sites = nil }},
-		{"threshold zero", func(c *Config) { c.Threshold = 0 }},
-		{"threshold above sites", func(c *Config) { c.Threshold = 5; c.MinSites = 5 }},
-		{"min below threshold", func(c *Config) { c.MinSites = 1 }},
-		{"min above sites", func(c *Config) { c.MinSites = 5 }},
-		{"no rounds", func(c *Config) { c.Rounds = 0 }},
-		{"repeated site", func(c *Config) { c.Sites = []string{"a", "a", "b"}; c.MinSites = 2 }},
+		{"no federation", func(c *Rules) { c.FederationID = "" }},
+		{"no sites", func(c *Rules) { c.Sites = nil }},
+		{"threshold zero", func(c *Rules) { c.Threshold = 0 }},
+		{"threshold above sites", func(c *Rules) { c.Threshold = 5; c.MinSites = 5 }},
+		{"min below threshold", func(c *Rules) { c.MinSites = 1 }},
+		{"min above sites", func(c *Rules) { c.MinSites = 5 }},
+		{"no rounds", func(c *Rules) { c.Rounds = 0 }},
+		{"repeated site", func(c *Rules) { c.Sites = []string{"a", "a", "b"}; c.MinSites = 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
+			cfg := testRules()
 			tc.mut(&cfg)
-			if _, err := New(cfg, State{}); err == nil {
+			if _, err := NewMachine(cfg, State{}); err == nil {
 				t.Fatal("invalid config accepted")
 			}
 		})
@@ -53,7 +53,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestRoundHappyPath(t *testing.T) {
-	m := mustMachine(t, testConfig())
+	m := mustMachine(t, testRules())
 	if err := m.Step(Start{}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestRoundHappyPath(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	// open returns a machine in round 1 with a and b uploaded.
 	open := func(t *testing.T) *Machine {
-		m := mustMachine(t, testConfig())
+		m := mustMachine(t, testRules())
 		if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestDuplicateShareRefused(t *testing.T) {
-	cfg := testConfig()
+	cfg := testRules()
 	cfg.Threshold = 3
 	m := mustMachine(t, cfg)
 	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}, Share{Site: "a", Round: 1}); err != nil {
@@ -198,7 +198,7 @@ func TestDuplicateShareRefused(t *testing.T) {
 }
 
 func TestAbortsAndRetries(t *testing.T) {
-	m := mustMachine(t, testConfig())
+	m := mustMachine(t, testRules())
 	// Too few contributions at the deadline: the round aborts, its id is spent.
 	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Deadline{Round: 1}); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestAbortsAndRetries(t *testing.T) {
 }
 
 func TestPauseAndRestore(t *testing.T) {
-	m := mustMachine(t, testConfig())
+	m := mustMachine(t, testRules())
 	if err := m.Step(Pause{}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestPauseAndRestore(t *testing.T) {
 	// The aggregator stops mid-round; restored from its saved state it is idle and
 	// the next round gets a fresh id.
 	saved := m.State()
-	r, err := New(testConfig(), saved)
+	r, err := NewMachine(testRules(), saved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestPauseAndRestore(t *testing.T) {
 		t.Fatalf("restored announce = %+v", an)
 	}
 	// A machine restored after its last round is done.
-	done, err := New(testConfig(), State{Round: 5, Version: 2})
+	done, err := NewMachine(testRules(), State{Round: 5, Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
