@@ -84,3 +84,45 @@ func BenchmarkDecryptShare(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(u))*float64(b.N)/b.Elapsed().Seconds(), "params/s")
 }
+
+func BenchmarkCombineResult(b *testing.B) {
+	cfg, parties, u := benchSetup(b)
+	ctx := context.Background()
+	chunks, err := parties[0].Encrypt(ctx, 1, u, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	agg, err := NewAggregate(cfg, 1, len(u))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range chunks {
+		if err := agg.Add(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sums := agg.Seal()
+	set := cfg.Sites[:cfg.Threshold]
+	dec, err := NewDecryption(agg, set)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range parties[:cfg.Threshold] {
+		shares, err := p.DecryptShare(ctx, set, sums)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range shares {
+			if err := dec.Add(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.SetBytes(int64(4 * len(u)))
+	for b.Loop() {
+		if _, err := dec.Result(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(u))*float64(b.N)/b.Elapsed().Seconds(), "params/s")
+}

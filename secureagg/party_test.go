@@ -161,3 +161,22 @@ func TestFloodingNoiseLevel(t *testing.T) {
 		t.Fatalf("error standard deviation %.3g, want about %.3g", got, want)
 	}
 }
+
+func TestEncryptStopsOnContextAndSetup(t *testing.T) {
+	cfg, parties := federation(t, 2, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := parties[0].Encrypt(ctx, 1, randomUpdate(1, 3*cfg.Params.Slots()), 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Encrypt with a cancelled context: %v, want context.Canceled", err)
+	}
+	fresh, err := NewParty(cfg, cfg.Sites[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Encrypt(context.Background(), 1, []float32{0.5}, 1); !errors.Is(err, ErrSetup) {
+		t.Fatalf("Encrypt before the public key: %v, want ErrSetup", err)
+	}
+	if fresh.Ready() {
+		t.Fatal("a party without public key reports ready")
+	}
+}
