@@ -3,6 +3,7 @@ package claims
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -27,8 +28,9 @@ import (
 // rows) is acceptable. Convert large exports to MEDS once and read that.
 //
 // Files are found by table name, case-insensitively, with a .csv, .tsv or .txt
-// extension; the delimiter (comma or tab) is sniffed from the header line, and
-// header names are matched case-insensitively. Only person is required.
+// extension, optionally gzip-compressed (.csv.gz); the delimiter (comma or tab) is
+// sniffed from the header line, and header names are matched case-insensitively.
+// Only person is required.
 //
 // Column mapping (columns not listed are ignored):
 //
@@ -126,7 +128,7 @@ func findTable(dir, table string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("omop %s: %w", dir, err)
 	}
-	for _, ext := range []string{".csv", ".tsv", ".txt"} {
+	for _, ext := range []string{".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz"} {
 		for _, e := range entries {
 			if !e.IsDir() && strings.EqualFold(e.Name(), table+ext) {
 				return filepath.Join(dir, e.Name()), nil
@@ -455,7 +457,22 @@ func (r *OMOPReader) readTable(ctx context.Context, path string, t omopTable) er
 		return fmt.Errorf("omop: %w", err)
 	}
 	defer f.Close()
-	return r.readCSV(ctx, path, f, t)
+	var in io.Reader = f
+	if strings.HasSuffix(strings.ToLower(path), ".gz") {
+		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
+		if err != nil {
+			return fmt.Errorf("omop %s: %w: %w", path, ErrCorrupt, err)
+		}
+		defer zr.Close()
+		in = zr
+	}
+	if err := r.readCSV(ctx, path, in, t); err != nil {
+		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("omop %s: %w: %w", path, ErrCorrupt, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t omopTable) error {
@@ -502,8 +519,6 @@ func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t o
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
-		c.line = int64(line)
 		r.stats.Rows++
 		if r.stats.Rows%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -511,12 +526,16 @@ func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t o
 			}
 		}
 		if err != nil {
+			if pe := (*csv.ParseError)(nil); !errors.As(err, &pe) {
+				return fmt.Errorf("omop %s: %w", path, err) // the input failed, not a row
+			}
 			if berr := r.stats.bad(r.o, csvError(path, err)); berr != nil {
 				return berr
 			}
 			continue
 		}
-		c.rec = rec
+		line, _ := cr.FieldPos(0)
+		c.line, c.rec = int64(line), rec
 		if err = checkUTF8(c, header); err == nil {
 			err = t.row(r, c)
 		}

@@ -1,6 +1,8 @@
 package claims
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -387,5 +389,32 @@ func TestInspect(t *testing.T) {
 	}
 	if _, err := src.Next(context.Background()); err != io.EOF {
 		t.Fatalf("after Inspect: %v, want EOF", err)
+	}
+}
+
+func TestOMOPGzip(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte("person_id,death_date\n2,2020-02-02\n"))
+	zw.Close()
+	whole := buf.Bytes()
+	dir := writeOMOP(t, map[string]string{"person.csv": okPerson, "DEATH.csv.gz": string(whole)})
+	r, err := OpenOMOP(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := readAll(t, r)
+	if len(ps) != 2 || !hasEvent(ps[1], "2020-02-02T00:00:00Z", CodeDeath) {
+		t.Fatalf("got %+v", ps)
+	}
+	for _, skip := range []bool{false, true} {
+		dir = writeOMOP(t, map[string]string{"person.csv": okPerson, "death.csv.gz": string(whole[:len(whole)-6])})
+		r, err = OpenOMOP(dir, SkipBadRows(skip))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Next(context.Background()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "death.csv.gz") {
+			t.Fatalf("truncated gzip (skip %v): got %v, want ErrCorrupt naming the file", skip, err)
+		}
 	}
 }
