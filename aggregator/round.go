@@ -116,6 +116,10 @@ type Pause struct{}
 // Resume lifts a Pause.
 type Resume struct{}
 
+// Stop ends the federation: the open round, if any, runs to its end and no other
+// opens. Unlike Pause it cannot be lifted.
+type Stop struct{}
+
 func (Start) isMsg()    {}
 func (Uploaded) isMsg() {}
 func (Deadline) isMsg() {}
@@ -123,6 +127,7 @@ func (Share) isMsg()    {}
 func (Applied) isMsg()  {}
 func (Pause) isMsg()    {}
 func (Resume) isMsg()   {}
+func (Stop) isMsg()     {}
 
 // Announce tells the sites that Round is open on global model Version. The I/O layer
 // persists State before it sends the announcement, so that a restarted aggregator
@@ -199,6 +204,8 @@ type State struct {
 	// Version counts applied rounds: the global model's version.
 	Version uint64
 	Paused  bool
+	// Stopped is final: no round opens again.
+	Stopped bool
 }
 
 // Machine is the aggregator's round logic as a pure state machine, after etcd raft:
@@ -258,7 +265,13 @@ func (m *Machine) Step(msg Msg) error {
 		m.st.Paused = true
 		return nil
 	case Resume:
+		if m.st.Stopped {
+			return &Refused{Round: m.st.Round, Reason: "the federation is stopped"}
+		}
 		m.st.Paused = false
+		return nil
+	case Stop:
+		m.st.Stopped = true
 		return nil
 	case Uploaded:
 		return m.uploaded(msg)
@@ -276,6 +289,8 @@ func (m *Machine) start() error {
 	switch {
 	case m.phase == PhaseDone:
 		return &Refused{Round: m.st.Round, Reason: "all planned rounds are done"}
+	case m.st.Stopped:
+		return &Refused{Round: m.st.Round, Reason: "the federation is stopped"}
 	case m.phase != PhaseIdle:
 		return &Refused{Round: m.st.Round, Reason: "a round is already open (" + m.phase.String() + ")"}
 	case m.st.Paused:

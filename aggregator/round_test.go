@@ -20,7 +20,7 @@ func mustMachine(t *testing.T, cfg Rules) *Machine {
 }
 
 // stepAll steps msgs in order and returns the last error.
-func stepAll(m *Machine, msgs ...Msg) error {
+func stepAll(m interface{ Step(Msg) error }, msgs ...Msg) error {
 	var err error
 	for _, msg := range msgs {
 		err = m.Step(msg)
@@ -266,5 +266,42 @@ func TestPauseAndRestore(t *testing.T) {
 	}
 	if done.Phase() != PhaseDone {
 		t.Fatalf("restored finished federation: phase %s", done.Phase())
+	}
+}
+
+func TestStop(t *testing.T) {
+	var ref *Refused
+	for _, tc := range []struct {
+		name  string
+		msgs  []Msg
+		phase Phase
+	}{
+		{"while idle", []Msg{Stop{}}, PhaseIdle},
+		// The open round runs to its end; only the next one is refused.
+		{"mid-round", []Msg{Start{}, Stop{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Uploaded{Site: "d", Round: 1},
+			Share{Site: "a", Round: 1}, Share{Site: "b", Round: 1}, Applied{Round: 1}}, PhaseIdle},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mustMachine(t, testRules())
+			if err := stepAll(m, tc.msgs...); err != nil {
+				t.Fatal(err)
+			}
+			if m.Phase() != tc.phase || !m.State().Stopped {
+				t.Fatalf("phase %s, state %+v", m.Phase(), m.State())
+			}
+			if err := m.Step(Resume{}); !errors.As(err, &ref) {
+				t.Fatalf("resume after stop: err = %v", err)
+			}
+			if err := m.Step(Start{}); !errors.As(err, &ref) {
+				t.Fatalf("start after stop: err = %v", err)
+			}
+			r, err := NewMachine(testRules(), m.State())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Step(Start{}); !errors.As(err, &ref) {
+				t.Fatalf("start after a restart of a stopped federation: err = %v", err)
+			}
+		})
 	}
 }
