@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"testing"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
@@ -376,6 +377,62 @@ func TestShareAddBinaryMatchesAdd(t *testing.T) {
 	for j := range a.Mean {
 		if a.Mean[j] != b.Mean[j] {
 			t.Fatalf("value %d: Add gives %v, AddBinary %v", j, a.Mean[j], b.Mean[j])
+		}
+	}
+}
+
+// TestConcurrentAdd: sites stream their chunks concurrently, as gRPC streams
+// would; the sum is the same as sequential adds, and duplicates sent
+// concurrently are counted once.
+func TestConcurrentAdd(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 4, 0)
+	const values = 3 * 4095
+	updates := make([][]float32, len(parties))
+	agg, err := NewAggregate(cfg, 1, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(parties)*3)
+	for i, p := range parties {
+		updates[i] = randomUpdate(uint64(i), values)
+		chunks, err := p.Encrypt(ctx, 1, updates[i], cfg.WeightCap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // every chunk sent twice, concurrently
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, c := range chunks {
+					errs <- agg.Add(c)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	var dups int
+	for err := range errs {
+		switch {
+		case errors.Is(err, ErrDuplicate):
+			dups++
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if dups != len(parties)*3 {
+		t.Fatalf("%d duplicates refused, want %d", dups, len(parties)*3)
+	}
+	res := decryptAll(t, cfg, parties, agg)
+	for j := range values {
+		var sum float64
+		for i := range updates {
+			sum += float64(updates[i][j])
+		}
+		if d := math.Abs(float64(res.Mean[j])*res.Weight - sum); d > 1e-5+4*0x1p-24 {
+			t.Fatalf("value %d: sum %v, want %v", j, float64(res.Mean[j])*res.Weight, sum)
 		}
 	}
 }
