@@ -453,9 +453,6 @@ func Train(ctx context.Context, train, valid *Dataset, p Params, log *slog.Logge
 		if err := valid.check("validation"); err != nil {
 			return nil, err
 		}
-		if valid.X.NumCols > train.X.NumCols {
-			return nil, fmt.Errorf("validation set has %d columns, training set %d", valid.X.NumCols, train.X.NumCols)
-		}
 	} else if p.EarlyStoppingRound > 0 {
 		return nil, fmt.Errorf("parameter early_stopping_round=%d needs a validation set", p.EarlyStoppingRound)
 	}

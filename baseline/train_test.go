@@ -198,3 +198,105 @@ func TestTrainErrors(t *testing.T) {
 		t.Errorf("cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+func TestParamsShapeTrees(t *testing.T) {
+	d := Synthetic(3000, 100, 0.08, 13)
+	tests := []struct {
+		name  string
+		set   map[string]string
+		check func(t *testing.T, m *Model)
+	}{
+		{"max_depth 1 gives stumps", map[string]string{"max_depth": "1"}, func(t *testing.T, m *Model) {
+			for i, tr := range m.Trees {
+				if tr.NumLeaves() != 2 {
+					t.Fatalf("tree %d has %d leaves, want 2", i, tr.NumLeaves())
+				}
+			}
+		}},
+		{"num_leaves caps growth", map[string]string{"num_leaves": "4"}, func(t *testing.T, m *Model) {
+			for i, tr := range m.Trees {
+				if tr.NumLeaves() > 4 {
+					t.Fatalf("tree %d has %d leaves, want <= 4", i, tr.NumLeaves())
+				}
+			}
+		}},
+		{"min_gain_to_split stops training", map[string]string{"min_gain_to_split": "1e9"}, func(t *testing.T, m *Model) {
+			if len(m.Trees) != 1 || m.Trees[0].NumLeaves() != 1 {
+				t.Fatalf("%d trees, first with %d leaves; want one constant tree", len(m.Trees), m.Trees[0].NumLeaves())
+			}
+		}},
+		{"min_data_in_leaf bounds leaves", map[string]string{"min_data_in_leaf": "400"}, func(t *testing.T, m *Model) {
+			for i, tr := range m.Trees {
+				for j, n := range tr.LeafCount {
+					if n < 300 { // counts are estimated from hessians during the search
+						t.Fatalf("tree %d leaf %d holds %d rows, want about 400 or more", i, j, n)
+					}
+				}
+			}
+		}},
+		{"is_unbalance raises scores", map[string]string{"is_unbalance": "true"}, func(t *testing.T, m *Model) {
+			base, err := Train(context.Background(), d, nil, smallParams(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mean := func(v []float64) (s float64) {
+				for _, x := range v {
+					s += x
+				}
+				return s / float64(len(v))
+			}
+			if a, b := mean(m.Predict(d.X, 2)), mean(base.Predict(d.X, 2)); a <= b {
+				t.Fatalf("mean probability %v with is_unbalance, %v without; want higher", a, b)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := smallParams()
+			p.NumIterations = 10
+			for k, v := range tt.set {
+				if err := p.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := Train(context.Background(), d, nil, p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, m)
+		})
+	}
+}
+
+func TestParamsSet(t *testing.T) {
+	tests := []struct {
+		name, value string
+		ok          bool
+		check       func(p Params) bool
+	}{
+		{"eta", "0.05", true, func(p Params) bool { return p.LearningRate == 0.05 }},
+		{"max_leaves", "63", true, func(p Params) bool { return p.NumLeaves == 63 }},
+		{"subsample", "0.8", true, func(p Params) bool { return p.BaggingFraction == 0.8 }},
+		{"colsample_bytree", "0.5", true, func(p Params) bool { return p.FeatureFraction == 0.5 }},
+		{"reg_lambda", "2", true, func(p Params) bool { return p.LambdaL2 == 2 }},
+		{"objective", "binary", true, nil},
+		{"objective", "regression", false, nil},
+		{"num_leaves", "1", false, nil},
+		{"feature_fraction", "0", false, nil},
+		{"learning_rate", "x", false, nil},
+		{"no_such_parameter", "1", false, nil},
+	}
+	for _, tt := range tests {
+		p := DefaultParams()
+		err := p.Set(tt.name, tt.value)
+		if (err == nil) != tt.ok {
+			t.Errorf("Set(%s, %s) error %v, want ok=%v", tt.name, tt.value, err, tt.ok)
+		}
+		if err == nil && tt.check != nil && !tt.check(p) {
+			t.Errorf("Set(%s, %s) left %+v", tt.name, tt.value, p)
+		}
+	}
+	if d := DefaultParams(); d.NumIterations != 100 || d.NumLeaves != 31 || d.MinDataInLeaf != 20 || d.MaxBin != 255 || d.MinSumHessianInLeaf != 1e-3 {
+		t.Errorf("defaults %+v differ from LightGBM's", d)
+	}
+}
