@@ -14,18 +14,21 @@
 //	share, _ := party.PublicKeyShare()              // site -> aggregator
 //	g, _ := secureagg.NewPublicKeyGen(params, "fed") // aggregator: AggregateShares, GenPublicKey
 //	party.SetPublicKey(pk)                          // aggregator -> every site
-//	shamir, _ := party.ShamirShares()               // t < N only: site -> each site, confidentially
+//	tk, _ := secureagg.NewTransportKey()            // t < N only: each site publishes tk.PublicKey()
+//	shamir, _ := party.ShamirShares()               // one per site, in Config.Sites order
+//	sealed, _ := shamir[j].Seal(recipientPublicKey) // relayed by the aggregator, opened with sealed.Open(tk)
 //	party.SetShamirShares(received)                 // one from every site
+//	state, _ := party.MarshalBinary()               // secret; persist it encrypted
 //
 // Each round r:
 //
 //	chunks, _ := party.Encrypt(ctx, r, delta, sampleCount) // site -> aggregator
 //	agg, _ := secureagg.NewAggregate(cfg, r, len(delta))   // aggregator
-//	agg.Add(chunk)                                         // as chunks arrive, in place
+//	agg.AddBinary(wireBytes)                               // as chunks arrive, in place (or agg.Add)
 //	sums := agg.Seal()                                     // after the deadline; aggregator -> decrypting set
 //	shares, _ := party.DecryptShare(ctx, set, sums)        // each of exactly t sites -> aggregator
 //	dec, _ := secureagg.NewDecryption(agg, set)
-//	dec.Add(share)
+//	dec.AddBinary(wireBytes)                               // or dec.Add
 //	res, _ := dec.Result(ctx)                              // res.Mean, res.Count
 //
 // Values are fixed-point coefficients (CKKS coefficient encoding) of the
@@ -34,7 +37,10 @@
 // weight, so every chunk of the sum decodes to its own weighted mean even when
 // a site's upload stopped halfway.
 //
-// Optional distributed differential privacy (Clip, AddNoise, Accountant): each
+// SetupLocal runs the whole setup in one process, for simulations and tests;
+// Bench measures a round (fedclaims bench secureagg).
+//
+// Optional distributed differential privacy (DP.Apply, Accountant): each
 // site clips its update and adds its share of Gaussian noise before encrypting;
 // the accountant reports the (epsilon, delta) of the noise actually summed.
 //
