@@ -1,0 +1,254 @@
+package aggregator
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/secureagg"
+)
+
+// Config is the aggregator's configuration, as aggregator.yaml spells it (see
+// configs/aggregator.yaml). Every key can also come from a FEDCLAIMS_* environment
+// variable (FEDCLAIMS_LOCAL_STEPS for local.steps) or a flag of the command.
+type Config struct {
+	// Federation is the federation id, bound into every message and ciphertext.
+	Federation string `mapstructure:"federation"`
+	// Listen is the gRPC address sites and the admin dial.
+	Listen string `mapstructure:"listen"`
+	// Metrics is the plain-HTTP address of /metrics; empty turns it off.
+	Metrics string `mapstructure:"metrics"`
+	// Certs is the consortium directory holding ca.crt, aggregator.crt/.key and crl.pem.
+	Certs string `mapstructure:"certs"`
+	// StateDir holds checkpoints and the setup blobs.
+	StateDir string `mapstructure:"state_dir"`
+	// AuditLog is the aggregator's audit log; empty means state_dir/audit.jsonl.
+	AuditLog string `mapstructure:"audit_log"`
+	// Sites is the allow-list, in any order; party order is sorted order.
+	Sites     []string `mapstructure:"sites"`
+	MinSites  int      `mapstructure:"min_sites"`
+	Threshold int      `mapstructure:"threshold"`
+	Rounds    int      `mapstructure:"rounds"`
+	// RoundDeadline is how long a round collects updates; DecryptDeadline how long
+	// it then waits for decryption shares.
+	RoundDeadline   time.Duration `mapstructure:"round_deadline"`
+	DecryptDeadline time.Duration `mapstructure:"decrypt_deadline"`
+	// AutoStart begins setup once every site enrolled, and the first round once the
+	// vocabulary is built, without waiting for `admin start`.
+	AutoStart bool `mapstructure:"auto_start"`
+
+	SecureAgg  SecureAggConfig  `mapstructure:"secureagg"`
+	Model      ModelConfig      `mapstructure:"model"`
+	Vocabulary VocabularyConfig `mapstructure:"vocabulary"`
+	Local      LocalConfig      `mapstructure:"local"`
+	Server     ServerConfig     `mapstructure:"server"`
+}
+
+// SecureAggConfig names the CKKS parameters and the weight cap.
+type SecureAggConfig struct {
+	Preset    string  `mapstructure:"preset"`
+	WeightCap float64 `mapstructure:"weight_cap"`
+}
+
+// ModelConfig fixes the global model: a preset, optionally reshaped (non-zero
+// fields override the preset's), and the seed of its initialisation.
+type ModelConfig struct {
+	Preset string `mapstructure:"preset"`
+	Seed   uint64 `mapstructure:"seed"`
+	Hidden int    `mapstructure:"hidden"`
+	Layers int    `mapstructure:"layers"`
+	Heads  int    `mapstructure:"heads"`
+	MaxLen int    `mapstructure:"max_len"`
+}
+
+// VocabularyConfig is the federated vocabulary's k-anonymity floor.
+type VocabularyConfig struct {
+	KFloor int `mapstructure:"k_floor"`
+}
+
+// LocalConfig is the local training every TrainTask carries.
+type LocalConfig struct {
+	Steps         int     `mapstructure:"steps"`
+	Epochs        int     `mapstructure:"epochs"`
+	BatchSize     int     `mapstructure:"batch_size"`
+	LearningRate  float64 `mapstructure:"learning_rate"`
+	FedProxMu     float64 `mapstructure:"fedprox_mu"`
+	ClipNorm      float64 `mapstructure:"clip_norm"`
+	DPNoiseStdDev float64 `mapstructure:"dp_noise_stddev"`
+}
+
+// ServerConfig is the server optimizer applied to each round's decrypted mean.
+type ServerConfig struct {
+	Optimizer    string  `mapstructure:"optimizer"` // fedavg or fedadam
+	LearningRate float64 `mapstructure:"learning_rate"`
+	Beta1        float64 `mapstructure:"beta1"`
+	Beta2        float64 `mapstructure:"beta2"`
+	Epsilon      float64 `mapstructure:"epsilon"`
+}
+
+// DefaultConfig is what an empty configuration file means.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:7443",
+		Metrics:         "127.0.0.1:9464",
+		StateDir:        "state",
+		RoundDeadline:   10 * time.Minute,
+		DecryptDeadline: 5 * time.Minute,
+		Rounds:          1,
+		SecureAgg:       SecureAggConfig{Preset: string(secureagg.PresetN12Q60), WeightCap: secureagg.DefaultWeightCap},
+		Model:           ModelConfig{Preset: "2m", Seed: 1},
+		Vocabulary:      VocabularyConfig{KFloor: 10},
+		Local:           LocalConfig{Steps: 20, BatchSize: 16, LearningRate: 5e-4, ClipNorm: 1},
+		Server:          ServerConfig{Optimizer: "fedavg", LearningRate: 1, Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-3},
+	}
+}
+
+// SetDefaults registers every key with its default in v, so that FEDCLAIMS_*
+// variables reach keys the file leaves out and UnmarshalExact knows them all.
+func SetDefaults(v *viper.Viper) error {
+	var m map[string]any
+	if err := mapstructure.Decode(DefaultConfig(), &m); err != nil {
+		return err
+	}
+	setAll(v, "", m)
+	return nil
+}
+
+func setAll(v *viper.Viper, prefix string, m map[string]any) {
+	for k, val := range m {
+		if sub, ok := val.(map[string]any); ok {
+			setAll(v, prefix+k+".", sub)
+			continue
+		}
+		v.SetDefault(prefix+k, val)
+	}
+}
+
+// LoadConfig decodes v into a Config, refusing keys it does not know, and validates
+// it. v should have had SetDefaults called on it.
+func LoadConfig(v *viper.Viper) (Config, error) {
+	c := DefaultConfig()
+	if err := v.UnmarshalExact(&c); err != nil {
+		return Config{}, fmt.Errorf("aggregator config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports the first key whose value is unusable, by name.
+func (c *Config) Validate() error {
+	bad := func(key string, format string, args ...any) error {
+		return fmt.Errorf("aggregator config: key %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if c.Federation == "" {
+		return bad("federation", "missing")
+	}
+	if len(c.Federation) > 255 {
+		return bad("federation", "longer than 255 bytes")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen", "%v", err)
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return bad("metrics", "%v", err)
+		}
+	}
+	if c.Certs == "" {
+		return bad("certs", "missing: the consortium directory with ca.crt and aggregator.crt")
+	}
+	if c.StateDir == "" {
+		return bad("state_dir", "missing")
+	}
+	for _, s := range c.Sites {
+		if err := certs.ValidID(s); err != nil {
+			return bad("sites", "%v", err)
+		}
+	}
+	if err := c.Rules().validate(); err != nil {
+		key := "sites"
+		switch {
+		case c.Threshold < 1 || c.Threshold > len(c.Sites):
+			key = "threshold"
+		case c.MinSites < c.Threshold || c.MinSites > len(c.Sites):
+			key = "min_sites"
+		case c.Rounds < 1:
+			key = "rounds"
+		}
+		return bad(key, "%v", err)
+	}
+	if c.RoundDeadline <= 0 {
+		return bad("round_deadline", "%v is not positive", c.RoundDeadline)
+	}
+	if c.DecryptDeadline <= 0 {
+		return bad("decrypt_deadline", "%v is not positive", c.DecryptDeadline)
+	}
+	if _, err := secureagg.NewParameters(secureagg.Preset(c.SecureAgg.Preset)); err != nil {
+		return bad("secureagg.preset", "%v", err)
+	}
+	if !(c.SecureAgg.WeightCap > 0) {
+		return bad("secureagg.weight_cap", "%v is not positive", c.SecureAgg.WeightCap)
+	}
+	if _, err := c.ModelConfig(100); err != nil {
+		return bad("model", "%v", err)
+	}
+	if c.Vocabulary.KFloor < 1 {
+		return bad("vocabulary.k_floor", "%d: must be at least 1", c.Vocabulary.KFloor)
+	}
+	l := c.Local
+	switch {
+	case l.Steps < 0:
+		return bad("local.steps", "%d is negative", l.Steps)
+	case l.Epochs < 0:
+		return bad("local.epochs", "%d is negative", l.Epochs)
+	case l.Steps == 0 && l.Epochs == 0:
+		return bad("local.steps", "local.steps and local.epochs are both 0")
+	case l.BatchSize < 1:
+		return bad("local.batch_size", "%d: must be at least 1", l.BatchSize)
+	case !(l.LearningRate > 0):
+		return bad("local.learning_rate", "%v is not positive", l.LearningRate)
+	case l.FedProxMu < 0:
+		return bad("local.fedprox_mu", "%v is negative", l.FedProxMu)
+	case l.ClipNorm < 0:
+		return bad("local.clip_norm", "%v is negative", l.ClipNorm)
+	case l.DPNoiseStdDev < 0:
+		return bad("local.dp_noise_stddev", "%v is negative", l.DPNoiseStdDev)
+	}
+	if _, err := NewOptimizer(c.Server); err != nil {
+		return bad("server", "%v", err)
+	}
+	return nil
+}
+
+// Rules returns the round rules of the configuration.
+func (c *Config) Rules() Rules {
+	return Rules{FederationID: c.Federation, Sites: c.Sites, MinSites: c.MinSites, Threshold: c.Threshold, Rounds: c.Rounds}
+}
+
+// ModelConfig returns the global model's shape at a vocabulary of vocab tokens.
+func (c *Config) ModelConfig(vocab int) (model.Config, error) {
+	mc, err := model.Preset(c.Model.Preset, vocab)
+	if err != nil {
+		return model.Config{}, err
+	}
+	for _, o := range []struct {
+		v   int
+		dst *int
+	}{{c.Model.Hidden, &mc.Hidden}, {c.Model.Layers, &mc.Layers}, {c.Model.Heads, &mc.Heads}, {c.Model.MaxLen, &mc.MaxLen}} {
+		if o.v < 0 {
+			return model.Config{}, errors.New("hidden, layers, heads and max_len must not be negative")
+		}
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
+	return mc, mc.Validate()
+}
