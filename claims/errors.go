@@ -51,6 +51,15 @@ type Option func(*options)
 
 type options struct {
 	skipBadRows bool
+	icd10System string
+}
+
+// ICD10System names the code system of OMOP condition source values that look
+// like ICD-10 when the export does not say which vocabulary they come from:
+// SystemICD10CM (the default, as in US exports) or SystemICD10 (WHO ICD-10, as
+// coded in Japanese claims). It has no effect on MEDS, whose codes carry their system.
+func ICD10System(system string) Option {
+	return func(o *options) { o.icd10System = system }
 }
 
 // SkipBadRows makes a reader count and skip malformed rows instead of failing on the
@@ -61,7 +70,7 @@ func SkipBadRows(skip bool) Option {
 }
 
 func buildOptions(opts []Option) options {
-	var o options
+	o := options{icd10System: SystemICD10CM}
 	for _, f := range opts {
 		f(&o)
 	}

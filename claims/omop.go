@@ -49,11 +49,13 @@ import (
 //	                      when the export ships it; else ids 44819000-44837999 (the
 //	                      ICD9CM block of the OHDSI vocabularies) mean ICD-9-CM; else
 //	                      the shape decides: digits, V+digits and E9xx are ICD-9-CM,
-//	                      a letter, a digit and 1-5 more characters ICD-10-CM. Source
+//	                      a letter, a digit and 1-5 more characters ICD-10-CM (or
+//	                      WHO ICD-10 under the ICD10System option). Source
 //	                      values that are no ICD code (chart values) are skipped and
 //	                      counted.
-//	drug_exposure         NDC//<drug_source_value> when it is an 11-digit NDC (dashes
-//	                      removed), else RXNORM//<drug_concept_id> when non-zero, else
+//	drug_exposure         NDC//<drug_source_value> when it is an NDC (11 digits, or
+//	                      dashed and padded to 5-4-2), ATC//<drug_source_value> when it is an ATC level-5
+//	                      code, else RXNORM//<drug_concept_id> when non-zero, else
 //	                      skipped and counted; at drug_exposure_start_datetime (else
 //	                      drug_exposure_start_date)
 //	procedure_occurrence  procedure_source_value by shape: 7 ICD-10-PCS characters ->
@@ -85,7 +87,11 @@ func OpenOMOP(dir string, opts ...Option) (*OMOPReader, error) {
 	if _, err := findTable(dir, "person"); err != nil {
 		return nil, err
 	}
-	return &OMOPReader{dir: dir, o: buildOptions(opts)}, nil
+	o := buildOptions(opts)
+	if o.icd10System != SystemICD10CM && o.icd10System != SystemICD10 {
+		return nil, fmt.Errorf("omop %s: ICD-10 code system %q, want %s or %s", dir, o.icd10System, SystemICD10CM, SystemICD10)
+	}
+	return &OMOPReader{dir: dir, o: o}, nil
 }
 
 // Format returns "omop".
@@ -352,7 +358,7 @@ func (r *OMOPReader) conditionRow(c *csvRow) error {
 			hint = SystemICD9CM
 		}
 	}
-	code, ok := icdCode(c.get("condition_source_value"), hint)
+	code, ok := icdCode(c.get("condition_source_value"), hint, r.o.icd10System)
 	if !ok {
 		r.stats.skip("condition source value is no ICD code")
 		return nil
@@ -370,8 +376,13 @@ func (r *OMOPReader) drugRow(c *csvRow) error {
 	if err != nil {
 		return err
 	}
-	if ndc := strings.ReplaceAll(c.get("drug_source_value"), "-", ""); len(ndc) == 11 && allDigits(ndc) {
+	src := c.get("drug_source_value")
+	if ndc, ok := ndc11(src); ok {
 		r.add(p, t, SystemNDC+Separator+ndc)
+		return nil
+	}
+	if atc := strings.ToUpper(src); isATC5(atc) {
+		r.add(p, t, SystemATC+Separator+atc)
 		return nil
 	}
 	id, err := c.optInt64("drug_concept_id")
@@ -574,20 +585,21 @@ func csvError(path string, err error) error {
 }
 
 // icdCode turns an OMOP source value into a prefixed, dotted ICD code, using the
-// code system hint when it fits the value's shape. It reports false when the value
-// is no ICD code.
-func icdCode(v, hint string) (string, bool) {
+// code system hint (from the source concept) when it fits the value's shape, and
+// icd10 as the system of ICD-10-shaped values otherwise. It reports false when the
+// value is no ICD code.
+func icdCode(v, hint, icd10 string) (string, bool) {
 	v = strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(v), ".", ""))
-	icd9, icd10 := isICD9(v), isICD10(v)
+	is9, is10 := isICD9(v), isICD10(v)
 	var sys string
 	switch {
-	case hint == SystemICD9CM && icd9:
+	case hint == SystemICD9CM && is9:
 		sys = SystemICD9CM
-	case (hint == SystemICD10CM || hint == SystemICD10) && icd10:
+	case (hint == SystemICD10CM || hint == SystemICD10) && is10:
 		sys = hint
-	case icd10 && !(icd9 && (v[0] == 'V' || strings.HasPrefix(v, "E9"))):
-		sys = SystemICD10CM
-	case icd9:
+	case is10 && !(is9 && (v[0] == 'V' || strings.HasPrefix(v, "E9"))):
+		sys = icd10
+	case is9:
 		sys = SystemICD9CM
 	default:
 		return "", false
@@ -666,6 +678,34 @@ func isPCS(v string) bool {
 		}
 	}
 	return letter
+}
+
+// ndc11 returns an NDC in its 11-digit form: 11 digits as they are, or a dashed
+// 10-digit NDC (4-4-2, 5-3-2, 5-4-1) with its short segment zero-padded to 5-4-2.
+func ndc11(v string) (string, bool) {
+	if len(v) == 11 && allDigits(v) {
+		return v, true
+	}
+	parts := strings.Split(v, "-")
+	if len(parts) != 3 || len(v)-2 < 10 {
+		return "", false
+	}
+	var b strings.Builder
+	for i, width := range [3]int{5, 4, 2} {
+		p := parts[i]
+		if !allDigits(p) || len(p) > width {
+			return "", false
+		}
+		b.WriteString(strings.Repeat("0", width-len(p)))
+		b.WriteString(p)
+	}
+	return b.String(), true
+}
+
+// isATC5 matches an ATC chemical substance (level 5) code such as C10AA05.
+func isATC5(v string) bool {
+	return len(v) == 7 && isUpper(v[0]) && isDigit(v[1]) && isDigit(v[2]) &&
+		isUpper(v[3]) && isUpper(v[4]) && isDigit(v[5]) && isDigit(v[6])
 }
 
 func allDigits(s string) bool {

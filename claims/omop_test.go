@@ -135,9 +135,65 @@ func TestICDCode(t *testing.T) {
 		{"12", "", ""},
 	}
 	for _, tt := range tests {
-		got, ok := icdCode(tt.in, tt.hint)
+		got, ok := icdCode(tt.in, tt.hint, SystemICD10CM)
 		if got != tt.want || ok != (tt.want != "") {
 			t.Errorf("icdCode(%q, %q) = %q, %v; want %q", tt.in, tt.hint, got, ok, tt.want)
+		}
+	}
+}
+
+func TestICDCodeWHO(t *testing.T) {
+	if got, _ := icdCode("E119", "", SystemICD10); got != "ICD10//E11.9" {
+		t.Errorf("icdCode(E119) with WHO ICD-10 as the default = %q", got)
+	}
+	if got, _ := icdCode("V6284", "", SystemICD10); got != "ICD9CM//V62.84" {
+		t.Errorf("icdCode(V6284) with WHO ICD-10 as the default = %q", got)
+	}
+}
+
+func TestOMOPJapaneseStyle(t *testing.T) {
+	dir := writeOMOP(t, map[string]string{
+		"person.csv":               okPerson,
+		"condition_occurrence.csv": "person_id,condition_start_date,condition_source_value\n2,2015-01-01,E11.9\n",
+		"drug_exposure.csv":        "person_id,drug_exposure_start_date,drug_source_value,drug_concept_id\n2,2015-01-02,c10aa05,0\n2,2015-01-03,0002-7510-01,0\n2,2015-01-04,aspirin,1112807\n",
+	})
+	r, err := OpenOMOP(dir, ICD10System(SystemICD10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := readAll(t, r)
+	for _, e := range []struct{ when, code string }{
+		{"2015-01-01T00:00:00Z", "ICD10//E11.9"},
+		{"2015-01-02T00:00:00Z", "ATC//C10AA05"},
+		{"2015-01-03T00:00:00Z", "NDC//00002751001"},
+		{"2015-01-04T00:00:00Z", "RXNORM//1112807"},
+	} {
+		if !hasEvent(ps[1], e.when, e.code) {
+			t.Errorf("no %s at %s in %+v", e.code, e.when, ps[1].Events)
+		}
+	}
+	if _, err := OpenOMOP(dir, ICD10System("ICD11")); err == nil {
+		t.Error("ICD10System(ICD11) accepted")
+	}
+}
+
+func TestNDC11(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"00002751001", "00002751001"},
+		{"0002-7510-01", "00002751001"},
+		{"50090-347-0", ""}, // nine digits: no NDC
+		{"12345-678-90", "12345067890"},
+		{"12345-6789-1", "12345678901"},
+		{"12345-6789-12", "12345678912"},
+		{"123456-789-12", ""},
+		{"1234567890", ""},
+		{"aspirin", ""},
+		{"1-2", ""},
+	}
+	for _, tt := range tests {
+		got, ok := ndc11(tt.in)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("ndc11(%q) = %q, %v; want %q", tt.in, got, ok, tt.want)
 		}
 	}
 }
