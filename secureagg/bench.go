@@ -16,6 +16,7 @@ type BenchConfig struct {
 	Sites     int    // contributing sites
 	Threshold int    // decrypting sites
 	Seed      uint64 // seed of the synthetic updates
+	Preset    Preset // parameter preset; empty means PresetN12Q60
 }
 
 // BenchResult holds the figures of one simulated round. CPU seconds are
@@ -54,7 +55,7 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// Bench simulates one round on this machine with the production preset: each
+// Bench simulates one round on this machine: each
 // site encrypts a synthetic update of values uniform in [-1, 1] (weight 1),
 // the aggregator sums the chunks from their wire bytes (AddBinary), Threshold
 // sites give decryption shares and the aggregator combines them. It reports
@@ -64,7 +65,10 @@ func Bench(ctx context.Context, bc BenchConfig) (*BenchResult, error) {
 	if bc.Params <= 0 || bc.Sites <= 0 || bc.Sites > MaxSites || bc.Threshold <= 0 || bc.Threshold > bc.Sites {
 		return nil, fmt.Errorf("secureagg: bench: need params > 0, 1 <= threshold <= sites <= %d; got %+v", MaxSites, bc)
 	}
-	params, err := NewParameters(PresetN12Q60)
+	if bc.Preset == "" {
+		bc.Preset = PresetN12Q60
+	}
+	params, err := NewParameters(bc.Preset)
 	if err != nil {
 		return nil, err
 	}

@@ -21,12 +21,21 @@ const (
 	// ternary secrets) allows log2(q) <= 109 at N = 4096 for 128-bit classical
 	// security; 60 bits leaves a margin of 49 bits.
 	PresetN12Q60 Preset = "N12Q60"
+
+	// PresetN13Q60 doubles the ring degree (8191 values per chunk, half as many
+	// chunks and messages) with the same modulus, scale and flooding; the
+	// standard allows log2(q) <= 218 at N = 8192. Ciphertexts are the same size
+	// per value; encryption costs a little more per value (a longer NTT).
+	PresetN13Q60 Preset = "N13Q60"
 )
 
 // ParamsID identifies a parameter set on the wire.
 type ParamsID uint16
 
-const paramsN12Q60 ParamsID = 1
+const (
+	paramsN12Q60 ParamsID = 1
+	paramsN13Q60 ParamsID = 2
+)
 
 // MaxSites is the largest number of sites whose updates one aggregate may hold.
 // It sets the headroom between the scale and the modulus: with every site's
@@ -70,17 +79,19 @@ var presets = map[Preset]presetSpec{
 	// 9.5e-7) standard deviation, so the largest error over 11M values stays
 	// near 5.5 standard deviations, under 1e-5.
 	PresetN12Q60: {id: paramsN12Q60, logN: 12, logQ: 60, logScale: 51, logFloodTotal: 31},
+	PresetN13Q60: {id: paramsN13Q60, logN: 13, logQ: 60, logScale: 51, logFloodTotal: 31},
 }
 
 var presetParams = map[Preset]func() (Parameters, error){
 	PresetN12Q60: sync.OnceValues(func() (Parameters, error) { return newParameters(PresetN12Q60, presets[PresetN12Q60]) }),
+	PresetN13Q60: sync.OnceValues(func() (Parameters, error) { return newParameters(PresetN13Q60, presets[PresetN13Q60]) }),
 }
 
 // NewParameters returns the parameter set of a preset.
 func NewParameters(preset Preset) (Parameters, error) {
 	get, ok := presetParams[preset]
 	if !ok {
-		return Parameters{}, fmt.Errorf("secureagg: unknown parameter preset %q (known: %q)", preset, PresetN12Q60)
+		return Parameters{}, fmt.Errorf("secureagg: unknown parameter preset %q (known: %q, %q)", preset, PresetN12Q60, PresetN13Q60)
 	}
 	return get()
 }

@@ -436,3 +436,76 @@ func TestConcurrentAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestParameterMismatch: chunks and shares made under another real parameter
+// set are refused, on both the decoded and the wire paths.
+func TestParameterMismatch(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 2, 0)
+	other, err := NewParameters(PresetN13Q60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocfg := cfg
+	ocfg.Params = other
+	oparties, err := SetupLocal(ocfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := randomUpdate(1, 100)
+	foreign, err := oparties[0].Encrypt(ctx, 1, u, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := foreign[0].MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded Chunk
+	if err := decoded.UnmarshalBinary(wire); err != nil {
+		t.Fatalf("a chunk of another valid parameter set must decode: %v", err)
+	}
+	agg, err := NewAggregate(cfg, 1, len(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(&decoded); !errors.Is(err, ErrParams) {
+		t.Fatalf("Add: %v, want ErrParams", err)
+	}
+	if err := agg.AddBinary(wire); !errors.Is(err, ErrParams) {
+		t.Fatalf("AddBinary: %v, want ErrParams", err)
+	}
+	if err := parties[0].SetPublicKey(&PublicKey{Header: Header{Params: other.ID(), Federation: cfg.Federation}}); !errors.Is(err, ErrParams) {
+		t.Fatalf("SetPublicKey of another parameter set: %v, want ErrParams", err)
+	}
+	own, err := parties[0].Encrypt(ctx, 1, u, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(own[0]); err != nil {
+		t.Fatal(err)
+	}
+	oagg, err := NewAggregate(ocfg, 1, len(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oagg.Add(foreign[0]); err != nil {
+		t.Fatal(err)
+	}
+	set := cfg.Sites
+	agg.Seal()
+	dec, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oshares, err := oparties[0].DecryptShare(ctx, set, oagg.Seal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Add(oshares[0]); !errors.Is(err, ErrParams) {
+		t.Fatalf("Decryption.Add of another parameter set's share: %v, want ErrParams", err)
+	}
+	if _, err := parties[0].DecryptShare(ctx, set, oagg.Seal()); !errors.Is(err, ErrParams) {
+		t.Fatalf("DecryptShare of another parameter set's sum: %v, want ErrParams", err)
+	}
+}

@@ -25,6 +25,9 @@ func newBenchSecureAggCmd(a *app) *cobra.Command {
 			case bc.Threshold < 1 || bc.Threshold > bc.Sites:
 				return fmt.Errorf("flag --threshold: %d must be between 1 and --sites (%d)", bc.Threshold, bc.Sites)
 			}
+			if _, err := secureagg.NewParameters(bc.Preset); err != nil {
+				return fmt.Errorf("flag --preset: %w", err)
+			}
 			res, err := secureagg.Bench(cmd.Context(), bc)
 			if err != nil {
 				return err
@@ -37,5 +40,6 @@ func newBenchSecureAggCmd(a *app) *cobra.Command {
 	f.IntVar(&bc.Sites, "sites", 8, "contributing sites")
 	f.IntVar(&bc.Threshold, "threshold", 5, "sites that take part in decryption")
 	f.Uint64Var(&bc.Seed, "seed", 1, "seed of the synthetic updates")
+	f.StringVar((*string)(&bc.Preset), "preset", string(secureagg.PresetN12Q60), "parameter preset: N12Q60 or N13Q60")
 	return cmd
 }
