@@ -33,7 +33,9 @@ type Params struct {
 	// binary objective), average_precision or auc.
 	Metric string
 	Seed   uint64
-	// NumThreads is the number of goroutines; 0 means GOMAXPROCS.
+	// NumThreads is the number of goroutines; 0 means GOMAXPROCS. Training is
+	// deterministic for a given seed and thread count; another thread count sums
+	// histograms in another order and may differ in the last bits.
 	NumThreads int
 }
 
