@@ -1,0 +1,120 @@
+package site
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+const goodYAML = `site_id: a
+aggregator:
+  address: localhost:7443
+certs_dir: /etc/fedclaims/certs
+data: [/data/meds]
+state_dir: /var/lib/fedclaims
+train:
+  batch_size: 8
+backoff:
+  min: 250ms
+`
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfig(t *testing.T) {
+	c, err := Load(viper.New(), writeYAML(t, goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SiteID != "a" || c.Aggregator != "localhost:7443" || c.BatchSize != 8 || c.MaxLen != 256 ||
+		c.BackoffMin != 250*time.Millisecond || c.BackoffMax != 30*time.Second || !c.ExitOnFinal ||
+		c.AuditLog != "/var/lib/fedclaims/audit.jsonl" || c.serverName() != "localhost" || len(c.Data) != 1 {
+		t.Fatalf("loaded %+v", c)
+	}
+}
+
+func TestLoadConfigEnvironmentOverrides(t *testing.T) {
+	t.Setenv("FEDCLAIMS_AGGREGATOR_ADDRESS", "agg.example:9000")
+	t.Setenv("FEDCLAIMS_DATA", "/x, /y")
+	v := viper.New()
+	v.SetEnvPrefix("FEDCLAIMS")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	c, err := Load(v, writeYAML(t, goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Aggregator != "agg.example:9000" || len(c.Data) != 2 || c.Data[1] != "/y" {
+		t.Fatalf("environment did not override: %+v", c)
+	}
+}
+
+// TestConfigErrorsNameTheKey: every bad configuration fails at load with the key in
+// the message.
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, edit, key string
+	}{
+		{"unknown key", "lerning_rate: 3\n", "lerning_rate"},
+		{"unknown nested key", strings.Replace(goodYAML, "batch_size", "batch_sise", 1), "train.batch_sise"},
+		{"scalar for a map", strings.Replace(goodYAML, "aggregator:\n  address: localhost:7443\n", "aggregator: localhost:7443\n", 1), "aggregator"},
+		{"bad integer", strings.Replace(goodYAML, "batch_size: 8", "batch_size: eight", 1), "train.batch_size"},
+		{"negative integer", strings.Replace(goodYAML, "batch_size: 8", "batch_size: -1", 1), "train.batch_size"},
+		{"bad duration", strings.Replace(goodYAML, "min: 250ms", "min: soon", 1), "backoff.min"},
+		{"bad bool", goodYAML + "exit_on_final: maybe\n", "exit_on_final"},
+		{"missing site", strings.Replace(goodYAML, "site_id: a\n", "", 1), "site_id"},
+		{"bad site id", strings.Replace(goodYAML, "site_id: a", "site_id: a/b", 1), "site_id"},
+		{"missing address", strings.Replace(goodYAML, "  address: localhost:7443\n", "  server_name: x\n", 1), "aggregator.address"},
+		{"address without port", strings.Replace(goodYAML, "localhost:7443", "localhost", 1), "aggregator.address"},
+		{"no data", strings.Replace(goodYAML, "data: [/data/meds]", "data: []", 1), "data"},
+		{"no state", strings.Replace(goodYAML, "state_dir: /var/lib/fedclaims\n", "", 1), "state_dir"},
+		{"max below min", goodYAML[:len(goodYAML)-1] + "\n  max: 1ms\n", "backoff.max"},
+		{"short max_len", strings.Replace(goodYAML, "batch_size: 8", "max_len: 1", 1), "train.max_len"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := tt.edit
+			if !strings.Contains(body, "site_id") && !strings.Contains(body, "aggregator") {
+				body = goodYAML + tt.edit
+			}
+			_, err := Load(viper.New(), writeYAML(t, body))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "key "+tt.key) {
+				t.Fatalf("error %q does not name key %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestLoadConfigBadFile(t *testing.T) {
+	if _, err := Load(viper.New(), filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("missing file: %v", err)
+	}
+	p := writeYAML(t, "site_id: [\n")
+	if _, err := Load(viper.New(), p); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("broken YAML: %v", err)
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load(viper.New(), "../configs/site.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SiteID == "" {
+		t.Fatal("example names no site")
+	}
+}

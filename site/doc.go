@@ -1,0 +1,17 @@
+// Package site is a hospital's agent in a fedclaims federation. It dials out to the
+// aggregator over mutual TLS with the site's certificate (a hospital opens no inbound
+// port), enrols with a share key signed by that certificate, and then works through
+// the assignments the aggregator streams to it: the secure-aggregation key setup
+// (its secret-key share, Shamir shares sealed end to end to the other sites, the
+// collective public key), its k-floored code counts towards the federated
+// vocabulary, local masked-language-model training rounds whose weighted deltas
+// leave the site only encrypted, at most one decryption share per round, and the
+// published models.
+//
+// Everything the agent must remember across a restart lives in its state directory,
+// written atomically (temporary file, fsync, rename) and secrets 0600: the last
+// assignment handled, the secureagg party, the transport key, the rounds it has
+// released a decryption share for, the vocabulary and the latest global model.
+// Every action is recorded in the site's own hash-chained audit log before it is
+// taken; an action whose entry cannot be written is not taken.
+package site
