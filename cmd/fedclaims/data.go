@@ -27,7 +27,7 @@ codes (distinct), first_time and last_time (RFC 3339, UTC), format ("meds" or "o
 and counts of rows read, rows skipped as malformed and rows not turned into events.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := claims.Open(args[0], claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+			src, err := claims.Open(args[0], dataOptions(a)...)
 			if err != nil {
 				return err
 			}
@@ -42,7 +42,7 @@ and counts of rows read, rows skipped as malformed and rows not turned into even
 			return a.printJSONLine(s)
 		},
 	}
-	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	dataFlags(cmd)
 	return cmd
 }
 
@@ -56,7 +56,7 @@ func newDataConvertCmd(a *app) *cobra.Command {
 			if out == "" {
 				return errors.New("flag --out: a directory is required")
 			}
-			src, err := claims.Open(args[0], claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+			src, err := claims.Open(args[0], dataOptions(a)...)
 			if err != nil {
 				return err
 			}
@@ -95,7 +95,20 @@ func newDataConvertCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().String("out", "", "directory of the MEDS dataset to write (replaced if it exists)")
-	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	dataFlags(cmd)
 	cmd.Flags().Int("shard-rows", 4<<20, "rows per data shard")
 	return cmd
+}
+
+// dataFlags adds the reader flags that dataOptions reads.
+func dataFlags(cmd *cobra.Command) {
+	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	cmd.Flags().String("omop-icd10", claims.SystemICD10CM, "code system of ICD-10-shaped OMOP condition source values without a vocabulary: ICD10CM or ICD10 (WHO)")
+}
+
+func dataOptions(a *app) []claims.Option {
+	return []claims.Option{
+		claims.SkipBadRows(a.v.GetBool("skip-bad-rows")),
+		claims.ICD10System(a.v.GetString("omop-icd10")),
+	}
 }

@@ -89,6 +89,7 @@ func TestDataInspectBadInput(t *testing.T) {
 		{"no dataset", []string{"data", "inspect", t.TempDir()}, []string{"neither a MEDS dataset"}},
 		{"missing path", []string{"data", "inspect", filepath.Join(badOMOP, "nope")}, []string{"nope"}},
 		{"convert without --out", []string{"data", "convert", badOMOP}, []string{"--out"}},
+		{"unknown ICD-10 system", []string{"data", "inspect", "--omop-icd10", "ICD11", dataMIMICDemo}, []string{"ICD11"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
