@@ -74,7 +74,8 @@ func (p *Party) additiveKey(set []SiteID) (*rlwe.SecretKey, error) {
 
 // DecryptShare computes the party's decryption shares of the sum chunks of one
 // round for a decrypting set of exactly Threshold sites, in parallel. It
-// refuses chunks of another federation or parameter set, chunks of an older
+// refuses chunks of another federation or parameter set, chunks summing fewer
+// than Config.MinSites contributions, chunks of an older
 // round than one it already shared on, and any chunk index of a round it
 // already gave a share for: a site decrypts at most one aggregate per round.
 func (p *Party) DecryptShare(ctx context.Context, set []SiteID, sums []*SumChunk) ([]*ShareChunk, error) {
@@ -99,6 +100,8 @@ func (p *Party) DecryptShare(ctx context.Context, set []SiteID, sums []*SumChunk
 			return nil, refuse("sum chunk", s.Header, ErrFederation)
 		case s.Round != round:
 			return nil, refuse("sum chunk", s.Header, fmt.Errorf("%w: batch mixes rounds %d and %d", ErrRound, round, s.Round))
+		case len(s.Sites) < p.cfg.MinSites:
+			return nil, refuse("sum chunk", s.Header, fmt.Errorf("%w: %d contributions, the federation requires %d", ErrTooFewSites, len(s.Sites), p.cfg.MinSites))
 		}
 	}
 	if err := p.reserve(round, sums); err != nil {

@@ -24,6 +24,8 @@ var (
 	ErrNotInSet = errors.New("site outside the decrypting set")
 	// ErrTooFewShares: fewer than the threshold of sites sent complete shares.
 	ErrTooFewShares = errors.New("too few decryption shares")
+	// ErrTooFewSites: a sum holds fewer contributions than Config.MinSites.
+	ErrTooFewSites = errors.New("too few contributing sites")
 	// ErrRange: a value outside what the parameters can carry without wrapping.
 	ErrRange = errors.New("value out of range")
 	// ErrShape: a chunk index or chunk count that does not fit the model.

@@ -27,6 +27,9 @@ type Config struct {
 	// inside the modulus and bounds one site's influence, which differential
 	// privacy needs.
 	WeightCap float64
+	// MinSites is the fewest contributing sites a sum may have for a site to
+	// help decrypt it; zero means 1. Sites check it on every sum chunk.
+	MinSites int
 }
 
 // normalize validates c and fills its defaults.
@@ -50,6 +53,12 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Threshold < 1 || c.Threshold > len(sites) {
 		return c, fmt.Errorf("secureagg: %w: threshold %d for %d sites", ErrSetup, c.Threshold, len(sites))
+	}
+	if c.MinSites == 0 {
+		c.MinSites = 1
+	}
+	if c.MinSites < 1 || c.MinSites > len(sites) {
+		return c, fmt.Errorf("secureagg: %w: minimum of %d contributing sites for %d sites", ErrSetup, c.MinSites, len(sites))
 	}
 	if c.WeightCap == 0 {
 		c.WeightCap = DefaultWeightCap

@@ -509,3 +509,32 @@ func TestParameterMismatch(t *testing.T) {
 		t.Fatalf("DecryptShare of another parameter set's sum: %v, want ErrParams", err)
 	}
 }
+
+// TestMinSites: a site refuses to help decrypt a sum of fewer contributions
+// than the federation's minimum.
+func TestMinSites(t *testing.T) {
+	ctx := context.Background()
+	params, err := NewParameters(PresetN12Q60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Params: params, Federation: "min", Sites: []SiteID{1, 2, 3}, Threshold: 2, MinSites: 2}
+	parties, err := SetupLocal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := NewAggregate(cfg, 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := parties[0].Encrypt(ctx, 1, randomUpdate(1, 10), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parties[1].DecryptShare(ctx, []SiteID{1, 2}, agg.Seal()); !errors.Is(err, ErrTooFewSites) {
+		t.Fatalf("DecryptShare of a one-site sum: %v, want ErrTooFewSites", err)
+	}
+}

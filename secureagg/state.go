@@ -23,6 +23,7 @@ func (p *Party) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.cfg.WeightCap))
+	b = binary.LittleEndian.AppendUint16(b, uint16(p.cfg.MinSites))
 	b = appendSites(b, p.cfg.Sites)
 	b = appendPoly(b, p.sk.Value.Q)
 	b = appendOptionalPoly(b, p.tsk != nil, func(b []byte) []byte { return appendPoly(b, p.tsk.Q) })
@@ -53,15 +54,17 @@ func (p *Party) UnmarshalBinary(data []byte) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) < 8 {
+	if len(rest) < 10 {
 		return fmt.Errorf("%w: %s: weight cap truncated", ErrMalformed, k)
 	}
-	cfg := Config{Params: params, Federation: h.Federation, Threshold: int(h.Total), WeightCap: math.Float64frombits(binary.LittleEndian.Uint64(rest))}
-	if cfg.Sites, rest, err = decodeSites(rest[8:], k, "sites"); err != nil {
+	cfg := Config{Params: params, Federation: h.Federation, Threshold: int(h.Total),
+		WeightCap: math.Float64frombits(binary.LittleEndian.Uint64(rest)),
+		MinSites:  int(binary.LittleEndian.Uint16(rest[8:]))}
+	if cfg.Sites, rest, err = decodeSites(rest[10:], k, "sites"); err != nil {
 		return err
 	}
-	if cfg.Threshold == 0 || cfg.WeightCap == 0 {
-		return fmt.Errorf("%w: %s: threshold or weight cap is zero", ErrMalformed, k)
+	if cfg.Threshold == 0 || cfg.WeightCap == 0 || cfg.MinSites == 0 {
+		return fmt.Errorf("%w: %s: threshold, weight cap or minimum of sites is zero", ErrMalformed, k)
 	}
 	if cfg, err = cfg.normalize(); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrMalformed, k, err)
