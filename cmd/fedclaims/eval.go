@@ -152,6 +152,22 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, int64, error) {
 	src, err := claims.Open(dir)
 	if err != nil {
+		// A synth output root holds one dataset per hospital: each site evaluates
+		// its own, so name them rather than pool them silently.
+		var sites []string
+		if ents, rerr := os.ReadDir(dir); rerr == nil {
+			for _, e := range ents {
+				if e.IsDir() {
+					if s, oerr := claims.Open(filepath.Join(dir, e.Name())); oerr == nil {
+						s.Close()
+						sites = append(sites, filepath.Join(dir, e.Name()))
+					}
+				}
+			}
+		}
+		if len(sites) > 0 {
+			return nil, 0, fmt.Errorf("flag --data %s holds %d site datasets, not one: evaluate each site on its own, e.g. --data %s", dir, len(sites), sites[0])
+		}
 		return nil, 0, err
 	}
 	defer src.Close()

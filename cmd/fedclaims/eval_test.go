@@ -121,6 +121,7 @@ func TestEvalBadInput(t *testing.T) {
 		{"unknown code system", []string{"--data", data, "--tasks", cm}, "task t2d: prefix \"ICD10CM//E11\": no event in the data has code system ICD10CM"},
 		{"no positives", []string{"--data", data, "--tasks", never}, "task t2d: the train split has no positive examples"},
 		{"not a dataset", []string{"--data", dir, "--tasks", never}, "neither a MEDS dataset"},
+		{"several sites", []string{"--data", filepath.Dir(data), "--tasks", never}, "holds 1 site datasets, not one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
