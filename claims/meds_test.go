@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -260,6 +261,20 @@ func TestMEDSWriterRejects(t *testing.T) {
 				t.Fatalf("abort left %d entries", len(entries))
 			}
 		})
+	}
+}
+
+func TestMEDSWriterRefusesOtherDirs(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewMEDSWriter(dir); err == nil || !strings.Contains(err.Error(), "notes.txt") {
+		t.Fatalf("got %v, want a refusal naming notes.txt", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -123,6 +124,9 @@ func NewMEDSWriter(dir string, opts ...WriterOption) (*MEDSWriter, error) {
 	}
 	if w.meta.MEDSVer == "" {
 		w.meta.MEDSVer = MEDSVersion
+	}
+	if err := replaceable(dir); err != nil {
+		return nil, err
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -312,9 +316,35 @@ func (w *MEDSWriter) Abort() {
 	os.RemoveAll(w.tmp)
 }
 
+// replaceable refuses a target that exists and is neither empty nor a MEDS dataset,
+// so that a mistyped --out never deletes unrelated files.
+func replaceable(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("meds writer: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case "data", "metadata":
+		default:
+			return fmt.Errorf("meds writer: %s exists and holds %s, so it is no MEDS dataset: refusing to replace it", dir, e.Name())
+		}
+	}
+	return nil
+}
+
 // replaceDir moves src to dst, replacing any existing dst. The old dst is first moved
 // aside so that dst is never a mixture of the two.
 func replaceDir(src, dst string) error {
+	if err := replaceable(dst); err != nil {
+		return err
+	}
 	old := ""
 	if _, err := os.Stat(dst); err == nil {
 		old = src + ".old"
