@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -65,4 +66,46 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("case %d: %+v accepted", i, c)
 		}
 	}
+}
+
+func TestParseConfig(t *testing.T) {
+	good, err := tinyConfig().marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ParseConfig(good); err != nil || c != tinyConfig() {
+		t.Fatalf("ParseConfig(marshal(c)) = %+v, %v", c, err)
+	}
+	for _, bad := range []struct{ doc, want string }{
+		{`{"vocab_size": 30, "hidden": 8, "layers": 1, "heads": 3, "max_len": 8, "segments": 3, "ln_eps": 1e-5}`, "heads"},
+		{`{"vocab_size": 30, "colour": "red"}`, "colour"},
+		{`{"vocab_size": "many"}`, "vocab_size"},
+		{`{} {}`, "more than one"},
+	} {
+		if _, err := ParseConfig([]byte(bad.doc)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("ParseConfig(%s): error %v, want one naming %q", bad.doc, err, bad.want)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	good, _ := tinyConfig().marshal()
+	f.Add(good)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		// Whatever parses is valid and survives a round trip.
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted an invalid config: %v", err)
+		}
+		again, err := c.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2, err := ParseConfig(again); err != nil || c2 != c {
+			t.Fatalf("round trip: %+v, %v; want %+v", c2, err, c)
+		}
+	})
 }
