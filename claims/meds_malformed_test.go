@@ -171,6 +171,9 @@ func TestMEDSMalformed(t *testing.T) {
 			if !errors.Is(err, tt.is) {
 				t.Fatalf("got %v, want %v", err, tt.is)
 			}
+			if _, again := r.Next(context.Background()); again != err {
+				t.Errorf("next call after %q returned %v", err, again)
+			}
 			if !strings.Contains(err.Error(), filepath.Join("data", "0.parquet")) {
 				t.Errorf("error %q does not name the file", err)
 			}

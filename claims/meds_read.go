@@ -31,16 +31,17 @@ import (
 // GENDER//F and GENDER//M; MEDS_BIRTH sets the birth time; other static rows are
 // counted in Stats.Skipped and dropped, because the event model has no place for them.
 type MEDSReader struct {
-	dir    string
-	files  []string
-	next   int
-	o      options
-	stats  Stats
-	intern map[string]string
-	recent [internCache]internEntry
-	events []Event // the pending patient's events, reused across patients
+	dir      string
+	files    []string
+	nextFile int
+	o        options
+	stats    Stats
+	intern   map[string]string
+	recent   [internCache]internEntry
+	events   []Event // the pending patient's events, reused across patients
 
 	cur     *medsShard
+	err     error // sticky
 	pending *Patient
 	lastID  int64
 	haveID  bool
@@ -128,22 +129,34 @@ func (r *MEDSReader) Close() error {
 	return nil
 }
 
-// Next returns the next patient, or io.EOF after the last.
+// Next returns the next patient, or io.EOF after the last. After an error other
+// than the context's, every later call returns the same error.
 func (r *MEDSReader) Next(ctx context.Context) (*Patient, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	p, err := r.next(ctx)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return p, err
+}
+
+func (r *MEDSReader) next(ctx context.Context) (*Patient, error) {
 	for {
 		if r.cur == nil {
 			if r.pending != nil {
 				// Subjects do not span shards: the end of a shard ends its last patient.
 				return r.finish(), nil
 			}
-			if r.next == len(r.files) {
+			if r.nextFile == len(r.files) {
 				return nil, io.EOF
 			}
-			s, err := openShard(r.files[r.next])
-			r.next++
+			s, err := openShard(r.files[r.nextFile])
+			r.nextFile++
 			if err != nil {
 				return nil, err
 			}

@@ -74,6 +74,7 @@ type OMOPReader struct {
 	stats Stats
 
 	loaded   bool
+	err      error // sticky
 	persons  map[int64]*Patient
 	order    []int64
 	next     int
@@ -106,13 +107,20 @@ func (r *OMOPReader) Close() error {
 	return nil
 }
 
-// Next returns the next person, or io.EOF after the last.
+// Next returns the next person, or io.EOF after the last. After an error other than
+// the context's, every later call returns the same error.
 func (r *OMOPReader) Next(ctx context.Context) (*Patient, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if r.err != nil {
+		return nil, r.err
+	}
 	if !r.loaded {
 		if err := r.load(ctx); err != nil {
+			if ctx.Err() == nil {
+				r.err = err // a half-loaded export must not pass for a whole one
+			}
 			return nil, err
 		}
 		r.loaded = true
@@ -147,6 +155,7 @@ func findTable(dir, table string) (string, error) {
 func (r *OMOPReader) load(ctx context.Context) error {
 	r.persons = make(map[int64]*Patient)
 	r.intern = make(map[string]string)
+	r.stats = Stats{}
 	if path, err := findTable(r.dir, "concept"); err == nil {
 		if err := r.loadConcepts(ctx, path); err != nil {
 			return err

@@ -362,6 +362,9 @@ func TestOMOPMalformed(t *testing.T) {
 				t.Errorf("error %q names %s line %d column %q, want %s line %d column %q",
 					err, filepath.Base(re.File), re.Line, re.Column, tt.file, tt.line, tt.column)
 			}
+			if _, again := r.Next(context.Background()); again != err {
+				t.Errorf("next call after %q returned %v", err, again)
+			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("error %q does not wrap %v", err, tt.is)
 			}
