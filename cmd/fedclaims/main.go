@@ -84,6 +84,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newEvalCmd(a),
 		newModelCmd(a),
 		newPretrainCmd(a),
+		newSweepCmd(a),
 		newSynthCmd(a),
 		newVocabCmd(a),
 		newTasksCmd(a),

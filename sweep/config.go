@@ -1,0 +1,372 @@
+package sweep
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fedclaims/fedclaims/model"
+)
+
+// Modes of pretraining.
+const (
+	ModeCentral   = "central"
+	ModeFederated = "federated"
+)
+
+// DefaultTolerance is the AUPRC difference from the best preset that still counts
+// as as good.
+const DefaultTolerance = 0.005
+
+// Config is a sweep file. Unknown fields are errors, so that a misspelt field is not
+// silently ignored; relative paths are relative to the file's directory.
+//
+//	mode: central                 # central or federated
+//	presets:                      # smallest first is not required; they are sorted by parameters
+//	  - name: 2m                  # a model preset ...
+//	  - name: tiny                # ... or a custom shape
+//	    hidden: 32
+//	    layers: 1
+//	    heads: 2
+//	    budget: {steps: 20}       # overrides the default budget for this preset
+//	budget: {steps: 300}          # or {tokens: 2000000}
+//	data:
+//	  synthetic: {hospitals: 3, patients: 500, seed: 1}   # or dirs: [a, b]
+//	  vocab_min_count: 5
+//	tasks: ""                     # task file; the shipped default tasks when empty
+//	seed: 1
+//	tolerance: 0.005
+//	alpha: 0.05
+//	pretrain: {batch: 16, seq: 128, lr: 5e-4}
+//	finetune: {frozen: true, epochs: 3}
+//	eval: {bootstrap: 1000, grid: true, iterations: 500}
+type Config struct {
+	Mode      string       `yaml:"mode" json:"mode"`
+	Presets   []PresetSpec `yaml:"presets" json:"presets"`
+	Budget    Budget       `yaml:"budget" json:"budget"`
+	Data      Data         `yaml:"data" json:"data"`
+	Tasks     string       `yaml:"tasks" json:"tasks,omitempty"`
+	Seed      uint64       `yaml:"seed" json:"seed"`
+	Tolerance *float64     `yaml:"tolerance" json:"tolerance"`
+	// Alpha is the one-sided level of the paired bootstrap test.
+	Alpha    float64  `yaml:"alpha" json:"alpha"`
+	Pretrain Pretrain `yaml:"pretrain" json:"pretrain"`
+	FineTune FineTune `yaml:"finetune" json:"finetune"`
+	Eval     Eval     `yaml:"eval" json:"eval"`
+}
+
+// PresetSpec names a model preset, or gives a custom shape when Hidden is set.
+type PresetSpec struct {
+	Name   string  `yaml:"name" json:"name"`
+	Hidden int     `yaml:"hidden" json:"hidden,omitempty"`
+	Layers int     `yaml:"layers" json:"layers,omitempty"`
+	Heads  int     `yaml:"heads" json:"heads,omitempty"`
+	Budget *Budget `yaml:"budget" json:"budget,omitempty"`
+}
+
+// Custom reports whether p is a custom shape rather than a named preset.
+func (p PresetSpec) Custom() bool { return p.Hidden != 0 || p.Layers != 0 || p.Heads != 0 }
+
+// Budget is how much pretraining one preset gets: optimiser steps, or tokens (real,
+// non-padding tokens seen), exactly one of them.
+type Budget struct {
+	Steps  int   `yaml:"steps" json:"steps,omitempty"`
+	Tokens int64 `yaml:"tokens" json:"tokens,omitempty"`
+}
+
+// Data is where the hospitals come from.
+type Data struct {
+	// Dirs are datasets (MEDS or OMOP CDM), one per site.
+	Dirs []string `yaml:"dirs" json:"dirs,omitempty"`
+	// Synthetic generates hospitals under the output directory instead.
+	Synthetic *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
+	// VocabMinCount is the k-anonymity floor of the vocabulary built from the sites'
+	// training splits.
+	VocabMinCount int `yaml:"vocab_min_count" json:"vocab_min_count"`
+}
+
+// Synthetic is the claims/synth generator's configuration.
+type Synthetic struct {
+	Hospitals int    `yaml:"hospitals" json:"hospitals"`
+	Patients  int    `yaml:"patients" json:"patients"`
+	Seed      uint64 `yaml:"seed" json:"seed"`
+}
+
+// Pretrain sets the MLM pretraining shared by every preset.
+type Pretrain struct {
+	Batch   int      `yaml:"batch" json:"batch"`
+	Seq     int      `yaml:"seq" json:"seq"`
+	LR      float64  `yaml:"lr" json:"lr"`
+	Dropout *float64 `yaml:"dropout" json:"dropout"`
+	// EvalEvery is the number of steps between points of the validation loss curve.
+	EvalEvery int `yaml:"eval_every" json:"eval_every"`
+	// ValidSequences caps the validation-split histories the loss is measured on.
+	ValidSequences int `yaml:"valid_sequences" json:"valid_sequences"`
+}
+
+// FineTune sets the heads' training, as fedclaims eval's flags do.
+type FineTune struct {
+	Frozen bool `yaml:"frozen" json:"frozen"`
+	Epochs int  `yaml:"epochs" json:"epochs"`
+	Seq    int  `yaml:"seq" json:"seq"`
+}
+
+// Eval sets the baseline and the bootstrap, as fedclaims eval's flags do.
+type Eval struct {
+	Bootstrap      int   `yaml:"bootstrap" json:"bootstrap"`
+	Grid           *bool `yaml:"grid" json:"grid"`
+	Iterations     int   `yaml:"iterations" json:"iterations"`
+	MinCount       int   `yaml:"min_count" json:"min_count"`
+	RecentDays     *int  `yaml:"recent_days" json:"recent_days"`
+	Threads        int   `yaml:"threads" json:"threads"`
+	SkipDegenerate bool  `yaml:"skip_degenerate" json:"skip_degenerate"`
+}
+
+// ReadFile reads and checks a sweep file.
+func ReadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sweep config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c.resolve(filepath.Dir(path))
+	return c, nil
+}
+
+// Parse decodes a sweep file's bytes (name is for errors), fills in defaults and
+// checks every field.
+func Parse(name string, data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty sweep file", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) resolve(dir string) {
+	for i, d := range c.Data.Dirs {
+		if !filepath.IsAbs(d) {
+			c.Data.Dirs[i] = filepath.Join(dir, d)
+		}
+	}
+	if c.Tasks != "" && !filepath.IsAbs(c.Tasks) {
+		c.Tasks = filepath.Join(dir, c.Tasks)
+	}
+}
+
+func (c *Config) defaults() {
+	if c.Mode == "" {
+		c.Mode = ModeCentral
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Tolerance == nil {
+		t := DefaultTolerance
+		c.Tolerance = &t
+	}
+	if c.Alpha == 0 {
+		c.Alpha = 0.05
+	}
+	if c.Data.VocabMinCount == 0 {
+		c.Data.VocabMinCount = 5
+	}
+	p := &c.Pretrain
+	if p.Batch == 0 {
+		p.Batch = 16
+	}
+	if p.Seq == 0 {
+		p.Seq = 128
+	}
+	if p.LR == 0 {
+		p.LR = 5e-4
+	}
+	if p.Dropout == nil {
+		d := 0.1
+		p.Dropout = &d
+	}
+	if p.EvalEvery == 0 {
+		p.EvalEvery = 50
+	}
+	if p.ValidSequences == 0 {
+		p.ValidSequences = 256
+	}
+	e := &c.Eval
+	if e.Bootstrap == 0 {
+		e.Bootstrap = 1000
+	}
+	if e.Grid == nil {
+		g := true
+		e.Grid = &g
+	}
+	if e.Iterations == 0 {
+		e.Iterations = 500
+	}
+	if e.MinCount == 0 {
+		e.MinCount = 5
+	}
+	if e.RecentDays == nil {
+		d := 365
+		e.RecentDays = &d
+	}
+}
+
+var presetName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+// Validate reports the first field that makes c unusable, by its path in the file.
+func (c *Config) Validate() error {
+	switch c.Mode {
+	case ModeCentral, ModeFederated:
+	default:
+		return fmt.Errorf("field mode: %q, want %q or %q", c.Mode, ModeCentral, ModeFederated)
+	}
+	if len(c.Presets) == 0 {
+		return errors.New("field presets: no presets to sweep")
+	}
+	seen := map[string]int{}
+	for i, p := range c.Presets {
+		at := fmt.Sprintf("presets[%d]", i)
+		if !presetName.MatchString(p.Name) {
+			return fmt.Errorf("field %s.name: %q must be lower-case letters, digits, '_', '.' or '-'", at, p.Name)
+		}
+		if j, dup := seen[p.Name]; dup {
+			return fmt.Errorf("field %s.name: %q is already presets[%d]", at, p.Name, j)
+		}
+		seen[p.Name] = i
+		if p.Custom() {
+			cfg := model.Config{Vocab: model.FirstCode + 1, Hidden: p.Hidden, Layers: p.Layers, Heads: p.Heads,
+				MaxLen: 512, Segments: 3, LNEps: 1e-5}
+			if p.Layers <= 0 {
+				return fmt.Errorf("field %s.layers: %d must be positive", at, p.Layers)
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("field %s: %w", at, err)
+			}
+		} else if _, err := model.Preset(p.Name, model.StudyVocab); err != nil {
+			return fmt.Errorf("field %s.name: %w (or give hidden, layers and heads for a custom shape)", at, err)
+		}
+		if p.Budget != nil {
+			if err := p.Budget.validate(at + ".budget"); err != nil {
+				return err
+			}
+		} else if err := c.Budget.validate("budget"); err != nil {
+			return fmt.Errorf("%w (presets[%d] has no budget of its own)", err, i)
+		}
+	}
+	d := c.Data
+	switch {
+	case len(d.Dirs) == 0 && d.Synthetic == nil:
+		return errors.New("field data: give dirs or synthetic")
+	case len(d.Dirs) > 0 && d.Synthetic != nil:
+		return errors.New("field data: give dirs or synthetic, not both")
+	case d.Synthetic != nil && d.Synthetic.Hospitals < 1:
+		return fmt.Errorf("field data.synthetic.hospitals: %d must be at least 1", d.Synthetic.Hospitals)
+	case d.Synthetic != nil && d.Synthetic.Patients < 1:
+		return fmt.Errorf("field data.synthetic.patients: %d must be at least 1", d.Synthetic.Patients)
+	case d.VocabMinCount < 1:
+		return fmt.Errorf("field data.vocab_min_count: %d must be at least 1", d.VocabMinCount)
+	}
+	for i, dir := range d.Dirs {
+		if dir == "" {
+			return fmt.Errorf("field data.dirs[%d]: empty path", i)
+		}
+	}
+	switch t := *c.Tolerance; {
+	case t < 0 || t >= 1 || t != t:
+		return fmt.Errorf("field tolerance: %g must be in [0, 1)", t)
+	case !(c.Alpha > 0 && c.Alpha < 1):
+		return fmt.Errorf("field alpha: %g must be in (0, 1)", c.Alpha)
+	}
+	p := c.Pretrain
+	switch {
+	case p.Batch < 1:
+		return fmt.Errorf("field pretrain.batch: %d must be positive", p.Batch)
+	case p.Seq < 2 || p.Seq > 512:
+		return fmt.Errorf("field pretrain.seq: %d must be in [2, 512]", p.Seq)
+	case !(p.LR > 0):
+		return fmt.Errorf("field pretrain.lr: %g must be positive", p.LR)
+	case *p.Dropout < 0 || *p.Dropout >= 1:
+		return fmt.Errorf("field pretrain.dropout: %g must be in [0, 1)", *p.Dropout)
+	case p.EvalEvery < 1:
+		return fmt.Errorf("field pretrain.eval_every: %d must be positive", p.EvalEvery)
+	case p.ValidSequences < 1:
+		return fmt.Errorf("field pretrain.valid_sequences: %d must be positive", p.ValidSequences)
+	}
+	f := c.FineTune
+	switch {
+	case f.Epochs < 0:
+		return fmt.Errorf("field finetune.epochs: %d must not be negative", f.Epochs)
+	case f.Seq < 0 || f.Seq == 1 || f.Seq > 512:
+		return fmt.Errorf("field finetune.seq: %d must be 0 (the model's max_len) or in [2, 512]", f.Seq)
+	}
+	e := c.Eval
+	switch {
+	case e.Bootstrap < 1:
+		return fmt.Errorf("field eval.bootstrap: %d must be positive", e.Bootstrap)
+	case e.Iterations < 1:
+		return fmt.Errorf("field eval.iterations: %d must be positive", e.Iterations)
+	case e.MinCount < 1:
+		return fmt.Errorf("field eval.min_count: %d must be positive", e.MinCount)
+	case *e.RecentDays < 0:
+		return fmt.Errorf("field eval.recent_days: %d must not be negative", *e.RecentDays)
+	case e.Threads < 0:
+		return fmt.Errorf("field eval.threads: %d must not be negative", e.Threads)
+	}
+	return nil
+}
+
+func (b Budget) validate(field string) error {
+	switch {
+	case b.Steps < 0:
+		return fmt.Errorf("field %s.steps: %d must not be negative", field, b.Steps)
+	case b.Tokens < 0:
+		return fmt.Errorf("field %s.tokens: %d must not be negative", field, b.Tokens)
+	case b.Steps == 0 && b.Tokens == 0:
+		return fmt.Errorf("field %s: give steps or tokens", field)
+	case b.Steps > 0 && b.Tokens > 0:
+		return fmt.Errorf("field %s: give steps or tokens, not both", field)
+	}
+	return nil
+}
+
+// budget is preset i's budget.
+func (c *Config) budget(i int) Budget {
+	if b := c.Presets[i].Budget; b != nil {
+		return *b
+	}
+	return c.Budget
+}
+
+// modelConfig is preset p's encoder shape at vocabulary size vocab.
+func (c *Config) modelConfig(p PresetSpec, vocab int) (model.Config, error) {
+	var cfg model.Config
+	if p.Custom() {
+		cfg = model.Config{Vocab: vocab, Hidden: p.Hidden, Layers: p.Layers, Heads: p.Heads,
+			MaxLen: 512, Segments: 3, LNEps: 1e-5}
+	} else {
+		var err error
+		if cfg, err = model.Preset(p.Name, vocab); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.Dropout = float32(*c.Pretrain.Dropout)
+	return cfg, cfg.Validate()
+}

@@ -1,0 +1,169 @@
+package sweep
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/fedclaims/fedclaims/eval"
+)
+
+// Save writes dir/sweep.json, dir/sweep.md and the plots, each through a temporary
+// file renamed into place.
+func (r *Result) Save(dir string) error {
+	if err := r.plots(dir); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ResultFile), r.WriteJSON); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, ReportFile), r.WriteMarkdown)
+}
+
+// WriteJSON writes sweep.json: the results without the per-row predictions, which
+// stay in presets/NAME.json and baseline.json.
+func (r *Result) WriteJSON(w io.Writer) error {
+	c := *r
+	c.Presets = make([]PresetResult, len(r.Presets))
+	for i, p := range r.Presets {
+		p.Tasks = append([]PresetTask(nil), p.Tasks...)
+		for k := range p.Tasks {
+			p.Tasks[k].Scores = nil
+		}
+		c.Presets[i] = p
+	}
+	c.Baseline = append([]BaselineTask(nil), r.Baseline...)
+	for k := range c.Baseline {
+		c.Baseline[k].Labels, c.Baseline[k].Patient, c.Baseline[k].Scores = nil, nil, nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(&c)
+}
+
+// ReadResult parses sweep.json.
+func ReadResult(path string) (*Result, error) {
+	var r Result
+	if err := readJSON(path, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func ciText(m eval.Metrics) string {
+	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
+}
+
+// presetRows is the table of what each preset cost.
+func (r *Result) presetRows() [][]string {
+	rows := [][]string{{"preset", "parameters", "steps", "tokens", "FLOPs", "wall s", "CPU s", "GPU s", "valid MLM loss"}}
+	for _, p := range r.Presets {
+		rows = append(rows, []string{p.Name, fmt.Sprint(p.Params), fmt.Sprint(p.Steps), fmt.Sprint(p.Tokens),
+			fmt.Sprintf("%.3g", p.FLOPs), fmt.Sprintf("%.1f", p.WallSeconds), fmt.Sprintf("%.1f", p.CPUSeconds),
+			fmt.Sprintf("%.0f", p.GPUSeconds), fmt.Sprintf("%.3f", p.FinalLoss())})
+	}
+	return rows
+}
+
+// taskRows is the sweep table: AUPRC [95% CI] per task and preset, the baseline and
+// the recommendation.
+func (r *Result) taskRows() [][]string {
+	head := []string{"task", "kind", "prevalence", "n test", "baseline"}
+	for _, p := range r.Presets {
+		head = append(head, p.Name)
+	}
+	head = append(head, "recommended")
+	rows := [][]string{head}
+	for k, bt := range r.Baseline {
+		row := []string{bt.Name, bt.Kind, fmt.Sprintf("%.3f", bt.Prevalence), fmt.Sprint(bt.NTest), ciText(bt.Metrics)}
+		for _, p := range r.Presets {
+			row = append(row, ciText(p.Tasks[k].Metrics))
+		}
+		rec := "-"
+		if k < len(r.Recommendations) {
+			rec = r.Recommendations[k].Preset
+		}
+		rows = append(rows, append(row, rec))
+	}
+	return rows
+}
+
+func (r *Result) recommendationRows() [][]string {
+	rows := [][]string{{"task", "recommended", "reason", "AUPRC", "best", "largest", "largest's gain", "CPU-h saved", "saved", "p-values (vs best)"}}
+	for _, rec := range r.Recommendations {
+		var ps []string
+		for _, v := range rec.Verdicts {
+			ps = append(ps, fmt.Sprintf("%s %.3f", v.Preset, v.PValue))
+		}
+		rows = append(rows, []string{rec.Task, rec.Preset, rec.Reason, fmt.Sprintf("%.3f", rec.AUPRC), rec.Best, rec.Largest,
+			fmt.Sprintf("%+.3f", rec.LargestGain), fmt.Sprintf("%.3f", rec.SavedHours), fmt.Sprintf("%.0f%%", rec.SavedPercent),
+			strings.Join(ps, ", ")})
+	}
+	return rows
+}
+
+func markdownTable(b *bytes.Buffer, rows [][]string) {
+	for i, row := range rows {
+		b.WriteString("| " + strings.ReplaceAll(strings.Join(row, " | "), "\n", " ") + " |\n")
+		if i == 0 {
+			b.WriteString(strings.Repeat("|---", len(row)) + "|\n")
+		}
+	}
+	b.WriteString("\n")
+}
+
+// WriteMarkdown writes sweep.md.
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b bytes.Buffer
+	b.WriteString("# Model-size sweep\n\n")
+	fmt.Fprintf(&b, "Pretraining: %s, on the training splits of %d sites (%d patients); vocabulary of %d tokens. "+
+		"Heads are fine-tuned and scored as `fedclaims eval` does, on the pooled sites' labels and splits; the baseline is trained once.\n\n",
+		r.Mode, len(r.Sites), r.Patients, r.VocabSize)
+	b.WriteString("## Recommendation\n\n")
+	for _, rec := range r.Recommendations {
+		b.WriteString("- " + rec.Summary + "\n")
+	}
+	b.WriteString("\n")
+	markdownTable(&b, r.recommendationRows())
+	fmt.Fprintf(&b, "A preset is enough for a task when its AUPRC is within %g of the best preset's, or when it is not significantly worse (alpha %g) by a %s. "+
+		"The recommendation is the smallest preset that is enough. Compute is %s.\n\n", r.Tolerance, r.Alpha, r.Test, r.Compute)
+	b.WriteString("## AUPRC by task and preset\n\n")
+	b.WriteString("Test-split AUPRC (average precision) with 95% patient-level bootstrap intervals.\n\n")
+	markdownTable(&b, r.taskRows())
+	b.WriteString("## Pretraining\n\n")
+	markdownTable(&b, r.presetRows())
+	b.WriteString("## Plots\n\n")
+	var names []string
+	for _, bt := range r.Baseline {
+		names = append(names, bt.Name)
+	}
+	for _, f := range PlotFiles(names) {
+		fmt.Fprintf(&b, "![%s](%s)\n", strings.TrimSuffix(f, ".png"), f)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// WriteTable writes the sweep table and the one-line recommendations for a terminal.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, rows := range [][][]string{r.presetRows(), r.taskRows()} {
+		for _, row := range rows {
+			fmt.Fprintln(tw, strings.ReplaceAll(strings.Join(row, "\t"), "\n", " "))
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, rec := range r.Recommendations {
+		if _, err := fmt.Fprintln(w, rec.Summary); err != nil {
+			return err
+		}
+	}
+	return nil
+}

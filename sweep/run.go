@@ -1,0 +1,589 @@
+package sweep
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/fedclaims/fedclaims/baseline"
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/eval/pipeline"
+	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/tasks"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+// Files under a sweep's output directory.
+const (
+	ConfigFile   = "config.json"   // the sweep's configuration, checked on resume
+	VocabFile    = "vocab.json"    // the vocabulary of the sites' training splits
+	BaselineFile = "baseline.json" // the baseline's test predictions and metrics
+	PresetsDir   = "presets"       // NAME.json per finished preset, NAME/ its checkpoint
+	ResultFile   = "sweep.json"
+	ReportFile   = "sweep.md"
+	dataDir      = "data" // synthetic hospitals, when the sweep makes them
+)
+
+// LossPoint is one point of a preset's pretraining loss curve.
+type LossPoint struct {
+	Step   int   `json:"step"`
+	Tokens int64 `json:"tokens"`
+	// Train is the mean training MLM loss of the steps since the previous point
+	// (absent at step 0).
+	Train *float64 `json:"train_loss,omitempty"`
+	// Valid is the MLM loss on the validation split's histories, with fixed masks.
+	Valid float64 `json:"valid_loss"`
+}
+
+// PresetTask is one preset's score on one task.
+type PresetTask struct {
+	Name    string       `json:"name"`
+	Metrics eval.Metrics `json:"metrics"`
+	// Scores are the test rows' probabilities, row for row with the baseline's.
+	Scores []float64 `json:"scores,omitempty"`
+}
+
+// PresetResult is everything measured for one preset.
+type PresetResult struct {
+	Name   string       `json:"name"`
+	Config model.Config `json:"config"`
+	Params int          `json:"params"`
+	Budget Budget       `json:"budget"`
+	Steps  int          `json:"steps"`
+	Tokens int64        `json:"tokens"`
+	// FLOPs is the pretraining cost by model.Config.FLOPsPerToken over the real
+	// tokens of every batch at the batch's padded length.
+	FLOPs float64     `json:"flops"`
+	Loss  []LossPoint `json:"loss"`
+	// WallSeconds, CPUSeconds (getrusage of the process and its children) and
+	// GPUSeconds cover the pretraining steps only, not the loss evaluations.
+	WallSeconds float64 `json:"wall_seconds"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	// GPUSeconds is 0: this build trains on the CPU.
+	GPUSeconds float64 `json:"gpu_seconds"`
+	// BytesSent is per site, in federated sweeps only.
+	BytesSent map[string]int64 `json:"bytes_sent_per_site,omitempty"`
+	Tasks     []PresetTask     `json:"tasks"`
+}
+
+// FinalLoss is the last validation loss of the curve.
+func (p *PresetResult) FinalLoss() float64 {
+	if len(p.Loss) == 0 {
+		return math.NaN()
+	}
+	return p.Loss[len(p.Loss)-1].Valid
+}
+
+// BaselineTask is the baseline's test predictions and score on one task.
+type BaselineTask struct {
+	Name       string       `json:"name"`
+	Kind       string       `json:"kind"`
+	Prevalence float64      `json:"prevalence"`
+	NTest      int          `json:"n_test"`
+	Metrics    eval.Metrics `json:"metrics"`
+	Labels     []bool       `json:"labels,omitempty"`
+	Patient    []int64      `json:"patient,omitempty"`
+	Scores     []float64    `json:"scores,omitempty"`
+}
+
+// Result is sweep.json.
+type Result struct {
+	Mode      string   `json:"mode"`
+	Sites     []string `json:"sites"`
+	Patients  int      `json:"patients"`
+	VocabSize int      `json:"vocab_size"`
+	Tolerance float64  `json:"tolerance"`
+	Alpha     float64  `json:"alpha"`
+	// Test and Compute say in words how presets are compared and what compute is.
+	Test    string `json:"test"`
+	Compute string `json:"compute"`
+	// Presets are sorted by parameters, smallest first.
+	Presets         []PresetResult   `json:"presets"`
+	Baseline        []BaselineTask   `json:"baseline"`
+	Recommendations []Recommendation `json:"recommendations"`
+}
+
+const (
+	testText    = "paired bootstrap: the same resamples of test patients applied to both presets' predictions; one-sided p = (1 + #{AUPRC_best - AUPRC_candidate <= 0}) / (1 + B); significantly worse when p < alpha"
+	computeText = "pretraining CPU-seconds (getrusage of the process and its children, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
+)
+
+// Run runs the sweep c into dir, resuming from the presets already finished there,
+// and returns what it wrote to dir/sweep.json.
+func Run(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Result, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if c.Mode == ModeFederated {
+		return nil, errors.New("field mode: federated sweeps need a local federation runner (package localfed), which this build does not have; use mode: central (or --central)")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, PresetsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	if err := claimDir(c, dir); err != nil {
+		return nil, err
+	}
+	sites, err := siteDirs(ctx, c, dir)
+	if err != nil {
+		return nil, err
+	}
+	patients, bySite, end, err := loadSites(ctx, sites)
+	if err != nil {
+		return nil, err
+	}
+	vocab, vocabBytes, err := buildVocab(bySite, c.Data.VocabMinCount)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, VocabFile), func(w io.Writer) error {
+		_, err := w.Write(vocabBytes)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	log.Info("sweep data", "sites", len(sites), "patients", len(patients), "vocab", vocab.Len())
+
+	ts := tasks.Default()
+	if c.Tasks != "" {
+		if ts, err = tasks.ReadFile(c.Tasks); err != nil {
+			return nil, fmt.Errorf("field tasks: %w", err)
+		}
+	}
+	opts := c.pipelineOptions(log)
+	cohort, err := pipeline.Label(patients, end, ts, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", sites, err)
+	}
+	base, err := loadOrTrainBaseline(ctx, cohort, filepath.Join(dir, BaselineFile), opts, log)
+	if err != nil {
+		return nil, err
+	}
+
+	train, valid, err := pretrainSequences(patients, vocab, c.Pretrain)
+	if err != nil {
+		return nil, err
+	}
+	var results []PresetResult
+	for i, spec := range c.Presets {
+		path := filepath.Join(dir, PresetsDir, spec.Name+".json")
+		var r PresetResult
+		if err := readJSON(path, &r); err == nil {
+			if err := r.check(base); err != nil {
+				return nil, fmt.Errorf("%s: %w; remove it to run the preset again", path, err)
+			}
+			log.Info("preset already done", "preset", spec.Name, "file", path)
+			results = append(results, r)
+			continue
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		cfg, err := c.modelConfig(spec, vocab.Len())
+		if err != nil {
+			return nil, fmt.Errorf("field presets[%d]: %w", i, err)
+		}
+		log.Info("pretraining", "preset", spec.Name, "params", cfg.Params())
+		r, m, err := pretrain(ctx, cfg, c.budget(i), c.Pretrain, c.Seed, train, valid, log.With("preset", spec.Name))
+		if err != nil {
+			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
+		}
+		r.Name = spec.Name
+		if err := m.Save(filepath.Join(dir, PresetsDir, spec.Name), vocabBytes); err != nil {
+			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
+		}
+		scores, err := cohort.EncoderScores(ctx, m, vocab, opts)
+		if err != nil {
+			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
+		}
+		for k, bt := range base {
+			met, err := eval.Score(scores[k], bt.Labels, bt.Patient, eval.Bootstrap{Resamples: opts.Resamples, Seed: opts.Seed})
+			if err != nil {
+				return nil, fmt.Errorf("preset %s: task %s: %w", spec.Name, bt.Name, err)
+			}
+			r.Tasks = append(r.Tasks, PresetTask{Name: bt.Name, Metrics: met, Scores: scores[k]})
+		}
+		// Written last, in one rename: a preset is either wholly done or redone.
+		if err := writeJSON(path, r); err != nil {
+			return nil, err
+		}
+		log.Info("preset done", "preset", spec.Name, "cpu_seconds", r.CPUSeconds, "valid_loss", r.FinalLoss())
+		results = append(results, r)
+	}
+
+	res, err := assemble(c, sites, len(patients), vocab.Len(), results, base)
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Save(dir); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (c *Config) pipelineOptions(log *slog.Logger) pipeline.Options {
+	return pipeline.Options{
+		Seed: c.Seed, Resamples: c.Eval.Bootstrap, Grid: *c.Eval.Grid, Iterations: c.Eval.Iterations,
+		MinCount: c.Eval.MinCount, RecentDays: *c.Eval.RecentDays, Threads: c.Eval.Threads,
+		SkipDegenerate: c.Eval.SkipDegenerate, Frozen: c.FineTune.Frozen, Epochs: c.FineTune.Epochs,
+		Seq: c.FineTune.Seq, Log: log,
+	}
+}
+
+// claimDir records c in dir, or checks that dir holds a sweep of this same
+// configuration, so that a resume never mixes results of different settings.
+func claimDir(c *Config, dir string) error {
+	want, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	want = append(want, '\n')
+	path := filepath.Join(dir, ConfigFile)
+	have, err := os.ReadFile(path)
+	switch {
+	case err == nil && !bytes.Equal(have, want):
+		return fmt.Errorf("%s: the output directory holds a sweep of another configuration; choose another --out or remove it", path)
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("output directory: %w", err)
+	}
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(want)
+		return err
+	})
+}
+
+// siteDirs returns the sites' dataset directories, generating synthetic hospitals
+// under dir when the configuration asks for them.
+func siteDirs(ctx context.Context, c *Config, dir string) ([]string, error) {
+	if s := c.Data.Synthetic; s != nil {
+		g, err := synth.New(synth.Config{Hospitals: s.Hospitals, Patients: s.Patients, Seed: s.Seed})
+		if err != nil {
+			return nil, fmt.Errorf("field data.synthetic: %w", err)
+		}
+		data := filepath.Join(dir, dataDir)
+		var sites []string
+		for _, h := range g.Hospitals() {
+			sites = append(sites, filepath.Join(data, h.ID))
+		}
+		if _, err := os.Stat(data); err == nil {
+			return sites, nil
+		}
+		// Generated aside and renamed, so that an interrupted generation is redone.
+		tmp := data + ".partial"
+		if err := os.RemoveAll(tmp); err != nil {
+			return nil, err
+		}
+		if err := g.Write(ctx, tmp); err != nil {
+			return nil, fmt.Errorf("synthetic hospitals: %w", err)
+		}
+		if err := os.Rename(tmp, data); err != nil {
+			return nil, fmt.Errorf("synthetic hospitals: %w", err)
+		}
+		return sites, nil
+	}
+	return c.Data.Dirs, nil
+}
+
+// loadSites reads every site and returns the pooled patients, each site's patients
+// and the end of the data (the day after the last event anywhere).
+func loadSites(ctx context.Context, sites []string) ([]*claims.Patient, [][]*claims.Patient, int64, error) {
+	var all []*claims.Patient
+	var bySite [][]*claims.Patient
+	var end int64
+	from := map[int64]string{}
+	for _, s := range sites {
+		ps, e, err := pipeline.LoadPatients(ctx, s)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("field data: %w", err)
+		}
+		for _, p := range ps {
+			if other, dup := from[p.ID]; dup {
+				return nil, nil, 0, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
+			}
+			from[p.ID] = s
+		}
+		end = max(end, e)
+		all = append(all, ps...)
+		bySite = append(bySite, ps)
+	}
+	return all, bySite, end, nil
+}
+
+// buildVocab builds the vocabulary as a federation would: each site counts the
+// patients of its training split, floors its table at k, and the tables are merged.
+// Validation and test patients are left out so that nothing about them shapes the
+// encoder.
+func buildVocab(bySite [][]*claims.Patient, k int) (*tokenizer.Vocab, []byte, error) {
+	var tables []*tokenizer.CountTable
+	for _, ps := range bySite {
+		cnt := tokenizer.NewCounter()
+		for _, p := range ps {
+			if tasks.SplitOf(p.ID, tasks.DefaultSalt) == tasks.Train {
+				cnt.Add(p)
+			}
+		}
+		t, err := cnt.Table(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		tables = append(tables, t)
+	}
+	m, err := tokenizer.Merge(tables...)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := tokenizer.New(m, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	var buf bytes.Buffer
+	if err := v.Save(&buf); err != nil {
+		return nil, nil, err
+	}
+	return v, buf.Bytes(), nil
+}
+
+// pretrainSequences encodes the whole histories of the training split's patients
+// for pretraining and those of the validation split for the loss curve. Test
+// patients are never seen.
+func pretrainSequences(patients []*claims.Patient, v *tokenizer.Vocab, p Pretrain) (train, valid []model.Sequence, err error) {
+	enc, err := tokenizer.NewEncoder(v, p.Seq)
+	if err != nil {
+		return nil, nil, err
+	}
+	var e tokenizer.Encoding
+	for _, pt := range patients {
+		split := tasks.SplitOf(pt.ID, tasks.DefaultSalt)
+		if split == tasks.Test || (split == tasks.Validation && len(valid) >= p.ValidSequences) {
+			continue
+		}
+		enc.EncodeTo(&e, pt, tokenizer.NoCutoff)
+		if !slices.ContainsFunc(e.IDs, func(id int32) bool { return id >= model.FirstCode }) {
+			continue
+		}
+		if split == tasks.Train {
+			train = append(train, model.FromEncoding(&e))
+		} else {
+			valid = append(valid, model.FromEncoding(&e))
+		}
+	}
+	if len(train) == 0 || len(valid) == 0 {
+		return nil, nil, fmt.Errorf("field data: %d training and %d validation histories with a code in the vocabulary; need some of each", len(train), len(valid))
+	}
+	return train, valid, nil
+}
+
+// pretrain trains one encoder for its budget and measures it.
+func pretrain(ctx context.Context, cfg model.Config, b Budget, p Pretrain, seed uint64, train, valid []model.Sequence, log *slog.Logger) (PresetResult, *model.Model, error) {
+	if err := model.CheckSequences(train, cfg); err != nil {
+		return PresetResult{}, nil, err
+	}
+	steps := b.Steps
+	if b.Tokens > 0 {
+		// A token budget becomes steps at the mean history length, so that the
+		// learning-rate schedule knows its end.
+		var total int64
+		for _, s := range train {
+			for _, t := range s.Tokens {
+				if t != model.PAD {
+					total++
+				}
+			}
+		}
+		perStep := float64(total) / float64(len(train)) * float64(p.Batch)
+		steps = max(1, int(math.Ceil(float64(b.Tokens)/perStep)))
+	}
+	m, err := model.New(cfg, seed)
+	if err != nil {
+		return PresetResult{}, nil, err
+	}
+	tc := model.DefaultTrainConfig(steps)
+	tc.LR = p.LR
+	tr, err := model.NewTrainer(m, tc, seed+1)
+	if err != nil {
+		return PresetResult{}, nil, err
+	}
+	ld, err := model.NewLoader(train, p.Batch, seed+2)
+	if err != nil {
+		return PresetResult{}, nil, err
+	}
+	var validBatches []*model.Batch
+	for i := 0; i < len(valid); i += 16 {
+		idx := make([]int, 0, 16)
+		for j := i; j < min(i+16, len(valid)); j++ {
+			idx = append(idx, j)
+		}
+		validBatches = append(validBatches, model.Pad(valid, idx))
+	}
+	const evalSeed = 7
+	r := PresetResult{Config: cfg, Params: cfg.Params(), Budget: b}
+	r.Loss = append(r.Loss, LossPoint{Valid: tr.Eval(validBatches, evalSeed)})
+	var sinceLoss float64
+	var sinceSteps int
+	for tr.Opt.Step < steps {
+		batch := ld.Next()
+		var real int64
+		for _, t := range batch.Tokens {
+			if t != model.PAD {
+				real++
+			}
+		}
+		wall, cpu := time.Now(), cpuSeconds()
+		st, err := tr.Step(ctx, []*model.Batch{batch})
+		if err != nil {
+			return PresetResult{}, nil, err
+		}
+		r.WallSeconds += time.Since(wall).Seconds()
+		r.CPUSeconds += cpuSeconds() - cpu
+		r.Tokens += real
+		r.FLOPs += float64(real) * cfg.FLOPsPerToken(batch.T)
+		sinceLoss += st.Loss
+		sinceSteps++
+		if st.Step%p.EvalEvery == 0 || st.Step == steps {
+			mean := sinceLoss / float64(sinceSteps)
+			pt := LossPoint{Step: st.Step, Tokens: r.Tokens, Train: &mean, Valid: tr.Eval(validBatches, evalSeed)}
+			r.Loss = append(r.Loss, pt)
+			sinceLoss, sinceSteps = 0, 0
+			log.Info("pretrain", "step", st.Step, "of", steps, "train_loss", mean, "valid_loss", pt.Valid)
+		}
+	}
+	r.Steps = tr.Opt.Step
+	return r, m, nil
+}
+
+// loadOrTrainBaseline trains the baseline once per sweep directory: a resumed sweep
+// reads its predictions back, and checks them against the cohort's test rows.
+func loadOrTrainBaseline(ctx context.Context, c *pipeline.Cohort, path string, o pipeline.Options, log *slog.Logger) ([]BaselineTask, error) {
+	var saved []BaselineTask
+	if err := readJSON(path, &saved); err == nil {
+		c.Runs = nil
+		for _, bt := range saved {
+			c.Runs = append(c.Runs, baseline.TaskRun{Predictions: eval.Predictions{
+				Name: bt.Name, Kind: bt.Kind, Labels: bt.Labels, Patient: bt.Patient,
+				Scores: map[string][]float64{eval.ModelBaseline: bt.Scores},
+			}})
+		}
+		log.Info("baseline already trained", "file", path, "tasks", len(saved))
+		return saved, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := c.TrainBaseline(ctx, o); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	rep, err := pipeline.Report(c.Runs, o)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	var out []BaselineTask
+	for i, run := range c.Runs {
+		t := rep.Tasks[i]
+		pr := run.Predictions
+		out = append(out, BaselineTask{Name: t.Name, Kind: t.Kind, Prevalence: t.Prevalence, NTest: t.NTest,
+			Metrics: t.Models[eval.ModelBaseline], Labels: pr.Labels, Patient: pr.Patient, Scores: pr.Scores[eval.ModelBaseline]})
+	}
+	if err := writeJSON(path, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// check reports whether a finished preset's results fit the baseline's tasks.
+func (r *PresetResult) check(base []BaselineTask) error {
+	if len(r.Tasks) != len(base) {
+		return fmt.Errorf("%d tasks, the baseline has %d", len(r.Tasks), len(base))
+	}
+	for i, t := range r.Tasks {
+		if t.Name != base[i].Name || len(t.Scores) != len(base[i].Labels) {
+			return fmt.Errorf("task %d is %s with %d scores, the baseline's is %s with %d rows",
+				i, t.Name, len(t.Scores), base[i].Name, len(base[i].Labels))
+		}
+	}
+	return nil
+}
+
+// assemble sorts the presets by size and recommends one per task.
+func assemble(c *Config, sites []string, patients, vocab int, presets []PresetResult, base []BaselineTask) (*Result, error) {
+	presets = slices.Clone(presets)
+	slices.SortStableFunc(presets, func(a, b PresetResult) int { return a.Params - b.Params })
+	res := &Result{Mode: c.Mode, Sites: sites, Patients: patients, VocabSize: vocab,
+		Tolerance: *c.Tolerance, Alpha: c.Alpha, Test: testText, Compute: computeText,
+		Presets: presets, Baseline: base}
+	rule := Rule{Tolerance: *c.Tolerance, Alpha: c.Alpha, Resamples: c.Eval.Bootstrap, Seed: c.Seed}
+	for k, bt := range base {
+		var cands []Candidate
+		for _, p := range presets {
+			t := p.Tasks[k]
+			cands = append(cands, Candidate{Preset: p.Name, Params: p.Params, Compute: p.CPUSeconds, AUPRC: t.Metrics.AUPRC, Scores: t.Scores})
+		}
+		rec, err := Recommend(bt.Name, bt.Labels, bt.Patient, cands, rule)
+		if err != nil {
+			return nil, err
+		}
+		res.Recommendations = append(res.Recommendations, rec)
+	}
+	return res, nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
+}
+
+// writeFileAtomic writes path through a temporary file in the same directory,
+// renamed into place, so that a reader never sees half a file.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := write(f); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
