@@ -110,6 +110,13 @@ type Share struct {
 // Applied reports that Round's shares were combined and the global model updated.
 type Applied struct{ Round uint64 }
 
+// Failed reports that Round's shares could not be combined or applied (a share
+// that does not decode, a failed checkpoint): the round aborts and its id is spent.
+type Failed struct {
+	Round  uint64
+	Reason string
+}
+
 // Pause stops new rounds from opening; the open round, if any, runs to its end.
 type Pause struct{}
 
@@ -128,6 +135,7 @@ func (Applied) isMsg()  {}
 func (Pause) isMsg()    {}
 func (Resume) isMsg()   {}
 func (Stop) isMsg()     {}
+func (Failed) isMsg()   {}
 
 // Announce tells the sites that Round is open on global model Version. The I/O layer
 // persists State before it sends the announcement, so that a restarted aggregator
@@ -281,6 +289,12 @@ func (m *Machine) Step(msg Msg) error {
 		return m.share(msg)
 	case Applied:
 		return m.applied(msg)
+	case Failed:
+		if msg.Round != m.st.Round || m.phase != PhaseApplying {
+			return &Refused{Round: msg.Round, Reason: fmt.Sprintf("round %d is not being applied (open: %d, %s)", msg.Round, m.st.Round, m.phase)}
+		}
+		m.abort(msg.Reason)
+		return nil
 	}
 	return fmt.Errorf("aggregator: unknown message %T", msg)
 }

@@ -305,3 +305,18 @@ func TestStop(t *testing.T) {
 		})
 	}
 }
+
+func TestFailedCombineAborts(t *testing.T) {
+	m := mustMachine(t, testRules())
+	var ref *Refused
+	if err := m.Step(Failed{Round: 1, Reason: "x"}); !errors.As(err, &ref) {
+		t.Fatalf("failed outside applying: err = %v", err)
+	}
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1},
+		Share{Site: "a", Round: 1}, Share{Site: "b", Round: 1}, Failed{Round: 1, Reason: "bad share"}); err != nil {
+		t.Fatal(err)
+	}
+	if ab := m.Ready().Abort; ab == nil || ab.Round != 1 || ab.Reason != "bad share" || m.Phase() != PhaseIdle || m.State().Version != 0 {
+		t.Fatalf("abort %+v, phase %s, state %+v", ab, m.Phase(), m.State())
+	}
+}

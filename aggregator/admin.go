@@ -1,0 +1,228 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/proto"
+)
+
+// Status implements proto.AdminServer.
+func (s *Server) Status(ctx context.Context, req *proto.StatusRequest) (*proto.StatusResponse, error) {
+	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), "status"); err != nil {
+		return nil, err
+	}
+	var out *proto.StatusResponse
+	err := s.call(ctx, func() error { out = s.status(); return nil })
+	return out, err
+}
+
+// status describes the federation; it runs on the loop.
+func (s *Server) status() *proto.StatusResponse {
+	st := s.round.State()
+	out := &proto.StatusResponse{
+		Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: st.Round},
+		Round:    st.Round, Rounds: uint32(s.cfg.Rounds), Sites: s.siteStatus(),
+	}
+	switch {
+	case st.Stopped && s.round.Phase() == PhaseIdle:
+		out.State, out.Phase = proto.StatusResponse_STATE_STOPPED, "stopped"
+	case s.finished:
+		out.State, out.Phase = proto.StatusResponse_STATE_FINISHED, "finished"
+	case s.setup.Phase() == SetupEnrolling:
+		out.State, out.Phase = proto.StatusResponse_STATE_ENROLLING, fmt.Sprintf("%d of %d sites enrolled", len(s.setup.State().Enrolled), len(s.sites))
+	case s.setup.Phase() == SetupVocabulary:
+		out.State, out.Phase = proto.StatusResponse_STATE_VOCABULARY, "collecting count tables"
+	case s.setup.Phase() != SetupDone:
+		out.State, out.Phase = proto.StatusResponse_STATE_KEY_SETUP, s.setup.Phase().String()
+	case st.Paused && s.round.Phase() == PhaseIdle:
+		out.State, out.Phase = proto.StatusResponse_STATE_PAUSED, "paused"
+	default:
+		out.State, out.Phase = proto.StatusResponse_STATE_TRAINING, s.round.Phase().String()
+		if s.round.Phase() == PhaseIdle && st.Round == 0 {
+			out.Phase = "ready: waiting for admin start"
+		}
+	}
+	if s.cur != nil {
+		out.Deadline = timestamppb.New(s.cur.deadline)
+	}
+	for _, r := range s.history {
+		out.History = append(out.History, roundMetrics(r))
+	}
+	out.AuditSeq, out.AuditHead = s.audit.Head()
+	return out
+}
+
+func (s *Server) siteStatus() []*proto.SiteStatus {
+	out := make([]*proto.SiteStatus, 0, len(s.sites))
+	for _, id := range s.sites {
+		ss := &proto.SiteStatus{SiteId: id, Online: s.online[id] > 0, LastContributionRound: s.lastRnd[id], Enrolled: s.setup.Enrolled(id)}
+		if t, ok := s.lastSeen[id]; ok {
+			ss.LastSeen = timestamppb.New(t)
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+// Sites implements proto.AdminServer.
+func (s *Server) Sites(ctx context.Context, req *proto.SitesRequest) (*proto.SitesResponse, error) {
+	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), "sites"); err != nil {
+		return nil, err
+	}
+	var out *proto.SitesResponse
+	err := s.call(ctx, func() error {
+		out = &proto.SitesResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation}, Sites: s.siteStatus()}
+		return nil
+	})
+	return out, err
+}
+
+// control audits an admin action, then performs it on the loop.
+func (s *Server) control(ctx context.Context, req *proto.ControlRequest, action string, do func() error) (*proto.StatusResponse, error) {
+	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), action); err != nil {
+		return nil, err
+	}
+	id, _ := proto.Caller(ctx)
+	var out *proto.StatusResponse
+	err := s.call(ctx, func() error {
+		if err := s.record(ctx, audit.ConfigChange, s.round.State().Round, "", map[string]string{"action": action, "by": id.String(), "reason": trim(req.GetReason())}); err != nil {
+			return err
+		}
+		if err := do(); err != nil {
+			if _, ok := status.FromError(err); !ok {
+				err = status.Error(codes.FailedPrecondition, err.Error())
+			}
+			return err
+		}
+		if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+			s.halt(err)
+			return status.Error(codes.Internal, err.Error())
+		}
+		s.log.Info("admin action", "action", action, "by", id.String())
+		s.process(ctx)
+		out = s.status()
+		return nil
+	})
+	return out, err
+}
+
+// Start implements proto.AdminServer: setup once every site enrolled, the first
+// round once the vocabulary is built.
+func (s *Server) Start(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+	return s.control(ctx, req, "start", func() error {
+		switch s.setup.Phase() {
+		case SetupEnrolling:
+			return s.setup.Step(Begin{})
+		case SetupDone:
+			return s.stepRound(ctx, Start{})
+		}
+		return fmt.Errorf("setup is under way (%s); it continues on its own", s.setup.Phase())
+	})
+}
+
+// Pause implements proto.AdminServer.
+func (s *Server) Pause(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+	return s.control(ctx, req, "pause", func() error {
+		s.broadcast(proto.Control_ACTION_PAUSED, req.GetReason())
+		return s.stepRound(ctx, Pause{})
+	})
+}
+
+// Resume implements proto.AdminServer.
+func (s *Server) Resume(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+	return s.control(ctx, req, "resume", func() error {
+		if err := s.stepRound(ctx, Resume{}); err != nil {
+			return err
+		}
+		s.broadcast(proto.Control_ACTION_RESUMED, req.GetReason())
+		if s.setup.Phase() == SetupDone && s.model != nil && (s.round.State().Round > 0 || s.cfg.AutoStart) {
+			s.next(ctx)
+		}
+		return nil
+	})
+}
+
+// Stop implements proto.AdminServer.
+func (s *Server) Stop(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+	return s.control(ctx, req, "stop", func() error {
+		s.broadcast(proto.Control_ACTION_STOPPED, req.GetReason())
+		return s.stepRound(ctx, Stop{})
+	})
+}
+
+func (s *Server) broadcast(action proto.Control_Action, reason string) {
+	for _, site := range s.sites {
+		s.assign(site, s.round.State().Round, time.Time{}, func(a *proto.Assignment) {
+			a.Task = &proto.Assignment_Control{Control: &proto.Control{Action: action, Reason: trim(reason)}}
+		})
+	}
+	s.saveSeqs()
+}
+
+// metrics is the aggregator's Prometheus exposition, written by hand in the text
+// format (version 0.0.4).
+type metrics struct {
+	mu            sync.Mutex
+	rounds        uint64
+	aborted       uint64
+	lastDuration  float64
+	contributions uint64
+	bytes         uint64
+	refusals      uint64
+	online        int
+	trainLoss     float64
+}
+
+func newMetrics() *metrics { return &metrics{} }
+
+func (m *metrics) roundDone(r RoundRecord) {
+	m.mu.Lock()
+	m.rounds++
+	m.lastDuration = r.Duration.Seconds()
+	m.trainLoss = r.TrainLoss
+	m.mu.Unlock()
+}
+
+func (m *metrics) roundAborted() { m.mu.Lock(); m.aborted++; m.mu.Unlock() }
+func (m *metrics) contribution() { m.mu.Lock(); m.contributions++; m.mu.Unlock() }
+func (m *metrics) refusal()      { m.mu.Lock(); m.refusals++; m.mu.Unlock() }
+func (m *metrics) received(n uint64) {
+	m.mu.Lock()
+	m.bytes += n
+	m.mu.Unlock()
+}
+func (m *metrics) setOnline(n int) { m.mu.Lock(); m.online = n; m.mu.Unlock() }
+
+// ServeHTTP writes the exposition.
+func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	m.mu.Lock()
+	var b strings.Builder
+	for _, x := range []struct {
+		name, kind, help string
+		v                float64
+	}{
+		{"fedclaims_rounds_completed_total", "counter", "Rounds applied to the global model.", float64(m.rounds)},
+		{"fedclaims_rounds_aborted_total", "counter", "Rounds ended without an update.", float64(m.aborted)},
+		{"fedclaims_round_duration_seconds", "gauge", "Duration of the last applied round.", m.lastDuration},
+		{"fedclaims_contributions_total", "counter", "Encrypted updates added to a round's sum.", float64(m.contributions)},
+		{"fedclaims_received_bytes_total", "counter", "Bytes of blobs received from sites.", float64(m.bytes)},
+		{"fedclaims_refusals_total", "counter", "Calls and messages refused.", float64(m.refusals)},
+		{"fedclaims_sites_online", "gauge", "Sites with an open Work stream.", float64(m.online)},
+		{"fedclaims_train_loss", "gauge", "Mean training loss the contributors of the last round reported.", m.trainLoss},
+	} {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", x.name, x.help, x.name, x.kind, x.name, x.v)
+	}
+	m.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = w.Write([]byte(b.String()))
+}

@@ -1,0 +1,656 @@
+package aggregator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
+)
+
+// maxSetupBlob bounds a setup blob (a key share, a sealed Shamir share, a count
+// table), which the aggregator reads whole.
+const maxSetupBlob = 64 << 20
+
+// allow admits only allow-listed sites to the Federation service; any admin
+// certificate of the consortium may use Admin.
+func (s *Server) allow(_ context.Context, id certs.Identity, _ string) error {
+	if id.Role == certs.RoleSite {
+		if _, ok := s.party[id.ID]; !ok {
+			return status.Errorf(codes.PermissionDenied, "site %q is not allow-listed in federation %q", id.ID, s.cfg.Federation)
+		}
+	}
+	return nil
+}
+
+// refused audits a call refused before it reached a handler.
+func (s *Server) refused(ctx context.Context, method string, id certs.Identity, err error) {
+	s.metrics.refusal()
+	site := ""
+	if id.Role == certs.RoleSite && certs.ValidID(id.ID) == nil {
+		site = id.ID
+	}
+	who := "unauthenticated"
+	if id.Role != "" {
+		who = id.String()
+	}
+	if aerr := s.record(ctx, audit.Refusal, 0, site, map[string]string{"method": method, "caller": who, "reason": trim(status.Convert(err).Message())}); aerr != nil {
+		s.log.Error("refusal not audited", "method", method, "err", aerr)
+	}
+	s.log.Warn("call refused", "method", method, "caller", who, "err", err)
+}
+
+// refuse audits a refused message and returns err, the status to send.
+func (s *Server) refuse(ctx context.Context, round uint64, what string, err error) error {
+	s.metrics.refusal()
+	id, _ := proto.Caller(ctx)
+	if aerr := s.record(ctx, audit.Refusal, round, id.ID, map[string]string{"message": what, "caller": id.String(), "reason": trim(status.Convert(err).Message())}); aerr != nil {
+		return aerr
+	}
+	s.log.Warn("message refused", "message", what, "caller", id.String(), "err", err)
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.FailedPrecondition, err.Error())
+}
+
+func trim(s string) string {
+	if len(s) > 512 {
+		return s[:512]
+	}
+	return s
+}
+
+// snapshot is what a handler reads of the loop's state before acting outside it.
+type snapshot struct {
+	round      uint64
+	phase      Phase
+	setup      SetupPhase
+	cur        *roundIO
+	finished   bool
+	decryptor  bool
+	contribute bool
+}
+
+func (s *Server) snapshot(ctx context.Context, site string) (snapshot, error) {
+	var sn snapshot
+	err := s.call(ctx, func() error {
+		sn = snapshot{round: s.round.State().Round, phase: s.round.Phase(), setup: s.setup.Phase(), cur: s.cur, finished: s.finished}
+		if s.cur != nil {
+			sn.decryptor = s.cur.decryptors[site]
+			sn.contribute = !slices.Contains(s.round.Contributors(), site)
+		}
+		s.lastSeen[site] = s.clock.Now()
+		return nil
+	})
+	return sn, err
+}
+
+// checkEnv checks an envelope against the caller's certificate for round, auditing
+// a refusal.
+func (s *Server) checkEnv(ctx context.Context, env *proto.Envelope, round uint64, what string) error {
+	if err := proto.CheckEnvelope(ctx, env, s.cfg.Federation, round); err != nil {
+		return s.refuse(ctx, env.GetRoundId(), what, err)
+	}
+	return nil
+}
+
+// Enroll implements proto.FederationServer.
+func (s *Server) Enroll(ctx context.Context, req *proto.EnrollRequest) (*proto.EnrollResponse, error) {
+	if err := s.checkEnv(ctx, req.GetEnvelope(), 0, "enroll"); err != nil {
+		return nil, err
+	}
+	id, _ := proto.Caller(ctx)
+	k := req.GetShareKey()
+	if err := proto.VerifyShareKey(k, s.cfg.Federation, s.roots, s.clock.Now()); err != nil {
+		return nil, s.refuse(ctx, 0, "enroll", status.Errorf(codes.InvalidArgument, "share key: %v", err))
+	}
+	if k.SiteId != id.ID {
+		return nil, s.refuse(ctx, 0, "enroll", status.Errorf(codes.PermissionDenied, "share key of site %q sent by %s", k.SiteId, id))
+	}
+	b, err := gproto.Marshal(k)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	err = s.call(ctx, func() error {
+		if old, ok := s.keys[id.ID]; ok && !bytes.Equal(old.PublicKey, k.PublicKey) && s.setup.Phase() != SetupEnrolling {
+			return s.refuse(ctx, 0, "enroll", status.Errorf(codes.FailedPrecondition,
+				"site %q enrolled with another share key and setup has begun; its Shamir shares are sealed to that key", id.ID))
+		}
+		if err := s.record(ctx, audit.Enrol, 0, id.ID, map[string]string{"share_key_sha256": audit.SHA256(k.PublicKey), "software": trim(req.GetSoftwareVersion())}); err != nil {
+			return err
+		}
+		if err := s.store.putBlob(enrolBlob(id.ID), b); err != nil {
+			s.halt(err)
+			return status.Error(codes.Internal, err.Error())
+		}
+		s.keys[id.ID] = k
+		s.lastSeen[id.ID] = s.clock.Now()
+		if err := s.setup.Step(Enrolled{Site: id.ID}); err != nil {
+			return status.Error(codes.PermissionDenied, err.Error())
+		}
+		if err := s.store.writeJSON(setupFile, s.setup.State()); err != nil {
+			s.halt(err)
+			return status.Error(codes.Internal, err.Error())
+		}
+		s.log.Info("site enrolled", "site", id.ID)
+		if s.cfg.AutoStart && s.setup.Phase() == SetupEnrolling && s.setup.AllEnrolled() {
+			if err := s.record(ctx, audit.ConfigChange, 0, "", map[string]string{"action": "start", "by": "auto_start"}); err != nil {
+				return err
+			}
+			return s.setup.Step(Begin{})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &proto.EnrollResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, SiteId: id.ID}, Config: s.federationConfig()}, nil
+}
+
+func (s *Server) federationConfig() *proto.FederationConfig {
+	return &proto.FederationConfig{
+		FederationId: s.cfg.Federation, Sites: s.sites, Threshold: uint32(s.cfg.Threshold), MinSites: uint32(s.cfg.MinSites),
+		SecureaggPreset: s.cfg.SecureAgg.Preset, ModelPreset: s.cfg.Model.Preset, Rounds: uint32(s.cfg.Rounds),
+		Seed: s.cfg.Model.Seed, WeightCap: s.cfg.SecureAgg.WeightCap,
+	}
+}
+
+// Work implements proto.FederationServer: it sends the site's assignments after
+// after_seq, then each new one as it is queued, until the site hangs up.
+func (s *Server) Work(req *proto.WorkRequest, stream proto.Federation_WorkServer) error {
+	ctx := stream.Context()
+	id, _ := proto.Caller(ctx)
+	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), "work"); err != nil {
+		return err
+	}
+	wake := make(chan struct{}, 1)
+	if err := s.call(ctx, func() error {
+		if s.notify[id.ID] == nil {
+			s.notify[id.ID] = map[chan struct{}]bool{}
+		}
+		s.notify[id.ID][wake] = true
+		s.online[id.ID]++
+		s.metrics.setOnline(s.countOnline())
+		s.lastSeen[id.ID] = s.clock.Now()
+		return nil
+	}); err != nil {
+		return err
+	}
+	defer s.post(func() {
+		delete(s.notify[id.ID], wake)
+		s.online[id.ID]--
+		s.metrics.setOnline(s.countOnline())
+		s.lastSeen[id.ID] = s.clock.Now()
+	})
+	s.log.Info("site online", "site", id.ID, "after_seq", req.GetAfterSeq())
+	after := req.GetAfterSeq()
+	for {
+		var batch []*proto.Assignment
+		if err := s.call(ctx, func() error {
+			for _, a := range s.outbox[id.ID] {
+				if a.Seq > after {
+					batch = append(batch, a)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, a := range batch {
+			if err := stream.Send(a); err != nil {
+				return err
+			}
+			after = a.Seq
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.done:
+			return status.Error(codes.Unavailable, "the aggregator is shutting down")
+		}
+	}
+}
+
+func (s *Server) countOnline() int {
+	n := 0
+	for _, c := range s.online {
+		if c > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Upload implements proto.FederationServer.
+func (s *Server) Upload(stream proto.Federation_UploadServer) error {
+	ctx := stream.Context()
+	id, _ := proto.Caller(ctx)
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hdr := first.GetHeader()
+	if hdr == nil {
+		return s.refuse(ctx, first.GetEnvelope().GetRoundId(), "upload", status.Error(codes.InvalidArgument, "the first upload message is not a header"))
+	}
+	sn, err := s.snapshot(ctx, id.ID)
+	if err != nil {
+		return err
+	}
+	env := first.GetEnvelope()
+	round := uint64(0)
+	if hdr.Kind == proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE || hdr.Kind == proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE {
+		round = sn.round
+	}
+	what := "upload " + hdr.Kind.String()
+	if err := s.checkEnv(ctx, env, round, what); err != nil {
+		return err
+	}
+	// Every later message must carry the same envelope as the header.
+	next := func() (*proto.Chunk, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if !gproto.Equal(m.GetEnvelope(), env) {
+			return nil, s.refuse(ctx, round, what, status.Errorf(codes.PermissionDenied, "chunk envelope %s differs from the header's %s", m.GetEnvelope().Describe(), env.Describe()))
+		}
+		return m.GetChunk(), nil
+	}
+	r := proto.NewBlobReader(next, hdr.Size, hdr.GetSha256())
+	switch hdr.Kind {
+	case proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE:
+		err = s.uploadUpdate(ctx, id.ID, sn, hdr, r)
+	case proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE:
+		err = s.uploadShare(ctx, id.ID, sn, r)
+	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE, proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, proto.BlobKind_BLOB_KIND_COUNT_TABLE:
+		err = s.uploadSetup(ctx, id.ID, hdr, r)
+	default:
+		err = s.refuse(ctx, round, what, status.Errorf(codes.InvalidArgument, "sites do not upload %s", hdr.Kind))
+	}
+	if err != nil {
+		return err
+	}
+	s.metrics.received(r.Size())
+	return stream.SendAndClose(&proto.UploadResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}, Size: r.Size(), Sha256: r.Sum()})
+}
+
+// blobErr turns a failed blob read into a status, auditing protocol violations.
+func (s *Server) blobErr(ctx context.Context, round uint64, what string, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, proto.ErrBlob) || errors.Is(err, secureagg.ErrMalformed) {
+		return s.refuse(ctx, round, what, status.Error(codes.InvalidArgument, err.Error()))
+	}
+	var me *secureagg.MessageError
+	if errors.As(err, &me) {
+		return s.refuse(ctx, round, what, status.Error(codes.FailedPrecondition, err.Error()))
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// uploadUpdate adds an encrypted update's chunks into the round's sum as they arrive.
+func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr *proto.UploadHeader, r *proto.BlobReader) error {
+	what := "encrypted update"
+	if sn.cur == nil || sn.phase != PhaseCollecting || sn.cur.id != sn.round {
+		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not collecting updates (%s)", sn.round, sn.phase))
+	}
+	if !sn.contribute {
+		return s.refuse(ctx, sn.round, what, status.Errorf(codes.AlreadyExists, "site %q already contributed to round %d", site, sn.round))
+	}
+	agg, party := sn.cur.agg, s.party[site]
+	have := make([]bool, agg.Total())
+	for {
+		c, err := r.NextChunk()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s.blobErr(ctx, sn.round, what, err)
+		}
+		var ch secureagg.Chunk
+		if err := ch.UnmarshalBinary(c.Data); err != nil {
+			return s.blobErr(ctx, sn.round, what, err)
+		}
+		if ch.Site != party || ch.Round != sn.round || ch.Index != c.Index {
+			return s.refuse(ctx, sn.round, what, status.Errorf(codes.PermissionDenied,
+				"chunk %d carries secureagg header %s; site %q is party %d in round %d", c.Index, ch.Header, site, party, sn.round))
+		}
+		// A retried upload finds the chunks that reached the sum before the first
+		// attempt broke off; they stay, and are not added twice.
+		if err := agg.Add(&ch); err != nil && !errors.Is(err, secureagg.ErrDuplicate) {
+			return s.blobErr(ctx, sn.round, what, err)
+		}
+		have[ch.Index] = true
+	}
+	if i := slices.Index(have, false); i >= 0 {
+		return s.refuse(ctx, sn.round, what, status.Errorf(codes.InvalidArgument, "update ends without chunk %d of %d", i, len(have)))
+	}
+	return s.call(ctx, func() error {
+		if err := s.record(ctx, audit.Upload, sn.round, site, map[string]string{
+			"kind": "encrypted_update", "sha256": hexOf(r.Sum()), "bytes": itoa(r.Size()), "chunks": itoa(len(have)),
+			"assignment_seq": itoa(hdr.AssignmentSeq), "train_loss": fmt.Sprintf("%.6g", hdr.GetUpdate().GetTrainLoss()),
+		}); err != nil {
+			return err
+		}
+		var digest [32]byte
+		copy(digest[:], r.Sum())
+		if err := s.stepRound(ctx, Uploaded{Site: site, Round: sn.round, Digest: digest}); err != nil {
+			return s.refuse(ctx, sn.round, what, status.Error(codes.FailedPrecondition, err.Error()))
+		}
+		if s.cur != nil && s.cur.id == sn.round {
+			s.cur.bytes += r.Size()
+			s.cur.losses[site] = hdr.GetUpdate().GetTrainLoss()
+		}
+		s.metrics.contribution()
+		return nil
+	})
+}
+
+// uploadShare adds a decryption share into the round's decryption.
+func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *proto.BlobReader) error {
+	what := "decryption share"
+	if sn.cur == nil || sn.phase != PhaseDecrypting || sn.cur.dec == nil {
+		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not decrypting (%s)", sn.round, sn.phase))
+	}
+	if !sn.decryptor {
+		return s.refuse(ctx, sn.round, what, status.Errorf(codes.PermissionDenied, "site %q is not in round %d's decrypting set", site, sn.round))
+	}
+	party := s.party[site]
+	n := 0
+	for {
+		c, err := r.NextChunk()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s.blobErr(ctx, sn.round, what, err)
+		}
+		var sh secureagg.ShareChunk
+		if err := sh.UnmarshalBinary(c.Data); err != nil {
+			return s.blobErr(ctx, sn.round, what, err)
+		}
+		if sh.Site != party || sh.Round != sn.round {
+			return s.refuse(ctx, sn.round, what, status.Errorf(codes.PermissionDenied, "share chunk %d carries secureagg header %s; site %q is party %d", c.Index, sh.Header, site, party))
+		}
+		if err := sn.cur.dec.Add(&sh); err != nil {
+			return s.blobErr(ctx, sn.round, what, err)
+		}
+		n++
+	}
+	if n != sn.cur.agg.Total() {
+		return s.refuse(ctx, sn.round, what, status.Errorf(codes.InvalidArgument, "%d share chunks, the aggregate has %d", n, sn.cur.agg.Total()))
+	}
+	return s.call(ctx, func() error {
+		if err := s.record(ctx, audit.DecryptionShare, sn.round, site, map[string]string{"sha256": hexOf(r.Sum()), "bytes": itoa(r.Size())}); err != nil {
+			return err
+		}
+		if err := s.stepRound(ctx, Share{Site: site, Round: sn.round}); err != nil {
+			return s.refuse(ctx, sn.round, what, status.Error(codes.FailedPrecondition, err.Error()))
+		}
+		return nil
+	})
+}
+
+// uploadSetup stores a setup blob and steps the setup machine.
+func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.UploadHeader, r *proto.BlobReader) error {
+	what := "upload " + hdr.Kind.String()
+	if hdr.Size > maxSetupBlob {
+		return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "%d bytes, more than the %d a setup blob may have", hdr.Size, maxSetupBlob))
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return s.blobErr(ctx, 0, what, err)
+	}
+	party := s.party[site]
+	var (
+		phase SetupPhase
+		name  string
+		field = map[string]string{"sha256": hexOf(r.Sum()), "bytes": itoa(r.Size())}
+	)
+	switch hdr.Kind {
+	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE:
+		var sh secureagg.PublicKeyShare
+		if err := sh.UnmarshalBinary(data); err != nil {
+			return s.blobErr(ctx, 0, what, err)
+		}
+		if sh.Federation != s.cfg.Federation || !slices.Equal(sh.Sites, []secureagg.SiteID{party}) {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.PermissionDenied, "public-key share %s of sites %v; site %q is party %d", sh.Header, sh.Sites, site, party))
+		}
+		phase, name, field["step"] = SetupPublicKey, pkShareBlob(site), "public key share"
+	case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
+		to, ok := s.party[hdr.ToSiteId]
+		if !ok {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "to_site_id %q is not a site of the federation", hdr.ToSiteId))
+		}
+		var sh secureagg.SealedShamirShare
+		if err := sh.UnmarshalBinary(data); err != nil {
+			return s.blobErr(ctx, 0, what, err)
+		}
+		if sh.Federation != s.cfg.Federation || sh.Site != party || sh.Index != uint32(to) {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.PermissionDenied, "sealed share %s; site %q is party %d dealing to party %d", sh.Header, site, party, to))
+		}
+		phase, name, field["step"], field["to_site"] = SetupDealing, shamirBlob(site, hdr.ToSiteId), "shamir share", hdr.ToSiteId
+	case proto.BlobKind_BLOB_KIND_COUNT_TABLE:
+		_, canon, err := s.countTable(data)
+		if err != nil {
+			return s.refuse(ctx, 0, what, status.Error(codes.InvalidArgument, err.Error()))
+		}
+		data, phase, name, field["step"] = canon, SetupVocabulary, countsBlob(site), "count table"
+	}
+	return s.call(ctx, func() error {
+		if s.setup.Phase() != phase {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.FailedPrecondition, "setup is at %q, not %q", s.setup.Phase(), phase))
+		}
+		if !slices.Contains(s.setup.Pending(), site) {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.AlreadyExists, "site %q already finished %q", site, phase))
+		}
+		typ := audit.KeySetup
+		if phase == SetupVocabulary {
+			typ = audit.Vocabulary
+		}
+		if err := s.record(ctx, typ, 0, site, field); err != nil {
+			return err
+		}
+		if err := s.store.putBlob(name, data); err != nil {
+			s.halt(err)
+			return status.Error(codes.Internal, err.Error())
+		}
+		if phase == SetupDealing {
+			for _, to := range s.sites {
+				if !s.store.hasBlob(shamirBlob(site, to)) {
+					return nil // the dealer has more shares to send
+				}
+			}
+		}
+		if err := s.setup.Step(StepDone{Site: site, Phase: phase}); err != nil {
+			return status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return s.store.writeJSON(setupFile, s.setup.State())
+	})
+}
+
+// Download implements proto.FederationServer.
+func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_DownloadServer) error {
+	ctx := stream.Context()
+	id, _ := proto.Caller(ctx)
+	env := req.GetEnvelope()
+	what := "download " + req.Kind.String()
+	var (
+		blob []byte
+		msgs [][]byte
+		ref  = &proto.BlobRef{Kind: req.Kind, FromSiteId: req.FromSiteId}
+		bad  error
+	)
+	var round uint64
+	err := s.call(ctx, func() error {
+		round = s.round.State().Round
+		s.lastSeen[id.ID] = s.clock.Now()
+		switch req.Kind {
+		case proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY:
+			round = 0
+			if s.pubKey == nil {
+				bad = status.Error(codes.FailedPrecondition, "the collective key is not built yet")
+			}
+			blob = s.pubKey
+		case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
+			round = 0
+			name := shamirBlob(req.FromSiteId, id.ID)
+			if _, ok := s.party[req.FromSiteId]; !ok || !s.store.hasBlob(name) {
+				bad = status.Errorf(codes.NotFound, "no share dealt by %q to %q", req.FromSiteId, id.ID)
+				return nil
+			}
+			var err error
+			if blob, err = s.store.getBlob(name); err != nil {
+				return status.Error(codes.Internal, err.Error())
+			}
+		case proto.BlobKind_BLOB_KIND_VOCABULARY, proto.BlobKind_BLOB_KIND_GLOBAL_MODEL, proto.BlobKind_BLOB_KIND_FINAL_MODEL:
+			// Public within the consortium and not bound to one round: a site may
+			// fetch them with the envelope of the round it is in or of none.
+			if env.GetRoundId() <= round {
+				round = env.GetRoundId()
+			}
+			switch {
+			case s.model == nil:
+				bad = status.Error(codes.FailedPrecondition, "no model yet: the vocabulary is not built")
+			case req.Kind == proto.BlobKind_BLOB_KIND_VOCABULARY:
+				blob = s.vocab
+			case req.Kind == proto.BlobKind_BLOB_KIND_FINAL_MODEL && !s.finished:
+				bad = status.Error(codes.FailedPrecondition, "the federation has not finished")
+			default:
+				blob = s.blob
+			}
+		case proto.BlobKind_BLOB_KIND_AGGREGATE:
+			if s.cur == nil || s.cur.sums == nil || s.round.Phase() != PhaseDecrypting {
+				bad = status.Errorf(codes.FailedPrecondition, "round %d has no aggregate to decrypt", round)
+			} else if !s.cur.decryptors[id.ID] {
+				bad = status.Errorf(codes.PermissionDenied, "site %q is not in round %d's decrypting set", id.ID, round)
+			} else {
+				msgs = s.cur.sums
+				ref.Size, ref.Sha256 = s.cur.sumSize, s.cur.sumSHA
+			}
+		default:
+			bad = status.Errorf(codes.InvalidArgument, "sites do not download %s", req.Kind)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.checkEnv(ctx, env, round, what); err != nil {
+		return err
+	}
+	if bad != nil {
+		return s.refuse(ctx, round, what, bad)
+	}
+	if msgs == nil {
+		ref.Size = uint64(len(blob))
+		ref.Sha256 = sha(blob)
+	}
+	out := &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}
+	if err := stream.Send(&proto.DownloadResponse{Envelope: out, Part: &proto.DownloadResponse_Header{Header: ref}}); err != nil {
+		return err
+	}
+	send := func(c *proto.Chunk) error {
+		return stream.Send(&proto.DownloadResponse{Envelope: out, Part: &proto.DownloadResponse_Chunk{Chunk: c}})
+	}
+	if msgs != nil {
+		_, _, err = proto.SendMessages(msgs, send)
+	} else {
+		_, _, err = proto.SendBlob(bytes.NewReader(blob), send)
+	}
+	return err
+}
+
+// Acknowledge implements proto.FederationServer.
+func (s *Server) Acknowledge(ctx context.Context, req *proto.AcknowledgeRequest) (*proto.AcknowledgeResponse, error) {
+	id, _ := proto.Caller(ctx)
+	var a *proto.Assignment
+	if err := s.call(ctx, func() error {
+		for _, x := range s.outbox[id.ID] {
+			if x.Seq == req.AssignmentSeq {
+				a = x
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, s.refuse(ctx, req.GetEnvelope().GetRoundId(), "acknowledge", status.Errorf(codes.NotFound, "no assignment %d for site %q", req.AssignmentSeq, id.ID))
+	}
+	if err := s.checkEnv(ctx, req.GetEnvelope(), a.Envelope.RoundId, "acknowledge"); err != nil {
+		return nil, err
+	}
+	err := s.call(ctx, func() error {
+		s.lastSeen[id.ID] = s.clock.Now()
+		fields := map[string]string{"assignment_seq": itoa(req.AssignmentSeq), "task": taskName(a)}
+		if req.Error != "" {
+			fields["error"] = trim(req.Error)
+			s.log.Warn("site could not do an assignment", "site", id.ID, "seq", req.AssignmentSeq, "task", taskName(a), "error", req.Error)
+		}
+		if err := s.record(ctx, "acknowledge", a.Envelope.RoundId, id.ID, fields); err != nil {
+			return err
+		}
+		if req.Error != "" {
+			return nil
+		}
+		var phase SetupPhase
+		switch a.GetKeySetup().GetStep() {
+		case proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
+			phase = SetupCollecting
+		case proto.KeySetupTask_STEP_COLLECTIVE_KEY:
+			phase = SetupInstallingKey
+		default:
+			return nil
+		}
+		if s.setup.Phase() != phase || !slices.Contains(s.setup.Pending(), id.ID) {
+			return nil // a repeated acknowledgement after a reconnect
+		}
+		if err := s.setup.Step(StepDone{Site: id.ID, Phase: phase}); err != nil {
+			return status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return s.store.writeJSON(setupFile, s.setup.State())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &proto.AcknowledgeResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: a.Envelope.RoundId, SiteId: id.ID}}, nil
+}
+
+func taskName(a *proto.Assignment) string {
+	switch t := a.Task.(type) {
+	case *proto.Assignment_KeySetup:
+		return "key_setup " + t.KeySetup.Step.String()
+	case *proto.Assignment_Vocabulary:
+		return "vocabulary"
+	case *proto.Assignment_Train:
+		return "train"
+	case *proto.Assignment_Decrypt:
+		return "decrypt"
+	case *proto.Assignment_Published:
+		return "published"
+	case *proto.Assignment_Control:
+		return "control"
+	}
+	return "none"
+}
+
+func sha(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}

@@ -1,0 +1,265 @@
+package aggregator
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
+)
+
+// onRoundReady carries out what the round machine asks, in Ready's order.
+func (s *Server) onRoundReady(ctx context.Context, rd Ready) {
+	if rd.Announce != nil {
+		s.announce(ctx, rd.Announce)
+	}
+	if rd.ShareRequest != nil && s.fatal == nil {
+		s.requestShares(ctx, rd.ShareRequest)
+	}
+	if rd.Combine != nil && s.fatal == nil {
+		s.combine(ctx, rd.Combine)
+	}
+	if rd.Abort != nil && s.fatal == nil {
+		s.abort(ctx, rd.Abort)
+	}
+	if rd.Done {
+		s.finished = true
+	}
+}
+
+// announce opens a round: persist its id, audit, then hand every site its TrainTask.
+func (s *Server) announce(ctx context.Context, an *Announce) {
+	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+		s.halt(err)
+		return
+	}
+	agg, err := secureagg.NewAggregate(s.sacfg, an.Round, len(s.model.Params()))
+	if err != nil {
+		s.halt(err)
+		return
+	}
+	if !s.mustRecord(ctx, audit.RoundStart, an.Round, "", map[string]string{
+		"version": itoa(an.Version), "model_sha256": hexOf(s.blobSum), "sites": strings.Join(s.sites, ","),
+	}) {
+		return
+	}
+	now := s.clock.Now()
+	cur := &roundIO{id: an.Round, started: now, deadline: now.Add(s.cfg.RoundDeadline), agg: agg, losses: map[string]float64{}}
+	s.cur = cur
+	round := an.Round
+	cur.stopTimer = s.clock.AfterFunc(s.cfg.RoundDeadline, func() {
+		s.post(func() { s.stepRound(ctx, Deadline{Round: round}) })
+	})
+	l := s.cfg.Local
+	for _, site := range s.sites {
+		s.assign(site, an.Round, cur.deadline, func(a *proto.Assignment) {
+			a.Task = &proto.Assignment_Train{Train: &proto.TrainTask{
+				Model:         &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_GLOBAL_MODEL, Size: uint64(len(s.blob)), Sha256: s.blobSum},
+				Vocabulary:    &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_VOCABULARY, Size: uint64(len(s.vocab)), Sha256: s.vocabSum},
+				LocalSteps:    uint32(l.Steps),
+				LocalEpochs:   uint32(l.Epochs),
+				BatchSize:     uint32(l.BatchSize),
+				LearningRate:  l.LearningRate,
+				FedproxMu:     l.FedProxMu,
+				ClipNorm:      l.ClipNorm,
+				DpNoiseStddev: l.DPNoiseStdDev,
+				Seed:          seedFor(s.cfg.Model.Seed, an.Version, site),
+			}}
+		})
+	}
+	s.saveSeqs()
+	s.log.Info("round started", "round", an.Round, "version", an.Version, "deadline", cur.deadline)
+}
+
+// requestShares closes the sum and asks the decrypting set for its shares.
+func (s *Server) requestShares(ctx context.Context, sr *ShareRequest) {
+	cur := s.cur
+	if cur.stopTimer != nil {
+		cur.stopTimer()
+	}
+	sums := cur.agg.Seal()
+	set := make([]secureagg.SiteID, len(sr.Sites))
+	cur.decryptors = map[string]bool{}
+	for i, site := range sr.Sites {
+		set[i] = s.party[site]
+		cur.decryptors[site] = true
+	}
+	dec, err := secureagg.NewDecryption(cur.agg, set)
+	if err != nil {
+		s.halt(err)
+		return
+	}
+	cur.dec = dec
+	h := sha256.New()
+	cur.sums = make([][]byte, len(sums))
+	for i, sc := range sums {
+		b, err := sc.MarshalBinary()
+		if err != nil {
+			s.halt(err)
+			return
+		}
+		cur.sums[i] = b
+		cur.sumSize += uint64(len(b))
+		h.Write(b)
+	}
+	cur.sumSHA = h.Sum(nil)
+	if !s.mustRecord(ctx, "decryption_request", sr.Round, "", map[string]string{
+		"contributors": strings.Join(sr.Contributors, ","), "decryptors": strings.Join(sr.Sites, ","), "aggregate_sha256": hexOf(cur.sumSHA),
+	}) {
+		return
+	}
+	now := s.clock.Now()
+	cur.deadline = now.Add(s.cfg.DecryptDeadline)
+	round := sr.Round
+	cur.stopTimer = s.clock.AfterFunc(s.cfg.DecryptDeadline, func() {
+		s.post(func() { s.stepRound(ctx, Deadline{Round: round}) })
+	})
+	for _, site := range sr.Sites {
+		s.assign(site, sr.Round, cur.deadline, func(a *proto.Assignment) {
+			a.Task = &proto.Assignment_Decrypt{Decrypt: &proto.DecryptTask{
+				Aggregate:    &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_AGGREGATE, Size: cur.sumSize, Sha256: cur.sumSHA},
+				Contributors: slices.Clone(sr.Contributors),
+				Decryptors:   slices.Clone(sr.Sites),
+			}}
+		})
+	}
+	s.saveSeqs()
+	s.log.Info("decryption requested", "round", sr.Round, "contributors", sr.Contributors, "decryptors", sr.Sites)
+}
+
+// combine decrypts the mean, steps the server optimizer, checkpoints and publishes.
+func (s *Server) combine(ctx context.Context, c *Combine) {
+	cur := s.cur
+	if cur.stopTimer != nil {
+		cur.stopTimer()
+	}
+	res, err := cur.dec.Result(ctx)
+	if err != nil {
+		s.stepRound(ctx, Failed{Round: c.Round, Reason: err.Error()})
+		return
+	}
+	params := s.model.Params()
+	before := slices.Clone(params)
+	if err := s.opt.Apply(params, res.Mean); err != nil {
+		copy(params, before)
+		s.stepRound(ctx, Failed{Round: c.Round, Reason: err.Error()})
+		return
+	}
+	if err := s.stepRound(ctx, Applied{Round: c.Round}); err != nil {
+		return
+	}
+	contributors := s.round.Contributors()
+	var loss float64
+	for _, site := range contributors {
+		loss += cur.losses[site]
+	}
+	if len(contributors) > 0 {
+		loss /= float64(len(contributors))
+	}
+	now := s.clock.Now()
+	rec := RoundRecord{Round: c.Round, Version: s.round.State().Version, Contributors: contributors, TrainLoss: loss,
+		Duration: now.Sub(cur.started), UploadBytes: cur.bytes, Finished: now.UTC()}
+	s.history = append(s.history, rec)
+	if err := s.checkpoint(); err != nil {
+		s.halt(err)
+		return
+	}
+	s.history[len(s.history)-1].ModelSHA256 = hexOf(s.blobSum)
+	if !s.mustRecord(ctx, audit.RoundEnd, c.Round, "", map[string]string{
+		"contributors": strings.Join(contributors, ","), "decryptors": strings.Join(c.Sites, ","),
+		"weight": fmt.Sprintf("%.6g", res.Weight), "train_loss": fmt.Sprintf("%.6g", loss), "upload_bytes": itoa(cur.bytes),
+	}) {
+		return
+	}
+	s.metrics.roundDone(rec)
+	for _, site := range contributors {
+		s.lastRnd[site] = c.Round
+	}
+	s.cur = nil
+	s.publish(ctx, s.finished || s.round.Phase() == PhaseDone)
+	s.log.Info("round applied", "round", c.Round, "version", rec.Version, "contributors", contributors, "train_loss", loss, "duration", rec.Duration)
+	s.next(ctx)
+}
+
+// checkpoint saves the model, optimizer, round state and history atomically, and
+// makes the saved model bytes the global model blob.
+func (s *Server) checkpoint() error {
+	opt, err := s.opt.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := s.store.saveCheckpoint(&checkpoint{State: s.round.State(), Model: s.model, Vocab: s.vocab, Optimizer: opt, History: s.history}); err != nil {
+		return err
+	}
+	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+		return err
+	}
+	return s.loadBlob()
+}
+
+// publish audits the global model's publication and announces it to every site.
+func (s *Server) publish(ctx context.Context, final bool) {
+	kind := proto.BlobKind_BLOB_KIND_GLOBAL_MODEL
+	if final {
+		kind = proto.BlobKind_BLOB_KIND_FINAL_MODEL
+	}
+	st := s.round.State()
+	if !s.mustRecord(ctx, audit.ModelPublished, st.Round, "", map[string]string{
+		"version": itoa(st.Version), "model_sha256": hexOf(s.blobSum), "final": fmt.Sprint(final),
+	}) {
+		return
+	}
+	var metrics *proto.RoundMetrics
+	if n := len(s.history); n > 0 {
+		metrics = roundMetrics(s.history[n-1])
+	}
+	for _, site := range s.sites {
+		s.assign(site, st.Round, time.Time{}, func(a *proto.Assignment) {
+			a.Task = &proto.Assignment_Published{Published: &proto.PublishedModel{
+				Model:      &proto.BlobRef{Kind: kind, Size: uint64(len(s.blob)), Sha256: s.blobSum},
+				Final:      final,
+				Metrics:    metrics,
+				Vocabulary: &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_VOCABULARY, Size: uint64(len(s.vocab)), Sha256: s.vocabSum},
+			}}
+		})
+	}
+	s.saveSeqs()
+}
+
+// abort ends a round without an update; the next round, with a fresh id, follows.
+func (s *Server) abort(ctx context.Context, ab *Abort) {
+	if s.cur != nil && s.cur.stopTimer != nil {
+		s.cur.stopTimer()
+	}
+	s.cur = nil
+	s.metrics.roundAborted()
+	if !s.mustRecord(ctx, "round_abort", ab.Round, "", map[string]string{"reason": ab.Reason}) {
+		return
+	}
+	s.log.Warn("round aborted", "round", ab.Round, "reason", ab.Reason)
+	s.next(ctx)
+}
+
+// next opens the following round unless the federation is done, paused or stopped.
+func (s *Server) next(ctx context.Context) {
+	st := s.round.State()
+	if s.round.Phase() != PhaseIdle || st.Paused || st.Stopped {
+		return
+	}
+	s.stepRound(ctx, Start{})
+}
+
+func roundMetrics(r RoundRecord) *proto.RoundMetrics {
+	return &proto.RoundMetrics{
+		Round: r.Round, Contributors: r.Contributors, TrainLoss: r.TrainLoss,
+		Duration: durationpb.New(r.Duration), UploadBytes: r.UploadBytes, Finished: timestamppb.New(r.Finished),
+	}
+}

@@ -1,0 +1,213 @@
+package aggregator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"time"
+
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+func unmarshalProto(b []byte, m gproto.Message) error { return gproto.Unmarshal(b, m) }
+
+// Setup blob names under setup/.
+func pkShareBlob(site string) string      { return "pkshare-" + site }
+func shamirBlob(dealer, to string) string { return "shamir-" + dealer + "-" + to }
+func countsBlob(site string) string       { return "counts-" + site }
+func enrolBlob(site string) string        { return "enrol-" + site }
+func crsSeed(federation string) []byte {
+	h := sha256.Sum256([]byte("fedclaims crs " + federation))
+	return h[:]
+}
+
+// onSetupReady carries out what the setup machine asks, in SetupReady's order.
+func (s *Server) onSetupReady(ctx context.Context, rd SetupReady) {
+	if err := s.store.writeJSON(setupFile, s.setup.State()); err != nil {
+		s.halt(err)
+		return
+	}
+	if rd.BuildKey {
+		if err := s.buildKey(ctx); err != nil {
+			s.halt(err)
+			return
+		}
+	}
+	if rd.Assign != nil {
+		s.assignSetup(ctx, rd.Assign)
+	}
+	if rd.BuildVocabulary {
+		if err := s.buildVocabulary(ctx); err != nil {
+			s.halt(err)
+			return
+		}
+		if s.cfg.AutoStart {
+			s.stepRound(ctx, Start{})
+		}
+	}
+}
+
+// assignSetup audits a setup step and gives it to its sites.
+func (s *Server) assignSetup(ctx context.Context, as *Assign) {
+	if !s.mustRecord(ctx, audit.KeySetup, 0, "", map[string]string{"step": as.Phase.String(), "sites": strings.Join(as.Sites, ",")}) {
+		return
+	}
+	for _, site := range as.Sites {
+		s.assign(site, 0, time.Time{}, func(a *proto.Assignment) {
+			switch as.Phase {
+			case SetupPublicKey:
+				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
+					Step: proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE, CrsSeed: crsSeed(s.cfg.Federation), Threshold: uint32(s.cfg.Threshold)}}
+			case SetupDealing:
+				parts := make([]*proto.SignedKey, len(s.sites))
+				for i, id := range s.sites {
+					parts[i] = s.keys[id]
+				}
+				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
+					Step: proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES, Threshold: uint32(s.cfg.Threshold), Participants: parts}}
+			case SetupCollecting:
+				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
+					Step: proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES, Threshold: uint32(s.cfg.Threshold), Dealers: s.sites}}
+			case SetupInstallingKey:
+				sum := sha256.Sum256(s.pubKey)
+				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
+					Step: proto.KeySetupTask_STEP_COLLECTIVE_KEY, Threshold: uint32(s.cfg.Threshold),
+					CollectiveKey: &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, Size: uint64(len(s.pubKey)), Sha256: sum[:]}}}
+			case SetupVocabulary:
+				a.Task = &proto.Assignment_Vocabulary{Vocabulary: &proto.VocabularyTask{KFloor: uint32(s.cfg.Vocabulary.KFloor)}}
+			}
+		})
+	}
+	s.saveSeqs()
+	s.log.Info("setup step", "step", as.Phase.String(), "sites", as.Sites)
+}
+
+// buildKey sums the sites' public-key shares into the collective public key.
+func (s *Server) buildKey(ctx context.Context) error {
+	g, err := secureagg.NewPublicKeyGen(s.params, s.cfg.Federation)
+	if err != nil {
+		return err
+	}
+	var agg *secureagg.PublicKeyShare
+	for _, site := range s.sites {
+		b, err := s.store.getBlob(pkShareBlob(site))
+		if err != nil {
+			return err
+		}
+		var sh secureagg.PublicKeyShare
+		if err := sh.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("public-key share of %s: %w", site, err)
+		}
+		if agg == nil {
+			agg = &sh
+			continue
+		}
+		if err := g.AggregateShares(agg, &sh, agg); err != nil {
+			return fmt.Errorf("public-key share of %s: %w", site, err)
+		}
+	}
+	pk, err := g.GenPublicKey(agg)
+	if err != nil {
+		return err
+	}
+	b, err := pk.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := s.record(ctx, audit.KeySetup, 0, "", map[string]string{"step": "collective key built", "sha256": audit.SHA256(b)}); err != nil {
+		return err
+	}
+	if err := s.store.putBlob("collective.key", b); err != nil {
+		return err
+	}
+	s.pubKey = b
+	return nil
+}
+
+// buildVocabulary merges the sites' count tables, builds the vocabulary and the
+// initial global model, and checkpoints them as version 0.
+func (s *Server) buildVocabulary(ctx context.Context) error {
+	tables := make([]*tokenizer.CountTable, 0, len(s.sites))
+	for _, site := range s.sites {
+		b, err := s.store.getBlob(countsBlob(site))
+		if err != nil {
+			return err
+		}
+		t, err := tokenizer.LoadCounts(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("count table of %s: %w", site, err)
+		}
+		tables = append(tables, t)
+	}
+	merged, err := tokenizer.Merge(tables...)
+	if err != nil {
+		return err
+	}
+	v, err := tokenizer.New(merged, s.cfg.Vocabulary.KFloor)
+	if err != nil {
+		return err
+	}
+	var vb bytes.Buffer
+	if err := v.Save(&vb); err != nil {
+		return err
+	}
+	mc, err := s.cfg.ModelConfig(v.Len())
+	if err != nil {
+		return err
+	}
+	m, err := model.New(mc, s.cfg.Model.Seed)
+	if err != nil {
+		return err
+	}
+	if err := s.record(ctx, audit.Vocabulary, 0, "", map[string]string{
+		"tokens": itoa(v.Len()), "k_floor": itoa(s.cfg.Vocabulary.KFloor), "sha256": audit.SHA256(vb.Bytes()),
+		"model_preset": s.cfg.Model.Preset, "model_params": itoa(mc.Params()),
+	}); err != nil {
+		return err
+	}
+	s.model, s.vocab = m, vb.Bytes()
+	if err := s.checkpoint(); err != nil {
+		return err
+	}
+	s.log.Info("vocabulary built", "tokens", v.Len(), "model_params", mc.Params())
+	return nil
+}
+
+// countTable converts an uploaded CountTable, checking the floor the federation asked.
+func (s *Server) countTable(b []byte) (*tokenizer.CountTable, []byte, error) {
+	var ct proto.CountTable
+	if err := gproto.Unmarshal(b, &ct); err != nil {
+		return nil, nil, fmt.Errorf("count table: %w", err)
+	}
+	if int(ct.KFloor) < s.cfg.Vocabulary.KFloor {
+		return nil, nil, fmt.Errorf("count table: field k_floor: %d is below the federation's %d", ct.KFloor, s.cfg.Vocabulary.KFloor)
+	}
+	t := &tokenizer.CountTable{MinCount: int(ct.KFloor), Patients: int64(ct.Patients), Counts: make(map[string]int64, len(ct.Counts))}
+	for i, c := range ct.Counts {
+		if c.Patients < uint64(ct.KFloor) {
+			return nil, nil, fmt.Errorf("count table: counts[%d] (%q): %d patients, below the floor %d", i, c.Code, c.Patients, ct.KFloor)
+		}
+		if _, dup := t.Counts[c.Code]; dup {
+			return nil, nil, fmt.Errorf("count table: counts[%d]: code %q repeated", i, c.Code)
+		}
+		t.Counts[c.Code] = int64(c.Patients)
+	}
+	// Merge validates the rest (counts within patients) when the vocabulary is built;
+	// check it now so that a bad table is refused to its sender.
+	if _, err := tokenizer.Merge(t); err != nil {
+		return nil, nil, err
+	}
+	var out bytes.Buffer
+	if err := t.Save(&out); err != nil {
+		return nil, nil, err
+	}
+	return t, out.Bytes(), nil
+}
