@@ -86,6 +86,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newPretrainCmd(a),
 		newSweepCmd(a),
 		newSynthCmd(a),
+		newDemoCmd(a),
 		newVocabCmd(a),
 		newTasksCmd(a),
 	)

@@ -1,0 +1,470 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/fedclaims/fedclaims/baseline"
+	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/localfed"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/tasks"
+)
+
+// modelSiteEncoder names, in the demo's reports, the encoder pretrained on one
+// site's data alone; eval.ModelEncoder there is the federated encoder.
+const modelSiteEncoder = "site_encoder"
+
+// demoMarker marks a directory as the demo's own, so a rerun may replace it.
+const demoMarker = ".fedclaims-demo"
+
+// demoOptions are fedclaims demo's settings.
+type demoOptions struct {
+	out                       string
+	hospitals, patients       int
+	rounds, localSteps, batch int
+	seq, bootstrap            int
+	preset, secureaggPreset   string
+	seed                      uint64
+	timeout                   time.Duration
+}
+
+func newDemoCmd(a *app) *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo [--out DIR]",
+		Short: "Run a whole federation on this machine on synthetic hospitals and print the evaluation table",
+		Long: `Synthesises three hospitals of different kinds (a general hospital, a cancer centre,
+a clinic), issues the consortium's certificates, and starts the aggregator and one site
+agent per hospital as separate processes on loopback with mutual TLS. The sites build
+the secure-aggregation keys and the federated vocabulary, then pretrain the encoder
+for --rounds rounds of --local-steps steps each, every update threshold-encrypted.
+Then each site, on its own data, fine-tunes frozen-encoder heads on the federated
+encoder and on the same encoder pretrained on that site alone (the same number of
+steps), trains the gradient-boosting baseline, and scores all three on its test split
+with bootstrap intervals. Prints one table, per task and site; writes DIR/demo.md,
+DIR/demo.json, each site's report under DIR/eval/<site>/ and the processes' logs and
+audit logs under DIR/federation/. A DIR that an earlier demo wrote is replaced.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), a, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.out, "out", "out/demo", "directory for the federation, the reports and the table")
+	f.IntVar(&o.hospitals, "hospitals", 3, "hospitals, one site each (a general hospital, a cancer centre and a clinic, in turn)")
+	f.IntVar(&o.patients, "patients", 1500, "patients per hospital on average")
+	f.IntVar(&o.rounds, "rounds", 3, "federated rounds")
+	f.IntVar(&o.localSteps, "local-steps", 15, "local optimizer steps per site per round")
+	f.IntVar(&o.batch, "batch", 16, "sequences per local step")
+	f.IntVar(&o.seq, "seq", 128, "longest history in tokens, the most recent kept")
+	f.StringVar(&o.preset, "preset", "2m", "encoder preset")
+	f.StringVar(&o.secureaggPreset, "secureagg-preset", "", "CKKS parameter preset (default: the aggregator's)")
+	f.IntVar(&o.bootstrap, "bootstrap", 200, "patient-level bootstrap resamples for the 95% intervals")
+	f.Uint64Var(&o.seed, "seed", 1, "seed of the data, the models and the evaluation")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up, and stop every process, after this long")
+	return cmd
+}
+
+// demoRow is one line of the demo's table: one task at one site.
+type demoRow struct {
+	Task       string       `json:"task"`
+	Kind       string       `json:"kind"`
+	Site       string       `json:"site"`
+	Archetype  string       `json:"archetype"`
+	Prevalence float64      `json:"prevalence"`
+	NTest      int          `json:"n_test"`
+	Federated  eval.Metrics `json:"federated_encoder"`
+	SiteAlone  eval.Metrics `json:"site_encoder"`
+	Baseline   eval.Metrics `json:"baseline"`
+}
+
+// demoRound is one federated round as the aggregator reports it, with the bytes
+// each site uploaded, from the aggregator's audit log.
+type demoRound struct {
+	Round        uint64            `json:"round"`
+	Contributors []string          `json:"contributors"`
+	TrainLoss    float64           `json:"train_loss"`
+	Seconds      float64           `json:"seconds"`
+	UploadBytes  uint64            `json:"upload_bytes"`
+	PerSite      map[string]uint64 `json:"upload_bytes_per_site"`
+}
+
+// demoResult is demo.json.
+type demoResult struct {
+	Sites    []demoSite         `json:"sites"`
+	Rounds   []demoRound        `json:"rounds"`
+	Rows     []demoRow          `json:"rows"`
+	Seconds  map[string]float64 `json:"seconds"`
+	Settings map[string]any     `json:"settings"`
+}
+
+type demoSite struct {
+	ID        string `json:"id"`
+	Archetype string `json:"archetype"`
+	Patients  int    `json:"patients"`
+}
+
+func runDemo(ctx context.Context, a *app, o demoOptions) error {
+	switch {
+	case o.hospitals < 2:
+		return fmt.Errorf("flag --hospitals: %d: a federation needs at least two", o.hospitals)
+	case o.patients < 100:
+		return fmt.Errorf("flag --patients: %d: too few to label and evaluate; use at least 100", o.patients)
+	case o.rounds < 1 || o.localSteps < 1 || o.batch < 1:
+		return fmt.Errorf("flags --rounds %d, --local-steps %d and --batch %d must be positive", o.rounds, o.localSteps, o.batch)
+	case o.bootstrap < 1:
+		return fmt.Errorf("flag --bootstrap: %d must be positive", o.bootstrap)
+	}
+	if err := claimDemoDir(o.out); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	start := time.Now()
+	seconds := map[string]float64{}
+	phase := func(name string, since time.Time) { seconds[name] = time.Since(since).Seconds() }
+
+	// 1. The federation, as processes on loopback.
+	t := time.Now()
+	agg := map[string]any{"local.learning_rate": 5e-4}
+	if o.secureaggPreset != "" {
+		agg["secureagg.preset"] = o.secureaggPreset
+	}
+	fed, err := localfed.Prepare(ctx, localfed.Options{
+		Dir: filepath.Join(o.out, "federation"), Hospitals: o.hospitals, Patients: o.patients, Seed: o.seed,
+		Federation: "demo", Rounds: o.rounds, LocalSteps: o.localSteps, BatchSize: o.batch,
+		ModelPreset: o.preset, MaxLen: o.seq, Aggregator: agg, Log: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	phase("prepare", t)
+	t = time.Now()
+	final, err := runFederation(ctx, a, fed)
+	if err != nil {
+		return err
+	}
+	phase("federation", t)
+	ups, err := fed.Uploads()
+	if err != nil {
+		return err
+	}
+	res := demoResult{Seconds: seconds, Settings: map[string]any{
+		"hospitals": o.hospitals, "patients": o.patients, "rounds": o.rounds, "local_steps": o.localSteps,
+		"batch": o.batch, "seq": o.seq, "preset": o.preset, "seed": o.seed, "bootstrap": o.bootstrap,
+		"heads": "frozen encoder, logistic head", "secure_aggregation": true,
+	}}
+	for _, h := range final.GetHistory() {
+		r := demoRound{Round: h.GetRound(), Contributors: h.GetContributors(), TrainLoss: h.GetTrainLoss(),
+			Seconds: h.GetDuration().AsDuration().Seconds(), UploadBytes: h.GetUploadBytes(), PerSite: map[string]uint64{}}
+		for _, u := range ups {
+			if u.Round == r.Round {
+				r.PerSite[u.Site] += u.Bytes
+			}
+		}
+		res.Rounds = append(res.Rounds, r)
+	}
+	for _, s := range fed.Sites {
+		res.Sites = append(res.Sites, demoSite{ID: s.ID, Archetype: s.Archetype, Patients: s.Patients})
+	}
+
+	// 2. The same encoder pretrained on each site alone, for as many steps as the
+	// site trained in the federation.
+	t = time.Now()
+	alone := map[string]string{}
+	for _, s := range fed.Sites {
+		ck := filepath.Join(o.out, "site-alone", s.ID)
+		if err := pretrainAlone(ctx, a, s, ck, o); err != nil {
+			return err
+		}
+		alone[s.ID] = ck
+	}
+	phase("site_alone_pretraining", t)
+
+	// 3. Each site evaluates the three models on its own data.
+	t = time.Now()
+	bar := demoBar(a.stderr, len(fed.Sites), "evaluating at each site")
+	for _, s := range fed.Sites {
+		bar.Describe("evaluating at " + s.ID)
+		rep, err := demoEval(ctx, a, s, alone[s.ID], filepath.Join(o.out, "eval", s.ID), o)
+		if err != nil {
+			return err
+		}
+		for _, tr := range rep.Tasks {
+			res.Rows = append(res.Rows, demoRow{Task: tr.Name, Kind: tr.Kind, Site: s.ID, Archetype: s.Archetype,
+				Prevalence: tr.Prevalence, NTest: tr.NTest, Federated: tr.Models[eval.ModelEncoder],
+				SiteAlone: tr.Models[modelSiteEncoder], Baseline: tr.Models[eval.ModelBaseline]})
+		}
+		_ = bar.Add(1)
+	}
+	_ = bar.Finish()
+	fmt.Fprintln(a.stderr)
+	phase("evaluation", t)
+	seconds["total"] = time.Since(start).Seconds()
+	slices.SortStableFunc(res.Rows, func(x, y demoRow) int { return strings.Compare(x.Task, y.Task) })
+
+	var md bytes.Buffer
+	writeDemoMarkdown(&md, res)
+	if err := demoWriteFile(filepath.Join(o.out, "demo.md"), md.Bytes()); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := demoWriteFile(filepath.Join(o.out, "demo.json"), append(js, '\n')); err != nil {
+		return err
+	}
+	return writeDemoTable(a.stdout, res)
+}
+
+// claimDemoDir makes dir ready for a demo: absent, empty, or an earlier demo's
+// (which is removed). Anything else is refused rather than deleted.
+func claimDemoDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("flag --out: %w", err)
+	case len(entries) == 0:
+	default:
+		if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+			return fmt.Errorf("flag --out: %s is not empty and not an earlier demo's directory; choose another", dir)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("flag --out: removing the earlier demo: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("flag --out: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("written by fedclaims demo; the next demo replaces this directory\n"), 0o644)
+}
+
+func demoBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionThrottle(250*time.Millisecond),
+		progressbar.OptionSetWidth(20))
+}
+
+// runFederation starts the processes, follows the aggregator's status on a progress
+// bar until the final model is published and installed, and stops everything.
+func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*proto.StatusResponse, error) {
+	defer fed.Close()
+	a.log.Info("starting the federation", "aggregator", fed.Addr, "sites", len(fed.Sites), "logs", filepath.Join(fed.Dir, "logs"))
+	if err := fed.Start(ctx); err != nil {
+		return nil, err
+	}
+	var bar *progressbar.ProgressBar
+	final, err := fed.Wait(ctx, func(st *proto.StatusResponse) {
+		if bar == nil {
+			bar = demoBar(a.stderr, int(max(st.GetRounds(), 1)), "federation")
+		}
+		desc := strings.ToLower(strings.TrimPrefix(st.GetState().String(), "STATE_"))
+		if st.GetPhase() != "" {
+			desc += ": " + st.GetPhase()
+		}
+		if st.GetState() == proto.StatusResponse_STATE_TRAINING {
+			desc = fmt.Sprintf("round %d: %s", st.GetRound(), st.GetPhase())
+		}
+		bar.Describe(desc)
+		_ = bar.Set(len(st.GetHistory()))
+	})
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(a.stderr)
+	}
+	return final, err
+}
+
+// pretrainAlone pretrains the federation's encoder shape on one site's data alone,
+// with the federated vocabulary and as many steps as the site trained in the
+// federation, through `fedclaims pretrain` in a child process.
+func pretrainAlone(ctx context.Context, a *app, s *localfed.Site, out string, o demoOptions) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"pretrain", "--log-level", "warn",
+		"--data", s.Data, "--vocab", s.Vocabulary(), "--preset", o.preset,
+		"--steps", fmt.Sprint(o.rounds * o.localSteps), "--batch", fmt.Sprint(o.batch),
+		"--seq", fmt.Sprint(o.seq), "--lr", "5e-4", "--seed", fmt.Sprint(o.seed), "--out", out}
+	fmt.Fprintf(a.stderr, "pretraining on %s alone\n", s.ID)
+	cmd := exec.CommandContext(ctx, exe, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, a.stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pretraining on site %s alone (fedclaims %s): %w", s.ID, strings.Join(args, " "), err)
+	}
+	a.log.Info("pretrained on one site", "site", s.ID, "result", strings.TrimSpace(stdout.String()))
+	return nil
+}
+
+// demoEval is fedclaims eval at one site with two encoders: the federated one (the
+// site's installed final model) under eval.ModelEncoder and the site-alone one under
+// modelSiteEncoder, beside the baseline, all on the same splits.
+func demoEval(ctx context.Context, a *app, s *localfed.Site, aloneDir, out string, o demoOptions) (*eval.Report, error) {
+	eo := evalOptions{data: s.Data, out: out, seed: o.seed, resamples: o.bootstrap, grid: false, iterations: 200,
+		minCount: 5, recentDays: 365, threads: 0, skipDegenerate: true, frozen: true, seq: o.seq}
+	fedCk, err := loadEncoder(s.FinalModel())
+	if err != nil {
+		return nil, fmt.Errorf("site %s: the federated model: %w", s.ID, err)
+	}
+	aloneCk, err := loadEncoder(aloneDir)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: the site-alone model: %w", s.ID, err)
+	}
+	patients, end, err := loadPatients(ctx, s.Data)
+	if err != nil {
+		return nil, err
+	}
+	l, err := tasks.NewLabeler(tasks.Default(), tasks.Options{Seed: eo.seed, End: end})
+	if err != nil {
+		return nil, err
+	}
+	cohort, _, err := baseline.NewCohort(patients, l, eo.minCount, eo.recentDays)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	p := baseline.DefaultParams()
+	p.NumIterations, p.Seed, p.NumThreads = eo.iterations, eo.seed, eo.threads
+	quiet := &app{v: a.v, log: slog.New(slog.DiscardHandler), stdout: a.stdout, stderr: a.stderr}
+	runs, err := baseline.RunTasks(ctx, cohort, l, baseline.TaskOptions{
+		Params: p, Grid: eo.grid, MinCount: eo.minCount, RecentDays: eo.recentDays,
+		SkipDegenerate: eo.skipDegenerate, Log: quiet.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("%s: no task could be evaluated", s.Data)
+	}
+	if err := addEncoder(ctx, aloneCk, eo, quiet, patients, cohort, l, runs); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	for i := range runs {
+		sc := runs[i].Predictions.Scores
+		sc[modelSiteEncoder] = sc[eval.ModelEncoder]
+		delete(sc, eval.ModelEncoder)
+	}
+	if err := addEncoder(ctx, fedCk, eo, quiet, patients, cohort, l, runs); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	rep := &eval.Report{}
+	for _, run := range runs {
+		res, err := eval.Evaluate(run.Predictions, eval.Bootstrap{Resamples: eo.resamples, Seed: eo.seed})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Data, err)
+		}
+		rep.Tasks = append(rep.Tasks, res)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("eval output: %w", err)
+	}
+	return rep, rep.Save(out)
+}
+
+func demoCell(m eval.Metrics) string {
+	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
+}
+
+func demoTableRows(res demoResult) [][]string {
+	rows := [][]string{{"task", "kind", "site", "prevalence", "n", "federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]"}}
+	for _, r := range res.Rows {
+		rows = append(rows, []string{r.Task, r.Kind, r.Site + " (" + r.Archetype + ")", fmt.Sprintf("%.3f", r.Prevalence),
+			fmt.Sprint(r.NTest), demoCell(r.Federated), demoCell(r.SiteAlone), demoCell(r.Baseline)})
+	}
+	return rows
+}
+
+// writeDemoTable prints the table the demo ends with, then the rounds and timings.
+func writeDemoTable(w io.Writer, res demoResult) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, row := range demoTableRows(res) {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	for _, r := range res.Rounds {
+		fmt.Fprintf(w, "round %d: %d sites, train loss %.3f, %.1fs, uploads %s\n", r.Round, len(r.Contributors), r.TrainLoss, r.Seconds, demoPerSite(r.PerSite))
+	}
+	_, err := fmt.Fprintf(w, "time: federation %.0fs, site-alone pretraining %.0fs, evaluation %.0fs, total %.0fs\n",
+		res.Seconds["federation"], res.Seconds["site_alone_pretraining"], res.Seconds["evaluation"], res.Seconds["total"])
+	return err
+}
+
+func demoPerSite(m map[string]uint64) string {
+	var parts []string
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", id, float64(m[id])/(1<<20)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func writeDemoMarkdown(w *bytes.Buffer, res demoResult) {
+	w.WriteString("# fedclaims demo\n\n")
+	w.WriteString("Each row is one task evaluated at one site, on that site's own test split. " +
+		"AUPRC is average precision; intervals are 95% patient-level bootstrap intervals. " +
+		"Federated: the encoder pretrained by the federation with secure aggregation. " +
+		"Site-alone: the same encoder shape and vocabulary pretrained on the site's data alone for as many steps. " +
+		"Both encoders are frozen under a logistic head; the baseline is the gradient-boosting model on code counts.\n\n")
+	for i, row := range demoTableRows(res) {
+		w.WriteString("| " + strings.Join(row, " | ") + " |\n")
+		if i == 0 {
+			w.WriteString(strings.Repeat("|---", len(row)) + "|\n")
+		}
+	}
+	w.WriteString("\n| round | sites | train loss | seconds | upload bytes per site |\n|---|---|---|---|---|\n")
+	for _, r := range res.Rounds {
+		fmt.Fprintf(w, "| %d | %s | %.3f | %.1f | %s |\n", r.Round, strings.Join(r.Contributors, ", "), r.TrainLoss, r.Seconds, demoPerSite(r.PerSite))
+	}
+	fmt.Fprintf(w, "\nTime: federation %.0fs, site-alone pretraining %.0fs, evaluation %.0fs, total %.0fs.\n",
+		res.Seconds["federation"], res.Seconds["site_alone_pretraining"], res.Seconds["evaluation"], res.Seconds["total"])
+}
+
+// demoWriteFile writes path through a temporary file in its directory.
+func demoWriteFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
