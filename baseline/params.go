@@ -2,6 +2,7 @@ package baseline
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -175,6 +176,16 @@ func (p *Params) Set(name, value string) error {
 
 // Validate checks the ranges LightGBM checks.
 func (p *Params) Validate() error {
+	for name, v := range map[string]float64{
+		"learning_rate": p.LearningRate, "min_sum_hessian_in_leaf": p.MinSumHessianInLeaf,
+		"lambda_l1": p.LambdaL1, "lambda_l2": p.LambdaL2, "min_gain_to_split": p.MinGainToSplit,
+		"feature_fraction": p.FeatureFraction, "bagging_fraction": p.BaggingFraction,
+		"scale_pos_weight": p.ScalePosWeight,
+	} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("parameter %s=%v: want a finite number", name, v)
+		}
+	}
 	switch {
 	case p.NumIterations < 0:
 		return fmt.Errorf("parameter num_iterations=%d: want >= 0", p.NumIterations)

@@ -286,6 +286,8 @@ func TestParamsSet(t *testing.T) {
 		{"feature_fraction", "0", false, nil},
 		{"learning_rate", "x", false, nil},
 		{"no_such_parameter", "1", false, nil},
+		{"min_child_weight", "NaN", false, nil},
+		{"lambda_l2", "+Inf", false, nil},
 	}
 	for _, tt := range tests {
 		p := DefaultParams()
