@@ -1,12 +1,17 @@
 package claims
 
 import (
+	"bufio"
 	"context"
+	"encoding/csv"
 	"io"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 // cpuTime is the CPU time this process has used, all threads together. Benchmarks
@@ -47,6 +52,7 @@ func benchRead(b *testing.B, open func() (Reader, error)) {
 	b.StopTimer()
 	cpu := cpuTime(b) - cpu0
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(events)/cpu.Seconds(), "events/cpu-s")
 }
@@ -55,6 +61,81 @@ func BenchmarkReadMEDS(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "ds")
 	writeAll(b, dir, randomPatients(42, 50000))
 	benchRead(b, func() (Reader, error) { return OpenMEDS(dir) })
+}
+
+// BenchmarkReadMEDSBaseline decodes the same dataset's rows with parquet-go's own
+// row reader into a struct, without building patients: the floor to compare
+// BenchmarkReadMEDS against.
+func BenchmarkReadMEDSBaseline(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "ds")
+	writeAll(b, dir, randomPatients(42, 50000))
+	files, err := filepath.Glob(filepath.Join(dir, "data", "*.parquet"))
+	if err != nil || len(files) == 0 {
+		b.Fatal(files, err)
+	}
+	buf := make([]medsRow, readBatchRows)
+	var rows int64
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	for b.Loop() {
+		for _, name := range files {
+			f, err := os.Open(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rd := parquet.NewGenericReader[medsRow](f)
+			for {
+				n, err := rd.Read(buf)
+				rows += int64(n)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			rd.Close()
+			f.Close()
+		}
+	}
+	b.StopTimer()
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
+}
+
+// BenchmarkReadOMOPBaseline splits the same export's tables into fields with
+// encoding/csv and nothing else: the floor to compare BenchmarkReadOMOP against.
+func BenchmarkReadOMOPBaseline(b *testing.B) {
+	tables := []string{"person", "visit_occurrence", "condition_occurrence", "drug_exposure", "procedure_occurrence", "death", "concept"}
+	var rows int64
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	for b.Loop() {
+		for _, t := range tables {
+			f, err := os.Open(filepath.Join(mimicDemo, t+".csv"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cr := csv.NewReader(bufio.NewReaderSize(f, 1<<16))
+			cr.ReuseRecord = true
+			for {
+				_, err := cr.Read()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows++
+			}
+			f.Close()
+		}
+	}
+	b.StopTimer()
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
 }
 
 func BenchmarkReadOMOP(b *testing.B) {
