@@ -229,3 +229,42 @@ func TestModelGrad(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionGrad checks masked multi-head attention alone: the gradient at
+// the packed queries, keys and values given a gradient at the context, with
+// padding in the second sequence.
+func TestAttentionGrad(t *testing.T) {
+	cfg := tinyConfig()
+	m, _ := New(cfg, 1)
+	m.SetThreads(2)
+	rng := rand.New(rand.NewPCG(13, 14))
+	b := tinyBatch(rng, cfg, 2, 5)
+	ws := m.workspace(b.B, b.T, false)
+	for i, tok := range b.Tokens {
+		ws.keep[i] = tok != PAD
+	}
+	la := &ws.layers[0]
+	copy(la.qkv, randSlice(rng, len(la.qkv), 1))
+	r := randSlice(rng, len(la.ctx), 1)
+	loss := func() float64 {
+		m.attention(b, la)
+		return dot64(la.ctx, r)
+	}
+	loss()
+	dqkv := make([]float32, len(la.qkv))
+	m.attentionBack(b, la, r, dqkv)
+	checkGrad(t, "attention dqkv", la.qkv, dqkv, loss)
+	// A padded key gets no attention, so its key and value get no gradient.
+	h := cfg.Hidden
+	for tk := range b.T {
+		if b.Tokens[b.T+tk] != PAD {
+			continue
+		}
+		row := dqkv[(b.T+tk)*3*h : (b.T+tk+1)*3*h]
+		for i := h; i < 3*h; i++ {
+			if row[i] != 0 {
+				t.Fatalf("padded position %d has key/value gradient %g", tk, row[i])
+			}
+		}
+	}
+}
