@@ -1,6 +1,7 @@
 package claims
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -312,19 +313,35 @@ func (r *MEDSReader) finish() *Patient {
 	return p
 }
 
+// sortEvents puts events in (time, code, value) order, absent values first. The
+// order is total, so an unstable sort gives the same result for the same events
+// in any input order.
 func sortEvents(ev []Event) {
-	less := func(a, b Event) int {
-		if a.Time != b.Time {
-			if a.Time < b.Time {
-				return -1
-			}
-			return 1
+	if !slices.IsSortedFunc(ev, compareEvents) {
+		slices.SortFunc(ev, compareEvents)
+	}
+}
+
+func compareEvents(a, b Event) int {
+	if a.Time != b.Time {
+		if a.Time < b.Time {
+			return -1
 		}
-		return strings.Compare(a.Code, b.Code)
+		return 1
 	}
-	if !slices.IsSortedFunc(ev, less) {
-		slices.SortStableFunc(ev, less)
+	if c := strings.Compare(a.Code, b.Code); c != 0 {
+		return c
 	}
+	an, bn := !a.HasValue(), !b.HasValue()
+	switch {
+	case an && bn:
+		return 0
+	case an:
+		return -1
+	case bn:
+		return 1
+	}
+	return cmp.Compare(a.Value, b.Value)
 }
 
 func floorDiv(a, b int64) int64 {
