@@ -215,3 +215,53 @@ func TestMEDSSkipBadRows(t *testing.T) {
 		t.Fatalf("stats %+v, want 3 bad rows of 5, the first at row 2", st)
 	}
 }
+
+func TestMEDSShardLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ds")
+	ps := randomPatients(8, 300)
+	writeAll(t, dir, ps, ShardRows(2000))
+	shards, err := filepath.Glob(filepath.Join(dir, "data", "*.parquet"))
+	if err != nil || len(shards) < 3 {
+		t.Fatalf("%d shards, %v", len(shards), err)
+	}
+	// MEDS tools put shards in split directories (train/, tuning/, held_out/).
+	for i, s := range shards {
+		split := filepath.Join(dir, "data", []string{"held_out", "train", "tuning"}[i%3])
+		os.MkdirAll(split, 0o755)
+		if err := os.Rename(s, filepath.Join(split, filepath.Base(s))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := OpenMEDS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	r.Close()
+	if len(got) != len(ps) {
+		t.Fatalf("read %d patients from split directories, wrote %d", len(got), len(ps))
+	}
+
+	// A subject split across two shards is caught.
+	split := filepath.Join(t.TempDir(), "split")
+	a := filepath.Join(t.TempDir(), "a")
+	b := filepath.Join(t.TempDir(), "b")
+	p := ps[0]
+	half := len(p.Events) / 2
+	writeAll(t, a, []*Patient{{ID: p.ID, Sex: p.Sex, Events: p.Events[:half]}})
+	writeAll(t, b, []*Patient{{ID: p.ID, Sex: p.Sex, Events: p.Events[half:]}})
+	os.MkdirAll(filepath.Join(split, "data"), 0o755)
+	os.Rename(filepath.Join(a, "data", "0000.parquet"), filepath.Join(split, "data", "0.parquet"))
+	os.Rename(filepath.Join(b, "data", "0000.parquet"), filepath.Join(split, "data", "1.parquet"))
+	r, err = OpenMEDS(split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for err == nil {
+		_, err = r.Next(context.Background())
+	}
+	if !strings.Contains(err.Error(), "1.parquet") || !strings.Contains(err.Error(), "one shard") {
+		t.Fatalf("got %v, want an error naming 1.parquet and the one-shard rule", err)
+	}
+}

@@ -46,6 +46,10 @@ type MEDSReader struct {
 	pending *Patient
 	lastID  int64
 	haveID  bool
+	// prevLast is the last subject of the previous shard, to catch a subject that
+	// runs on into the next shard (only adjacent shards can be checked cheaply).
+	prevLast     int64
+	havePrevLast bool
 }
 
 const (
@@ -161,6 +165,9 @@ func (r *MEDSReader) next(ctx context.Context) (*Patient, error) {
 			if err != nil {
 				return nil, err
 			}
+			if r.haveID {
+				r.prevLast, r.havePrevLast = r.lastID, true
+			}
 			r.cur, r.haveID = s, false
 		}
 		s := r.cur
@@ -197,6 +204,10 @@ func (r *MEDSReader) next(ctx context.Context) (*Patient, error) {
 					r.lastID = id
 					return r.finish(), nil
 				}
+			}
+			if !r.haveID && r.havePrevLast && id == r.prevLast {
+				return nil, &RowError{File: s.name, Row: row, Column: "subject_id",
+					Err: fmt.Errorf("subject %d also ends the previous shard: MEDS keeps each subject in one shard", id)}
 			}
 			r.lastID, r.haveID = id, true
 			r.stats.Rows++
