@@ -105,7 +105,7 @@ type workspace struct {
 	lnPart                 []float32
 	headPart               []float64
 	// MLM head scratch, grown as needed
-	hm, logits, dhm []float32
+	hm, logits, dhm, wts []float32
 }
 
 type layerActs struct {

@@ -9,6 +9,7 @@ import (
 type Masked struct {
 	Index  []int32
 	Target []int32
+	cand   []int32 // scratch, kept to reuse
 }
 
 // MaskTokens picks MaskFraction of each sequence's code tokens (never [PAD],
@@ -17,7 +18,15 @@ type Masked struct {
 // 10% stay. It returns what was picked; b.Tokens is modified in place.
 func MaskTokens(b *Batch, vocab int, rng *rand.Rand) Masked {
 	var mk Masked
-	cand := make([]int32, 0, b.T)
+	mk.mask(b, vocab, rng)
+	return mk
+}
+
+// mask is MaskTokens into mk, reusing its slices.
+func (mk *Masked) mask(b *Batch, vocab int, rng *rand.Rand) {
+	mk.Index, mk.Target = mk.Index[:0], mk.Target[:0]
+	cand := mk.cand[:0]
+	defer func() { mk.cand = cand }()
 	for s := range b.B {
 		cand = cand[:0]
 		for t := range b.T {
@@ -47,7 +56,6 @@ func MaskTokens(b *Batch, vocab int, rng *rand.Rand) Masked {
 			}
 		}
 	}
-	return mk
 }
 
 func sortInt32(a []int32) {
@@ -77,7 +85,8 @@ func (m *Model) MLM(b *Batch, mk Masked, weight float32, train bool, rng *rand.R
 	}
 	m.gemm(false, true, k, v, h, 1, ws.hm, h, m.w.tok, h, 0, ws.logits, v)
 	addBias(ws.logits, m.w.mlmB)
-	wts := make([]float32, k)
+	ws.wts = grow(ws.wts, k)
+	wts := ws.wts
 	for i := range wts {
 		wts[i] = weight
 	}

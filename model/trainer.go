@@ -15,6 +15,7 @@ type Trainer struct {
 	TC    TrainConfig
 	pcg   *rand.PCG
 	rng   *rand.Rand
+	masks []Masked // reused from step to step
 }
 
 // NewTrainer returns a trainer for m, drawing masks and dropout from seed.
@@ -43,7 +44,10 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 		return StepStats{}, fmt.Errorf("train step: no batches")
 	}
 	cfg := t.Model.cfg
-	masks := make([]Masked, len(micro))
+	for len(t.masks) < len(micro) {
+		t.masks = append(t.masks, Masked{})
+	}
+	masks := t.masks
 	var st StepStats
 	for i, b := range micro {
 		if err := b.Validate(cfg); err != nil {
@@ -54,7 +58,7 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 				st.Tokens++
 			}
 		}
-		masks[i] = MaskTokens(b, cfg.Vocab, t.rng)
+		masks[i].mask(b, cfg.Vocab, t.rng)
 		st.Masked += len(masks[i].Index)
 	}
 	if st.Masked == 0 {

@@ -1,0 +1,162 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/tasks"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+// TestSyntheticHospitals pretrains a small encoder on two synthetic hospitals and
+// checks that the held-out MLM loss ends well below the codes' unigram entropy,
+// and that a head for every default task beats the task's prevalence in test
+// AUPRC. It takes minutes, so it runs only with FEDCLAIMS_LONG_TESTS=1.
+func TestSyntheticHospitals(t *testing.T) {
+	if os.Getenv("FEDCLAIMS_LONG_TESTS") == "" {
+		t.Skip("set FEDCLAIMS_LONG_TESTS=1 to run")
+	}
+	ctx := context.Background()
+	g, err := synth.New(synth.Config{Hospitals: 2, Patients: 4000, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patients []*claims.Patient
+	for h := range g.Hospitals() {
+		r := g.Reader(h)
+		for {
+			p, err := r.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			patients = append(patients, p)
+		}
+	}
+	var end int64
+	counter := tokenizer.NewCounter()
+	for _, p := range patients {
+		counter.Add(p)
+		for _, e := range p.Events {
+			end = max(end, e.Time)
+		}
+	}
+	table, err := counter.Table(tokenizer.DefaultMinCount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vocab, err := tokenizer.New(table, tokenizer.DefaultMinCount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := tokenizer.NewEncoder(vocab, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pre, preValid []Sequence
+	for _, p := range patients {
+		s := FromEncoding(enc.Encode(p, tokenizer.NoCutoff))
+		if s.Len() < 2 {
+			continue
+		}
+		switch tasks.SplitOf(p.ID, "") {
+		case tasks.Train:
+			pre = append(pre, s)
+		case tasks.Validation:
+			preValid = append(preValid, s)
+		}
+	}
+	// Smaller than the 2m preset so that enough steps fit in a few minutes.
+	cfg := Config{Vocab: vocab.Len(), Hidden: 64, Layers: 2, Heads: 2, MaxLen: 128, Segments: tokenizer.NumSegments, LNEps: 1e-5}
+	m, err := New(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const steps = 600
+	tc := DefaultTrainConfig(steps)
+	tc.LR = 3e-3
+	tr, _ := NewTrainer(m, tc, 2)
+	ld, err := NewLoader(pre, 32, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := func() []*Batch {
+		var bs []*Batch
+		for i := 0; i < len(preValid); i += 32 {
+			idx := []int{}
+			for j := i; j < min(i+32, len(preValid)); j++ {
+				idx = append(idx, j)
+			}
+			bs = append(bs, Pad(preValid, idx))
+		}
+		return bs
+	}
+	for range steps {
+		if _, err := tr.Step(ctx, []*Batch{ld.Next()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loss, entropy := tr.Eval(valid(), 5), UnigramEntropy(pre)
+	t.Logf("held-out MLM loss %.3f nats, unigram entropy %.3f nats (%d training sequences)", loss, entropy, len(pre))
+	if loss > 0.8*entropy {
+		t.Errorf("held-out MLM loss %.3f is not well below the unigram entropy %.3f", loss, entropy)
+	}
+
+	labeler, err := tasks.NewLabeler(tasks.Default(), tasks.Options{Seed: 1, End: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type split struct{ train, valid, test []Example }
+	perTask := make([]split, len(labeler.Tasks()))
+	for _, p := range patients {
+		ex, ok := labeler.Label(p)
+		if !ok {
+			continue
+		}
+		seq := FromEncoding(enc.Encode(p, ex.Index))
+		for i, l := range ex.Labels {
+			if !l.Labelled() {
+				continue
+			}
+			e := Example{Seq: seq, Label: l == tasks.Positive}
+			switch ex.Split {
+			case tasks.Train:
+				perTask[i].train = append(perTask[i].train, e)
+			case tasks.Validation:
+				perTask[i].valid = append(perTask[i].valid, e)
+			default:
+				perTask[i].test = append(perTask[i].test, e)
+			}
+		}
+	}
+	for i, task := range labeler.Tasks() {
+		sp := perTask[i]
+		hc := DefaultHeadConfig()
+		hc.Frozen, hc.Pooling, hc.Epochs, hc.Patience = true, PoolMean, 30, 5
+		hc.Train.LR = 1e-2
+		cl, err := FineTune(ctx, m, sp.train, sp.valid, hc)
+		if err != nil {
+			t.Fatalf("%s: %v", task.Name, err)
+		}
+		labels := labelsOf(sp.test)
+		prev := 0.0
+		for _, l := range labels {
+			if l {
+				prev++
+			}
+		}
+		prev /= float64(len(labels))
+		ap := AveragePrecision(labels, cl.PredictAll(seqsOf(sp.test), 64))
+		t.Logf("%-18s test AUPRC %.3f, prevalence %.3f (%d train, %d test)", task.Name, ap, prev, len(sp.train), len(sp.test))
+		if ap <= prev {
+			t.Errorf("%s: test AUPRC %.3f does not beat the prevalence %.3f", task.Name, ap, prev)
+		}
+	}
+}
