@@ -1,0 +1,457 @@
+package aggregator
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
+)
+
+// testFed is an aggregator on loopback with its consortium directory.
+type testFed struct {
+	t       *testing.T
+	cfg     Config
+	certDir string
+	addr    string
+	srv     *Server
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func newTestFed(t *testing.T, mut func(*Config)) *testFed {
+	t.Helper()
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "certs")
+	if err := certs.Init(certDir, certs.Options{Sites: []string{"a", "b", "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Federation = "fed-test"
+	cfg.Certs = certDir
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Metrics = ""
+	cfg.Sites = []string{"c", "a", "b"} // party order is sorted order, whatever the file says
+	cfg.MinSites, cfg.Threshold, cfg.Rounds = 2, 2, 2
+	cfg.RoundDeadline, cfg.DecryptDeadline = time.Minute, time.Minute
+	cfg.AutoStart = true
+	cfg.SecureAgg.WeightCap = 100
+	// The smallest encoder the model package accepts with a real layout: a few
+	// thousand parameters, one ciphertext chunk.
+	cfg.Model = ModelConfig{Preset: "2m", Seed: 7, Hidden: 8, Layers: 1, Heads: 2, MaxLen: 16}
+	cfg.Vocabulary.KFloor = 10
+	if mut != nil {
+		mut(&cfg)
+	}
+	return &testFed{t: t, cfg: cfg, certDir: certDir}
+}
+
+// start runs the aggregator, on the same address as before after a restart.
+func (f *testFed) start() {
+	f.t.Helper()
+	srv, err := NewServer(f.cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	addr := f.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var lis net.Listener
+	for i := 0; ; i++ {
+		if lis, err = net.Listen("tcp", addr); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.addr, f.srv = lis.Addr().String(), srv
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan error, 1)
+	go func() { f.done <- srv.Run(ctx, lis) }()
+	f.t.Cleanup(f.stop)
+}
+
+func (f *testFed) stop() {
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	if err := <-f.done; err != nil {
+		f.t.Errorf("aggregator: %v", err)
+	}
+	f.cancel = nil
+}
+
+func (f *testFed) sites(ctx context.Context, counts map[string]float64, delta func(site string, version uint64, global []float32) []float32) []*testSite {
+	f.t.Helper()
+	var out []*testSite
+	for _, id := range []string{"a", "b", "c"} {
+		s := newTestSite(f.t, id, f.addr, f.certDir, counts[id])
+		s.delta = func(v uint64, g []float32) []float32 { return delta(id, v, g) }
+		if err := s.dial(); err != nil {
+			f.t.Fatal(err)
+		}
+		f.t.Cleanup(func() { s.conn.Close() })
+		if err := s.enroll(ctx, f.cfg.Federation); err != nil {
+			f.t.Fatalf("enrol %s: %v", id, err)
+		}
+		out = append(out, s)
+	}
+	for _, s := range out {
+		go s.run(ctx)
+	}
+	return out
+}
+
+func (f *testFed) admin() proto.AdminClient {
+	f.t.Helper()
+	tlsConf, err := certs.ClientTLS(certs.AdminFiles(f.certDir), "127.0.0.1")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { conn.Close() })
+	return proto.NewAdminClient(conn)
+}
+
+func waitFinal(t *testing.T, ctx context.Context, sites []*testSite) {
+	t.Helper()
+	for _, s := range sites {
+		select {
+		case <-s.final:
+		case <-ctx.Done():
+			s.mu.Lock()
+			t.Fatalf("site %s saw %d publications before the timeout; errors: %v", s.id, len(s.published), s.errs)
+		}
+	}
+}
+
+// fedAvg is the plaintext FedAvg the encrypted path must match: the count-weighted
+// mean of the updates (weights capped at 1 as secureagg.Weight does), added to global.
+func fedAvg(global []float32, updates map[string][]float32, counts map[string]float64, weightCap float64) []float32 {
+	out := slices.Clone(global)
+	var total float64
+	sum := make([]float64, len(global))
+	for site, d := range updates {
+		w := secureagg.Weight(counts[site], weightCap)
+		total += w
+		for i, v := range d {
+			sum[i] += w * float64(v)
+		}
+	}
+	for i := range out {
+		out[i] += float32(sum[i] / total)
+	}
+	return out
+}
+
+func maxDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
+
+// bound is the secure-aggregation error bound of one decrypted mean value: six
+// standard deviations of the decryption error, divided by the total weight, plus
+// float32 rounding of the model.
+func bound(sites int, weight float64) float64 {
+	p, _ := secureagg.NewParameters(secureagg.PresetN12Q60)
+	return 6*p.ErrorStdDev(sites)/weight + 1e-6
+}
+
+// TestRoundsOverMTLS runs setup and two rounds with three sites over real gRPC and
+// mutual TLS with real ciphertexts. Site c sends nothing in the second round, which
+// therefore closes at its deadline with the two others (min_sites 2).
+func TestRoundsOverMTLS(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.RoundDeadline = 3 * time.Second })
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 300, "c": 50}
+	globals := map[uint64][]float32{}
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
+		if site == "a" {
+			globals[v] = g
+		}
+		if site == "c" && v == 1 {
+			return nil
+		}
+		return randomDelta(site, v, len(g))
+	})
+	waitFinal(t, ctx, sites)
+	for _, s := range sites {
+		if len(s.errs) > 0 {
+			t.Fatalf("site %s: %v", s.id, s.errs)
+		}
+		if len(s.published) != 2 || !s.published[1].Final || s.published[0].Final {
+			t.Fatalf("site %s: publications %v", s.id, s.published)
+		}
+	}
+	a := sites[0]
+	v1, err := flatModel(a.models[string(a.published[0].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := flatModel(a.models[string(a.published[1].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	round1 := map[string][]float32{}
+	for _, s := range sites {
+		round1[s.id] = s.sent[0]
+	}
+	want1 := fedAvg(globals[0], round1, counts, f.cfg.SecureAgg.WeightCap)
+	t.Logf("round 1: |decrypted - plaintext FedAvg| <= %g (bound %g); model %d values", maxDiff(v1, want1), bound(3, 2.5), len(v1))
+	if d, b := maxDiff(v1, want1), bound(3, 2.5); d > b {
+		t.Fatalf("round 1: decrypted FedAvg differs from the plaintext one by %g, bound %g", d, b)
+	}
+	if !slices.Equal(globals[1], v1) {
+		t.Fatal("round 2 did not start from the published round-1 model")
+	}
+	want2 := fedAvg(v1, map[string][]float32{"a": sites[0].sent[1], "b": sites[1].sent[1]}, counts, f.cfg.SecureAgg.WeightCap)
+	if d, b := maxDiff(v2, want2), bound(2, 2); d > b {
+		t.Fatalf("round 2: decrypted FedAvg differs from the plaintext one by %g, bound %g", d, b)
+	}
+	if m := sites[2].published[1].Metrics; !slices.Equal(m.Contributors, []string{"a", "b"}) && !slices.Equal(m.Contributors, []string{"b", "a"}) {
+		t.Fatalf("round 2 contributors %v", m.Contributors)
+	}
+
+	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: f.cfg.Federation}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != proto.StatusResponse_STATE_FINISHED || len(st.History) != 2 || st.History[0].UploadBytes == 0 || st.History[0].TrainLoss != 2.5 {
+		t.Fatalf("status %v", st)
+	}
+	f.stop()
+	types := auditTypes(t, filepath.Join(f.cfg.StateDir, "audit.jsonl"))
+	for _, typ := range []string{audit.Enrol, audit.KeySetup, audit.Vocabulary, audit.RoundStart, audit.Upload, "decryption_request", audit.DecryptionShare, audit.RoundEnd, audit.ModelPublished} {
+		if types[typ] == 0 {
+			t.Errorf("no %s entry in the audit log (%v)", typ, types)
+		}
+	}
+	if types[audit.Upload] != 5 {
+		t.Errorf("%d upload entries, want 5 (three updates in round 1, two in round 2)", types[audit.Upload])
+	}
+}
+
+// auditTypes verifies a log and counts its entries by type.
+func auditTypes(t *testing.T, path string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify(bytes.NewReader(b)); err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	out := map[string]int{}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		e, err := audit.ParseLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Type]++
+	}
+	return out
+}
+
+// TestRestartResumes stops the aggregator after the first round, while the second is
+// collecting, and starts it again on the same state directory: the sites reconnect on
+// their own, the lost round's id is not reused, and the final model is the one the
+// same updates give without a restart.
+func TestRestartResumes(t *testing.T) {
+	f := newTestFed(t, nil)
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
+	gate := make(chan struct{})
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
+		if v == 1 {
+			<-gate
+		}
+		return randomDelta(site, v, len(g))
+	})
+	for _, s := range sites {
+		for {
+			s.mu.Lock()
+			n := len(s.published)
+			s.mu.Unlock()
+			if n > 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("site %s never saw round 1 published: %v", s.id, s.errs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	f.stop()
+	f.start()
+	close(gate)
+	waitFinal(t, ctx, sites)
+	a := sites[0]
+	final, err := flatModel(a.models[string(a.published[len(a.published)-1].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := flatModel(a.models[string(a.published[0].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := map[string][]float32{}
+	for _, s := range sites {
+		upd[s.id] = s.sent[1]
+	}
+	if d, b := maxDiff(final, fedAvg(v1, upd, counts, f.cfg.SecureAgg.WeightCap)), bound(3, 3); d > b {
+		t.Fatalf("final model after a restart differs from the plaintext FedAvg by %g, bound %g", d, b)
+	}
+	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: f.cfg.Federation}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.History) != 2 || st.History[0].Round != 1 || st.History[1].Round != 3 || st.State != proto.StatusResponse_STATE_FINISHED {
+		t.Fatalf("after restart: state %s, history %v (want rounds 1 and 3: round 2 was lost with the restart)", st.State, st.History)
+	}
+}
+
+// TestCallRefusals checks who may not call, and that refusals of calls that reach the
+// server are audited.
+func TestCallRefusals(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.Sites = []string{"a", "b", "c", "e"}; c.AutoStart = false })
+	if _, err := certs.IssueSite(f.certDir, f.certDir, "d", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certs.IssueSite(f.certDir, f.certDir, "e", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.Revoke(f.certDir, certs.SiteFiles(f.certDir, "e").Cert); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	if err := certs.Init(other, certs.Options{Sites: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	dial := func(files certs.Files, strip bool) *grpc.ClientConn {
+		conf, err := certs.ClientTLS(files, "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strip {
+			conf.Certificates = nil
+		}
+		// Trust the real CA even for the foreign client, so only its own certificate fails.
+		real, err := certs.ClientTLS(certs.SiteFiles(f.certDir, "a"), "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf.RootCAs = real.RootCAs
+		conf.VerifyConnection = nil
+		conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	site := func(id string) certs.Files { return certs.SiteFiles(f.certDir, id) }
+	enroll := func(conn *grpc.ClientConn, env *proto.Envelope) error {
+		_, err := proto.NewFederationClient(conn).Enroll(ctx, &proto.EnrollRequest{Envelope: env})
+		return err
+	}
+	env := func(fed string, round uint64, id string) *proto.Envelope {
+		return &proto.Envelope{FederationId: fed, RoundId: round, SiteId: id}
+	}
+	for _, tc := range []struct {
+		name    string
+		call    func() error
+		code    codes.Code
+		audited string // a substring of the refusal's audit entry; empty for handshake failures
+	}{
+		{"certificate from another CA", func() error { return enroll(dial(certs.SiteFiles(other, "a"), false), env(f.cfg.Federation, 0, "a")) }, codes.Unavailable, ""},
+		{"no certificate", func() error { return enroll(dial(site("a"), true), env(f.cfg.Federation, 0, "a")) }, codes.Unavailable, ""},
+		{"revoked site", func() error { return enroll(dial(site("e"), false), env(f.cfg.Federation, 0, "e")) }, codes.Unavailable, ""},
+		{"site not allow-listed", func() error { return enroll(dial(site("d"), false), env(f.cfg.Federation, 0, "d")) }, codes.PermissionDenied, "not allow-listed"},
+		{"envelope names another site", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 0, "b")) }, codes.PermissionDenied, `envelope site_id \"b\"`},
+		{"envelope names another round", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 5, "a")) }, codes.FailedPrecondition, "envelope round_id 5"},
+		{"envelope names another federation", func() error { return enroll(dial(site("a"), false), env("other-fed", 0, "a")) }, codes.FailedPrecondition, "other-fed"},
+		{"share key missing", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 0, "a")) }, codes.InvalidArgument, "share key"},
+		{"admin calling a site method", func() error { return enroll(dial(certs.AdminFiles(f.certDir), false), env(f.cfg.Federation, 0, "")) }, codes.PermissionDenied, "may not call"},
+		{"site calling an admin method", func() error {
+			_, err := proto.NewAdminClient(dial(site("a"), false)).Status(ctx, &proto.StatusRequest{Envelope: env(f.cfg.Federation, 0, "")})
+			return err
+		}, codes.PermissionDenied, "may not call"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if status.Code(err) != tc.code {
+				t.Fatalf("err = %v, want code %s", err, tc.code)
+			}
+			if tc.audited == "" {
+				return
+			}
+			b, rerr := os.ReadFile(filepath.Join(f.cfg.StateDir, "audit.jsonl"))
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			last := lines[len(lines)-1]
+			if !strings.Contains(last, `"type":"refusal"`) || !strings.Contains(last, tc.audited) {
+				t.Fatalf("last audit entry %s, want a refusal mentioning %s", last, tc.audited)
+			}
+		})
+	}
+	// Nothing refused changed the federation.
+	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: env(f.cfg.Federation, 0, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != proto.StatusResponse_STATE_ENROLLING || slices.ContainsFunc(st.Sites, func(s *proto.SiteStatus) bool { return s.Enrolled }) {
+		t.Fatalf("status after refusals: %v", st)
+	}
+	// Starting before every site enrolled is refused, and audited as an attempt.
+	if _, err := f.admin().Start(ctx, &proto.ControlRequest{Envelope: env(f.cfg.Federation, 0, "")}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("start with no site enrolled: %v", err)
+	}
+	// The metrics count the refusals that reached the server.
+	rec := httptest.NewRecorder()
+	f.srv.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "fedclaims_refusals_total 7") {
+		t.Fatalf("metrics:\n%s", rec.Body)
+	}
+}
+
