@@ -454,4 +454,3 @@ func TestCallRefusals(t *testing.T) {
 		t.Fatalf("metrics:\n%s", rec.Body)
 	}
 }
-
