@@ -68,9 +68,10 @@ func (c TrainConfig) LRAt(s int) float64 {
 // parameter vector. Its moments are part of a checkpoint, so that resuming
 // continues exactly.
 type AdamW struct {
-	Step  int       // optimiser steps taken
-	M, V  []float32 // first and second moments, in parameter order
-	decay []bool    // per parameter: weight decay applies
+	Step    int       // optimiser steps taken
+	M, V    []float32 // first and second moments, in parameter order
+	Workers int       // goroutines for the update (1 when 0)
+	decay   []bool    // per parameter: weight decay applies
 }
 
 // NewAdamW returns an optimiser for the parameters of cfg.
@@ -116,16 +117,21 @@ func (o *AdamW) Update(params, grads []float32, tc TrainConfig) float64 {
 	c1 := float32(1 - math.Pow(tc.Beta1, float64(o.Step)))
 	c2 := float32(1 - math.Pow(tc.Beta2, float64(o.Step)))
 	eps, lr32, wd := float32(tc.Eps), float32(lr), float32(lr*tc.WeightDecay)
-	for i, g := range grads {
-		g *= scale
-		m := b1*o.M[i] + (1-b1)*g
-		v := b2*o.V[i] + (1-b2)*g*g
-		o.M[i], o.V[i] = m, v
-		p := params[i]
-		if o.decay[i] {
-			p -= wd * p
+	// Chunks of a million parameters update in parallel; the result does not
+	// depend on the number of workers.
+	const chunk = 1 << 20
+	pool{workers: max(1, o.Workers)}.run((len(grads)+chunk-1)/chunk, func(_, lo, hi int) {
+		for i := lo * chunk; i < min(hi*chunk, len(grads)); i++ {
+			g := grads[i] * scale
+			m := b1*o.M[i] + (1-b1)*g
+			v := b2*o.V[i] + (1-b2)*g*g
+			o.M[i], o.V[i] = m, v
+			p := params[i]
+			if o.decay[i] {
+				p -= wd * p
+			}
+			params[i] = p - lr32*(m/c1)/(float32(math.Sqrt(float64(v/c2)))+eps)
 		}
-		params[i] = p - lr32*(m/c1)/(float32(math.Sqrt(float64(v/c2)))+eps)
-	}
+	})
 	return norm
 }

@@ -24,7 +24,9 @@ func NewTrainer(m *Model, tc TrainConfig, seed uint64) (*Trainer, error) {
 		return nil, err
 	}
 	pcg := rand.NewPCG(seed, 0x747261696e)
-	return &Trainer{Model: m, Opt: NewAdamW(m.cfg), TC: tc, pcg: pcg, rng: rand.New(pcg)}, nil
+	opt := NewAdamW(m.cfg)
+	opt.Workers = m.pool.workers
+	return &Trainer{Model: m, Opt: opt, TC: tc, pcg: pcg, rng: rand.New(pcg)}, nil
 }
 
 // StepStats reports one optimiser step.
