@@ -20,7 +20,8 @@ import (
 type Config struct {
 	// SiteID must equal the id in the site's certificate.
 	SiteID string
-	// Federation, when set, is the only federation the agent enrols in.
+	// Federation is the federation the agent enrols in; its id is bound into every
+	// message and into the share key's signature.
 	Federation string
 	// Aggregator is the aggregator's host:port; ServerName the name its
 	// certificate must carry (empty: the host of Aggregator).
@@ -155,6 +156,8 @@ func (c Config) Validate() error {
 		return keyErr("site_id", "required")
 	case certs.ValidID(c.SiteID) != nil:
 		return keyErr("site_id", "%v", certs.ValidID(c.SiteID))
+	case c.Federation == "":
+		return keyErr("federation_id", "required")
 	case c.Aggregator == "":
 		return keyErr("aggregator.address", "required (host:port)")
 	case c.CertsDir == "":

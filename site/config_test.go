@@ -12,6 +12,7 @@ import (
 )
 
 const goodYAML = `site_id: a
+federation_id: fed
 aggregator:
   address: localhost:7443
 certs_dir: /etc/fedclaims/certs
@@ -73,6 +74,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"negative integer", strings.Replace(goodYAML, "batch_size: 8", "batch_size: -1", 1), "train.batch_size"},
 		{"bad duration", strings.Replace(goodYAML, "min: 250ms", "min: soon", 1), "backoff.min"},
 		{"bad bool", goodYAML + "exit_on_final: maybe\n", "exit_on_final"},
+		{"missing federation", strings.Replace(goodYAML, "federation_id: fed\n", "", 1), "federation_id"},
 		{"missing site", strings.Replace(goodYAML, "site_id: a\n", "", 1), "site_id"},
 		{"bad site id", strings.Replace(goodYAML, "site_id: a", "site_id: a/b", 1), "site_id"},
 		{"missing address", strings.Replace(goodYAML, "  address: localhost:7443\n", "  server_name: x\n", 1), "aggregator.address"},

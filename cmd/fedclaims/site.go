@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fedclaims/fedclaims/site"
+)
+
+// newSiteCmd runs a hospital's site agent.
+func newSiteCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "site --config site.yaml",
+		Short: "Run a site agent: enrol, key setup, local training rounds, decryption shares",
+		Long: `Runs this hospital's agent of a federation. It dials out to the aggregator over mutual
+TLS with the site's certificate (no inbound port), enrols, takes part in the secure-
+aggregation key setup, publishes its k-floored code counts, trains locally each round and
+uploads its update encrypted, gives at most one decryption share per round, and installs
+the published models under state_dir (state_dir/final is a checkpoint that
+` + "`fedclaims eval --model`" + ` loads). It reconnects with backoff and resumes after a restart.
+
+Settings come from --config (see configs/site.yaml; an unknown key is an error),
+FEDCLAIMS_* environment variables (FEDCLAIMS_AGGREGATOR_ADDRESS for aggregator.address)
+and the flags below. Logs are JSON on stderr; every action is in the site's audit log.
+On exit it prints one JSON line with the final model's directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for key, flag := range map[string]string{
+				"site_id": "site-id", "federation_id": "federation", "aggregator.address": "aggregator-address",
+				"aggregator.server_name": "server-name", "certs_dir": "certs", "data": "data", "state_dir": "state-dir",
+				"audit_log": "audit-log", "threads": "threads",
+			} {
+				if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
+					a.v.Set(key, f.Value.String())
+					if sv, ok := f.Value.(interface{ GetSlice() []string }); ok {
+						a.v.Set(key, sv.GetSlice())
+					}
+				}
+			}
+			file := ""
+			if f := cmd.Flag("config"); f != nil {
+				file = f.Value.String()
+			}
+			cfg, err := site.Load(a.v, file)
+			if err != nil {
+				return err
+			}
+			var lvl slog.Level
+			if f := cmd.Flag("log-level"); f != nil {
+				if err := lvl.UnmarshalText([]byte(f.Value.String())); err != nil {
+					return fmt.Errorf("flag --log-level: %w", err)
+				}
+			}
+			log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+			agent, err := site.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			err = agent.Run(cmd.Context())
+			if cerr := agent.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				if errors.Is(err, cmd.Context().Err()) {
+					return fmt.Errorf("site %s: interrupted; restart it to resume: %w", cfg.SiteID, err)
+				}
+				return fmt.Errorf("site %s: %w", cfg.SiteID, err)
+			}
+			return a.printJSONLine(map[string]any{
+				"site":        cfg.SiteID,
+				"federation":  cfg.Federation,
+				"final_model": agent.FinalDir(),
+				"audit_log":   cfg.AuditLog,
+				"seconds":     time.Since(start).Seconds(),
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.String("site-id", "", "this site's id, as in its certificate (key site_id)")
+	f.String("federation", "", "federation id (key federation_id)")
+	f.String("aggregator-address", "", "aggregator host:port (key aggregator.address)")
+	f.String("server-name", "", "name in the aggregator's certificate (key aggregator.server_name)")
+	f.String("certs", "", "consortium certificates directory (key certs_dir)")
+	f.StringSlice("data", nil, "dataset directories, MEDS or OMOP CDM (key data)")
+	f.String("state-dir", "", "state directory (key state_dir)")
+	f.String("audit-log", "", "audit log (key audit_log; default state_dir/audit.jsonl)")
+	f.Int("threads", 0, "model worker goroutines, 0 for every core (key threads)")
+	return cmd
+}

@@ -1,0 +1,478 @@
+package site
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+// Version is the agent's software version, sent at enrolment.
+const Version = "fedclaims-site/1"
+
+// Agent is a site agent. Run it once; it is not safe for concurrent use.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	st     *state
+	audit  *audit.Log
+	tls    *tls.Config
+	roots  *x509.CertPool
+	signer crypto.Signer
+	leaf   *x509.Certificate
+	tk     *secureagg.TransportKey
+	now    func() time.Time
+
+	client proto.FederationClient
+	fed    *proto.FederationConfig
+	party  *secureagg.Party
+
+	vocab      *tokenizer.Vocab
+	vocabBytes []byte
+	vocabSum   []byte
+	data       *dataset
+}
+
+// New prepares an agent: it loads the site's certificate (whose id must be
+// cfg.SiteID), the consortium CA, the transport key (made on first start, 0600), the
+// state a previous run left and opens the audit log. Close releases the log.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	files := certs.SiteFiles(cfg.CertsDir, cfg.SiteID)
+	pair, id, err := certs.LoadPair(files)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", cfg.SiteID, err)
+	}
+	if id.Role != certs.RoleSite || id.ID != cfg.SiteID {
+		return nil, fmt.Errorf("%w: key site_id: %q, but certificate %s names %s", ErrConfig, cfg.SiteID, files.Cert, id)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("site %s: key %s cannot sign", cfg.SiteID, files.Key)
+	}
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("%s: %w", files.Cert, err)
+		}
+	}
+	ca, err := certs.LoadCert(files.CA)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	tlsConf, err := certs.ClientTLS(files, cfg.serverName())
+	if err != nil {
+		return nil, err
+	}
+	// A dataset that cannot be opened is a configuration error, found at start
+	// rather than when the first assignment needs it.
+	for _, d := range cfg.Data {
+		src, err := claims.Open(d)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key data: %w", ErrConfig, err)
+		}
+		src.Close()
+	}
+	st, err := openState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: log.With("site", cfg.SiteID), st: st, tls: tlsConf, roots: roots, signer: signer, leaf: leaf, now: time.Now}
+	if err := a.loadState(); err != nil {
+		return nil, err
+	}
+	if a.audit, err = audit.Open(cfg.AuditLog, audit.Options{Actor: "site/" + cfg.SiteID, Signer: signer, RepairTorn: true}); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return a, nil
+}
+
+// loadState restores what a previous run left in the state directory.
+func (a *Agent) loadState() error {
+	b, err := a.st.read(transportFile)
+	if err != nil {
+		return err
+	}
+	a.tk = new(secureagg.TransportKey)
+	if b != nil {
+		if err := a.tk.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("state %s: %w", a.st.path(transportFile), err)
+		}
+	} else {
+		if a.tk, err = secureagg.NewTransportKey(); err != nil {
+			return err
+		}
+		kb, err := a.tk.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := a.st.write(transportFile, kb, 0o600); err != nil {
+			return err
+		}
+	}
+	if b, err = a.st.read(federationFile); err != nil {
+		return err
+	} else if b != nil {
+		a.fed = new(proto.FederationConfig)
+		if err := protojson.Unmarshal(b, a.fed); err != nil {
+			return fmt.Errorf("state %s: %w", a.st.path(federationFile), err)
+		}
+	}
+	if b, err = a.st.read(partyFile); err != nil {
+		return err
+	} else if b != nil {
+		a.party = new(secureagg.Party)
+		if err := a.party.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("state %s: %w", a.st.path(partyFile), err)
+		}
+	}
+	if b, err = a.st.read(vocabFile); err != nil {
+		return err
+	} else if b != nil {
+		if err := a.setVocab(b); err != nil {
+			return fmt.Errorf("state %s: %w", a.st.path(vocabFile), err)
+		}
+	}
+	return nil
+}
+
+// Close closes the audit log.
+func (a *Agent) Close() error { return a.audit.Close() }
+
+func (a *Agent) federationID() string { return a.cfg.Federation }
+
+// errFinished ends Run cleanly: the final model is installed, or the federation
+// stopped.
+var errFinished = errors.New("federation finished")
+
+// auditError marks a failed audit write: the agent stops, since it may take no
+// action it cannot record.
+type auditError struct{ err error }
+
+func (e *auditError) Error() string { return "audit log: " + e.err.Error() }
+func (e *auditError) Unwrap() error { return e.err }
+
+// record appends an entry to the site's audit log before the action it records.
+func (a *Agent) record(ctx context.Context, typ string, round uint64, fields map[string]string) error {
+	_, err := a.audit.Append(ctx, audit.Entry{Type: typ, Federation: a.federationID(), Round: round, Site: a.cfg.SiteID, Fields: fields})
+	if err != nil {
+		return &auditError{err}
+	}
+	return nil
+}
+
+// Run connects to the aggregator and works until ctx ends, the final model is
+// installed (with Config.ExitOnFinal) or the federation stops. It reconnects with
+// exponential backoff and seeded jitter after any connection failure, resuming after
+// the last assignment handled; it returns early only when it cannot go on: a failed
+// audit write, a refusal of its certificate, or a state directory of another
+// federation.
+func (a *Agent) Run(ctx context.Context) error {
+	conn, err := grpc.NewClient(a.cfg.Aggregator, proto.DialOptions(a.tls)...)
+	if err != nil {
+		return fmt.Errorf("aggregator %s: %w", a.cfg.Aggregator, err)
+	}
+	defer conn.Close()
+	a.client = proto.NewFederationClient(conn)
+	jitter := rand.New(rand.NewPCG(a.cfg.Seed, jitterSeed(a.cfg.Seed, a.cfg.SiteID)))
+	delay := a.cfg.BackoffMin
+	for {
+		progressed, err := a.session(ctx)
+		switch {
+		case errors.Is(err, errFinished):
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case fatal(err):
+			return err
+		}
+		if progressed {
+			delay = a.cfg.BackoffMin
+		}
+		wait := delay/2 + time.Duration(jitter.Int64N(int64(delay/2)+1))
+		a.log.Warn("connection to the aggregator lost; reconnecting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, a.cfg.BackoffMax)
+	}
+}
+
+// fatal reports errors that reconnecting does not cure.
+func fatal(err error) bool {
+	var ae *auditError
+	if errors.As(err, &ae) || errors.Is(err, errForeignState) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return true
+	}
+	return false
+}
+
+// transient reports errors of the connection rather than of the work: the
+// assignment is left unhandled and comes again after reconnecting.
+func transient(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+var errForeignState = errors.New("state directory belongs to another federation")
+
+// session enrols and handles assignments until the stream breaks. progressed reports
+// whether it got as far as an open work stream.
+func (a *Agent) session(ctx context.Context) (progressed bool, err error) {
+	if err := a.enrol(ctx); err != nil {
+		return false, err
+	}
+	fed := a.fed.FederationId
+	after, err := a.st.lastSeq(fed)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := a.client.Work(ctx, &proto.WorkRequest{Envelope: a.envelope(0), AfterSeq: after})
+	if err != nil {
+		return false, fmt.Errorf("work stream: %w", err)
+	}
+	a.log.Info("work stream open", "federation", fed, "after_seq", after)
+	for {
+		asg, err := stream.Recv()
+		if err != nil {
+			return true, fmt.Errorf("work stream: %w", err)
+		}
+		if asg.Seq <= after {
+			continue
+		}
+		herr := a.handle(ctx, asg)
+		switch {
+		case errors.Is(herr, errFinished):
+			if err := a.st.setLastSeq(fed, asg.Seq); err != nil {
+				return true, err
+			}
+			return true, herr
+		case herr != nil && (fatal(herr) || transient(herr) || ctx.Err() != nil):
+			return true, herr
+		case herr != nil:
+			a.log.Error("assignment failed", "seq", asg.Seq, "round", asg.Envelope.GetRoundId(), "err", herr)
+			a.acknowledge(ctx, asg, herr)
+		}
+		if err := a.st.setLastSeq(fed, asg.Seq); err != nil {
+			return true, err
+		}
+		after = asg.Seq
+	}
+}
+
+// enrol announces the site and its signed share key and takes the federation's
+// configuration, which must name this site; a changed configuration is audited.
+func (a *Agent) enrol(ctx context.Context) error {
+	fc, err := a.enrolAs(ctx, a.cfg.Federation)
+	if err != nil {
+		return err
+	}
+	if fc.FederationId != a.cfg.Federation {
+		return fmt.Errorf("enrol: %w: this site is configured for %q, the aggregator runs %q", errForeignState, a.cfg.Federation, fc.FederationId)
+	}
+	if a.fed != nil && a.fed.FederationId != fc.FederationId {
+		return fmt.Errorf("enrol: %w: %s holds federation %q", errForeignState, a.st.path(federationFile), a.fed.FederationId)
+	}
+	if a.fed != nil && gproto.Equal(a.fed, fc) {
+		return nil
+	}
+	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(fc)
+	if err != nil {
+		return err
+	}
+	if err := a.record(ctx, audit.ConfigChange, 0, map[string]string{"federation_config_sha256": audit.SHA256(b), "sites": fmt.Sprint(fc.Sites),
+		"threshold": fmt.Sprint(fc.Threshold), "min_sites": fmt.Sprint(fc.MinSites), "model_preset": fc.ModelPreset, "rounds": fmt.Sprint(fc.Rounds)}); err != nil {
+		return err
+	}
+	if err := a.st.write(federationFile, b, 0o600); err != nil {
+		return err
+	}
+	a.fed = fc
+	a.log.Info("enrolled", "federation", fc.FederationId, "sites", fc.Sites, "threshold", fc.Threshold, "min_sites", fc.MinSites)
+	return nil
+}
+
+// enrolAs makes one Enroll call for federation fedID.
+func (a *Agent) enrolAs(ctx context.Context, fedID string) (*proto.FederationConfig, error) {
+	key, err := proto.SignShareKey(a.signer, a.leaf, fedID, a.tk.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.record(ctx, audit.Enrol, 0, map[string]string{"share_key_sha256": audit.SHA256(key.PublicKey), "software": Version}); err != nil {
+		return nil, err
+	}
+	env := &proto.Envelope{FederationId: fedID, SiteId: a.cfg.SiteID}
+	resp, err := a.client.Enroll(ctx, &proto.EnrollRequest{Envelope: env, SoftwareVersion: Version, ShareKey: key})
+	if err != nil {
+		return nil, fmt.Errorf("enrol: %w", err)
+	}
+	fc := resp.GetConfig()
+	if err := a.checkConfig(fc); err != nil {
+		a.refuse(ctx, 0, "enrolment", err)
+		return nil, fmt.Errorf("enrol: %w", err)
+	}
+	if e := resp.Envelope; e != nil && e.SiteId != a.cfg.SiteID {
+		err := fmt.Errorf("enrolment answer for site %q", e.SiteId)
+		a.refuse(ctx, 0, "enrolment", err)
+		return nil, fmt.Errorf("enrol: %w", err)
+	}
+	return fc, nil
+}
+
+// checkConfig refuses a federation configuration this site cannot take part in.
+func (a *Agent) checkConfig(fc *proto.FederationConfig) error {
+	switch {
+	case fc == nil:
+		return errors.New("no federation configuration")
+	case fc.FederationId != a.cfg.Federation:
+		return fmt.Errorf("federation %q, this site is configured for %q", fc.FederationId, a.cfg.Federation)
+	case fc.Threshold < 1 || int(fc.Threshold) > len(fc.Sites):
+		return fmt.Errorf("threshold %d of %d sites", fc.Threshold, len(fc.Sites))
+	case fc.MinSites < fc.Threshold:
+		return fmt.Errorf("min_sites %d below the threshold %d: a sum of fewer updates than decryptors", fc.MinSites, fc.Threshold)
+	case a.fed != nil && a.fed.FederationId == fc.FederationId && a.party != nil && fmt.Sprint(a.fed.Sites) != fmt.Sprint(fc.Sites):
+		return fmt.Errorf("site list changed from %v to %v after key setup", a.fed.Sites, fc.Sites)
+	}
+	if _, err := partyID(fc.Sites, a.cfg.SiteID); err != nil {
+		return err
+	}
+	return nil
+}
+
+// refuse audits a refusal; a failed audit write is logged, since the refusal
+// itself takes no action.
+func (a *Agent) refuse(ctx context.Context, round uint64, what string, reason error) {
+	if err := a.record(ctx, audit.Refusal, round, map[string]string{"what": what, "reason": truncate(reason.Error())}); err != nil {
+		a.log.Error("refusal not audited", "err", err)
+	}
+	a.log.Warn("refused", "what", what, "round", round, "reason", reason)
+}
+
+func truncate(s string) string {
+	if len(s) > 512 {
+		return s[:512] + "..."
+	}
+	return s
+}
+
+// acknowledge reports an assignment done (herr nil) or failed.
+func (a *Agent) acknowledge(ctx context.Context, asg *proto.Assignment, herr error) error {
+	req := &proto.AcknowledgeRequest{Envelope: a.envelope(asg.Envelope.GetRoundId()), AssignmentSeq: asg.Seq}
+	if herr != nil {
+		req.Error = truncate(herr.Error())
+	}
+	if _, err := a.client.Acknowledge(ctx, req); err != nil {
+		if herr != nil {
+			a.log.Warn("could not report a failed assignment", "seq", asg.Seq, "err", err)
+		}
+		return fmt.Errorf("acknowledge %d: %w", asg.Seq, err)
+	}
+	return nil
+}
+
+// handle does one assignment.
+func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) error {
+	round := asg.Envelope.GetRoundId()
+	want := uint64(0)
+	switch asg.Task.(type) {
+	case *proto.Assignment_Train, *proto.Assignment_Decrypt:
+		want = round
+		if round == 0 {
+			err := errors.New("round task outside a round")
+			a.refuse(ctx, round, "assignment", err)
+			return err
+		}
+	case *proto.Assignment_Published, *proto.Assignment_Control:
+		want = round
+	}
+	if err := a.checkEnvelope(asg.Envelope, want); err != nil {
+		a.refuse(ctx, round, "assignment", err)
+		return err
+	}
+	log := a.log.With("seq", asg.Seq, "round", round)
+	switch t := asg.Task.(type) {
+	case *proto.Assignment_KeySetup:
+		log.Info("key setup", "step", t.KeySetup.Step)
+		return a.keySetup(ctx, asg, t.KeySetup)
+	case *proto.Assignment_Vocabulary:
+		log.Info("vocabulary counts", "k", t.Vocabulary.KFloor)
+		return a.counts(ctx, asg, t.Vocabulary)
+	case *proto.Assignment_Train:
+		log.Info("training round")
+		return a.train(ctx, asg, t.Train)
+	case *proto.Assignment_Decrypt:
+		log.Info("decryption share")
+		return a.decrypt(ctx, asg, t.Decrypt)
+	case *proto.Assignment_Published:
+		log.Info("published model", "final", t.Published.Final)
+		return a.published(ctx, asg, t.Published)
+	case *proto.Assignment_Control:
+		return a.control(ctx, asg, t.Control)
+	}
+	return fmt.Errorf("assignment %d: unknown task %T", asg.Seq, asg.Task)
+}
+
+func (a *Agent) control(ctx context.Context, asg *proto.Assignment, c *proto.Control) error {
+	switch c.Action {
+	case proto.Control_ACTION_HEARTBEAT:
+		return nil
+	case proto.Control_ACTION_PAUSED, proto.Control_ACTION_RESUMED, proto.Control_ACTION_STOPPED:
+		if err := a.record(ctx, "control", asg.Envelope.GetRoundId(), map[string]string{"action": c.Action.String(), "reason": truncate(c.Reason)}); err != nil {
+			return err
+		}
+		a.log.Info("federation control", "action", c.Action, "reason", c.Reason)
+		if c.Action == proto.Control_ACTION_STOPPED {
+			return errFinished
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown control action %v", c.Action)
+}
+
+func hexSum(b []byte) string { return hex.EncodeToString(b) }
+
+// installModel writes a downloaded model into a checkpoint directory of the state
+// (model.safetensors, config.json from its metadata, and the vocabulary) and loads it
+// back, so that what the site trains on and evaluates is what `fedclaims eval
+// --model` loads.
+func (a *Agent) installModel(dir string, b []byte) (*model.Model, error) {
+	return installCheckpoint(a.st.path(dir), b, a.vocabBytes)
+}

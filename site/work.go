@@ -1,0 +1,628 @@
+package site
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/model/safetensors"
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+const dealtFile = "dealt.json" // the sealed Shamir shares this site dealt
+
+// secureaggConfig is the federation's secure-aggregation configuration.
+func secureaggConfig(fc *proto.FederationConfig, threshold uint32) (secureagg.Config, error) {
+	preset := secureagg.Preset(fc.SecureaggPreset)
+	if preset == "" {
+		preset = secureagg.PresetN12Q60
+	}
+	params, err := secureagg.NewParameters(preset)
+	if err != nil {
+		return secureagg.Config{}, fmt.Errorf("secureagg preset %q: %w", fc.SecureaggPreset, err)
+	}
+	if threshold == 0 {
+		threshold = fc.Threshold
+	}
+	return secureagg.Config{Params: params, Federation: fc.FederationId, Sites: partyIDs(fc.Sites),
+		Threshold: int(threshold), WeightCap: fc.WeightCap, MinSites: int(fc.MinSites)}, nil
+}
+
+func (a *Agent) saveParty() error {
+	b, err := a.party.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return a.st.write(partyFile, b, 0o600)
+}
+
+func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.KeySetupTask) error {
+	step := strings.TrimPrefix(t.Step.String(), "STEP_")
+	fields := func(kv ...string) map[string]string {
+		m := map[string]string{"step": strings.ToLower(step)}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	switch t.Step {
+	case proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
+		cfg, err := secureaggConfig(a.fed, t.Threshold)
+		if err != nil {
+			return err
+		}
+		self, err := partyID(a.fed.Sites, a.cfg.SiteID)
+		if err != nil {
+			return err
+		}
+		// A party kept from before a restart answers again with the same share; a new
+		// one is made only for a new federation or configuration.
+		if a.party == nil || a.party.Config().Federation != cfg.Federation || len(a.party.Config().Sites) != len(cfg.Sites) ||
+			a.party.Config().Threshold != cfg.Threshold {
+			if a.party, err = secureagg.NewParty(cfg, self); err != nil {
+				return err
+			}
+			if err := a.saveParty(); err != nil {
+				return err
+			}
+			if err := os.Remove(a.st.path(dealtFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		share, err := a.party.PublicKeyShare()
+		if err != nil {
+			return err
+		}
+		b, err := share.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := a.record(ctx, audit.KeySetup, 0, fields("sha256", audit.SHA256(b), "bytes", fmt.Sprint(len(b)))); err != nil {
+			return err
+		}
+		_, _, err = a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE}, [][]byte{b}, true)
+		return err
+
+	case proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES:
+		if a.party == nil {
+			return errors.New("dealing shamir shares before the secret-key share was made")
+		}
+		dealt, err := a.dealt(t)
+		if err != nil {
+			a.refuse(ctx, 0, "shamir dealing", err)
+			return err
+		}
+		for _, d := range dealt {
+			if err := a.record(ctx, audit.KeySetup, 0, fields("to", d.To, "sha256", audit.SHA256(d.Blob))); err != nil {
+				return err
+			}
+			if _, _, err := a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, ToSiteId: d.To}, [][]byte{d.Blob}, true); err != nil {
+				return err
+			}
+		}
+		return nil
+
+	case proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
+		if a.party == nil {
+			return errors.New("collecting shamir shares before the secret-key share was made")
+		}
+		self, err := partyID(a.fed.Sites, a.cfg.SiteID)
+		if err != nil {
+			return err
+		}
+		if d := slices.Sorted(slices.Values(t.Dealers)); !slices.Equal(d, slices.Sorted(slices.Values(a.fed.Sites))) {
+			err := fmt.Errorf("shares from dealers %v, but every site of %v must deal", t.Dealers, a.fed.Sites)
+			a.refuse(ctx, 0, "shamir collection", err)
+			return err
+		}
+		var shares []*secureagg.ShamirShare
+		for _, dealer := range a.fed.Sites {
+			b, err := a.download(ctx, 0, proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, dealer, nil)
+			if err != nil {
+				return err
+			}
+			from, _ := partyID(a.fed.Sites, dealer)
+			sh, err := openShare(b.bytes(), a.tk, a.fed.FederationId, from, self)
+			if err != nil {
+				a.refuse(ctx, 0, "shamir share from "+dealer, err)
+				return err
+			}
+			shares = append(shares, sh)
+		}
+		if err := a.record(ctx, audit.KeySetup, 0, fields("dealers", strings.Join(a.fed.Sites, ","))); err != nil {
+			return err
+		}
+		if err := a.party.SetShamirShares(shares); err != nil {
+			return err
+		}
+		if err := a.saveParty(); err != nil {
+			return err
+		}
+		return a.acknowledge(ctx, asg, nil)
+
+	case proto.KeySetupTask_STEP_COLLECTIVE_KEY:
+		if a.party == nil {
+			return errors.New("collective key before the secret-key share was made")
+		}
+		b, err := a.download(ctx, 0, proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", t.CollectiveKey)
+		if err != nil {
+			return err
+		}
+		var pk secureagg.PublicKey
+		if err := pk.UnmarshalBinary(b.bytes()); err != nil {
+			a.refuse(ctx, 0, "collective key", err)
+			return err
+		}
+		if err := a.record(ctx, audit.KeySetup, 0, fields("sha256", hexSum(b.sum))); err != nil {
+			return err
+		}
+		if err := a.party.SetPublicKey(&pk); err != nil {
+			a.refuse(ctx, 0, "collective key", err)
+			return err
+		}
+		if err := a.saveParty(); err != nil {
+			return err
+		}
+		return a.acknowledge(ctx, asg, nil)
+	}
+	return fmt.Errorf("unknown key setup step %v", t.Step)
+}
+
+// dealt returns this site's sealed Shamir shares: those dealt before, when a previous
+// run dealt them, since every recipient must hold a share of one and the same
+// polynomial; otherwise fresh ones, kept (they are sealed) before any is sent.
+func (a *Agent) dealt(t *proto.KeySetupTask) ([]sealedShare, error) {
+	b, err := a.st.read(dealtFile)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		var out []sealedShare
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, fmt.Errorf("state %s: %w", a.st.path(dealtFile), err)
+		}
+		return out, nil
+	}
+	out, err := dealShares(a.party, a.fed.FederationId, a.fed.Sites, t.Participants, a.roots, a.now())
+	if err != nil {
+		return nil, err
+	}
+	b, _ = json.Marshal(out)
+	return out, a.st.write(dealtFile, b, 0o600)
+}
+
+// minFloor is the smallest k a site publishes counts at, whatever it is asked.
+const minFloor = 2
+
+// counts uploads the site's code counts, floored at k patients: no code seen in fewer
+// than k of the site's patients leaves it.
+func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.VocabularyTask) error {
+	k := max(int(t.KFloor), minFloor)
+	c := tokenizer.NewCounter()
+	for _, path := range a.cfg.Data {
+		src, err := claims.Open(path)
+		if err != nil {
+			return err
+		}
+		for {
+			p, err := src.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				src.Close()
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			c.Add(p)
+		}
+		src.Close()
+	}
+	table, err := c.Table(k)
+	if err != nil {
+		return err
+	}
+	msg := &proto.CountTable{KFloor: uint32(k), Patients: uint64(table.Patients)}
+	for code, n := range table.Counts {
+		if n < int64(k) {
+			return fmt.Errorf("count table: code %s has %d patients, below the floor %d", code, n, k)
+		}
+		msg.Counts = append(msg.Counts, &proto.CodeCount{Code: code, Patients: uint64(n)})
+	}
+	sort.Slice(msg.Counts, func(i, j int) bool { return msg.Counts[i].Code < msg.Counts[j].Code })
+	b, err := gproto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	if err := table.WriteFile(a.st.path(countsFile)); err != nil {
+		return err
+	}
+	if err := a.record(ctx, audit.Vocabulary, 0, map[string]string{"k": fmt.Sprint(k), "codes": fmt.Sprint(len(msg.Counts)),
+		"sha256": audit.SHA256(b)}); err != nil {
+		return err
+	}
+	_, _, err = a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_COUNT_TABLE}, [][]byte{b}, false)
+	return err
+}
+
+// setVocab installs vocabulary bytes.
+func (a *Agent) setVocab(b []byte) error {
+	v, err := tokenizer.Load(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	a.vocab, a.vocabBytes, a.vocabSum = v, b, sum[:]
+	return nil
+}
+
+// ensureVocab makes sure the site holds the vocabulary ref names, downloading it when
+// it holds another or none.
+func (a *Agent) ensureVocab(ctx context.Context, round uint64, ref *proto.BlobRef) error {
+	if a.vocab != nil && (ref == nil || len(ref.Sha256) == 0 || bytes.Equal(ref.Sha256, a.vocabSum)) {
+		return nil
+	}
+	b, err := a.download(ctx, round, proto.BlobKind_BLOB_KIND_VOCABULARY, "", ref)
+	if err != nil {
+		return err
+	}
+	vb := b.bytes()
+	if err := a.setVocab(vb); err != nil {
+		return fmt.Errorf("vocabulary from the aggregator: %w", err)
+	}
+	if err := a.record(ctx, audit.Vocabulary, round, map[string]string{"installed_sha256": hexSum(a.vocabSum), "tokens": fmt.Sprint(a.vocab.Len())}); err != nil {
+		return err
+	}
+	return a.st.write(vocabFile, vb, 0o600)
+}
+
+// dataset is the site's data encoded for one vocabulary and length.
+type dataset struct {
+	vocabSum []byte
+	maxLen   int
+	seqs     []model.Sequence
+}
+
+// sequences encodes the site's data with the current vocabulary, at most maxLen
+// tokens each, once per vocabulary.
+func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, error) {
+	if d := a.data; d != nil && bytes.Equal(d.vocabSum, a.vocabSum) && d.maxLen == maxLen {
+		return d.seqs, nil
+	}
+	enc, err := tokenizer.NewEncoder(a.vocab, maxLen)
+	if err != nil {
+		return nil, err
+	}
+	var all []model.Sequence
+	for _, path := range a.cfg.Data {
+		src, err := claims.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		seqs, _, err := model.ReadSequences(ctx, src, enc)
+		src.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		all = append(all, seqs...)
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("data %v: no patient has a code in the federation's vocabulary", a.cfg.Data)
+	}
+	a.data = &dataset{vocabSum: a.vocabSum, maxLen: maxLen, seqs: all}
+	return all, nil
+}
+
+// installCheckpoint writes a model.safetensors blob into dir as a checkpoint
+// (model.safetensors, config.json from the blob's metadata, vocab.json) and loads it
+// back with model.Load, which checks every tensor against the config.
+func installCheckpoint(dir string, blob, vocab []byte) (*model.Model, error) {
+	f, err := safetensors.Read(blob)
+	if err != nil {
+		return nil, fmt.Errorf("model blob: %w", err)
+	}
+	cj, ok := f.Metadata["config"]
+	if !ok {
+		return nil, errors.New("model blob: no config in the safetensors metadata")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(filepath.Join(dir, model.ModelFile), blob, 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(filepath.Join(dir, model.ConfigFile), append([]byte(cj), '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	if vocab != nil {
+		if err := writeAtomic(filepath.Join(dir, model.VocabFile), vocab, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return model.Load(dir)
+}
+
+// globalModel downloads and installs the model ref names.
+func (a *Agent) globalModel(ctx context.Context, round uint64, ref *proto.BlobRef, dir string) (*model.Model, []byte, error) {
+	if ref == nil {
+		return nil, nil, errors.New("no model reference")
+	}
+	kind := ref.Kind
+	if kind == proto.BlobKind_BLOB_KIND_UNSPECIFIED {
+		kind = proto.BlobKind_BLOB_KIND_GLOBAL_MODEL
+	}
+	if kind != proto.BlobKind_BLOB_KIND_GLOBAL_MODEL && kind != proto.BlobKind_BLOB_KIND_FINAL_MODEL {
+		return nil, nil, fmt.Errorf("model reference of kind %s", kind)
+	}
+	b, err := a.download(ctx, round, kind, "", ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := a.installModel(dir, b.bytes())
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.Config().Vocab != a.vocab.Len() {
+		return nil, nil, fmt.Errorf("model of %d tokens, the vocabulary has %d", m.Config().Vocab, a.vocab.Len())
+	}
+	return m, b.sum, nil
+}
+
+func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.TrainTask) error {
+	r := asg.Envelope.RoundId
+	if a.party == nil || !a.party.Ready() {
+		err := errors.New("training round before the key setup completed")
+		a.refuse(ctx, r, "train", err)
+		return err
+	}
+	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()),
+		"local_steps": fmt.Sprint(t.LocalSteps), "local_epochs": fmt.Sprint(t.LocalEpochs), "fedprox_mu": fmt.Sprint(t.FedproxMu),
+		"clip_norm": fmt.Sprint(t.ClipNorm), "dp_noise_stddev": fmt.Sprint(t.DpNoiseStddev)}); err != nil {
+		return err
+	}
+	if err := a.ensureVocab(ctx, r, t.Vocabulary); err != nil {
+		return err
+	}
+	global, _, err := a.globalModel(ctx, r, t.Model, globalDir)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Threads > 0 {
+		global.SetThreads(a.cfg.Threads)
+	}
+	seqs, err := a.sequences(ctx, min(a.cfg.MaxLen, global.Config().MaxLen))
+	if err != nil {
+		return err
+	}
+	batch := int(t.BatchSize)
+	if a.cfg.BatchSize > 0 {
+		batch = a.cfg.BatchSize
+	}
+	if batch == 0 {
+		batch = 16
+	}
+	res, err := Train(ctx, global, seqs, LocalTraining{Steps: int(t.LocalSteps), Epochs: int(t.LocalEpochs), Batch: batch,
+		LR: t.LearningRate, Mu: t.FedproxMu, Seed: t.Seed})
+	if err != nil {
+		return err
+	}
+	count := float64(res.Samples)
+	norm := l2(res.Delta)
+	if t.DpNoiseStddev > 0 {
+		if t.ClipNorm <= 0 {
+			return errors.New("differential privacy needs a clip norm")
+		}
+		n := float64(len(a.fed.Sites))
+		dp := secureagg.DP{Clip: t.ClipNorm, Sigma: t.DpNoiseStddev * math.Sqrt(n) / t.ClipNorm, Sites: len(a.fed.Sites)}
+		if err := dp.Validate(); err != nil {
+			return err
+		}
+		// The noise must be secret to the site: noise drawn from a seed the
+		// aggregator knows could be subtracted again.
+		var seed [32]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			return err
+		}
+		weight := secureagg.Weight(count, a.party.Config().WeightCap)
+		if _, err := dp.Apply(res.Delta, weight, mrand.New(mrand.NewChaCha8(seed))); err != nil {
+			return err
+		}
+	} else if t.ClipNorm > 0 {
+		secureagg.Clip(res.Delta, t.ClipNorm)
+	}
+	chunks, err := a.party.Encrypt(ctx, r, res.Delta, count)
+	if err != nil {
+		return err
+	}
+	msgs := make([][]byte, len(chunks))
+	for i, c := range chunks {
+		if msgs[i], err = c.MarshalBinary(); err != nil {
+			return err
+		}
+	}
+	h := sha256.New()
+	var size int
+	for _, m := range msgs {
+		h.Write(m)
+		size += len(m)
+	}
+	if err := a.record(ctx, audit.Upload, r, map[string]string{"kind": "encrypted_update", "sha256": hexSum(h.Sum(nil)),
+		"bytes": fmt.Sprint(size), "chunks": fmt.Sprint(len(msgs)), "local_steps": fmt.Sprint(res.Steps),
+		"train_loss": fmt.Sprintf("%.6g", res.Loss), "delta_norm": fmt.Sprintf("%.6g", norm)}); err != nil {
+		return err
+	}
+	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE,
+		Update: &proto.UpdateInfo{Chunks: uint32(len(msgs)), LocalSteps: uint32(res.Steps), TrainLoss: res.Loss}}, msgs, true)
+	if err == nil {
+		a.log.Info("update uploaded", "round", r, "bytes", size, "chunks", len(msgs), "train_loss", res.Loss, "steps", res.Steps)
+	}
+	return err
+}
+
+func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.DecryptTask) error {
+	r := asg.Envelope.RoundId
+	refuse := func(err error) error {
+		a.refuse(ctx, r, "decryption share", err)
+		return err
+	}
+	if a.party == nil || !a.party.Ready() {
+		return refuse(errors.New("decryption before the key setup completed"))
+	}
+	contributors, err := idsOf(a.fed.Sites, t.Contributors)
+	if err != nil {
+		return refuse(fmt.Errorf("contributors: %w", err))
+	}
+	set, err := idsOf(a.fed.Sites, t.Decryptors)
+	if err != nil {
+		return refuse(fmt.Errorf("decryptors: %w", err))
+	}
+	self, _ := partyID(a.fed.Sites, a.cfg.SiteID)
+	switch {
+	case len(contributors) < int(a.fed.MinSites):
+		return refuse(fmt.Errorf("an aggregate of %d contributors, below min_sites %d", len(contributors), a.fed.MinSites))
+	case !slices.Contains(set, self):
+		return refuse(fmt.Errorf("site not among the decryptors %v", t.Decryptors))
+	case len(set) != a.party.Config().Threshold:
+		return refuse(fmt.Errorf("%d decryptors, the threshold is %d", len(set), a.party.Config().Threshold))
+	}
+	for _, d := range set {
+		if !slices.Contains(contributors, d) {
+			return refuse(fmt.Errorf("decryptor %s did not contribute", a.fed.Sites[d]))
+		}
+	}
+	released, err := a.st.releasedRounds(a.fed.FederationId)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(released, r) {
+		return refuse(fmt.Errorf("round %d: %w", r, ErrReleased))
+	}
+	b, err := a.download(ctx, r, proto.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
+	if err != nil {
+		return err
+	}
+	sums := make([]*secureagg.SumChunk, len(b.chunks))
+	for i, c := range b.chunks {
+		var s secureagg.SumChunk
+		if err := s.UnmarshalBinary(c); err != nil {
+			return refuse(fmt.Errorf("aggregate chunk %d: %w", i, err))
+		}
+		// The sum itself says whose updates it holds: the site trusts that, not the
+		// task's list, when it checks min_sites.
+		if s.Round != r || len(s.Sites) < int(a.fed.MinSites) || !subset(contributors, s.Sites) {
+			return refuse(fmt.Errorf("aggregate chunk %d of round %d sums sites %v; the task names %v, min_sites is %d", i, s.Round, s.Sites, contributors, a.fed.MinSites))
+		}
+		sums[i] = &s
+	}
+	shares, err := a.party.DecryptShare(ctx, set, sums)
+	if err != nil {
+		return refuse(err)
+	}
+	msgs := make([][]byte, len(shares))
+	h := sha256.New()
+	var size int
+	for i, s := range shares {
+		if msgs[i], err = s.MarshalBinary(); err != nil {
+			return err
+		}
+		h.Write(msgs[i])
+		size += len(msgs[i])
+	}
+	if err := a.record(ctx, audit.DecryptionShare, r, map[string]string{"aggregate_sha256": hexSum(b.sum), "sha256": hexSum(h.Sum(nil)),
+		"bytes": fmt.Sprint(size), "contributors": strings.Join(t.Contributors, ","), "decryptors": strings.Join(t.Decryptors, ",")}); err != nil {
+		return err
+	}
+	if err := a.st.release(a.fed.FederationId, r); err != nil {
+		return refuse(err)
+	}
+	if err := a.saveParty(); err != nil {
+		return err
+	}
+	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, msgs, true)
+	return err
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []secureagg.SiteID) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// idsOf maps site ids to secureagg ids, sorted, refusing unknown or repeated sites.
+func idsOf(sites, names []string) ([]secureagg.SiteID, error) {
+	ids := make([]secureagg.SiteID, 0, len(names))
+	for _, n := range names {
+		id, err := partyID(sites, n)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(ids, id) {
+			return nil, fmt.Errorf("site %q listed twice", n)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (a *Agent) published(ctx context.Context, asg *proto.Assignment, t *proto.PublishedModel) error {
+	r := asg.Envelope.RoundId
+	if err := a.ensureVocab(ctx, r, t.Vocabulary); err != nil {
+		return err
+	}
+	dir := globalDir
+	if t.Final {
+		dir = finalDir
+	}
+	if err := a.record(ctx, audit.ModelPublished, r, map[string]string{"sha256": hexSum(t.GetModel().GetSha256()), "final": fmt.Sprint(t.Final)}); err != nil {
+		return err
+	}
+	m, sum, err := a.globalModel(ctx, r, t.Model, dir)
+	if err != nil {
+		return err
+	}
+	a.log.Info("model installed", "round", r, "final", t.Final, "dir", a.st.path(dir), "params", m.Config().Params(), "sha256", hexSum(sum))
+	if err := a.acknowledge(ctx, asg, nil); err != nil {
+		return err
+	}
+	if t.Final && a.cfg.ExitOnFinal {
+		return errFinished
+	}
+	return nil
+}
+
+// FinalDir returns the directory the final model is installed in: a checkpoint that
+// `fedclaims eval --model` loads.
+func (a *Agent) FinalDir() string { return a.st.path(finalDir) }
+
+// jitterSeed mixes the site's id into the backoff seed, so that sites of one
+// configuration do not retry in step.
+func jitterSeed(seed uint64, site string) uint64 {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], seed)
+	h := sha256.Sum256(append(b[:], site...))
+	return binary.LittleEndian.Uint64(h[:])
+}
