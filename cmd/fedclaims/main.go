@@ -88,6 +88,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newSynthCmd(a),
 		newDemoCmd(a),
 		newSiteCmd(a),
+		newAggregatorCmd(a),
+		newAdminCmd(a),
 		newVocabCmd(a),
 		newTasksCmd(a),
 	)
