@@ -196,7 +196,8 @@ func (s store) saveCheckpoint(ck *checkpoint) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "ckpt-") && e.Name() != name {
+		stale := strings.HasPrefix(e.Name(), "ckpt-") && e.Name() != name || strings.HasPrefix(e.Name(), ".ckpt-tmp-")
+		if e.IsDir() && stale {
 			os.RemoveAll(s.path(e.Name()))
 		}
 	}
