@@ -471,10 +471,19 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 			return status.Error(codes.Internal, err.Error())
 		}
 		if phase == SetupDealing {
-			for _, to := range s.sites {
-				if !s.store.hasBlob(shamirBlob(site, to)) {
-					return nil // the dealer has more shares to send
-				}
+			// A dealer's shares must all come from one dealing: a share for a
+			// recipient already served starts a new dealing (the site restarted and
+			// dealt afresh), which must then reach every recipient again. The set
+			// lives in memory, so after an aggregator restart a pending dealer,
+			// assigned the step again, sends all its shares again too.
+			got := s.dealt[site]
+			if got == nil || got[hdr.ToSiteId] {
+				got = map[string]bool{}
+				s.dealt[site] = got
+			}
+			got[hdr.ToSiteId] = true
+			if len(got) < len(s.sites) {
+				return nil // the dealer has more shares to send
 			}
 		}
 		if err := s.setup.Step(StepDone{Site: site, Phase: phase}); err != nil {

@@ -100,6 +100,7 @@ type Server struct {
 	lastSeen map[string]time.Time
 	lastRnd  map[string]uint64
 	keys     map[string]*proto.SignedKey
+	dealt    map[string]map[string]bool // dealer -> recipients served in its current dealing
 	model    *model.Model
 	blob     []byte // the global model's safetensors bytes
 	blobSum  []byte
@@ -160,7 +161,7 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 		party: map[string]secureagg.SiteID{}, metrics: newMetrics(),
 		events: make(chan func(), 64), done: make(chan struct{}),
 		seqs: map[string]uint64{}, outbox: map[string][]*proto.Assignment{}, notify: map[string]map[chan struct{}]bool{},
-		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*proto.SignedKey{},
+		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*proto.SignedKey{}, dealt: map[string]map[string]bool{},
 	}
 	ids := make([]secureagg.SiteID, len(sites))
 	for i, id := range sites {
