@@ -46,6 +46,7 @@ const DefaultTolerance = 0.005
 //	pretrain: {batch: 16, seq: 128, lr: 5e-4}
 //	finetune: {frozen: true, epochs: 3}
 //	eval: {bootstrap: 1000, grid: true, iterations: 500}
+//	federated: {local_steps: 20}  # mode federated only; needs data.synthetic
 type Config struct {
 	Mode      string       `yaml:"mode" json:"mode"`
 	Presets   []PresetSpec `yaml:"presets" json:"presets"`
@@ -59,6 +60,16 @@ type Config struct {
 	Pretrain Pretrain `yaml:"pretrain" json:"pretrain"`
 	FineTune FineTune `yaml:"finetune" json:"finetune"`
 	Eval     Eval     `yaml:"eval" json:"eval"`
+	// Federated sets the rounds of mode federated.
+	Federated Federated `yaml:"federated" json:"federated"`
+}
+
+// Federated sets federated pretraining: a preset's budget of steps becomes
+// ceil(steps / LocalSteps) rounds of LocalSteps local steps at every site.
+type Federated struct {
+	LocalSteps int `yaml:"local_steps" json:"local_steps"`
+	// SecureAggPreset names the CKKS parameters (empty: the aggregator's default).
+	SecureAggPreset string `yaml:"secureagg_preset" json:"secureagg_preset,omitempty"`
 }
 
 // PresetSpec names a model preset, or gives a custom shape when Hidden is set.
@@ -209,6 +220,9 @@ func (c *Config) defaults() {
 	if p.ValidSequences == 0 {
 		p.ValidSequences = 256
 	}
+	if c.Federated.LocalSteps == 0 {
+		c.Federated.LocalSteps = 20
+	}
 	e := &c.Eval
 	if e.Bootstrap == 0 {
 		e.Bootstrap = 1000
@@ -283,6 +297,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field data.synthetic.patients: %d must be at least 1", d.Synthetic.Patients)
 	case d.VocabMinCount < 1:
 		return fmt.Errorf("field data.vocab_min_count: %d must be at least 1", d.VocabMinCount)
+	}
+	if c.Mode == ModeFederated && d.Synthetic == nil {
+		return errors.New("field data: mode federated runs a local federation of synthetic hospitals; give data.synthetic")
+	}
+	if c.Federated.LocalSteps < 1 {
+		return fmt.Errorf("field federated.local_steps: %d must be positive", c.Federated.LocalSteps)
 	}
 	for i, dir := range d.Dirs {
 		if dir == "" {

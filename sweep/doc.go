@@ -7,7 +7,8 @@
 // test (see Rule). It writes sweep.json, sweep.md and PNG plots, and resumes an
 // interrupted sweep from the first unfinished preset.
 //
-// Pretraining is central: the model package's trainer on the union of the sites'
-// training splits. Federated sweeps need a local federation runner that this
-// build does not have; Run refuses mode federated rather than imitate one.
+// Pretraining is central (the model package's trainer on the union of the sites'
+// training splits) or federated (package localfed: the real aggregator and site
+// agents as processes on loopback, secure aggregation included). Evaluation is the
+// same either way: on the pooled sites' labelled patients.
 package sweep

@@ -160,17 +160,30 @@ func (r *Result) plotLoss(dir string) error {
 	return savePlot(pl, filepath.Join(dir, "pretrain_loss.png"))
 }
 
-// plotCurves draws each preset's validation loss against tokens seen.
+// plotCurves draws each preset's validation loss against optimiser steps, or its
+// training loss where the validation loss was measured at the end only (federated).
 func (r *Result) plotCurves(dir string) error {
 	pl := plot.New()
-	pl.Title.Text = "pretraining: validation MLM loss curves"
-	pl.X.Label.Text = "tokens seen"
-	pl.Y.Label.Text = "validation MLM loss (nats)"
+	pl.Title.Text = "pretraining: MLM loss curves"
+	pl.X.Label.Text = "optimiser steps (per site, when federated)"
+	pl.Y.Label.Text = "MLM loss (nats)"
 	pl.Add(plotter.NewGrid())
 	for i, p := range r.Presets {
-		pts := make(plotter.XYs, len(p.Loss))
-		for j, lp := range p.Loss {
-			pts[j] = plotter.XY{X: float64(lp.Tokens), Y: lp.Valid}
+		var valid, train plotter.XYs
+		for _, lp := range p.Loss {
+			if lp.Valid != nil {
+				valid = append(valid, plotter.XY{X: float64(lp.Step), Y: *lp.Valid})
+			}
+			if lp.Train != nil {
+				train = append(train, plotter.XY{X: float64(lp.Step), Y: *lp.Train})
+			}
+		}
+		pts, what := valid, "validation"
+		if len(valid) < 2 {
+			pts, what = train, "training"
+		}
+		if len(pts) == 0 {
+			continue
 		}
 		line, err := plotter.NewLine(pts)
 		if err != nil {
@@ -178,7 +191,7 @@ func (r *Result) plotCurves(dir string) error {
 		}
 		line.Color, line.Width = palette[i%len(palette)], vg.Points(1.5)
 		pl.Add(line)
-		pl.Legend.Add(p.Name, line)
+		pl.Legend.Add(p.Name+" ("+what+")", line)
 	}
 	pl.Legend.Top = true
 	return savePlot(pl, filepath.Join(dir, "loss_curves.png"))

@@ -42,8 +42,9 @@ type LossPoint struct {
 	// Train is the mean training MLM loss of the steps since the previous point
 	// (absent at step 0).
 	Train *float64 `json:"train_loss,omitempty"`
-	// Valid is the MLM loss on the validation split's histories, with fixed masks.
-	Valid float64 `json:"valid_loss"`
+	// Valid is the MLM loss on the validation split's histories, with fixed masks
+	// (in federated sweeps, at the end only).
+	Valid *float64 `json:"valid_loss,omitempty"`
 }
 
 // PresetTask is one preset's score on one task.
@@ -62,6 +63,9 @@ type PresetResult struct {
 	Budget Budget       `json:"budget"`
 	Steps  int          `json:"steps"`
 	Tokens int64        `json:"tokens"`
+	// TokensEstimated is set when Tokens and FLOPs are estimated from the mean
+	// history length (federated sweeps: the sites do not report their tokens).
+	TokensEstimated bool `json:"tokens_estimated,omitempty"`
 	// FLOPs is the pretraining cost by model.Config.FLOPsPerToken over the real
 	// tokens of every batch at the batch's padded length.
 	FLOPs float64     `json:"flops"`
@@ -77,12 +81,14 @@ type PresetResult struct {
 	Tasks     []PresetTask     `json:"tasks"`
 }
 
-// FinalLoss is the last validation loss of the curve.
+// FinalLoss is the last validation loss of the curve, NaN when there is none.
 func (p *PresetResult) FinalLoss() float64 {
-	if len(p.Loss) == 0 {
-		return math.NaN()
+	for i := len(p.Loss) - 1; i >= 0; i-- {
+		if v := p.Loss[i].Valid; v != nil {
+			return *v
+		}
 	}
-	return p.Loss[len(p.Loss)-1].Valid
+	return math.NaN()
 }
 
 // BaselineTask is the baseline's test predictions and score on one task.
@@ -119,14 +125,20 @@ const (
 	computeText = "pretraining CPU-seconds (getrusage of the process and its children, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
 )
 
+// Options are how Run runs, apart from what it runs.
+type Options struct {
+	Log *slog.Logger
+	// Binary is the fedclaims executable that a federated sweep starts as the
+	// aggregator and the sites; empty means this process's own executable.
+	Binary string
+}
+
 // Run runs the sweep c into dir, resuming from the presets already finished there,
 // and returns what it wrote to dir/sweep.json.
-func Run(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Result, error) {
+func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error) {
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if c.Mode == ModeFederated {
-		return nil, errors.New("field mode: federated sweeps need a local federation runner (package localfed), which this build does not have; use mode: central (or --central)")
 	}
 	if err := os.MkdirAll(filepath.Join(dir, PresetsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
@@ -177,31 +189,44 @@ func Run(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Result,
 	var results []PresetResult
 	for i, spec := range c.Presets {
 		path := filepath.Join(dir, PresetsDir, spec.Name+".json")
-		var r PresetResult
-		if err := readJSON(path, &r); err == nil {
-			if err := r.check(base); err != nil {
+		var done PresetResult
+		if err := readJSON(path, &done); err == nil {
+			if err := done.check(base); err != nil {
 				return nil, fmt.Errorf("%s: %w; remove it to run the preset again", path, err)
 			}
 			log.Info("preset already done", "preset", spec.Name, "file", path)
-			results = append(results, r)
+			results = append(results, done)
 			continue
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		cfg, err := c.modelConfig(spec, vocab.Len())
-		if err != nil {
-			return nil, fmt.Errorf("field presets[%d]: %w", i, err)
+		var (
+			r        PresetResult
+			m        *model.Model
+			preVocab = vocab
+		)
+		if c.Mode == ModeFederated {
+			var vb []byte
+			r, m, preVocab, vb, err = pretrainFederated(ctx, c, i, dir, o.Binary, train, patients, log.With("preset", spec.Name))
+			if err == nil {
+				err = m.Save(filepath.Join(dir, PresetsDir, spec.Name), vb)
+			}
+		} else {
+			var cfg model.Config
+			if cfg, err = c.modelConfig(spec, vocab.Len()); err != nil {
+				return nil, fmt.Errorf("field presets[%d]: %w", i, err)
+			}
+			log.Info("pretraining", "preset", spec.Name, "params", cfg.Params())
+			r, m, err = pretrain(ctx, cfg, c.budget(i), c.Pretrain, c.Seed, train, valid, log.With("preset", spec.Name))
+			if err == nil {
+				err = m.Save(filepath.Join(dir, PresetsDir, spec.Name), vocabBytes)
+			}
 		}
-		log.Info("pretraining", "preset", spec.Name, "params", cfg.Params())
-		r, m, err := pretrain(ctx, cfg, c.budget(i), c.Pretrain, c.Seed, train, valid, log.With("preset", spec.Name))
 		if err != nil {
 			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
 		}
 		r.Name = spec.Name
-		if err := m.Save(filepath.Join(dir, PresetsDir, spec.Name), vocabBytes); err != nil {
-			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
-		}
-		scores, err := cohort.EncoderScores(ctx, m, vocab, opts)
+		scores, err := cohort.EncoderScores(ctx, m, preVocab, opts)
 		if err != nil {
 			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
 		}
@@ -389,21 +414,7 @@ func pretrain(ctx context.Context, cfg model.Config, b Budget, p Pretrain, seed 
 	if err := model.CheckSequences(train, cfg); err != nil {
 		return PresetResult{}, nil, err
 	}
-	steps := b.Steps
-	if b.Tokens > 0 {
-		// A token budget becomes steps at the mean history length, so that the
-		// learning-rate schedule knows its end.
-		var total int64
-		for _, s := range train {
-			for _, t := range s.Tokens {
-				if t != model.PAD {
-					total++
-				}
-			}
-		}
-		perStep := float64(total) / float64(len(train)) * float64(p.Batch)
-		steps = max(1, int(math.Ceil(float64(b.Tokens)/perStep)))
-	}
+	steps := stepsOf(b, train, p.Batch)
 	m, err := model.New(cfg, seed)
 	if err != nil {
 		return PresetResult{}, nil, err
@@ -418,17 +429,10 @@ func pretrain(ctx context.Context, cfg model.Config, b Budget, p Pretrain, seed 
 	if err != nil {
 		return PresetResult{}, nil, err
 	}
-	var validBatches []*model.Batch
-	for i := 0; i < len(valid); i += 16 {
-		idx := make([]int, 0, 16)
-		for j := i; j < min(i+16, len(valid)); j++ {
-			idx = append(idx, j)
-		}
-		validBatches = append(validBatches, model.Pad(valid, idx))
-	}
-	const evalSeed = 7
+	validBatches := batches(valid)
 	r := PresetResult{Config: cfg, Params: cfg.Params(), Budget: b}
-	r.Loss = append(r.Loss, LossPoint{Valid: tr.Eval(validBatches, evalSeed)})
+	v0 := tr.Eval(validBatches, evalSeed)
+	r.Loss = append(r.Loss, LossPoint{Valid: &v0})
 	var sinceLoss float64
 	var sinceSteps int
 	for tr.Opt.Step < steps {
@@ -452,14 +456,54 @@ func pretrain(ctx context.Context, cfg model.Config, b Budget, p Pretrain, seed 
 		sinceSteps++
 		if st.Step%p.EvalEvery == 0 || st.Step == steps {
 			mean := sinceLoss / float64(sinceSteps)
-			pt := LossPoint{Step: st.Step, Tokens: r.Tokens, Train: &mean, Valid: tr.Eval(validBatches, evalSeed)}
-			r.Loss = append(r.Loss, pt)
+			v := tr.Eval(validBatches, evalSeed)
+			r.Loss = append(r.Loss, LossPoint{Step: st.Step, Tokens: r.Tokens, Train: &mean, Valid: &v})
 			sinceLoss, sinceSteps = 0, 0
-			log.Info("pretrain", "step", st.Step, "of", steps, "train_loss", mean, "valid_loss", pt.Valid)
+			log.Info("pretrain", "step", st.Step, "of", steps, "train_loss", mean, "valid_loss", v)
 		}
 	}
 	r.Steps = tr.Opt.Step
 	return r, m, nil
+}
+
+// evalSeed fixes the validation loss's masks, so that every point of every curve
+// is measured on the same masked tokens.
+const evalSeed = 7
+
+// batches cuts seqs into padded batches of 16 in order.
+func batches(seqs []model.Sequence) []*model.Batch {
+	var bs []*model.Batch
+	for i := 0; i < len(seqs); i += 16 {
+		idx := make([]int, 0, 16)
+		for j := i; j < min(i+16, len(seqs)); j++ {
+			idx = append(idx, j)
+		}
+		bs = append(bs, model.Pad(seqs, idx))
+	}
+	return bs
+}
+
+// stepsOf is a budget in optimiser steps: a token budget becomes steps at the mean
+// history length, so that the learning-rate schedule knows its end.
+func stepsOf(b Budget, train []model.Sequence, batch int) int {
+	if b.Tokens == 0 {
+		return b.Steps
+	}
+	perStep := meanTokens(train) * float64(batch)
+	return max(1, int(math.Ceil(float64(b.Tokens)/perStep)))
+}
+
+// meanTokens is the mean number of real tokens per sequence.
+func meanTokens(seqs []model.Sequence) float64 {
+	var total int64
+	for _, s := range seqs {
+		for _, t := range s.Tokens {
+			if t != model.PAD {
+				total++
+			}
+		}
+	}
+	return float64(total) / float64(len(seqs))
 }
 
 // loadOrTrainBaseline trains the baseline once per sweep directory: a resumed sweep

@@ -60,7 +60,7 @@ func TestMiniatureSweepAndResume(t *testing.T) {
 			}
 		}
 	}()
-	_, err := Run(ctx, c, dir, nil)
+	_, err := Run(ctx, c, dir, Options{})
 	cancel()
 	<-stop
 	if !errors.Is(err, context.Canceled) {
@@ -77,7 +77,7 @@ func TestMiniatureSweepAndResume(t *testing.T) {
 		t.Fatalf("an interrupted sweep wrote %s: %v", ResultFile, err)
 	}
 
-	res, err := Run(context.Background(), c, dir, nil)
+	res, err := Run(context.Background(), c, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestMiniatureSweepAndResume(t *testing.T) {
 	// A different configuration in the same directory is refused.
 	c2 := miniConfig(t)
 	c2.Seed = 9
-	if _, err := Run(context.Background(), c2, dir, nil); err == nil || !strings.Contains(err.Error(), ConfigFile) {
+	if _, err := Run(context.Background(), c2, dir, Options{}); err == nil || !strings.Contains(err.Error(), ConfigFile) {
 		t.Errorf("resume with another configuration: got %v, want an error naming %s", err, ConfigFile)
 	}
 }

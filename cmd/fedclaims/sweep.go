@@ -42,7 +42,7 @@ finished presets are kept. See configs/sweep.yaml.`,
 			if central {
 				c.Mode = sweep.ModeCentral
 			}
-			res, err := sweep.Run(cmd.Context(), c, out, a.log)
+			res, err := sweep.Run(cmd.Context(), c, out, sweep.Options{Log: a.log})
 			if err != nil {
 				return err
 			}
