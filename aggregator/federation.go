@@ -446,7 +446,7 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 		}
 		phase, name, field["step"], field["to_site"] = SetupDealing, shamirBlob(site, hdr.ToSiteId), "shamir share", hdr.ToSiteId
 	case proto.BlobKind_BLOB_KIND_COUNT_TABLE:
-		_, canon, err := s.countTable(data)
+		_, canon, err := parseCountTable(data, s.cfg.Vocabulary.KFloor)
 		if err != nil {
 			return s.refuse(ctx, 0, what, status.Error(codes.InvalidArgument, err.Error()))
 		}

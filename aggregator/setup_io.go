@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -181,29 +182,37 @@ func (s *Server) buildVocabulary(ctx context.Context) error {
 	return nil
 }
 
-// countTable converts an uploaded CountTable, checking the floor the federation asked.
-func (s *Server) countTable(b []byte) (*tokenizer.CountTable, []byte, error) {
+// parseCountTable decodes an uploaded CountTable (protobuf), checks it against the
+// federation's floor kFloor and returns it with its canonical JSON encoding, which
+// is what the state directory keeps.
+func parseCountTable(b []byte, kFloor int) (*tokenizer.CountTable, []byte, error) {
 	var ct proto.CountTable
 	if err := gproto.Unmarshal(b, &ct); err != nil {
 		return nil, nil, fmt.Errorf("count table: %w", err)
 	}
-	if int(ct.KFloor) < s.cfg.Vocabulary.KFloor {
-		return nil, nil, fmt.Errorf("count table: field k_floor: %d is below the federation's %d", ct.KFloor, s.cfg.Vocabulary.KFloor)
+	if int64(ct.KFloor) < int64(kFloor) {
+		return nil, nil, fmt.Errorf("count table: field k_floor: %d is below the federation's %d", ct.KFloor, kFloor)
+	}
+	if ct.Patients > math.MaxInt64 {
+		return nil, nil, fmt.Errorf("count table: field patients: %d overflows", ct.Patients)
 	}
 	t := &tokenizer.CountTable{MinCount: int(ct.KFloor), Patients: int64(ct.Patients), Counts: make(map[string]int64, len(ct.Counts))}
 	for i, c := range ct.Counts {
 		if c.Patients < uint64(ct.KFloor) {
 			return nil, nil, fmt.Errorf("count table: counts[%d] (%q): %d patients, below the floor %d", i, c.Code, c.Patients, ct.KFloor)
 		}
+		if c.Patients > ct.Patients {
+			return nil, nil, fmt.Errorf("count table: counts[%d] (%q): %d patients, more than the table's %d", i, c.Code, c.Patients, ct.Patients)
+		}
 		if _, dup := t.Counts[c.Code]; dup {
 			return nil, nil, fmt.Errorf("count table: counts[%d]: code %q repeated", i, c.Code)
 		}
 		t.Counts[c.Code] = int64(c.Patients)
 	}
-	// Merge validates the rest (counts within patients) when the vocabulary is built;
-	// check it now so that a bad table is refused to its sender.
+	// Merge validates the rest when the vocabulary is built; check it now so that a
+	// bad table is refused to its sender.
 	if _, err := tokenizer.Merge(t); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("count table: %w", err)
 	}
 	var out bytes.Buffer
 	if err := t.Save(&out); err != nil {

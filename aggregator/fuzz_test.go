@@ -1,0 +1,77 @@
+package aggregator
+
+import (
+	"bytes"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/tokenizer"
+)
+
+// FuzzParseCountTable feeds arbitrary bytes where a site's count table goes: a table
+// accepted has no count below the floor, and its canonical form reads back the same.
+func FuzzParseCountTable(f *testing.F) {
+	for _, ct := range []*proto.CountTable{
+		{KFloor: 10, Patients: 40, Counts: []*proto.CodeCount{{Code: "ICD10//E11.9", Patients: 30}, {Code: "ATC//A10BA02", Patients: 10}}},
+		{KFloor: 10, Patients: 5, Counts: []*proto.CodeCount{{Code: "ICD10//I10", Patients: 9}}},
+		{KFloor: 3, Patients: 40},
+	} {
+		b, err := gproto.Marshal(ct)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tab, canon, err := parseCountTable(b, 10)
+		if err != nil {
+			return
+		}
+		if tab.MinCount < 10 {
+			t.Fatalf("floor %d accepted", tab.MinCount)
+		}
+		for code, n := range tab.Counts {
+			if n < int64(tab.MinCount) || n > tab.Patients {
+				t.Fatalf("code %q: count %d accepted with floor %d and %d patients", code, n, tab.MinCount, tab.Patients)
+			}
+		}
+		back, err := tokenizer.LoadCounts(bytes.NewReader(canon))
+		if err != nil {
+			t.Fatalf("canonical form does not load: %v", err)
+		}
+		if back.MinCount != tab.MinCount || back.Patients != tab.Patients || !maps.Equal(back.Counts, tab.Counts) {
+			t.Fatal("canonical form reads back differently")
+		}
+	})
+}
+
+// FuzzLoadConfig feeds arbitrary YAML to the configuration loader: it returns a
+// configuration that validates, or an error, and never panics.
+func FuzzLoadConfig(f *testing.F) {
+	f.Add(goodYAML)
+	f.Add("federation: x\ncerts: c\nsites: [a]\nmin_sites: 1\nthreshold: 1\n")
+	f.Add("model:\n  hidden: -1\n")
+	f.Add("round_deadline: 5\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		v := viper.New()
+		if err := SetDefaults(v); err != nil {
+			t.Fatal(err)
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(strings.NewReader(doc)); err != nil {
+			return
+		}
+		c, err := LoadConfig(v)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("LoadConfig returned a configuration that does not validate: %v", err)
+		}
+	})
+}
