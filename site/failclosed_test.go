@@ -1,0 +1,89 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/proto"
+)
+
+// newTestAgent is an agent of site "a" over one synthetic hospital, not connected.
+func newTestAgent(t *testing.T) *Agent {
+	t.Helper()
+	pki := consortium(t, "a")
+	root := t.TempDir()
+	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 20, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WriteHospital(context.Background(), root, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{SiteID: "a", Federation: "fed", Aggregator: "127.0.0.1:1", CertsDir: pki,
+		Data: []string{filepath.Join(root, g.Hospitals()[0].ID)}, StateDir: filepath.Join(root, "state"),
+		AuditLog: filepath.Join(root, "state", "audit.jsonl"), MaxLen: 32, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}
+	a, err := New(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// TestFailClosed: with its audit log unwritable the agent takes no action; it stops
+// with an error that reconnecting does not retry. The agent has no connection here,
+// so an action that went ahead would panic on the nil client.
+func TestFailClosed(t *testing.T) {
+	a := newTestAgent(t)
+	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a"}, Threshold: 1, MinSites: 1}
+	if err := a.audit.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", SiteId: "a"}, Seq: 1,
+		Task: &proto.Assignment_Vocabulary{Vocabulary: &proto.VocabularyTask{KFloor: 3}}}
+	for name, do := range map[string]func() error{
+		"enrol":      func() error { return a.enrol(ctx) },
+		"vocabulary": func() error { return a.handle(ctx, asg) },
+		"key share": func() error {
+			return a.handle(ctx, &proto.Assignment{Envelope: asg.Envelope, Seq: 2,
+				Task: &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{Step: proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE}}})
+		},
+	} {
+		err := do()
+		var ae *auditError
+		if !errors.As(err, &ae) || !fatal(err) {
+			t.Errorf("%s with the audit log closed: %v", name, err)
+		}
+	}
+}
+
+// TestNewRefuses: a certificate of another site, or unreadable data, stops the agent
+// at start with the key at fault.
+func TestNewRefuses(t *testing.T) {
+	a := newTestAgent(t)
+	c := a.cfg
+	c.StateDir = t.TempDir()
+	c.AuditLog = filepath.Join(c.StateDir, "audit.jsonl")
+	other := c
+	other.SiteID = "b"
+	if _, err := New(other, nil); err == nil {
+		t.Fatal("started without a certificate for site b")
+	}
+	noData := c
+	noData.Data = []string{filepath.Join(t.TempDir(), "missing")}
+	if _, err := New(noData, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("missing dataset: %v", err)
+	}
+	// The transport key, kept across restarts, is secret.
+	fi, err := os.Stat(filepath.Join(a.cfg.StateDir, transportFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("transport key: %v, %v", fi.Mode(), err)
+	}
+}
