@@ -102,7 +102,7 @@ func (s *Server) control(ctx context.Context, req *proto.ControlRequest, action 
 			if _, ok := status.FromError(err); !ok {
 				err = status.Error(codes.FailedPrecondition, err.Error())
 			}
-			return err
+			return s.refuse(ctx, s.round.State().Round, action, err)
 		}
 		if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
 			s.halt(err)
@@ -156,7 +156,11 @@ func (s *Server) Resume(ctx context.Context, req *proto.ControlRequest) (*proto.
 func (s *Server) Stop(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
 	return s.control(ctx, req, "stop", func() error {
 		s.broadcast(proto.Control_ACTION_STOPPED, req.GetReason())
-		return s.stepRound(ctx, Stop{})
+		if err := s.stepRound(ctx, Stop{}); err != nil {
+			return err
+		}
+		s.finishStopped(ctx)
+		return nil
 	})
 }
 

@@ -248,13 +248,27 @@ func (s *Server) abort(ctx context.Context, ab *Abort) {
 	s.next(ctx)
 }
 
-// next opens the following round unless the federation is done, paused or stopped.
+// next opens the following round unless the federation is done, paused or stopped;
+// a stopped federation publishes its model as final once no round is open.
 func (s *Server) next(ctx context.Context) {
 	st := s.round.State()
-	if s.round.Phase() != PhaseIdle || st.Paused || st.Stopped {
+	switch {
+	case s.round.Phase() != PhaseIdle:
+	case st.Stopped:
+		s.finishStopped(ctx)
+	case !st.Paused:
+		s.stepRound(ctx, Start{})
+	}
+}
+
+// finishStopped publishes the global model as the final one after a Stop, so that
+// sites waiting for the end learn it and can fetch it.
+func (s *Server) finishStopped(ctx context.Context) {
+	if s.finished || s.model == nil || s.round.Phase() != PhaseIdle || !s.round.State().Stopped {
 		return
 	}
-	s.stepRound(ctx, Start{})
+	s.finished = true
+	s.publish(ctx, true)
 }
 
 func roundMetrics(r RoundRecord) *proto.RoundMetrics {

@@ -396,11 +396,27 @@ func (s *Server) halt(err error) {
 
 // resume re-issues what a restarted aggregator owes the sites.
 func (s *Server) resume(ctx context.Context) {
+	// setup.json is written before the key or the vocabulary is built from the blobs
+	// on disk; a crash in between leaves the phase advanced without its product.
+	if s.setup.Phase() > SetupPublicKey && s.pubKey == nil {
+		if err := s.buildKey(ctx); err != nil {
+			s.halt(err)
+			return
+		}
+	}
+	if s.setup.Phase() == SetupDone && s.model == nil {
+		if err := s.buildVocabulary(ctx); err != nil {
+			s.halt(err)
+			return
+		}
+	}
 	switch {
 	case s.setup.Phase() != SetupEnrolling && s.setup.Phase() != SetupDone:
 		s.assignSetup(ctx, &Assign{Phase: s.setup.Phase(), Sites: s.setup.Pending()})
 	case s.setup.Phase() == SetupDone && s.finished:
 		s.publish(ctx, true)
+	case s.setup.Phase() == SetupDone && s.round.State().Stopped:
+		s.finishStopped(ctx)
 	case s.setup.Phase() == SetupDone && s.model != nil && !s.round.State().Paused && !s.round.State().Stopped &&
 		(s.cfg.AutoStart || s.round.State().Round > 0):
 		// A federation that was training goes on; a fresh one waits for `admin start`

@@ -450,7 +450,80 @@ func TestCallRefusals(t *testing.T) {
 	// The metrics count the refusals that reached the server.
 	rec := httptest.NewRecorder()
 	f.srv.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), "fedclaims_refusals_total 7") {
+	if !strings.Contains(rec.Body.String(), "fedclaims_refusals_total 8") {
 		t.Fatalf("metrics:\n%s", rec.Body)
+	}
+}
+
+// TestPauseResumeStop drives the coordinator's controls: a pause lets the open round
+// finish and holds the next, a resume goes on, and a stop ends the federation after
+// the open round with the global model published as final.
+func TestPauseResumeStop(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.Rounds = 5 })
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 { return randomDelta(site, v, len(g)) })
+	adm := f.admin()
+	env := &proto.Envelope{FederationId: f.cfg.Federation}
+	status := func() *proto.StatusResponse {
+		st, err := adm.Status(ctx, &proto.StatusRequest{Envelope: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	waitFor := func(what string, ok func(*proto.StatusResponse) bool) *proto.StatusResponse {
+		for {
+			if st := status(); ok(st) {
+				return st
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("timed out waiting for %s: %v", what, status())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("round 1", func(st *proto.StatusResponse) bool { return len(st.History) >= 1 })
+	if _, err := adm.Pause(ctx, &proto.ControlRequest{Envelope: env, Reason: "maintenance"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor("the pause", func(st *proto.StatusResponse) bool { return st.State == proto.StatusResponse_STATE_PAUSED })
+	held := len(st.History)
+	time.Sleep(300 * time.Millisecond)
+	if st := status(); len(st.History) != held || st.State != proto.StatusResponse_STATE_PAUSED {
+		t.Fatalf("a round ran while paused: %v", st)
+	}
+	if _, err := adm.Resume(ctx, &proto.ControlRequest{Envelope: env}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("a round after the resume", func(st *proto.StatusResponse) bool { return len(st.History) > held })
+	if _, err := adm.Stop(ctx, &proto.ControlRequest{Envelope: env, Reason: "enough"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFinal(t, ctx, sites)
+	st = status()
+	if st.State != proto.StatusResponse_STATE_STOPPED || len(st.History) >= f.cfg.Rounds {
+		t.Fatalf("after stop: %v", st)
+	}
+	if _, err := adm.Resume(ctx, &proto.ControlRequest{Envelope: env}); err == nil {
+		t.Fatal("resume after stop accepted")
+	}
+	for _, s := range sites {
+		if len(s.errs) > 0 {
+			t.Fatalf("site %s: %v", s.id, s.errs)
+		}
+		last := s.published[len(s.published)-1]
+		if !last.Final || last.Model.Kind != proto.BlobKind_BLOB_KIND_FINAL_MODEL {
+			t.Fatalf("site %s: last publication %v", s.id, last)
+		}
+	}
+	f.stop()
+	types := auditTypes(t, filepath.Join(f.cfg.StateDir, "audit.jsonl"))
+	// auto_start's start, pause, resume, stop, and the resume after the stop: an
+	// action is audited before it is tried, and its refusal after.
+	if types[audit.ConfigChange] != 5 || types[audit.Refusal] != 1 {
+		t.Fatalf("%d config_change and %d refusal entries, want 5 and 1", types[audit.ConfigChange], types[audit.Refusal])
 	}
 }
