@@ -109,3 +109,48 @@ func TestTrainRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestProtect(t *testing.T) {
+	t.Run("clip", func(t *testing.T) {
+		d := []float32{3, 4}
+		norm, err := protect(d, 1, 0, 3, 1)
+		if err != nil || norm != 5 || math.Abs(l2(d)-1) > 1e-6 {
+			t.Fatalf("norm %g, clipped to %g, %v", norm, l2(d), err)
+		}
+	})
+	t.Run("no clip", func(t *testing.T) {
+		d := []float32{3, 4}
+		if _, err := protect(d, 0, 0, 3, 1); err != nil || d[0] != 3 || d[1] != 4 {
+			t.Fatalf("changed to %v, %v", d, err)
+		}
+	})
+	t.Run("noise needs a clip", func(t *testing.T) {
+		if _, err := protect([]float32{1}, 0, 0.1, 3, 1); err == nil {
+			t.Fatal("noise without a clip norm")
+		}
+	})
+	t.Run("noise share", func(t *testing.T) {
+		// After Encrypt multiplies by the weight, the site's noise has the standard
+		// deviation the aggregator asked for.
+		const std, weight = 0.01, 0.5
+		d := make([]float32, 100_000)
+		if _, err := protect(d, 1, std, 3, weight); err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		for _, v := range d {
+			s += float64(v) * weight * float64(v) * weight
+		}
+		got := math.Sqrt(s / float64(len(d)))
+		if math.Abs(got-std)/std > 0.02 {
+			t.Fatalf("weighted noise std %g, want %g", got, std)
+		}
+		again := make([]float32, len(d))
+		if _, err := protect(again, 1, std, 3, weight); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(again, d) {
+			t.Fatal("two rounds drew the same noise: it is not secret")
+		}
+	})
+}

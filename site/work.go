@@ -427,27 +427,9 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 	}
 	count := float64(res.Samples)
 	norm := l2(res.Delta)
-	if t.DpNoiseStddev > 0 {
-		if t.ClipNorm <= 0 {
-			return errors.New("differential privacy needs a clip norm")
-		}
-		n := float64(len(a.fed.Sites))
-		dp := secureagg.DP{Clip: t.ClipNorm, Sigma: t.DpNoiseStddev * math.Sqrt(n) / t.ClipNorm, Sites: len(a.fed.Sites)}
-		if err := dp.Validate(); err != nil {
-			return err
-		}
-		// The noise must be secret to the site: noise drawn from a seed the
-		// aggregator knows could be subtracted again.
-		var seed [32]byte
-		if _, err := rand.Read(seed[:]); err != nil {
-			return err
-		}
-		weight := secureagg.Weight(count, a.party.Config().WeightCap)
-		if _, err := dp.Apply(res.Delta, weight, mrand.New(mrand.NewChaCha8(seed))); err != nil {
-			return err
-		}
-	} else if t.ClipNorm > 0 {
-		secureagg.Clip(res.Delta, t.ClipNorm)
+	weight := secureagg.Weight(count, a.party.Config().WeightCap)
+	if _, err := protect(res.Delta, t.ClipNorm, t.DpNoiseStddev, len(a.fed.Sites), weight); err != nil {
+		return err
 	}
 	chunks, err := a.party.Encrypt(ctx, r, res.Delta, count)
 	if err != nil {
@@ -559,6 +541,34 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	}
 	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, msgs, true)
 	return err
+}
+
+// protect clips delta to L2 norm clip (0: no clipping) and, when dpStd is positive,
+// adds this site's share of the federation's Gaussian noise: after Encrypt weighs the
+// update, the share has standard deviation dpStd, and the shares of sites sites sum
+// to noise of standard deviation dpStd·sqrt(sites) (secureagg.DP with Sigma =
+// dpStd·sqrt(sites)/clip). It returns the norm before clipping.
+func protect(delta []float32, clip, dpStd float64, sites int, weight float64) (float64, error) {
+	if dpStd <= 0 {
+		if clip > 0 {
+			return secureagg.Clip(delta, clip), nil
+		}
+		return l2(delta), nil
+	}
+	if clip <= 0 {
+		return 0, errors.New("differential privacy needs a clip norm")
+	}
+	dp := secureagg.DP{Clip: clip, Sigma: dpStd * math.Sqrt(float64(sites)) / clip, Sites: sites}
+	if err := dp.Validate(); err != nil {
+		return 0, err
+	}
+	// The noise must be secret to the site: noise drawn from a seed the aggregator
+	// knows (such as the round's training seed) could be subtracted again.
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return 0, err
+	}
+	return dp.Apply(delta, weight, mrand.New(mrand.NewChaCha8(seed)))
 }
 
 // subset reports whether every element of a is in b.
