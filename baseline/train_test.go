@@ -22,7 +22,7 @@ func smallParams() Params {
 }
 
 func TestTrainLearnsPlantedSignal(t *testing.T) {
-	d := Synthetic(6000, 400, 0.03, 1)
+	d := Synthetic(4000, 300, 0.04, 1)
 	train, test := d.Split(0.7, 2)
 	m, err := Train(context.Background(), train, nil, smallParams(), nil)
 	if err != nil {
@@ -56,10 +56,10 @@ func modelText(t *testing.T, m *Model) []byte {
 }
 
 func TestTrainDeterministic(t *testing.T) {
-	// Enough rows that histograms are built by two goroutines.
-	d := Synthetic(12000, 200, 0.05, 3)
+	// Enough rows (after bagging) that root histograms are built by two goroutines.
+	d := Synthetic(11000, 100, 0.05, 3)
 	p := smallParams()
-	p.NumIterations = 15
+	p.NumIterations = 6
 	p.BaggingFraction, p.BaggingFreq, p.FeatureFraction = 0.8, 1, 0.7
 	p.Seed = 11
 	a, err := Train(context.Background(), d, nil, p, nil)
