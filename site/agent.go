@@ -427,6 +427,11 @@ func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) error {
 		a.refuse(ctx, round, "assignment", err)
 		return err
 	}
+	if d := asg.GetDeadline(); d != nil && want != 0 && a.now().After(d.AsTime()) {
+		// A round task that arrives after its deadline (a site back from a restart
+		// while the round moved on) would only be refused after the work was done.
+		return fmt.Errorf("round %d: the deadline %s has passed", round, d.AsTime().Format(time.RFC3339))
+	}
 	log := a.log.With("seq", asg.Seq, "round", round)
 	switch t := asg.Task.(type) {
 	case *proto.Assignment_KeySetup:

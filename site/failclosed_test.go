@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/proto"
 )
@@ -85,5 +87,23 @@ func TestNewRefuses(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(a.cfg.StateDir, transportFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("transport key: %v, %v", fi.Mode(), err)
+	}
+}
+
+// TestLateRoundTask: a round task past its deadline is reported, not worked on.
+func TestLateRoundTask(t *testing.T) {
+	a := newTestAgent(t)
+	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a"}, Threshold: 1, MinSites: 1}
+	a.now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
+	asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", RoundId: 4, SiteId: "a"}, Seq: 9,
+		Deadline: timestamppb.New(time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)),
+		Task:     &proto.Assignment_Train{Train: &proto.TrainTask{LocalSteps: 1}}}
+	before, _ := a.audit.Head()
+	err := a.handle(context.Background(), asg)
+	if err == nil || fatal(err) || transient(err) {
+		t.Fatalf("late task: %v", err)
+	}
+	if after, _ := a.audit.Head(); after != before {
+		t.Fatal("a late task was acted on")
 	}
 }
