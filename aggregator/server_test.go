@@ -103,12 +103,15 @@ func (f *testFed) stop() {
 	f.cancel = nil
 }
 
-func (f *testFed) sites(ctx context.Context, counts map[string]float64, delta func(site string, version uint64, global []float32) []float32) []*testSite {
+func (f *testFed) sites(ctx context.Context, counts map[string]float64, delta func(site string, version uint64, global []float32) []float32, setup ...func(*testSite)) []*testSite {
 	f.t.Helper()
 	var out []*testSite
 	for _, id := range []string{"a", "b", "c"} {
 		s := newTestSite(f.t, id, f.addr, f.certDir, counts[id])
 		s.delta = func(v uint64, g []float32) []float32 { return delta(id, v, g) }
+		for _, fn := range setup {
+			fn(s)
+		}
 		if err := s.dial(); err != nil {
 			f.t.Fatal(err)
 		}
@@ -525,5 +528,78 @@ func TestPauseResumeStop(t *testing.T) {
 	// action is audited before it is tried, and its refusal after.
 	if types[audit.ConfigChange] != 5 || types[audit.Refusal] != 1 {
 		t.Fatalf("%d config_change and %d refusal entries, want 5 and 1", types[audit.ConfigChange], types[audit.Refusal])
+	}
+}
+
+// TestRestartDuringSetup stops the aggregator while one site has yet to deal its
+// Shamir shares: restarted, it keeps the setup blobs it had, assigns the step again to
+// the site that owes it, and the federation completes a round whose aggregate
+// decrypts to the plaintext FedAvg.
+func TestRestartDuringSetup(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.Rounds = 1 })
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
+	gate := make(chan struct{})
+	held := make(chan struct{}, 1)
+	globals := map[uint64][]float32{}
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
+		if site == "a" {
+			globals[v] = g
+		}
+		return randomDelta(site, v, len(g))
+	}, func(s *testSite) {
+		if s.id != "c" {
+			return
+		}
+		s.hold = func(task *proto.KeySetupTask) {
+			if task.Step == proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES {
+				select {
+				case held <- struct{}{}:
+				default:
+				}
+				<-gate
+			}
+		}
+	})
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("site c never got to dealing")
+	}
+	// Wait until a and b have dealt, so that their shares are on disk.
+	for {
+		n := 0
+		for _, d := range []string{"a", "b"} {
+			for _, to := range []string{"a", "b", "c"} {
+				if _, err := os.Stat(filepath.Join(f.cfg.StateDir, setupDir, shamirBlob(d, to))); err == nil {
+					n++
+				}
+			}
+		}
+		if n == 6 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("a and b never dealt")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.stop()
+	f.start()
+	close(gate)
+	waitFinal(t, ctx, sites)
+	a := sites[0]
+	v1, err := flatModel(a.models[string(a.published[0].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := map[string][]float32{}
+	for _, s := range sites {
+		upd[s.id] = s.sent[0]
+	}
+	if d, b := maxDiff(v1, fedAvg(globals[0], upd, counts, f.cfg.SecureAgg.WeightCap)), bound(3, 3); d > b {
+		t.Fatalf("model after a restart during setup differs from the plaintext FedAvg by %g, bound %g", d, b)
 	}
 }

@@ -36,8 +36,8 @@ type testSite struct {
 	count float64
 	// delta returns the site's update for a model version, or nil to send none.
 	delta func(version uint64, global []float32) []float32
-	// gate, when set, delays uploads of updates until it is closed.
-	gate chan struct{}
+	// hold, when set, is called before each key-setup step; it may block.
+	hold func(*proto.KeySetupTask)
 
 	mu        sync.Mutex
 	conn      *grpc.ClientConn
@@ -166,9 +166,6 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		if d == nil {
 			return nil
 		}
-		if s.gate != nil {
-			<-s.gate
-		}
 		chunks, err := s.party.Encrypt(ctx, round, d, s.count)
 		if err != nil {
 			return err
@@ -254,6 +251,9 @@ func (s *testSite) versionOf(blob []byte) uint64 {
 }
 
 func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetupTask) error {
+	if s.hold != nil {
+		s.hold(task)
+	}
 	switch task.Step {
 	case proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
 		sh, err := s.party.PublicKeyShare()
