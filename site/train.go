@@ -25,6 +25,8 @@ type LocalTraining struct {
 	// Seed fixes the batch order, masking and dropout: the same global model,
 	// data and seed give the same delta, bit for bit.
 	Seed uint64
+	// Threads bounds the model's worker goroutines; 0 uses every core.
+	Threads int
 }
 
 // TrainResult is a round's local outcome.
@@ -67,6 +69,9 @@ func Train(ctx context.Context, global *model.Model, seqs []model.Sequence, lt L
 	}
 	if err := m.Unflatten(w0); err != nil {
 		return nil, err
+	}
+	if lt.Threads > 0 {
+		m.SetThreads(lt.Threads)
 	}
 	ld, err := model.NewLoader(seqs, lt.Batch, lt.Seed)
 	if err != nil {

@@ -406,9 +406,6 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 	if err != nil {
 		return err
 	}
-	if a.cfg.Threads > 0 {
-		global.SetThreads(a.cfg.Threads)
-	}
 	seqs, err := a.sequences(ctx, min(a.cfg.MaxLen, global.Config().MaxLen))
 	if err != nil {
 		return err
@@ -421,7 +418,7 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		batch = 16
 	}
 	res, err := Train(ctx, global, seqs, LocalTraining{Steps: int(t.LocalSteps), Epochs: int(t.LocalEpochs), Batch: batch,
-		LR: t.LearningRate, Mu: t.FedproxMu, Seed: t.Seed})
+		LR: t.LearningRate, Mu: t.FedproxMu, Seed: t.Seed, Threads: a.cfg.Threads})
 	if err != nil {
 		return err
 	}
