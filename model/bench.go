@@ -53,17 +53,10 @@ func SyntheticBatch(cfg Config, b, t int, seed uint64) *Batch {
 		if p == 0 {
 			bt.Tokens[i] = CLS
 		}
-		bt.Segments[i] = int32(1+(p/8)%(cfg.Segments-1+boolInt(cfg.Segments == 1))) % int32(cfg.Segments)
+		bt.Segments[i] = int32(p / 8 % cfg.Segments) // visits of eight codes
 		bt.Ages[i] = 50
 	}
 	return bt
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM on

@@ -98,7 +98,7 @@ func AveragePrecision(labels []bool, scores []float64) float64 {
 	return ap
 }
 
-// pool writes the pooled vector of each sequence of b into out (B×H).
+// pooled writes the pooled vector of each sequence of b into out (B×H).
 func pooled(out, hidden []float32, b *Batch, h int, p Pooling) {
 	for s := range b.B {
 		o := out[s*h : (s+1)*h]
