@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -195,7 +196,8 @@ func bound(sites int, weight float64) float64 {
 // mutual TLS with real ciphertexts. Site c sends nothing in the second round, which
 // therefore closes at its deadline with the two others (min_sites 2).
 func TestRoundsOverMTLS(t *testing.T) {
-	f := newTestFed(t, func(c *Config) { c.RoundDeadline = 3 * time.Second })
+	metricsAddr := freeAddr(t)
+	f := newTestFed(t, func(c *Config) { c.RoundDeadline = 3 * time.Second; c.Metrics = metricsAddr })
 	f.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -255,6 +257,17 @@ func TestRoundsOverMTLS(t *testing.T) {
 	if st.State != proto.StatusResponse_STATE_FINISHED || len(st.History) != 2 || st.History[0].UploadBytes == 0 || st.History[0].TrainLoss != 2.5 {
 		t.Fatalf("status %v", st)
 	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"fedclaims_rounds_completed_total 2\n", "fedclaims_contributions_total 5\n", "fedclaims_sites_online 3\n", "fedclaims_train_loss 2.5\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
 	f.stop()
 	types := auditTypes(t, filepath.Join(f.cfg.StateDir, "audit.jsonl"))
 	for _, typ := range []string{audit.Enrol, audit.KeySetup, audit.Vocabulary, audit.RoundStart, audit.Upload, "decryption_request", audit.DecryptionShare, audit.RoundEnd, audit.ModelPublished} {
@@ -265,6 +278,17 @@ func TestRoundsOverMTLS(t *testing.T) {
 	if types[audit.Upload] != 5 {
 		t.Errorf("%d upload entries, want 5 (three updates in round 1, two in round 2)", types[audit.Upload])
 	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // auditTypes verifies a log and counts its entries by type.
