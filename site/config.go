@@ -34,7 +34,10 @@ type Config struct {
 	// StateDir keeps what survives a restart; AuditLog is the site's audit log
 	// (default StateDir/audit.jsonl).
 	StateDir, AuditLog string
-	// Threads bounds the model's worker goroutines; 0 uses every core.
+	// Threads bounds the model's worker goroutines; 0 uses every core. The model's
+	// parallel reductions sum in an order that depends on it, so a delta is
+	// reproducible bit for bit only at the same thread count (they differ by about
+	// 1e-6 otherwise).
 	Threads int
 	// BatchSize, when positive, overrides the round's batch size (memory).
 	BatchSize int

@@ -23,7 +23,7 @@ type LocalTraining struct {
 	// local model near the global one on heterogeneous sites; 0 is plain FedAvg.
 	Mu float64
 	// Seed fixes the batch order, masking and dropout: the same global model,
-	// data and seed give the same delta, bit for bit.
+	// data, seed and Threads give the same delta, bit for bit.
 	Seed uint64
 	// Threads bounds the model's worker goroutines; 0 uses every core.
 	Threads int
