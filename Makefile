@@ -7,7 +7,7 @@ BIN := bin/fedclaims
 # Packages with goroutines, run under the race detector; the rest run plain.
 RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|proto)($$|/)')
 
-.PHONY: all deps build test vet demo bench proto clean
+.PHONY: all deps build test vet demo sweep bench proto clean
 
 all: build
 
@@ -32,6 +32,11 @@ test: deps vet
 
 demo: build
 	./$(BIN) demo --out out/demo
+
+# sweep pretrains the 2m and 11m presets on synthetic hospitals and recommends a
+# model size per task (out/sweep/sweep.md); not part of test. Rerun to resume.
+sweep: build
+	./$(BIN) sweep --config configs/sweep.yaml --out out/sweep
 
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,120 @@
+package sweep
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("s.yaml", []byte("presets: [{name: 2m}, {name: 11m, budget: {tokens: 5000}}]\nbudget: {steps: 10}\ndata: {synthetic: {hospitals: 2, patients: 50}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != ModeCentral || *c.Tolerance != DefaultTolerance || c.Alpha != 0.05 || c.Seed != 1 || !*c.Eval.Grid || *c.Eval.RecentDays != 365 {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if c.budget(0) != (Budget{Steps: 10}) || c.budget(1) != (Budget{Tokens: 5000}) {
+		t.Errorf("budgets %+v %+v", c.budget(0), c.budget(1))
+	}
+	// An explicit zero tolerance is kept, not replaced by the default.
+	c, err = Parse("s.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\ntolerance: 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Tolerance != 0 {
+		t.Errorf("tolerance %g, want 0", *c.Tolerance)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const ok = "presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {synthetic: {hospitals: 2, patients: 50}}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"empty", "", "empty sweep file"},
+		{"unknown field", ok + "tolerence: 0.01\n", "field tolerence not found"},
+		{"bad mode", ok + "mode: solo\n", "field mode"},
+		{"no presets", "budget: {steps: 10}\ndata: {dirs: [a]}\n", "field presets"},
+		{"unknown preset", "presets: [{name: 7m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0].name"},
+		{"duplicate preset", "presets: [{name: 2m}, {name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "is already presets[0]"},
+		{"bad custom", "presets: [{name: x, hidden: 30, layers: 1, heads: 4}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0]: config: heads 4 must divide hidden 30"},
+		{"custom without layers", "presets: [{name: x, hidden: 32, heads: 4}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0].layers"},
+		{"no budget", "presets: [{name: 2m}]\ndata: {dirs: [a]}\n", "field budget: give steps or tokens"},
+		{"both budgets", "presets: [{name: 2m, budget: {steps: 1, tokens: 2}}]\ndata: {dirs: [a]}\n", "field presets[0].budget: give steps or tokens, not both"},
+		{"no data", "presets: [{name: 2m}]\nbudget: {steps: 1}\n", "field data: give dirs or synthetic"},
+		{"both data", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a], synthetic: {hospitals: 1, patients: 1}}\n", "not both"},
+		{"federated on dirs", "mode: federated\npresets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "give data.synthetic"},
+		{"tolerance", ok + "tolerance: -0.1\n", "field tolerance"},
+		{"alpha", ok + "alpha: 1.5\n", "field alpha"},
+		{"seq", ok + "pretrain: {seq: 1000}\n", "field pretrain.seq"},
+		{"dropout", ok + "pretrain: {dropout: 1}\n", "field pretrain.dropout"},
+		{"finetune seq", ok + "finetune: {seq: 1}\n", "field finetune.seq"},
+		{"bootstrap", ok + "eval: {bootstrap: -1}\n", "field eval.bootstrap"},
+		{"recent days", ok + "eval: {recent_days: -1}\n", "field eval.recent_days"},
+		{"hospitals", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {synthetic: {hospitals: 0, patients: 5}}\n", "field data.synthetic.hospitals"},
+		{"local steps", ok + "federated: {local_steps: -2}\n", "field federated.local_steps"},
+		{"wrong type", "presets: 3\n", "s.yaml: yaml: unmarshal errors"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("s.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "s.yaml") {
+				t.Errorf("got %v, want an error starting with the file and containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadFileResolvesPaths(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sweep.yaml")
+	if err := os.WriteFile(path, []byte("presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [site1, /abs/site2]}\ntasks: t.yaml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Data.Dirs[0] != filepath.Join(dir, "site1") || c.Data.Dirs[1] != "/abs/site2" || c.Tasks != filepath.Join(dir, "t.yaml") {
+		t.Errorf("paths not resolved against the file's directory: %v %s", c.Data.Dirs, c.Tasks)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestDefaultSweepFile(t *testing.T) {
+	c, err := ReadFile(filepath.Join("..", "configs", "sweep.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Presets) != 2 || c.Presets[0].Name != "2m" || c.Presets[1].Name != "11m" || c.Data.Synthetic == nil {
+		t.Errorf("configs/sweep.yaml should sweep 2m and 11m on synthetic hospitals: %+v", c.Presets)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(miniature))
+	f.Add([]byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\n"))
+	f.Add([]byte("presets: [{name: x, hidden: 0, layers: -1, heads: 0}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			return
+		}
+		// Whatever parses is usable: every preset has a shape and a budget.
+		for i, p := range c.Presets {
+			if _, err := c.modelConfig(p, 100); err != nil {
+				t.Errorf("presets[%d] parsed but has no model: %v", i, err)
+			}
+			if b := c.budget(i); b.Steps <= 0 && b.Tokens <= 0 {
+				t.Errorf("presets[%d] parsed without a budget", i)
+			}
+		}
+	})
+}
