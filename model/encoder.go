@@ -89,16 +89,18 @@ func (m *Model) Tensor(name string) (*tensor.Dense, error) {
 // workspace holds every activation a training step keeps for its backward pass,
 // sized for one batch shape and reused while the shape stays the same.
 type workspace struct {
-	b, t    int
-	dropped bool   // the last Forward drew dropout masks
-	keep    []bool // token is not padding
-	embDrop []float32
-	layers  []layerActs
-	xout    []float32 // residual stream after the last block
-	meanF   []float32
-	rstdF   []float32
-	hidden  []float32 // after the final LayerNorm
-	tmp     []float32
+	b, t int // the current batch shape
+	// capacities: tokens, B·T² attention cells per head, longest sequence
+	capN, capBTT, capT int
+	dropped            bool   // the last Forward drew dropout masks
+	keep               []bool // token is not padding
+	embDrop            []float32
+	layers             []layerActs
+	xout               []float32 // residual stream after the last block
+	meanF              []float32
+	rstdF              []float32
+	hidden             []float32 // after the final LayerNorm
+	tmp                []float32
 	// gradient scratch
 	dx, dtmp, dh, dqkv, du []float32
 	dp                     [][]float32 // per worker, t*t
@@ -114,20 +116,37 @@ type layerActs struct {
 }
 
 func (m *Model) workspace(b, t int, train bool) *workspace {
-	if ws := m.ws; ws != nil && ws.b == b && ws.t == t && (!train || m.cfg.Dropout == 0 || ws.embDrop != nil) {
-		return ws
+	needDrop := train && m.cfg.Dropout > 0
+	ws := m.ws
+	if ws == nil || b*t > ws.capN || b*t*t > ws.capBTT || t > ws.capT || (needDrop && ws.embDrop == nil) {
+		// Grow to cover this shape and every shape before it, so that
+		// length-bucketed batches settle on one allocation.
+		capN, capBTT, capT := b*t, b*t*t, t
+		if ws != nil {
+			capN, capBTT, capT = max(capN, ws.capN), max(capBTT, ws.capBTT), max(capT, ws.capT)
+			needDrop = needDrop || ws.embDrop != nil
+		}
+		m.ws = nil // let the old buffers go before allocating the new ones
+		ws = m.allocWorkspace(capN, capBTT, capT, needDrop)
+		m.ws = ws
 	}
-	m.ws = nil // let the old buffers go before allocating the new ones
+	ws.resize(m.cfg, b, t)
+	return ws
+}
+
+// allocWorkspace allocates buffers for up to n tokens, btt = B·T² attention
+// cells per head and sequences of up to t tokens.
+func (m *Model) allocWorkspace(n, btt, t int, dropout bool) *workspace {
 	c := m.cfg
-	n, h, nh := b*t, c.Hidden, c.Heads
+	h, nh := c.Hidden, c.Heads
 	f := func(k int) []float32 { return make([]float32, k) }
 	drop := func() []float32 {
-		if train && c.Dropout > 0 {
+		if dropout {
 			return f(n * h)
 		}
 		return nil
 	}
-	ws := &workspace{b: b, t: t, keep: make([]bool, n), embDrop: drop(),
+	ws := &workspace{capN: n, capBTT: btt, capT: t, keep: make([]bool, n), embDrop: drop(),
 		xout: f(n * h), meanF: f(n), rstdF: f(n), hidden: f(n * h), tmp: f(n * h),
 		dx: f(n * h), dtmp: f(n * h), dh: f(n * h), dqkv: f(n * 3 * h), du: f(n * MLPRatio * h),
 		lnPart: f(2 * m.pool.workers * h), headPart: make([]float64, m.pool.workers)}
@@ -138,12 +157,37 @@ func (m *Model) workspace(b, t int, train bool) *workspace {
 	ws.layers = make([]layerActs, c.Layers)
 	for l := range ws.layers {
 		ws.layers[l] = layerActs{xin: f(n * h), mean1: f(n), rstd1: f(n), h1: f(n * h),
-			qkv: f(n * 3 * h), att: f(b * nh * t * t), ctx: f(n * h), drop1: drop(),
+			qkv: f(n * 3 * h), att: f(nh * btt), ctx: f(n * h), drop1: drop(),
 			xmid: f(n * h), mean2: f(n), rstd2: f(n), h2: f(n * h),
 			u: f(n * MLPRatio * h), th: f(n * MLPRatio * h), gact: f(n * MLPRatio * h), drop2: drop()}
 	}
-	m.ws = ws
 	return ws
+}
+
+// resize sets every buffer's length for a b×t batch within the capacity.
+func (ws *workspace) resize(c Config, b, t int) {
+	n, h, f := b*t, c.Hidden, c.Hidden*MLPRatio
+	rs := func(s []float32, k int) []float32 {
+		if s == nil {
+			return nil
+		}
+		return s[:k]
+	}
+	ws.b, ws.t = b, t
+	ws.keep = ws.keep[:n]
+	ws.embDrop = rs(ws.embDrop, n*h)
+	ws.xout, ws.meanF, ws.rstdF, ws.hidden, ws.tmp = ws.xout[:n*h], ws.meanF[:n], ws.rstdF[:n], ws.hidden[:n*h], ws.tmp[:n*h]
+	ws.dx, ws.dtmp, ws.dh, ws.dqkv, ws.du = ws.dx[:n*h], ws.dtmp[:n*h], ws.dh[:n*h], ws.dqkv[:n*3*h], ws.du[:n*f]
+	for i := range ws.dp {
+		ws.dp[i] = ws.dp[i][:t*t]
+	}
+	for l := range ws.layers {
+		la := &ws.layers[l]
+		la.xin, la.mean1, la.rstd1, la.h1 = la.xin[:n*h], la.mean1[:n], la.rstd1[:n], la.h1[:n*h]
+		la.qkv, la.att, la.ctx, la.drop1 = la.qkv[:n*3*h], la.att[:b*c.Heads*t*t], la.ctx[:n*h], rs(la.drop1, n*h)
+		la.xmid, la.mean2, la.rstd2, la.h2 = la.xmid[:n*h], la.mean2[:n], la.rstd2[:n], la.h2[:n*h]
+		la.u, la.th, la.gact, la.drop2 = la.u[:n*f], la.th[:n*f], la.gact[:n*f], rs(la.drop2, n*h)
+	}
 }
 
 // gemm is C = alpha·op(A)·op(B) + beta·C on row-major buffers, split by rows of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -204,5 +205,27 @@ func TestMaskTokens(t *testing.T) {
 		if math.Abs(c.got-c.want) > 0.02 {
 			t.Errorf("%s = %.3f, want %.2f ± 0.02", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestWorkspaceReuse: a batch run after a larger one reuses the buffers and
+// gives exactly what a fresh model gives, loss and gradients.
+func TestWorkspaceReuse(t *testing.T) {
+	cfg := tinyConfig()
+	rng := rand.New(rand.NewPCG(3, 4))
+	big, small := tinyBatch(rng, cfg, 4, 9), tinyBatch(rng, cfg, 3, 6)
+	mkSmall := MaskTokens(small, cfg.Vocab, rng)
+	fresh, _ := New(cfg, 1)
+	want := fresh.MLM(small, mkSmall, 1, true, nil)
+	reused, _ := New(cfg, 1)
+	reused.MLM(big, MaskTokens(big, cfg.Vocab, rng), 1, true, nil)
+	ws := reused.ws
+	reused.ZeroGrad()
+	got := reused.MLM(small, mkSmall, 1, true, nil)
+	if reused.ws != ws {
+		t.Error("a smaller batch reallocated the workspace")
+	}
+	if got != want || !reflect.DeepEqual(reused.grads, fresh.grads) {
+		t.Errorf("after a larger batch: loss %g, want %g (gradients equal: %v)", got, want, reflect.DeepEqual(reused.grads, fresh.grads))
 	}
 }
