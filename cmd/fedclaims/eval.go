@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/tasks"
 )
 
@@ -29,6 +29,15 @@ type evalOptions struct {
 	model                string
 	frozen               bool
 	epochs, seq          int
+}
+
+// pipeline is o as package pipeline's options.
+func (o evalOptions) pipeline(a *app) pipeline.Options {
+	return pipeline.Options{
+		Seed: o.seed, Resamples: o.resamples, Grid: o.grid, Iterations: o.iterations,
+		MinCount: o.minCount, RecentDays: o.recentDays, Threads: o.threads, SkipDegenerate: o.skipDegenerate,
+		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Log: a.log,
+	}
 }
 
 func newEvalCmd(a *app) *cobra.Command {
@@ -92,40 +101,24 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: o.seed, End: end})
-	if err != nil {
-		return nil, err
-	}
-	cohort, _, err := baseline.NewCohort(patients, l, o.minCount, o.recentDays)
+	// The work itself is package pipeline's, which fedclaims sweep shares.
+	po := o.pipeline(a)
+	c, err := pipeline.Label(patients, end, ts, po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
-	a.log.Info("cohort", "data", o.data, "patients", len(patients), "labelled", len(cohort.Examples),
-		"features", cohort.X.NumCols, "nonzeros", cohort.X.NNZ())
-	p := baseline.DefaultParams()
-	p.NumIterations, p.Seed, p.NumThreads = o.iterations, o.seed, o.threads
-	runs, err := baseline.RunTasks(ctx, cohort, l, baseline.TaskOptions{
-		Params: p, Grid: o.grid, MinCount: o.minCount, RecentDays: o.recentDays,
-		SkipDegenerate: o.skipDegenerate, Log: a.log,
-	})
-	if err != nil {
+	if err := c.TrainBaseline(ctx, po); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
-	if len(runs) == 0 {
-		return nil, fmt.Errorf("%s: no task could be evaluated", o.data)
-	}
+	runs := c.Runs
 	if ck != nil {
-		if err := addEncoder(ctx, ck, o, a, patients, cohort, l, runs); err != nil {
+		if err := addEncoder(ctx, ck, o, a, patients, c.Cohort, c.Labeler, runs); err != nil {
 			return nil, fmt.Errorf("%s: %w", o.data, err)
 		}
 	}
-	report := &eval.Report{}
-	for _, run := range runs {
-		res, err := eval.Evaluate(run.Predictions, eval.Bootstrap{Resamples: o.resamples, Seed: o.seed})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.data, err)
-		}
-		report.Tasks = append(report.Tasks, res)
+	report, err := pipeline.Report(runs, po)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
 	// Everything is computed; only now touch the output directory.
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
