@@ -230,7 +230,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // fatal reports errors that reconnecting does not cure.
 func fatal(err error) bool {
 	var ae *auditError
-	if errors.As(err, &ae) || errors.Is(err, errForeignState) {
+	if errors.As(err, &ae) || errors.Is(err, errForeignState) || errors.Is(err, errRefused) {
 		return true
 	}
 	switch status.Code(err) {
@@ -250,7 +250,10 @@ func transient(err error) bool {
 	return false
 }
 
-var errForeignState = errors.New("state directory belongs to another federation")
+var (
+	errForeignState = errors.New("state directory belongs to another federation")
+	errRefused      = errors.New("refused by the aggregator")
+)
 
 // session enrols and handles assignments until the stream breaks. progressed reports
 // whether it got as far as an open work stream.
@@ -341,7 +344,13 @@ func (a *Agent) enrolAs(ctx context.Context, fedID string) (*proto.FederationCon
 	}
 	env := &proto.Envelope{FederationId: fedID, SiteId: a.cfg.SiteID}
 	resp, err := a.client.Enroll(ctx, &proto.EnrollRequest{Envelope: env, SoftwareVersion: Version, ShareKey: key})
-	if err != nil {
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.FailedPrecondition, codes.InvalidArgument:
+		// The aggregator read the request and refused it (another federation id, a
+		// share key it does not accept): asking again will not change its answer.
+		return nil, fmt.Errorf("enrol: %w: %w", errRefused, err)
+	default:
 		return nil, fmt.Errorf("enrol: %w", err)
 	}
 	fc := resp.GetConfig()

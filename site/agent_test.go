@@ -46,39 +46,14 @@ func TestFederation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	ac := aggregator.DefaultConfig()
-	ac.Federation, ac.Listen, ac.Metrics, ac.Certs = "fed", "127.0.0.1:0", "", pki
-	ac.StateDir = filepath.Join(root, "aggregator")
-	ac.Sites, ac.Threshold, ac.MinSites, ac.Rounds = sites, 2, 2, 2
-	ac.RoundDeadline, ac.DecryptDeadline, ac.AutoStart = 2*time.Minute, time.Minute, true
-	ac.Model.Hidden, ac.Model.Layers, ac.Model.Heads, ac.Model.MaxLen = 16, 1, 2, 32
-	ac.Vocabulary.KFloor = 3
-	ac.Local.Steps, ac.Local.BatchSize = 2, 8
-	srv, err := aggregator.NewServer(ac, aggregator.Options{Log: slog.New(slog.NewTextHandler(logWriter{t}, nil)).With("party", "aggregator")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aggCtx, stopAgg := context.WithCancel(ctx)
-	aggDone := make(chan error, 1)
-	go func() { aggDone <- srv.Run(aggCtx, lis) }()
-	defer func() {
-		stopAgg()
-		if err := <-aggDone; err != nil {
-			t.Errorf("aggregator: %v", err)
-		}
-	}()
-
+	addr := startAggregator(t, ctx, pki, sites, filepath.Join(root, "aggregator"))
 	cfgs := make([]Config, len(sites))
 	for i, id := range sites {
 		if _, err := g.WriteHospital(ctx, filepath.Join(root, "data"), i); err != nil {
 			t.Fatal(err)
 		}
 		data := filepath.Join(root, "data", g.Hospitals()[i].ID)
-		cfgs[i] = Config{SiteID: id, Federation: "fed", Aggregator: lis.Addr().String(), ServerName: "127.0.0.1", CertsDir: pki,
+		cfgs[i] = Config{SiteID: id, Federation: "fed", Aggregator: addr, ServerName: "127.0.0.1", CertsDir: pki,
 			Data: []string{data}, StateDir: filepath.Join(root, "state", id), AuditLog: filepath.Join(root, "state", id, "audit.jsonl"),
 			Threads: 1, MaxLen: 32, ExitOnFinal: true, Seed: 1, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
 	}
@@ -170,5 +145,76 @@ func TestFederation(t *testing.T) {
 				t.Fatalf("site %s %s: %v %v", c.SiteID, p, fi.Mode(), err)
 			}
 		}
+	}
+}
+
+// startAggregator serves a small federation "fed" of sites (threshold 2, two rounds,
+// a tiny model) on a loopback port until the test ends.
+func startAggregator(t *testing.T, ctx context.Context, pki string, sites []string, state string) string {
+	t.Helper()
+	ac := aggregator.DefaultConfig()
+	ac.Federation, ac.Listen, ac.Metrics, ac.Certs, ac.StateDir = "fed", "127.0.0.1:0", "", pki, state
+	ac.Sites, ac.Threshold, ac.MinSites, ac.Rounds = sites, 2, 2, 2
+	ac.RoundDeadline, ac.DecryptDeadline, ac.AutoStart = 2*time.Minute, time.Minute, true
+	ac.Model.Hidden, ac.Model.Layers, ac.Model.Heads, ac.Model.MaxLen = 16, 1, 2, 32
+	ac.Vocabulary.KFloor = 3
+	ac.Local.Steps, ac.Local.BatchSize = 2, 8
+	srv, err := aggregator.NewServer(ac, aggregator.Options{Log: slog.New(slog.NewTextHandler(logWriter{t}, nil)).With("party", "aggregator")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, lis) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("aggregator: %v", err)
+		}
+	})
+	return lis.Addr().String()
+}
+
+// TestRefusedSiteStops: a site the aggregator refuses for good (not on the
+// allow-list, or configured for another federation) stops with the reason instead of
+// retrying forever.
+func TestRefusedSiteStops(t *testing.T) {
+	pki := consortium(t, "h1", "h2", "h3", "h4")
+	root := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr := startAggregator(t, ctx, pki, []string{"h1", "h2", "h3"}, filepath.Join(root, "aggregator"))
+	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 20, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WriteHospital(ctx, root, 0); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, site, federation, want string
+	}{
+		{"not allow-listed", "h4", "fed", "PermissionDenied"},
+		{"another federation", "h1", "other", "federation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state")
+			a, err := New(Config{SiteID: tt.site, Federation: tt.federation, Aggregator: addr, ServerName: "127.0.0.1", CertsDir: pki,
+				Data: []string{filepath.Join(root, g.Hospitals()[0].ID)}, StateDir: state, AuditLog: filepath.Join(state, "audit.jsonl"),
+				MaxLen: 32, Seed: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			err = a.Run(ctx)
+			if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run: %v, want an error with %q", err, tt.want)
+			}
+		})
 	}
 }
