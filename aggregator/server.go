@@ -232,13 +232,15 @@ func (s *Server) restore() error {
 			return err
 		}
 	}
-	// round.json may name a round opened after the checkpoint: its id is spent.
-	var opened State
-	if ok, err := s.store.readJSON(roundFile, &opened); err != nil {
+	// round.json is written after every checkpoint, when a round opens and on every
+	// pause, resume and stop, so it is never older than the checkpoint: it names the
+	// latest round id spent and the coordinator's latest command. The model version
+	// is the checkpoint's.
+	var latest State
+	if ok, err := s.store.readJSON(roundFile, &latest); err != nil {
 		return err
-	} else if ok && opened.Round > st.Round {
-		st.Round = opened.Round
-		st.Paused, st.Stopped = opened.Paused, opened.Stopped
+	} else if ok && latest.Round >= st.Round {
+		st.Round, st.Paused, st.Stopped = latest.Round, latest.Paused, latest.Stopped
 	}
 	if s.round, err = NewMachine(s.cfg.Rules(), st); err != nil {
 		return err
