@@ -8,28 +8,46 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
+// cpuSeconds is the user and system CPU time the process has used: on a shared
+// machine, rates per CPU-second compare kernels where wall-clock rates cannot.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// Rate is a measured throughput in GFLOP/s, per wall-clock second and per
+// CPU-second used by the process.
+type Rate struct {
+	Wall, CPU float64
+}
+
 // SgemmGFLOPS measures an n×n×n single-precision matrix product through the
-// model's BLAS, repeating it for at least minTime, and returns the rate in
-// GFLOP/s (2n³ FLOPs per product).
-func SgemmGFLOPS(ctx context.Context, n int, minTime time.Duration) (float64, error) {
+// model's BLAS, split across GOMAXPROCS workers as the model's products are,
+// repeating it for at least minTime (2n³ FLOPs per product).
+func SgemmGFLOPS(ctx context.Context, n int, minTime time.Duration) (Rate, error) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	a, b, c := randSlice32(rng, n*n), randSlice32(rng, n*n), make([]float32, n*n)
 	impl := defaultBLAS()
 	m := &Model{blas: impl, pool: pool{workers: runtime.GOMAXPROCS(0)}}
 	m.gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n) // warm-up: thread pool start
 	reps := 0
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	for reps == 0 || time.Since(start) < minTime {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return Rate{}, err
 		}
 		m.gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
 		reps++
 	}
-	return 2 * float64(n) * float64(n) * float64(n) * float64(reps) / time.Since(start).Seconds() / 1e9, nil
+	gf := 2 * float64(n) * float64(n) * float64(n) * float64(reps) / 1e9
+	return Rate{Wall: gf / time.Since(start).Seconds(), CPU: gf / (cpuSeconds() - cpu0)}, nil
 }
 
 func randSlice32(rng *rand.Rand, n int) []float32 {
@@ -84,8 +102,9 @@ func PeakRSS() int64 {
 type BenchResult struct {
 	Steps        int
 	Seconds      float64
+	CPUSeconds   float64
 	TokensPerSec float64
-	GFLOPS       float64 // FLOPsPerToken(T) × tokens / seconds
+	GFLOPS       Rate // FLOPsPerToken(T) × tokens / seconds
 }
 
 // BenchTrain times steps optimiser steps of MLM training on synthetic batches of
@@ -112,14 +131,15 @@ func BenchTrain(ctx context.Context, cfg Config, b, t, steps int, seed uint64) (
 	if err := step(); err != nil {
 		return BenchResult{}, err
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	for range steps {
 		if err := step(); err != nil {
 			return BenchResult{}, err
 		}
 	}
-	sec := time.Since(start).Seconds()
+	sec, cpu := time.Since(start).Seconds(), cpuSeconds()-cpu0
 	tokens := float64(steps * b * t)
-	return BenchResult{Steps: steps, Seconds: sec, TokensPerSec: tokens / sec,
-		GFLOPS: cfg.FLOPsPerToken(t) * tokens / sec / 1e9}, nil
+	gf := cfg.FLOPsPerToken(t) * tokens / 1e9
+	return BenchResult{Steps: steps, Seconds: sec, CPUSeconds: cpu, TokensPerSec: tokens / sec,
+		GFLOPS: Rate{Wall: gf / sec, CPU: gf / cpu}}, nil
 }

@@ -22,5 +22,6 @@ func benchStep(b *testing.B, preset string) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(res.TokensPerSec, "tokens/s")
-	b.ReportMetric(res.GFLOPS, "GFLOP/s")
+	b.ReportMetric(res.GFLOPS.Wall, "GFLOP/s")
+	b.ReportMetric(res.GFLOPS.CPU, "GFLOP/cpu-s")
 }

@@ -45,25 +45,31 @@ func newBenchTrainCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sg := (before + after) / 2
+			sg := model.Rate{Wall: (before.Wall + after.Wall) / 2, CPU: (before.CPU + after.CPU) / 2}
 			return a.printJSONLine(map[string]any{
-				"name":            "train",
-				"preset":          preset,
-				"params":          cfg.Params(),
-				"seq":             seq,
-				"batch":           batch,
-				"steps":           res.Steps,
-				"seconds":         res.Seconds,
-				"tokens_per_s":    res.TokensPerSec,
-				"model_gflops":    res.GFLOPS,
-				"sgemm_gflops":    sg,
-				"sgemm_before":    before,
-				"sgemm_after":     after,
-				"ratio":           res.GFLOPS / sg,
-				"flops_per_token": cfg.FLOPsPerToken(seq),
-				"peak_rss_mb":     float64(model.PeakRSS()) / (1 << 20),
-				"blas":            model.BLASName,
-				"threads":         runtime.GOMAXPROCS(0),
+				"name":         "train",
+				"preset":       preset,
+				"params":       cfg.Params(),
+				"seq":          seq,
+				"batch":        batch,
+				"steps":        res.Steps,
+				"seconds":      res.Seconds,
+				"tokens_per_s": res.TokensPerSec,
+				"model_gflops": res.GFLOPS.Wall,
+				"sgemm_gflops": sg.Wall,
+				"ratio":        res.GFLOPS.Wall / sg.Wall,
+				"sgemm_before": before.Wall,
+				"sgemm_after":  after.Wall,
+				// Per CPU-second of this process: the same comparison, immune to
+				// other work on a shared machine.
+				"model_gflops_cpu": res.GFLOPS.CPU,
+				"sgemm_gflops_cpu": sg.CPU,
+				"ratio_cpu":        res.GFLOPS.CPU / sg.CPU,
+				"cpu_seconds":      res.CPUSeconds,
+				"flops_per_token":  cfg.FLOPsPerToken(seq),
+				"peak_rss_mb":      float64(model.PeakRSS()) / (1 << 20),
+				"blas":             model.BLASName,
+				"threads":          runtime.GOMAXPROCS(0),
 			})
 		},
 	}
