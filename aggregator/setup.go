@@ -26,11 +26,22 @@ const (
 	SetupDone
 )
 
-var setupPhaseNames = [...]string{"enrolling", "public key shares", "dealing Shamir shares", "collecting Shamir shares", "installing the collective key", "vocabulary", "done"}
-
 func (p SetupPhase) String() string {
-	if int(p) < len(setupPhaseNames) {
-		return setupPhaseNames[p]
+	switch p {
+	case SetupEnrolling:
+		return "enrolling"
+	case SetupPublicKey:
+		return "public key shares"
+	case SetupDealing:
+		return "dealing Shamir shares"
+	case SetupCollecting:
+		return "collecting Shamir shares"
+	case SetupInstallingKey:
+		return "installing the collective key"
+	case SetupVocabulary:
+		return "vocabulary"
+	case SetupDone:
+		return "done"
 	}
 	return fmt.Sprintf("setup(%d)", uint8(p))
 }
