@@ -3,6 +3,7 @@ package site
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/secureagg"
@@ -35,8 +36,11 @@ func BenchmarkLocalRound(b *testing.B) {
 	lt := LocalTraining{Steps: 5, Batch: 16, LR: 5e-4, Seed: 1}
 	round := func(b *testing.B, secure bool) {
 		var upload int
+		var train, encrypt time.Duration
 		for i := 0; b.Loop(); i++ {
+			t0 := time.Now()
 			res, err := Train(context.Background(), global, seqs, lt)
+			train += time.Since(t0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -47,6 +51,7 @@ func BenchmarkLocalRound(b *testing.B) {
 				upload = 4 * len(res.Delta)
 				continue
 			}
+			t1 := time.Now()
 			chunks, err := parties[0].Encrypt(context.Background(), uint64(i+1), res.Delta, float64(res.Samples))
 			if err != nil {
 				b.Fatal(err)
@@ -59,6 +64,12 @@ func BenchmarkLocalRound(b *testing.B) {
 				}
 				upload += len(m)
 			}
+			encrypt += time.Since(t1)
+		}
+		// Within one run, so that the machine's load weighs on both alike.
+		b.ReportMetric(train.Seconds()/float64(b.N), "train-s/op")
+		if secure {
+			b.ReportMetric(encrypt.Seconds()/float64(b.N), "encrypt-s/op")
 		}
 		b.ReportMetric(float64(upload), "upload-bytes/round")
 		b.ReportMetric(float64(cfg.Params()), "params")
