@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type testFed struct {
 	certDir string
 	addr    string
 	srv     *Server
+	clock   *manualClock
 	cancel  context.CancelFunc
 	done    chan error
 }
@@ -63,13 +65,55 @@ func newTestFed(t *testing.T, mut func(*Config)) *testFed {
 	if mut != nil {
 		mut(&cfg)
 	}
-	return &testFed{t: t, cfg: cfg, certDir: certDir}
+	return &testFed{t: t, cfg: cfg, certDir: certDir, clock: &manualClock{}}
+}
+
+// manualClock fires deadlines only when the test says, so that no test depends on
+// how fast the machine runs.
+type manualClock struct {
+	mu     sync.Mutex
+	timers []*manualTimer
+}
+
+type manualTimer struct {
+	f       func()
+	stopped bool
+}
+
+func (c *manualClock) Now() time.Time { return time.Now() }
+
+func (c *manualClock) AfterFunc(_ time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &manualTimer{f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !t.stopped
+		t.stopped = true
+		return was
+	}
+}
+
+// fire runs every pending timer.
+func (c *manualClock) fire() {
+	c.mu.Lock()
+	ts := c.timers
+	c.timers = nil
+	for _, t := range ts {
+		if !t.stopped {
+			t.stopped = true
+			go t.f()
+		}
+	}
+	c.mu.Unlock()
 }
 
 // start runs the aggregator, on the same address as before after a restart.
 func (f *testFed) start() {
 	f.t.Helper()
-	srv, err := NewServer(f.cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	srv, err := NewServer(f.cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Clock: f.clock})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -195,10 +239,11 @@ func bound(sites int, weight float64) float64 {
 
 // TestRoundsOverMTLS runs setup and two rounds with three sites over real gRPC and
 // mutual TLS with real ciphertexts. Site c sends nothing in the second round, which
-// therefore closes at its deadline with the two others (min_sites 2).
+// therefore closes at its deadline (fired by the test's clock) with the two others
+// (min_sites 2).
 func TestRoundsOverMTLS(t *testing.T) {
 	metricsAddr := freeAddr(t)
-	f := newTestFed(t, func(c *Config) { c.RoundDeadline = 3 * time.Second; c.Metrics = metricsAddr })
+	f := newTestFed(t, func(c *Config) { c.Metrics = metricsAddr })
 	f.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -213,6 +258,14 @@ func TestRoundsOverMTLS(t *testing.T) {
 		}
 		return randomDelta(site, v, len(g))
 	})
+	// Round 2's deadline passes once a and b are in; c never sends.
+	for !(sites[0].hasUploaded(1) && sites[1].hasUploaded(1)) {
+		if ctx.Err() != nil {
+			t.Fatal("a and b never uploaded in round 2")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.clock.fire()
 	waitFinal(t, ctx, sites)
 	for _, s := range sites {
 		if len(s.errs) > 0 {

@@ -48,6 +48,7 @@ type testSite struct {
 	after     uint64
 	versions  map[string]uint64 // global model versions by sha256
 	sent      map[uint64][]float32
+	uploaded  map[uint64]bool // versions whose update the aggregator acknowledged
 	published []*proto.PublishedModel
 	models    map[string][]byte // published model bytes by sha256
 	final     chan struct{}
@@ -56,7 +57,7 @@ type testSite struct {
 
 func newTestSite(t *testing.T, id, addr, certDir string, count float64) *testSite {
 	return &testSite{t: t, id: id, addr: addr, files: certs.SiteFiles(certDir, id), count: count,
-		sent: map[uint64][]float32{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
+		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
 }
 
 func (s *testSite) env(round uint64) *proto.Envelope {
@@ -181,8 +182,14 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		s.mu.Lock()
 		s.sent[version] = d
 		s.mu.Unlock()
-		return s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size, AssignmentSeq: a.Seq,
-			Update: &proto.UpdateInfo{Chunks: uint32(len(chunks)), LocalSteps: 1, TrainLoss: 2.5}}, msgs)
+		if err := s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size, AssignmentSeq: a.Seq,
+			Update: &proto.UpdateInfo{Chunks: uint32(len(chunks)), LocalSteps: 1, TrainLoss: 2.5}}, msgs); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.uploaded[version] = true
+		s.mu.Unlock()
+		return nil
 	case *proto.Assignment_Decrypt:
 		dt := task.Decrypt
 		if len(dt.Contributors) < int(s.fc.MinSites) || !slices.Contains(dt.Decryptors, s.id) {
@@ -234,6 +241,12 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		}
 	}
 	return nil
+}
+
+func (s *testSite) hasUploaded(version uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.uploaded[version]
 }
 
 // versionOf numbers the distinct global models the site has trained from: models
