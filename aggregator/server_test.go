@@ -687,3 +687,53 @@ func TestRestartDuringSetup(t *testing.T) {
 		t.Fatalf("model after a restart during setup differs from the plaintext FedAvg by %g, bound %g", d, b)
 	}
 }
+
+// TestDecryptionDeadlineRetries has a decryptor withhold its share: the round aborts
+// at the decryption deadline, and the next round, under a fresh id (no site shares
+// twice under one), applies the same updates.
+func TestDecryptionDeadlineRetries(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.Rounds = 1 })
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
+	globals := map[uint64][]float32{}
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
+		if site == "a" {
+			globals[v] = g
+		}
+		return randomDelta(site, v, len(g))
+	}, func(s *testSite) {
+		if s.id == "b" {
+			s.withhold = func(round uint64) bool { return round == 1 }
+		}
+	})
+	// The decrypting set is a and b, the first two contributors by id.
+	for !sites[0].hasShared(1) {
+		if ctx.Err() != nil {
+			t.Fatal("a never sent its share of round 1")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.clock.fire()
+	waitFinal(t, ctx, sites)
+	a := sites[0]
+	v1, err := flatModel(a.models[string(a.published[0].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := map[string][]float32{}
+	for _, s := range sites {
+		upd[s.id] = s.sent[0]
+	}
+	if d, b := maxDiff(v1, fedAvg(globals[0], upd, counts, f.cfg.SecureAgg.WeightCap)), bound(3, 3); d > b {
+		t.Fatalf("model after a retried round differs from the plaintext FedAvg by %g, bound %g", d, b)
+	}
+	if m := a.published[0].Metrics; m.Round != 2 {
+		t.Fatalf("applied round %d, want 2 (round 1 aborted)", m.Round)
+	}
+	f.stop()
+	if n := auditTypes(t, filepath.Join(f.cfg.StateDir, "audit.jsonl"))["round_abort"]; n != 1 {
+		t.Fatalf("%d round_abort entries, want 1", n)
+	}
+}

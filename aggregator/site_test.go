@@ -38,6 +38,8 @@ type testSite struct {
 	delta func(version uint64, global []float32) []float32
 	// hold, when set, is called before each key-setup step; it may block.
 	hold func(*proto.KeySetupTask)
+	// withhold, when set, says whether to ignore a round's decryption task.
+	withhold func(round uint64) bool
 
 	mu        sync.Mutex
 	conn      *grpc.ClientConn
@@ -49,6 +51,7 @@ type testSite struct {
 	versions  map[string]uint64 // global model versions by sha256
 	sent      map[uint64][]float32
 	uploaded  map[uint64]bool // versions whose update the aggregator acknowledged
+	shared    map[uint64]bool // rounds whose decryption share the aggregator acknowledged
 	published []*proto.PublishedModel
 	models    map[string][]byte // published model bytes by sha256
 	final     chan struct{}
@@ -57,7 +60,7 @@ type testSite struct {
 
 func newTestSite(t *testing.T, id, addr, certDir string, count float64) *testSite {
 	return &testSite{t: t, id: id, addr: addr, files: certs.SiteFiles(certDir, id), count: count,
-		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
+		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
 }
 
 func (s *testSite) env(round uint64) *proto.Envelope {
@@ -192,6 +195,9 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		return nil
 	case *proto.Assignment_Decrypt:
 		dt := task.Decrypt
+		if s.withhold != nil && s.withhold(round) {
+			return nil
+		}
 		if len(dt.Contributors) < int(s.fc.MinSites) || !slices.Contains(dt.Decryptors, s.id) {
 			return fmt.Errorf("decrypt task with contributors %v, decryptors %v", dt.Contributors, dt.Decryptors)
 		}
@@ -222,7 +228,13 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 			}
 			size += uint64(len(out[i]))
 		}
-		return s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out)
+		if err := s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.shared[round] = true
+		s.mu.Unlock()
+		return nil
 	case *proto.Assignment_Published:
 		p := task.Published
 		blob, err := s.download(ctx, round, p.Model.Kind, "", p.Model)
@@ -247,6 +259,12 @@ func (s *testSite) hasUploaded(version uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.uploaded[version]
+}
+
+func (s *testSite) hasShared(round uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shared[round]
 }
 
 // versionOf numbers the distinct global models the site has trained from: models
