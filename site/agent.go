@@ -243,6 +243,9 @@ func fatal(err error) bool {
 // transient reports errors of the connection rather than of the work: the
 // assignment is left unhandled and comes again after reconnecting.
 func transient(err error) bool {
+	if errors.Is(err, errLate) {
+		return false
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true
@@ -253,6 +256,7 @@ func transient(err error) bool {
 var (
 	errForeignState = errors.New("state directory belongs to another federation")
 	errRefused      = errors.New("refused by the aggregator")
+	errLate         = errors.New("too late")
 )
 
 // session enrols and handles assignments until the stream breaks. progressed reports
@@ -418,7 +422,7 @@ func (a *Agent) acknowledge(ctx context.Context, asg *proto.Assignment, herr err
 }
 
 // handle does one assignment.
-func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) error {
+func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) (err error) {
 	round := asg.Envelope.GetRoundId()
 	want := uint64(0)
 	switch asg.Task.(type) {
@@ -440,6 +444,18 @@ func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) error {
 		// A round task that arrives after its deadline (a site back from a restart
 		// while the round moved on) would only be refused after the work was done.
 		return fmt.Errorf("round %d: the deadline %s has passed", round, d.AsTime().Format(time.RFC3339))
+	}
+	if d := asg.GetDeadline(); d != nil && want != 0 {
+		// Work past the deadline would be refused: stop it there.
+		parent := ctx
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.AsTime())
+		defer cancel()
+		defer func() {
+			if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				err = fmt.Errorf("round %d: the deadline %s passed during the work: %w", round, d.AsTime().Format(time.RFC3339), errLate)
+			}
+		}()
 	}
 	log := a.log.With("seq", asg.Seq, "round", round)
 	switch t := asg.Task.(type) {

@@ -437,6 +437,8 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		if msgs[i], err = c.MarshalBinary(); err != nil {
 			return err
 		}
+		// Let each ciphertext go once encoded: peak memory is one copy of the update.
+		chunks[i] = nil
 	}
 	h := sha256.New()
 	var size int
