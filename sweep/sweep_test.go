@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // miniature is a sweep of two tiny custom presets on two small synthetic hospitals.
@@ -58,6 +59,7 @@ func TestMiniatureSweepAndResume(t *testing.T) {
 				cancel()
 				return
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	_, err := Run(ctx, c, dir, Options{})
