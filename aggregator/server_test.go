@@ -737,3 +737,97 @@ func TestDecryptionDeadlineRetries(t *testing.T) {
 		t.Fatalf("%d round_abort entries, want 1", n)
 	}
 }
+
+// TestForgedUploadsRefused has site a, mid-round, send an update under another round
+// id and one whose ciphertext chunks claim to be site b's: both are refused and
+// audited, and the round's result is the FedAvg of the honest updates only.
+func TestForgedUploadsRefused(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.Rounds = 1 })
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
+	globals := map[uint64][]float32{}
+	var wrongRound, wrongSite error
+	forge := func(s *testSite, g []float32) {
+		wrongRound = s.uploadBlob(ctx, 7, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}, [][]byte{{0}})
+		b, err := s.download(ctx, 0, proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var pk secureagg.PublicKey
+		if err := pk.UnmarshalBinary(b); err != nil {
+			t.Error(err)
+			return
+		}
+		other, err := secureagg.NewParty(s.party.Config(), 1) // site b's party id
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := other.SetPublicKey(&pk); err != nil {
+			t.Error(err)
+			return
+		}
+		chunks, err := other.Encrypt(ctx, 1, make([]float32, len(g)), 100)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		msgs := make([][]byte, len(chunks))
+		var size uint64
+		for i, c := range chunks {
+			msgs[i], _ = c.MarshalBinary()
+			size += uint64(len(msgs[i]))
+		}
+		wrongSite = s.uploadBlob(ctx, 1, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size}, msgs)
+	}
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
+		if site == "a" {
+			globals[v] = g
+		}
+		return randomDelta(site, v, len(g))
+	}, func(s *testSite) {
+		if s.id != "a" {
+			return
+		}
+		honest := s.delta
+		s.delta = func(v uint64, g []float32) []float32 {
+			forge(s, g)
+			return honest(v, g)
+		}
+	})
+	waitFinal(t, ctx, sites)
+	if status.Code(wrongRound) != codes.FailedPrecondition || status.Code(wrongSite) != codes.PermissionDenied {
+		t.Fatalf("wrong round: %v; wrong site: %v", wrongRound, wrongSite)
+	}
+	a := sites[0]
+	v1, err := flatModel(a.models[string(a.published[0].Model.Sha256)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := map[string][]float32{}
+	for _, s := range sites {
+		upd[s.id] = s.sent[0]
+	}
+	if d, b := maxDiff(v1, fedAvg(globals[0], upd, counts, f.cfg.SecureAgg.WeightCap)), bound(3, 3); d > b {
+		t.Fatalf("model differs from the plaintext FedAvg of the honest updates by %g, bound %g", d, b)
+	}
+	f.stop()
+	log, err := os.ReadFile(filepath.Join(f.cfg.StateDir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"envelope round_id 7", "carries secureagg header"} {
+		found := false
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, `"type":"refusal"`) && strings.Contains(line, want) && strings.Contains(line, `"site":"a"`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no refusal of site a mentioning %q in the audit log", want)
+		}
+	}
+}
