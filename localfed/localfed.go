@@ -49,7 +49,9 @@ type Options struct {
 	Rounds, LocalSteps, BatchSize int
 	// ModelPreset names the encoder (model.Presets); empty means "2m".
 	ModelPreset string
-	// MaxLen is the sites' longest history in tokens; 0 means 128.
+	// MaxLen is the sites' longest history in tokens; 0 means 128. The model keeps
+	// its preset's position table, so a model trained elsewhere on the same preset
+	// has the same shape.
 	MaxLen int
 	// Aggregator and Site are further configuration keys, merged over the ones
 	// localfed writes (dotted keys name nested ones: "model.hidden"). Site applies to
@@ -215,7 +217,6 @@ func Prepare(ctx context.Context, opts Options) (*Federation, error) {
 		"auto_start":       true,
 		"model.preset":     opts.ModelPreset,
 		"model.seed":       opts.Seed,
-		"model.max_len":    opts.MaxLen,
 		"local.steps":      opts.LocalSteps,
 		"local.batch_size": opts.BatchSize,
 	}

@@ -143,7 +143,10 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 
 	// 1. The federation, as processes on loopback.
 	t := time.Now()
-	agg := map[string]any{"local.learning_rate": 5e-4}
+	// Sites of a thousand or two patients: a cap of 4096 gives them weights of a
+	// third or so, which keeps the decryption noise, divided by the total weight, a
+	// small fraction of the update (at the default cap of 65536 it would not be).
+	agg := map[string]any{"local.learning_rate": 5e-4, "secureagg.weight_cap": 4096}
 	if o.secureaggPreset != "" {
 		agg["secureagg.preset"] = o.secureaggPreset
 	}
