@@ -136,7 +136,7 @@ func Recommend(task string, labels []bool, groups []int64, cands []Candidate, r 
 	case len(cs) == 1:
 		rec.Summary = fmt.Sprintf("%s: only %s was swept (AUPRC %.3f); nothing to compare", task, chosen.Preset, chosen.AUPRC)
 	case pick == len(cs)-1:
-		rec.Summary = fmt.Sprintf("%s: %s, the largest swept, is needed; every smaller preset is worse beyond tolerance and significantly", task, chosen.Preset)
+		rec.Summary = fmt.Sprintf("%s: %s, the largest swept, is needed; every smaller preset is significantly worse by more than the tolerance", task, chosen.Preset)
 	default:
 		rec.Summary = fmt.Sprintf("%s: %s is enough; %s costs %.1fx more compute for %+.3f AUPRC", task, chosen.Preset, largest.Preset, rec.ComputeRatio, rec.LargestGain)
 	}

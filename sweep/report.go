@@ -120,9 +120,14 @@ func markdownTable(b *bytes.Buffer, rows [][]string) {
 func (r *Result) WriteMarkdown(w io.Writer) error {
 	var b bytes.Buffer
 	b.WriteString("# Model-size sweep\n\n")
-	fmt.Fprintf(&b, "Pretraining: %s, on the training splits of %d sites (%d patients); vocabulary of %d tokens. "+
-		"Heads are fine-tuned and scored as `fedclaims eval` does, on the pooled sites' labels and splits; the baseline is trained once.\n\n",
-		r.Mode, len(r.Sites), r.Patients, r.VocabSize)
+	if r.Mode == ModeFederated {
+		fmt.Fprintf(&b, "Pretraining: federated, every preset through a local federation of %d sites (%d patients), each site training on all its patients, updates threshold-encrypted. ",
+			len(r.Sites), r.Patients)
+	} else {
+		fmt.Fprintf(&b, "Pretraining: central, on the union of the training splits of %d sites (%d patients); vocabulary of %d tokens. ",
+			len(r.Sites), r.Patients, r.VocabSize)
+	}
+	b.WriteString("Heads are fine-tuned and scored as `fedclaims eval` does, on the pooled sites' labels and splits; the baseline is trained once.\n\n")
 	b.WriteString("## Recommendation\n\n")
 	for _, rec := range r.Recommendations {
 		b.WriteString("- " + rec.Summary + "\n")

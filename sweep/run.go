@@ -121,8 +121,9 @@ type Result struct {
 }
 
 const (
-	testText    = "paired bootstrap: the same resamples of test patients applied to both presets' predictions; one-sided p = (1 + #{AUPRC_best - AUPRC_candidate <= 0}) / (1 + B); significantly worse when p < alpha"
-	computeText = "pretraining CPU-seconds (getrusage of the process and its children, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
+	testText           = "paired bootstrap: the same resamples of test patients applied to both presets' predictions; one-sided p = (1 + #{AUPRC_best - AUPRC_candidate <= 0}) / (1 + B); significantly worse when p < alpha"
+	computeTextCentral = "pretraining CPU-seconds (getrusage of the process, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
+	computeTextFed     = "pretraining CPU-seconds of the whole local federation (getrusage of the process and its children: the aggregator and the sites, key setup and encryption included); FLOPs estimated from the mean history length per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
 )
 
 // Options are how Run runs, apart from what it runs.
@@ -562,8 +563,11 @@ func assemble(c *Config, sites []string, patients, vocab int, presets []PresetRe
 	presets = slices.Clone(presets)
 	slices.SortStableFunc(presets, func(a, b PresetResult) int { return a.Params - b.Params })
 	res := &Result{Mode: c.Mode, Sites: sites, Patients: patients, VocabSize: vocab,
-		Tolerance: *c.Tolerance, Alpha: c.Alpha, Test: testText, Compute: computeText,
+		Tolerance: *c.Tolerance, Alpha: c.Alpha, Test: testText, Compute: computeTextCentral,
 		Presets: presets, Baseline: base}
+	if c.Mode == ModeFederated {
+		res.Compute = computeTextFed
+	}
 	rule := Rule{Tolerance: *c.Tolerance, Alpha: c.Alpha, Resamples: c.Eval.Bootstrap, Seed: c.Seed}
 	for k, bt := range base {
 		var cands []Candidate
