@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
@@ -176,7 +177,17 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	if auditPath == "" {
 		auditPath = filepath.Join(cfg.StateDir, "audit.jsonl")
 	}
-	if s.audit, err = audit.Open(auditPath, audit.Options{Actor: "aggregator", RepairTorn: true, Now: s.clock.Now}); err != nil {
+	// Entries are signed with the aggregator's certificate key, so that
+	// `fedclaims audit verify --cert aggregator.crt` shows who wrote the log.
+	pair, _, err := certs.LoadPair(certs.AggregatorFiles(cfg.Certs))
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("aggregator: key of %s cannot sign", certs.AggregatorFiles(cfg.Certs).Cert)
+	}
+	if s.audit, err = audit.Open(auditPath, audit.Options{Actor: "aggregator", Signer: signer, RepairTorn: true, Now: s.clock.Now}); err != nil {
 		return nil, err
 	}
 	if err := s.restore(); err != nil {

@@ -355,6 +355,14 @@ func auditTypes(t *testing.T, path string) map[string]int {
 	if _, err := audit.Verify(bytes.NewReader(b)); err != nil {
 		t.Fatalf("audit log: %v", err)
 	}
+	// Every entry is signed by the aggregator's certificate key.
+	cert, err := certs.LoadCert(certs.AggregatorFiles(filepath.Join(filepath.Dir(filepath.Dir(path)), "certs")).Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (audit.Verifier{PublicKey: cert.PublicKey}).Verify(bytes.NewReader(b)); err != nil {
+		t.Fatalf("audit log signatures: %v", err)
+	}
 	out := map[string]int{}
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		e, err := audit.ParseLine(line)
