@@ -49,6 +49,17 @@ type Config struct {
 	Seed uint64
 	// BackoffMin and BackoffMax bound the reconnection delay.
 	BackoffMin, BackoffMax time.Duration
+	// Eval is the local evaluation `fedclaims site` runs on the final model.
+	Eval EvalConfig
+}
+
+// EvalConfig sets the local evaluation of the final model (`fedclaims eval` on the
+// site's first dataset); an empty Out runs none.
+type EvalConfig struct {
+	Out       string
+	Bootstrap int  // patient-level bootstrap resamples
+	Frozen    bool // fit heads on the frozen encoder only
+	Seq       int  // tokens per history; 0 is the model's max_len
 }
 
 // keyList returns the configuration keys, as viper names them (nested YAML keys joined by
@@ -71,6 +82,10 @@ func keyList() []string {
 		"seed",
 		"backoff.min",
 		"backoff.max",
+		"eval.out",
+		"eval.bootstrap",
+		"eval.frozen",
+		"eval.seq",
 	}
 }
 
@@ -142,6 +157,12 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		Seed:        r.uint64("seed", 1),
 		BackoffMin:  r.duration("backoff.min", 500*time.Millisecond),
 		BackoffMax:  r.duration("backoff.max", 30*time.Second),
+		Eval: EvalConfig{
+			Out:       r.str("eval.out"),
+			Bootstrap: r.int("eval.bootstrap", 1000),
+			Frozen:    r.bool("eval.frozen", false),
+			Seq:       r.int("eval.seq", 0),
+		},
 	}
 	if r.err != nil {
 		return Config{}, r.err
@@ -179,6 +200,12 @@ func (c Config) Validate() error {
 		return keyErr("backoff.min", "%v must be positive", c.BackoffMin)
 	case c.BackoffMax < c.BackoffMin:
 		return keyErr("backoff.max", "%v is below backoff.min %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.Eval.Bootstrap < 1 {
+		return keyErr("eval.bootstrap", "%d must be positive", c.Eval.Bootstrap)
+	}
+	if c.Eval.Seq < 0 {
+		return keyErr("eval.seq", "%d must not be negative", c.Eval.Seq)
 	}
 	if _, port, err := net.SplitHostPort(c.Aggregator); err != nil || port == "" {
 		return keyErr("aggregator.address", "%q is not host:port", c.Aggregator)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +28,8 @@ the published models under state_dir (state_dir/final is a checkpoint that
 Settings come from --config (see configs/site.yaml; an unknown key is an error),
 FEDCLAIMS_* environment variables (FEDCLAIMS_AGGREGATOR_ADDRESS for aggregator.address)
 and the flags below. Logs are JSON on stderr; every action is in the site's audit log.
-On exit it prints one JSON line with the final model's directory.`,
+On exit it prints one JSON line with the final model's directory; with eval.out set it
+first evaluates the final model on the site's data (fedclaims eval) into that directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for key, flag := range map[string]string{
@@ -71,13 +74,32 @@ On exit it prints one JSON line with the final model's directory.`,
 				}
 				return fmt.Errorf("site %s: %w", cfg.SiteID, err)
 			}
-			return a.printJSONLine(map[string]any{
+			result := map[string]any{
 				"site":        cfg.SiteID,
 				"federation":  cfg.Federation,
 				"final_model": agent.FinalDir(),
 				"audit_log":   cfg.AuditLog,
 				"seconds":     time.Since(start).Seconds(),
-			})
+			}
+			if e := cfg.Eval; e.Out != "" {
+				if len(cfg.Data) > 1 {
+					log.Warn("local evaluation reads the first dataset only", "data", cfg.Data[0])
+				}
+				args := []string{"eval", "--data", cfg.Data[0], "--model", agent.FinalDir(), "--out", e.Out,
+					"--bootstrap", strconv.Itoa(e.Bootstrap), "--seq", strconv.Itoa(e.Seq), "--frozen=" + strconv.FormatBool(e.Frozen),
+					// A task this site cannot score (no positives in a split) is left out with
+					// a warning rather than failing the rest after the federation is done.
+					"--skip-degenerate"}
+				if cfg.Threads > 0 {
+					args = append(args, "--threads", strconv.Itoa(cfg.Threads))
+				}
+				log.Info("evaluating the final model locally", "out", e.Out)
+				if err := run(cmd.Context(), args, a.stderr, a.stderr); err != nil {
+					return fmt.Errorf("site %s: local evaluation: %w", cfg.SiteID, err)
+				}
+				result["eval_report"] = filepath.Join(e.Out, "report.json")
+			}
+			return a.printJSONLine(result)
 		},
 	}
 	f := cmd.Flags()
