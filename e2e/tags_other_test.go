@@ -1,0 +1,5 @@
+//go:build !openblas
+
+package e2e
+
+const buildTags = ""
