@@ -57,7 +57,7 @@ type Config struct {
 // site's first dataset); an empty Out runs none.
 type EvalConfig struct {
 	Out       string
-	Bootstrap int  // patient-level bootstrap resamples
+	Bootstrap int  // patient-level bootstrap resamples; 0 is eval's default
 	Frozen    bool // fit heads on the frozen encoder only
 	Seq       int  // tokens per history; 0 is the model's max_len
 }
@@ -159,7 +159,7 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		BackoffMax:  r.duration("backoff.max", 30*time.Second),
 		Eval: EvalConfig{
 			Out:       r.str("eval.out"),
-			Bootstrap: r.int("eval.bootstrap", 1000),
+			Bootstrap: r.int("eval.bootstrap", 0),
 			Frozen:    r.bool("eval.frozen", false),
 			Seq:       r.int("eval.seq", 0),
 		},
@@ -201,8 +201,8 @@ func (c Config) Validate() error {
 	case c.BackoffMax < c.BackoffMin:
 		return keyErr("backoff.max", "%v is below backoff.min %v", c.BackoffMax, c.BackoffMin)
 	}
-	if c.Eval.Bootstrap < 1 {
-		return keyErr("eval.bootstrap", "%d must be positive", c.Eval.Bootstrap)
+	if c.Eval.Bootstrap < 0 {
+		return keyErr("eval.bootstrap", "%d must not be negative", c.Eval.Bootstrap)
 	}
 	if c.Eval.Seq < 0 {
 		return keyErr("eval.seq", "%d must not be negative", c.Eval.Seq)

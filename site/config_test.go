@@ -82,7 +82,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"no data", strings.Replace(goodYAML, "data: [/data/meds]", "data: []", 1), "data"},
 		{"no state", strings.Replace(goodYAML, "state_dir: /var/lib/fedclaims\n", "", 1), "state_dir"},
 		{"max below min", goodYAML[:len(goodYAML)-1] + "\n  max: 1ms\n", "backoff.max"},
-		{"bad bootstrap", goodYAML + "eval:\n  bootstrap: 0\n", "eval.bootstrap"},
+		{"bad bootstrap", goodYAML + "eval:\n  bootstrap: -1\n", "eval.bootstrap"},
 		{"short max_len", strings.Replace(goodYAML, "batch_size: 8", "max_len: 1", 1), "train.max_len"},
 	}
 	for _, tt := range tests {

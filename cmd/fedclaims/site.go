@@ -86,12 +86,15 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 					log.Warn("local evaluation reads the first dataset only", "data", cfg.Data[0])
 				}
 				args := []string{"eval", "--data", cfg.Data[0], "--model", agent.FinalDir(), "--out", e.Out,
-					"--bootstrap", strconv.Itoa(e.Bootstrap), "--seq", strconv.Itoa(e.Seq), "--frozen=" + strconv.FormatBool(e.Frozen),
+					"--seq", strconv.Itoa(e.Seq), "--frozen=" + strconv.FormatBool(e.Frozen),
 					// A task this site cannot score (no positives in a split) is left out with
 					// a warning rather than failing the rest after the federation is done.
 					"--skip-degenerate"}
 				if cfg.Threads > 0 {
 					args = append(args, "--threads", strconv.Itoa(cfg.Threads))
+				}
+				if e.Bootstrap > 0 {
+					args = append(args, "--bootstrap", strconv.Itoa(e.Bootstrap))
 				}
 				log.Info("evaluating the final model locally", "out", e.Out)
 				if err := run(cmd.Context(), args, a.stderr, a.stderr); err != nil {
