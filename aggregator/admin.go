@@ -106,7 +106,7 @@ func (s *Server) control(ctx context.Context, req *proto.ControlRequest, action 
 			return status.Error(codes.Internal, err.Error())
 		}
 		s.log.Info("admin action", "action", action, "by", id.String())
-		s.process(ctx)
+		s.process(s.loopCtx)
 		out = s.status()
 		return nil
 	})
@@ -121,7 +121,7 @@ func (s *Server) Start(ctx context.Context, req *proto.ControlRequest) (*proto.S
 		case SetupEnrolling:
 			return s.setup.Step(Begin{})
 		case SetupDone:
-			return s.stepRound(ctx, Start{})
+			return s.stepRound(s.loopCtx, Start{})
 		}
 		return fmt.Errorf("setup is under way (%s); it continues on its own", s.setup.Phase())
 	})
@@ -131,19 +131,19 @@ func (s *Server) Start(ctx context.Context, req *proto.ControlRequest) (*proto.S
 func (s *Server) Pause(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
 	return s.control(ctx, req, "pause", func() error {
 		s.broadcast(proto.Control_ACTION_PAUSED, req.GetReason())
-		return s.stepRound(ctx, Pause{})
+		return s.stepRound(s.loopCtx, Pause{})
 	})
 }
 
 // Resume implements proto.AdminServer.
 func (s *Server) Resume(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
 	return s.control(ctx, req, "resume", func() error {
-		if err := s.stepRound(ctx, Resume{}); err != nil {
+		if err := s.stepRound(s.loopCtx, Resume{}); err != nil {
 			return err
 		}
 		s.broadcast(proto.Control_ACTION_RESUMED, req.GetReason())
 		if s.setup.Phase() == SetupDone && s.model != nil && (s.round.State().Round > 0 || s.cfg.AutoStart) {
-			s.next(ctx)
+			s.next(s.loopCtx)
 		}
 		return nil
 	})
@@ -153,10 +153,10 @@ func (s *Server) Resume(ctx context.Context, req *proto.ControlRequest) (*proto.
 func (s *Server) Stop(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
 	return s.control(ctx, req, "stop", func() error {
 		s.broadcast(proto.Control_ACTION_STOPPED, req.GetReason())
-		if err := s.stepRound(ctx, Stop{}); err != nil {
+		if err := s.stepRound(s.loopCtx, Stop{}); err != nil {
 			return err
 		}
-		s.finishStopped(ctx)
+		s.finishStopped(s.loopCtx)
 		return nil
 	})
 }

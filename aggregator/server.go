@@ -89,6 +89,9 @@ type Server struct {
 
 	events chan func()
 	done   chan struct{}
+	// loopCtx is the loop's context, for work the loop starts on behalf of an RPC
+	// (a round opened by admin start) that must outlive the call.
+	loopCtx context.Context
 	fatal  error // set on the loop when the federation must stop
 
 	// Owned by the loop.
@@ -353,6 +356,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 // machines are ready for.
 func (s *Server) loop(ctx context.Context) error {
 	defer close(s.done)
+	s.loopCtx = ctx
 	s.resume(ctx)
 	for s.fatal == nil {
 		select {
