@@ -1,0 +1,167 @@
+package localfed
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"github.com/fedclaims/fedclaims/aggregator"
+	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/site"
+)
+
+// Prepare writes a federation whose every configuration the real loaders accept,
+// with each site pointed at its own data and the aggregator at the consortium.
+func TestPrepare(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fed")
+	f, err := Prepare(context.Background(), Options{
+		Dir: dir, Binary: "/nonexistent/fedclaims", Hospitals: 3, Patients: 60, Seed: 7, Rounds: 4, LocalSteps: 3,
+		Aggregator: map[string]any{"model.hidden": 32, "round_deadline": "30s"},
+		Site:       map[string]any{"threads": 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	if err := aggregator.SetDefaults(v); err != nil {
+		t.Fatal(err)
+	}
+	v.SetConfigFile(f.AggregatorConfig)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := aggregator.LoadConfig(v)
+	if err != nil {
+		t.Fatalf("%s: %v", f.AggregatorConfig, err)
+	}
+	want := []string{"h01", "h02", "h03"}
+	switch {
+	case !slices.Equal(ac.Sites, want):
+		t.Errorf("sites %v, want %v", ac.Sites, want)
+	case ac.Listen != f.Addr || !strings.HasPrefix(f.Addr, "127.0.0.1:"):
+		t.Errorf("listen %q, address %q: want the same loopback address", ac.Listen, f.Addr)
+	case ac.Rounds != 4 || ac.Local.Steps != 3 || ac.Model.Seed != 7:
+		t.Errorf("rounds %d, local steps %d, model seed %d: want 4, 3, 7", ac.Rounds, ac.Local.Steps, ac.Model.Seed)
+	case ac.Threshold != 2 || ac.MinSites != 2:
+		t.Errorf("threshold %d, min_sites %d: want a majority, 2", ac.Threshold, ac.MinSites)
+	case ac.Model.Hidden != 32 || ac.RoundDeadline != 30*time.Second:
+		t.Errorf("overrides lost: hidden %d, round_deadline %v", ac.Model.Hidden, ac.RoundDeadline)
+	case !ac.AutoStart:
+		t.Error("auto_start is off")
+	}
+	if _, err := certs.ServerTLS(certs.AggregatorFiles(ac.Certs)); err != nil {
+		t.Errorf("aggregator certificate: %v", err)
+	}
+
+	archetypes := map[string]bool{}
+	for _, s := range f.Sites {
+		sc, err := site.Load(viper.New(), s.Config)
+		if err != nil {
+			t.Fatalf("%s: %v", s.Config, err)
+		}
+		if sc.SiteID != s.ID || sc.Aggregator != f.Addr || sc.Federation != ac.Federation || sc.Threads != 2 {
+			t.Errorf("site %s config: %+v", s.ID, sc)
+		}
+		if !slices.Equal(sc.Data, []string{s.Data}) || sc.StateDir != s.StateDir || sc.AuditLog != s.AuditLog {
+			t.Errorf("site %s: data %v state %s audit %s", s.ID, sc.Data, sc.StateDir, sc.AuditLog)
+		}
+		if _, err := certs.ClientTLS(certs.SiteFiles(sc.CertsDir, s.ID), sc.ServerName); err != nil {
+			t.Errorf("site %s certificate: %v", s.ID, err)
+		}
+		src, err := claims.Open(s.Data)
+		if err != nil {
+			t.Fatalf("site %s data: %v", s.ID, err)
+		}
+		src.Close()
+		archetypes[s.Archetype] = true
+	}
+	if len(archetypes) != 3 {
+		t.Errorf("archetypes %v: want three kinds of hospital", archetypes)
+	}
+
+	if _, err := Prepare(context.Background(), Options{Dir: dir, Binary: "x", Hospitals: 1, Patients: 10}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("Prepare into a used directory: %v, want a refusal", err)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for _, o := range []Options{
+		{Hospitals: 1, Patients: 1},
+		{Dir: t.TempDir(), Patients: 1},
+		{Dir: t.TempDir(), Hospitals: 1},
+	} {
+		if _, err := Prepare(context.Background(), o); err == nil {
+			t.Errorf("Prepare(%+v) succeeded", o)
+		}
+	}
+}
+
+func TestWriteYAMLNests(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := writeYAML(path, "test", map[string]any{"a.b.c": 1, "a.b.d": "x", "a.e": true, "f": []string{"g"}}); err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if v.GetInt("a.b.c") != 1 || v.GetString("a.b.d") != "x" || !v.GetBool("a.e") || !slices.Equal(v.GetStringSlice("f"), []string{"g"}) {
+		t.Errorf("read back %v", v.AllSettings())
+	}
+	if m, err := filepath.Glob(filepath.Join(filepath.Dir(path), ".c.yaml.tmp*")); err != nil || len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+}
+
+// Kill ends the whole process group: a child's own children go too.
+func TestProcessKillReachesGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "grandchild")
+	p := &Process{Name: "sh", Log: filepath.Join(dir, "sh.log"), bin: "/bin/sh",
+		args: []string{"-c", "sleep 60 & echo $! > " + pidFile + "; wait"}}
+	if err := p.start(); err != nil {
+		t.Skip(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var gpid string
+	for gpid == "" {
+		b, _ := os.ReadFile(pidFile)
+		gpid = strings.TrimSpace(string(b))
+		if time.Now().After(deadline) {
+			t.Fatal("the shell did not start its child")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Kill()
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("Kill returned before the process was reaped")
+	}
+	if p.Err() == nil {
+		t.Error("a killed process reported success")
+	}
+	// The grandchild is gone once it is no longer in /proc (or is a zombie of init).
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile("/proc/" + gpid + "/stat")
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %s outlived the kill", gpid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(p.Tail(1024), "localfed: starting /bin/sh") {
+		t.Errorf("log lacks the start line: %q", p.Tail(1024))
+	}
+}
