@@ -92,7 +92,7 @@ type Server struct {
 	// loopCtx is the loop's context, for work the loop starts on behalf of an RPC
 	// (a round opened by admin start) that must outlive the call.
 	loopCtx context.Context
-	fatal  error // set on the loop when the federation must stop
+	fatal   error // set on the loop when the federation must stop
 
 	// Owned by the loop.
 	round    *Machine
