@@ -107,3 +107,17 @@ func Pad(seqs []Sequence, idx []int) *Batch {
 	}
 	return b
 }
+
+// Batches cuts seqs, in order, into padded batches of at most size sequences:
+// for evaluation, where order matters and shuffling does not.
+func Batches(seqs []Sequence, size int) []*Batch {
+	var bs []*Batch
+	for i := 0; i < len(seqs); i += size {
+		idx := make([]int, 0, size)
+		for j := i; j < min(i+size, len(seqs)); j++ {
+			idx = append(idx, j)
+		}
+		bs = append(bs, Pad(seqs, idx))
+	}
+	return bs
+}

@@ -46,13 +46,7 @@ func TestMemorise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval := func() float64 {
-		var bs []*Batch
-		for i := 0; i < len(seqs); i += 3 {
-			bs = append(bs, Pad(seqs, []int{i, i + 1, i + 2}))
-		}
-		return tr.Eval(bs, 99)
-	}
+	eval := func() float64 { return tr.Eval(Batches(seqs, 3), 99) }
 	start := eval()
 	for range tc.Steps {
 		if _, err := tr.Step(context.Background(), []*Batch{ld.Next()}); err != nil {

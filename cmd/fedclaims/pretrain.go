@@ -125,19 +125,8 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 					return err
 				}
 			}
-			validBatches := func() []*model.Batch {
-				var bs []*model.Batch
-				for i := 0; i < len(valid); i += 16 {
-					idx := make([]int, 0, 16)
-					for j := i; j < min(i+16, len(valid)); j++ {
-						idx = append(idx, j)
-					}
-					bs = append(bs, model.Pad(valid, idx))
-				}
-				return bs
-			}
 			const evalSeed = 7
-			before := tr.Eval(validBatches(), evalSeed)
+			before := tr.Eval(model.Batches(valid, 16), evalSeed)
 
 			bar := progressbar.NewOptions(tr.TC.Steps,
 				progressbar.OptionSetWriter(a.stderr),
@@ -184,7 +173,7 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 			if err := tr.SaveCheckpoint(out, vocabBytes, ld); err != nil {
 				return err
 			}
-			after := tr.Eval(validBatches(), evalSeed)
+			after := tr.Eval(model.Batches(valid, 16), evalSeed)
 			return a.printJSONLine(map[string]any{
 				"checkpoint":       out,
 				"steps":            tr.Opt.Step,
