@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+
+	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/localfed"
+)
+
+func TestDemoRefusesBadFlags(t *testing.T) {
+	other := t.TempDir()
+	keep := filepath.Join(other, "precious.txt")
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "--out", t.TempDir(), "--hospitals", "1"}, "--hospitals"},
+		{[]string{"demo", "--out", t.TempDir(), "--patients", "10"}, "--patients"},
+		{[]string{"demo", "--out", t.TempDir(), "--rounds", "0"}, "--rounds"},
+		{[]string{"demo", "--out", t.TempDir(), "--bootstrap", "0"}, "--bootstrap"},
+		{[]string{"demo", "--out", other}, "not empty"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), tt.args, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("fedclaims %s: %v, want an error naming %s", strings.Join(tt.args, " "), err, tt.want)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a refused demo touched a directory it did not write: %v", err)
+	}
+}
+
+func TestClaimDemoDirReplacesOnlyADemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	if err := claimDemoDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "federation", "old.log")
+	os.MkdirAll(filepath.Dir(old), 0o755)
+	os.WriteFile(old, []byte("x"), 0o644)
+	if err := claimDemoDir(dir); err != nil {
+		t.Fatalf("replacing an earlier demo: %v", err)
+	}
+	if _, err := os.Stat(old); err == nil {
+		t.Error("the earlier demo's files survived")
+	}
+	if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+		t.Error(err)
+	}
+}
+
+// demoEval scores the federated encoder, the site-alone encoder and the baseline
+// on the same test split of one site.
+func TestDemoEvalThreeModels(t *testing.T) {
+	data := synthSite(t, 2000)
+	state := t.TempDir()
+	fed := tinyCheckpoint(t, data, 0)
+	if err := os.Rename(fed, filepath.Join(state, "final")); err != nil {
+		t.Fatal(err)
+	}
+	alone := tinyCheckpoint(t, data, 0)
+	out := filepath.Join(t.TempDir(), "eval")
+	a := &app{v: viper.New(), log: slog.New(slog.DiscardHandler), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	s := &localfed.Site{ID: "h01", Archetype: "general", Data: data, StateDir: state}
+	rep, err := demoEval(context.Background(), a, s, alone, out, demoOptions{seed: 1, bootstrap: 30, seq: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Tasks) == 0 {
+		t.Fatal("no task evaluated")
+	}
+	for _, tr := range rep.Tasks {
+		for _, m := range []string{eval.ModelEncoder, modelSiteEncoder, eval.ModelBaseline} {
+			if _, ok := tr.Models[m]; !ok {
+				t.Errorf("task %s: no %s", tr.Name, m)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.json")); err != nil {
+		t.Error(err)
+	}
+
+	res := demoResult{Seconds: map[string]float64{"total": 12}, Rounds: []demoRound{{Round: 1, Contributors: []string{"h01"}, PerSite: map[string]uint64{"h01": 3 << 20}}}}
+	for _, tr := range rep.Tasks {
+		res.Rows = append(res.Rows, demoRow{Task: tr.Name, Kind: tr.Kind, Site: s.ID, Archetype: s.Archetype, NTest: tr.NTest,
+			Federated: tr.Models[eval.ModelEncoder], SiteAlone: tr.Models[modelSiteEncoder], Baseline: tr.Models[eval.ModelBaseline]})
+	}
+	var buf bytes.Buffer
+	if err := writeDemoTable(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	table := buf.String()
+	for _, want := range []string{"federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", rep.Tasks[0].Name, "h01 (general)", "h01 3.0 MiB", "total 12s"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}
