@@ -36,13 +36,13 @@ const demoMarker = ".fedclaims-demo"
 
 // demoOptions are fedclaims demo's settings.
 type demoOptions struct {
-	out                       string
-	hospitals, patients       int
-	rounds, localSteps, batch int
-	seq, bootstrap            int
-	preset, secureaggPreset   string
-	seed                      uint64
-	timeout                   time.Duration
+	out                        string
+	hospitals, patients        int
+	rounds, localSteps, batch  int
+	seq, bootstrap, headEpochs int
+	preset, secureaggPreset    string
+	seed                       uint64
+	timeout                    time.Duration
 }
 
 func newDemoCmd(a *app) *cobra.Command {
@@ -76,6 +76,7 @@ audit logs under DIR/federation/. A DIR that an earlier demo wrote is replaced.`
 	f.IntVar(&o.seq, "seq", 128, "longest history in tokens, the most recent kept")
 	f.StringVar(&o.preset, "preset", "2m", "encoder preset")
 	f.StringVar(&o.secureaggPreset, "secureagg-preset", "", "CKKS parameter preset (default: the aggregator's)")
+	f.IntVar(&o.headEpochs, "head-epochs", 3, "epochs of each task head on the frozen encoders, at most")
 	f.IntVar(&o.bootstrap, "bootstrap", 200, "patient-level bootstrap resamples for the 95% intervals")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the data, the models and the evaluation")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up, and stop every process, after this long")
@@ -330,7 +331,7 @@ func pretrainAlone(ctx context.Context, a *app, s *localfed.Site, out string, o 
 // modelSiteEncoder, beside the baseline, all on the same splits.
 func demoEval(ctx context.Context, a *app, s *localfed.Site, aloneDir, out string, o demoOptions) (*eval.Report, error) {
 	eo := evalOptions{data: s.Data, out: out, seed: o.seed, resamples: o.bootstrap, grid: false, iterations: 200,
-		minCount: 5, recentDays: 365, threads: 0, skipDegenerate: true, frozen: true, seq: o.seq}
+		minCount: 5, recentDays: 365, threads: 0, skipDegenerate: true, frozen: true, seq: o.seq, epochs: o.headEpochs}
 	fedCk, err := loadEncoder(s.FinalModel())
 	if err != nil {
 		return nil, fmt.Errorf("site %s: the federated model: %w", s.ID, err)
