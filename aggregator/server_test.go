@@ -425,6 +425,15 @@ func TestRestartResumes(t *testing.T) {
 	if d, b := maxDiff(final, fedAvg(v1, upd, counts, f.cfg.SecureAgg.WeightCap)), bound(3, 3); d > b {
 		t.Fatalf("final model after a restart differs from the plaintext FedAvg by %g, bound %g", d, b)
 	}
+	// Round 2's TrainTask (where a site got it before the restart) and round 3's,
+	// both from version 1, carry the same local seed: the seed follows the model
+	// version, not the round id a restart advances.
+	for _, s := range sites {
+		want := TrainSeed(f.cfg.Model.Seed, 1, s.id)
+		if got := s.seeds[1]; len(got) == 0 || slices.ContainsFunc(got, func(x uint64) bool { return x != want }) || want == s.seeds[0][0] {
+			t.Fatalf("site %s: seeds %v, want %d for version 1", s.id, s.seeds, want)
+		}
+	}
 	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: f.cfg.Federation}})
 	if err != nil {
 		t.Fatal(err)

@@ -50,8 +50,9 @@ type testSite struct {
 	after     uint64
 	versions  map[string]uint64 // global model versions by sha256
 	sent      map[uint64][]float32
-	uploaded  map[uint64]bool // versions whose update the aggregator acknowledged
-	shared    map[uint64]bool // rounds whose decryption share the aggregator acknowledged
+	uploaded  map[uint64]bool     // versions whose update the aggregator acknowledged
+	shared    map[uint64]bool     // rounds whose decryption share the aggregator acknowledged
+	seeds     map[uint64][]uint64 // TrainTask seeds received, by model version
 	published []*proto.PublishedModel
 	models    map[string][]byte // published model bytes by sha256
 	final     chan struct{}
@@ -60,7 +61,7 @@ type testSite struct {
 
 func newTestSite(t *testing.T, id, addr, certDir string, count float64) *testSite {
 	return &testSite{t: t, id: id, addr: addr, files: certs.SiteFiles(certDir, id), count: count,
-		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
+		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, seeds: map[uint64][]uint64{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
 }
 
 func (s *testSite) env(round uint64) *proto.Envelope {
@@ -166,6 +167,9 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 			return err
 		}
 		version := s.versionOf(blob)
+		s.mu.Lock()
+		s.seeds[version] = append(s.seeds[version], task.Train.Seed)
+		s.mu.Unlock()
 		d := s.delta(version, global)
 		if d == nil {
 			return nil
