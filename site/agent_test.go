@@ -58,7 +58,7 @@ func TestFederation(t *testing.T) {
 			Threads: 1, MaxLen: 32, ExitOnFinal: true, Seed: 1, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
 	}
 	run := func(c Config) error {
-		a, err := New(c, slog.New(slog.NewTextHandler(logWriter{t}, nil)))
+		a, err := New(c, slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		if err != nil {
 			return err
 		}

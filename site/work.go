@@ -373,18 +373,43 @@ func (a *Agent) globalModel(ctx context.Context, round uint64, ref *proto.BlobRe
 	if kind != proto.BlobKind_BLOB_KIND_GLOBAL_MODEL && kind != proto.BlobKind_BLOB_KIND_FINAL_MODEL {
 		return nil, nil, fmt.Errorf("model reference of kind %s", kind)
 	}
-	b, err := a.download(ctx, round, kind, "", ref)
-	if err != nil {
-		return nil, nil, err
+	blob, sum := a.cachedModel(ref)
+	if blob == nil {
+		b, err := a.download(ctx, round, kind, "", ref)
+		if err != nil {
+			return nil, nil, err
+		}
+		blob, sum = b.bytes(), b.sum
+	} else {
+		a.log.Debug("model already held", "sha256", hexSum(sum))
 	}
-	m, err := a.installModel(dir, b.bytes())
+	m, err := a.installModel(dir, blob)
 	if err != nil {
 		return nil, nil, err
 	}
 	if m.Config().Vocab != a.vocab.Len() {
 		return nil, nil, fmt.Errorf("model of %d tokens, the vocabulary has %d", m.Config().Vocab, a.vocab.Len())
 	}
-	return m, b.sum, nil
+	return m, sum, nil
+}
+
+// cachedModel returns the bytes of the model ref names when the state directory
+// already holds them (a round starts from the model the previous one published, and
+// the final model is the last published one), so that each is downloaded once.
+func (a *Agent) cachedModel(ref *proto.BlobRef) ([]byte, []byte) {
+	if len(ref.Sha256) == 0 {
+		return nil, nil
+	}
+	for _, dir := range []string{globalDir, finalDir} {
+		b, err := os.ReadFile(filepath.Join(a.st.path(dir), model.ModelFile))
+		if err != nil {
+			continue
+		}
+		if sum := sha256.Sum256(b); bytes.Equal(sum[:], ref.Sha256) && (ref.Size == 0 || ref.Size == uint64(len(b))) {
+			return b, sum[:]
+		}
+	}
+	return nil, nil
 }
 
 func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.TrainTask) error {
