@@ -227,17 +227,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// fatal reports errors that reconnecting does not cure.
+// fatal reports errors that reconnecting does not cure. A refusal of one piece of
+// work is not among them: only a refusal of the site itself, at enrolment or when it
+// opens its work stream.
 func fatal(err error) bool {
 	var ae *auditError
-	if errors.As(err, &ae) || errors.Is(err, errForeignState) || errors.Is(err, errRefused) {
-		return true
-	}
+	return errors.As(err, &ae) || errors.Is(err, errForeignState) || errors.Is(err, errRefused)
+}
+
+// refusedSite marks the aggregator's refusal of the site itself (its certificate,
+// its place on the allow-list) as fatal.
+func refusedSite(what string, err error) error {
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
-		return true
+		return fmt.Errorf("%s: %w: %w", what, errRefused, err)
 	}
-	return false
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // transient reports errors of the connection rather than of the work: the
@@ -274,13 +279,14 @@ func (a *Agent) session(ctx context.Context) (progressed bool, err error) {
 	defer cancel()
 	stream, err := a.client.Work(ctx, &proto.WorkRequest{Envelope: a.envelope(0), AfterSeq: after})
 	if err != nil {
-		return false, fmt.Errorf("work stream: %w", err)
+		return false, refusedSite("work stream", err)
 	}
 	a.log.Info("work stream open", "federation", fed, "after_seq", after)
 	for {
 		asg, err := stream.Recv()
 		if err != nil {
-			return true, fmt.Errorf("work stream: %w", err)
+			// A server-streaming call reports its refusal at the first receive.
+			return true, refusedSite("work stream", err)
 		}
 		if asg.Seq <= after {
 			continue
@@ -355,7 +361,7 @@ func (a *Agent) enrolAs(ctx context.Context, fedID string) (*proto.FederationCon
 		// share key it does not accept): asking again will not change its answer.
 		return nil, fmt.Errorf("enrol: %w: %w", errRefused, err)
 	default:
-		return nil, fmt.Errorf("enrol: %w", err)
+		return nil, refusedSite("enrol", err)
 	}
 	fc := resp.GetConfig()
 	if err := a.checkConfig(fc); err != nil {

@@ -3,12 +3,15 @@ package site
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fedclaims/fedclaims/claims/synth"
@@ -105,5 +108,33 @@ func TestLateRoundTask(t *testing.T) {
 	}
 	if after, _ := a.audit.Head(); after != before {
 		t.Fatal("a late task was acted on")
+	}
+}
+
+// TestErrorClasses: which errors end Run, which leave the assignment for after a
+// reconnect, and which are reported and passed.
+func TestErrorClasses(t *testing.T) {
+	denied := status.Error(codes.PermissionDenied, "no")
+	tests := []struct {
+		name             string
+		err              error
+		fatal, transient bool
+	}{
+		{"audit write failed", &auditError{errors.New("disk full")}, true, false},
+		{"site refused at enrolment", refusedSite("enrol", denied), true, false},
+		{"site not authenticated", refusedSite("work stream", status.Error(codes.Unauthenticated, "no")), true, false},
+		{"enrolment unreachable", refusedSite("enrol", status.Error(codes.Unavailable, "down")), false, true},
+		{"one upload refused", fmt.Errorf("upload: %w", denied), false, false},
+		{"connection lost mid-work", fmt.Errorf("download: %w", status.Error(codes.Unavailable, "eof")), false, true},
+		{"deadline passed", fmt.Errorf("round 3: %w", errLate), false, false},
+		{"another federation's state", fmt.Errorf("enrol: %w", errForeignState), true, false},
+		{"local failure", errors.New("no sequences"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if fatal(tt.err) != tt.fatal || transient(tt.err) != tt.transient {
+				t.Fatalf("fatal %v transient %v, want %v %v", fatal(tt.err), transient(tt.err), tt.fatal, tt.transient)
+			}
+		})
 	}
 }
