@@ -101,7 +101,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// MarshalIndent renders c as config.json.
+// marshal renders c as config.json.
 func (c Config) marshal() ([]byte, error) { return json.MarshalIndent(c, "", "  ") }
 
 // Params is the exact number of trainable parameters, the length of Flatten's vector.

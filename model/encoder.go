@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 
 	"gonum.org/v1/gonum/blas"
 	"gorgonia.org/tensor"
@@ -41,22 +42,13 @@ func New(cfg Config, seed uint64) (*Model, error) {
 			for i := range v {
 				v[i] = float32(rng.NormFloat64() * 0.02)
 			}
-		case hasSuffix(t.name, "ln1.weight", "ln2.weight", "final_ln.weight"):
+		case strings.HasSuffix(t.name, "ln1.weight") || strings.HasSuffix(t.name, "ln2.weight") || t.name == "final_ln.weight":
 			for i := range v {
 				v[i] = 1
 			}
 		}
 	}
 	return m, nil
-}
-
-func hasSuffix(s string, suffixes ...string) bool {
-	for _, x := range suffixes {
-		if len(s) >= len(x) && s[len(s)-len(x):] == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Config returns the model's shape.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"math/rand/v2"
+	"slices"
 )
 
 // Masked is the MLM objective's choice for one batch: the flat positions (b·T+t)
@@ -44,7 +45,7 @@ func (mk *Masked) mask(b *Batch, vocab int, rng *rand.Rand) {
 			cand[i], cand[j] = cand[j], cand[i]
 		}
 		picked := cand[:k]
-		sortInt32(picked)
+		slices.Sort(picked)
 		for _, idx := range picked {
 			mk.Index = append(mk.Index, idx)
 			mk.Target = append(mk.Target, b.Tokens[idx])
@@ -54,14 +55,6 @@ func (mk *Masked) mask(b *Batch, vocab int, rng *rand.Rand) {
 			case u < 0.9:
 				b.Tokens[idx] = int32(FirstCode + rng.IntN(vocab-FirstCode))
 			}
-		}
-	}
-}
-
-func sortInt32(a []int32) {
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
 		}
 	}
 }
