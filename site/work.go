@@ -448,9 +448,9 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		return err
 	}
 	count := float64(res.Samples)
-	norm := l2(res.Delta)
 	weight := secureagg.Weight(count, a.party.Config().WeightCap)
-	if _, err := protect(res.Delta, t.ClipNorm, t.DpNoiseStddev, len(a.fed.Sites), weight); err != nil {
+	norm, err := protect(res.Delta, t.ClipNorm, t.DpNoiseStddev, len(a.fed.Sites), weight)
+	if err != nil {
 		return err
 	}
 	chunks, err := a.party.Encrypt(ctx, r, res.Delta, count)
