@@ -13,5 +13,16 @@
 // assignment handled, the secureagg party, the transport key, the rounds it has
 // released a decryption share for, the vocabulary and the latest global model.
 // Every action is recorded in the site's own hash-chained audit log before it is
-// taken; an action whose entry cannot be written is not taken.
+// taken; an action whose entry cannot be written is not taken, and the agent stops.
+// The entries, signed with the site certificate's key: enrol (the share key's
+// SHA-256), config_change (the federation configuration received), key_setup (each
+// step, the SHA-256 of each blob sent), vocabulary (the count table's floor, size
+// and SHA-256; the vocabulary installed), round_start, upload (the encrypted
+// update's SHA-256 and size, local steps, mean training loss, update norm),
+// decryption_share (the aggregate's and the share's SHA-256, contributors,
+// decryptors), model_published, control and refusal. None holds patient data, keys
+// or an update.
+//
+// A site's secureagg party id is its position in the federation's sorted site list
+// (FederationConfig.sites), as the aggregator numbers them.
 package site
