@@ -247,9 +247,15 @@ func Resume(dir string, seqs []Sequence) (*Trainer, *Loader, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", tpath, err)
 	}
+	switch {
+	case st.Step < 0:
+		return nil, nil, fmt.Errorf("%s: field step: %d is negative", tpath, st.Step)
+	case st.Loader != nil && (st.Loader.Epoch < 0 || st.Loader.Cursor < 0):
+		return nil, nil, fmt.Errorf("%s: field loader: epoch %d and cursor %d must not be negative", tpath, st.Loader.Epoch, st.Loader.Cursor)
+	}
 	tr, err := NewTrainer(m, st.TrainConfig, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", tpath, err)
+		return nil, nil, fmt.Errorf("%s: field train_config: %w", tpath, err)
 	}
 	if err := tr.pcg.UnmarshalBinary(st.RNG); err != nil {
 		return nil, nil, fmt.Errorf("%s: field rng: %w", tpath, err)

@@ -127,4 +127,20 @@ func TestResumeExact(t *testing.T) {
 	if got := tr3.Model.Flatten(); !reflect.DeepEqual(got, want) {
 		t.Fatal("resumed training diverged from uninterrupted training")
 	}
+
+	// A damaged trainer.json is refused with the file and field named.
+	for _, c := range []struct{ doc, want string }{
+		{`{"step": -1}`, "field step"},
+		{`{"step": 3, "loader": {"seed": 1, "batch_size": 2, "epoch": 0, "cursor": -4}}`, "field loader"},
+		{`{"step": 3, "rng": "AAAA"}`, "field train_config"},
+		{`{"step": 3, "train_config": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "steps": 6, "schedule": "cosine", "accum": 1}, "rng": "AAAA"}`, "field rng"},
+		{`{"step":`, TrainerFile},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, TrainerFile), []byte(c.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Resume(dir, seqs); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("trainer.json %s: error %v, want one naming %q", c.doc, err, c.want)
+		}
+	}
 }
