@@ -219,6 +219,26 @@ func (m *Model) gemm1(tA, tB bool, rows, cols, k int, alpha float32, a []float32
 	m.blas.Sgemm(ta, tb, rows, cols, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// linear is y = x·w + b for n rows of width in, out.
+func (m *Model) linear(n, in, out int, x, w, b, y []float32) {
+	m.gemm(false, false, n, out, in, 1, x, in, w, out, 0, y, out)
+	addBias(y, b)
+}
+
+// linearBack adds the gradients of y = x·w + b at w and b to dw and db, and
+// writes the gradient at x to dx, given dy.
+func (m *Model) linearBack(n, in, out int, x, dy, w, dw, db, dx []float32) {
+	m.gemm(true, false, in, out, n, 1, x, in, dy, out, 1, dw, out)
+	addColSums(db, dy)
+	m.gemm(false, true, n, in, out, 1, dy, out, w, out, 0, dx, in)
+}
+
+func addInto(dst, src []float32) {
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
+
 // fillDropout draws a mask of 0 and 1/(1-p) values.
 func fillDropout(mask []float32, p float32, rng *rand.Rand) {
 	thresh := uint64(p * 65536)
@@ -288,11 +308,9 @@ func (m *Model) block(b *Batch, la *layerActs, lw *layerWeights, next []float32,
 	c, ws := m.cfg, m.ws
 	h, n, f := c.Hidden, b.B*b.T, c.Hidden*MLPRatio
 	layerNorm(m.pool, la.h1, la.xin, lw.ln1G, lw.ln1B, la.mean1, la.rstd1, h, c.LNEps)
-	m.gemm(false, false, n, 3*h, h, 1, la.h1, h, lw.wqkv, 3*h, 0, la.qkv, 3*h)
-	addBias(la.qkv, lw.bqkv)
+	m.linear(n, h, 3*h, la.h1, lw.wqkv, lw.bqkv, la.qkv)
 	m.attention(b, la)
-	m.gemm(false, false, n, h, h, 1, la.ctx, h, lw.wo, h, 0, ws.tmp, h)
-	addBias(ws.tmp, lw.bo)
+	m.linear(n, h, h, la.ctx, lw.wo, lw.bo, ws.tmp)
 	if dropping {
 		fillDropout(la.drop1, c.Dropout, rng)
 		mulInto(ws.tmp, ws.tmp, la.drop1)
@@ -301,10 +319,9 @@ func (m *Model) block(b *Batch, la *layerActs, lw *layerWeights, next []float32,
 		la.xmid[i] = la.xin[i] + ws.tmp[i]
 	}
 	layerNorm(m.pool, la.h2, la.xmid, lw.ln2G, lw.ln2B, la.mean2, la.rstd2, h, c.LNEps)
-	m.gemm(false, false, n, f, h, 1, la.h2, h, lw.w1, f, 0, la.u, f)
+	m.gemm(false, false, n, f, h, 1, la.h2, h, lw.w1, f, 0, la.u, f) // bias added with GELU
 	biasGELU(m.pool, la.gact, la.u, la.th, lw.b1, f)
-	m.gemm(false, false, n, h, f, 1, la.gact, f, lw.w2, h, 0, ws.tmp, h)
-	addBias(ws.tmp, lw.b2)
+	m.linear(n, f, h, la.gact, lw.w2, lw.b2, ws.tmp)
 	if dropping {
 		fillDropout(la.drop2, c.Dropout, rng)
 		mulInto(ws.tmp, ws.tmp, la.drop2)
@@ -375,34 +392,22 @@ func (m *Model) Backward(b *Batch, dhidden []float32) {
 			mulInto(ws.tmp, ws.dx, la.drop2)
 			dm = ws.tmp
 		}
-		m.gemm(true, false, f, h, n, 1, la.gact, f, dm, h, 1, lg.w2, h)
-		addColSums(lg.b2, dm)
-		m.gemm(false, true, n, f, h, 1, dm, h, lw.w2, h, 0, ws.du, f)
+		m.linearBack(n, f, h, la.gact, dm, lw.w2, lg.w2, lg.b2, ws.du)
 		geluBack(m.pool, ws.du, la.u, la.th)
-		m.gemm(true, false, h, f, n, 1, la.h2, h, ws.du, f, 1, lg.w1, f)
-		addColSums(lg.b1, ws.du)
-		m.gemm(false, true, n, h, f, 1, ws.du, f, lw.w1, f, 0, ws.dh, h)
+		m.linearBack(n, h, f, la.h2, ws.du, lw.w1, lg.w1, lg.b1, ws.dh)
 		layerNormBack(m.pool, ws.dtmp, ws.dh, la.xmid, lw.ln2G, la.mean2, la.rstd2, lg.ln2G, lg.ln2B, ws.lnPart, h)
-		for i := range ws.dx {
-			ws.dx[i] += ws.dtmp[i]
-		}
+		addInto(ws.dx, ws.dtmp)
 		// xmid = xin + drop1(out(attention(ln1(xin))))
 		da := ws.dx
 		if ws.dropped {
 			mulInto(ws.tmp, ws.dx, la.drop1)
 			da = ws.tmp
 		}
-		m.gemm(true, false, h, h, n, 1, la.ctx, h, da, h, 1, lg.wo, h)
-		addColSums(lg.bo, da)
-		m.gemm(false, true, n, h, h, 1, da, h, lw.wo, h, 0, ws.dh, h)
+		m.linearBack(n, h, h, la.ctx, da, lw.wo, lg.wo, lg.bo, ws.dh)
 		m.attentionBack(b, la, ws.dh, ws.dqkv)
-		m.gemm(true, false, h, 3*h, n, 1, la.h1, h, ws.dqkv, 3*h, 1, lg.wqkv, 3*h)
-		addColSums(lg.bqkv, ws.dqkv)
-		m.gemm(false, true, n, h, 3*h, 1, ws.dqkv, 3*h, lw.wqkv, 3*h, 0, ws.dh, h)
+		m.linearBack(n, h, 3*h, la.h1, ws.dqkv, lw.wqkv, lg.wqkv, lg.bqkv, ws.dh)
 		layerNormBack(m.pool, ws.dtmp, ws.dh, la.xin, lw.ln1G, la.mean1, la.rstd1, lg.ln1G, lg.ln1B, ws.lnPart, h)
-		for i := range ws.dx {
-			ws.dx[i] += ws.dtmp[i]
-		}
+		addInto(ws.dx, ws.dtmp)
 	}
 	dx := ws.dx
 	if ws.dropped {
