@@ -144,3 +144,33 @@ func TestResumeExact(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelledStep: a step cancelled through its context leaves the trainer as
+// it was, so the next step is the one an uninterrupted trainer would take.
+func TestCancelledStep(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Dropout = 0.1
+	seqs := tinySequences(rand.New(rand.NewPCG(1, 2)), cfg, 4, 10)
+	newTrainer := func() *Trainer {
+		m, _ := New(cfg, 9)
+		tr, err := NewTrainer(m, DefaultTrainConfig(4), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	a, b := newTrainer(), newTrainer()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.Step(cancelled, []*Batch{Pad(seqs, []int{0, 1})}); err == nil {
+		t.Fatal("a cancelled step succeeded")
+	}
+	for _, tr := range []*Trainer{a, b} {
+		if _, err := tr.Step(context.Background(), []*Batch{Pad(seqs, []int{0, 1})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(a.Model.Flatten(), b.Model.Flatten()) || a.Opt.Step != b.Opt.Step {
+		t.Fatal("the step after a cancelled one differs from an uninterrupted trainer's")
+	}
+}

@@ -40,12 +40,17 @@ type StepStats struct {
 }
 
 // Step takes one optimiser step over len(micro) micro-batches (normally TC.Accum
-// of them). The batches' tokens are masked in place.
+// of them). The batches' tokens are masked in place. A step cancelled through
+// ctx changes neither the parameters, the optimiser nor the random stream.
 func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 	if len(micro) == 0 {
 		return StepStats{}, fmt.Errorf("train step: no batches")
 	}
 	cfg := t.Model.cfg
+	before, err := t.pcg.MarshalBinary()
+	if err != nil {
+		return StepStats{}, err
+	}
 	for len(t.masks) < len(micro) {
 		t.masks = append(t.masks, Masked{})
 	}
@@ -70,6 +75,11 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 	w := float32(1 / float64(st.Masked))
 	for i, b := range micro {
 		if err := ctx.Err(); err != nil {
+			// Leave the random stream where the step found it, so that a
+			// checkpoint taken now resumes exactly.
+			if rerr := t.pcg.UnmarshalBinary(before); rerr != nil {
+				return st, rerr
+			}
 			return st, err
 		}
 		st.Loss += t.Model.MLM(b, masks[i], w, true, t.rng)

@@ -138,10 +138,15 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 				progressbar.OptionSetWidth(20))
 			_ = bar.Set(tr.Opt.Step)
 			saveEvery := v.GetInt("save-every")
+			stopAt := tr.TC.Steps
+			if n := v.GetInt("stop-after"); n > 0 {
+				stopAt = min(stopAt, tr.Opt.Step+n)
+			}
 			start := time.Now()
 			var tokens int
 			var last model.StepStats
-			for tr.Opt.Step < tr.TC.Steps {
+			for tr.Opt.Step < stopAt {
+				epoch, cursor := ld.Epoch, ld.Cursor
 				micro := make([]*model.Batch, tr.TC.Accum)
 				for i := range micro {
 					micro[i] = ld.Next()
@@ -149,7 +154,9 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 				st, err := tr.Step(ctx, micro)
 				if err != nil {
 					if ctx.Err() != nil {
-						// Interrupted: keep what was done so --resume can continue.
+						// Interrupted: keep the steps completed so --resume
+						// continues exactly, the loader back where this step began.
+						ld.Epoch, ld.Cursor = epoch, cursor
 						if serr := tr.SaveCheckpoint(out, vocabBytes, ld); serr != nil {
 							return errors.Join(err, serr)
 						}
@@ -208,6 +215,7 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 	f.Uint64("seed", 1, "seed of initialisation, data order, masking and dropout")
 	f.Int("save-every", 0, "also checkpoint every this many steps (0: only at the end)")
 	f.Bool("resume", false, "continue from the trainer state in --out when there is one")
+	f.Int("stop-after", 0, "stop after this many steps of this run, checkpointed for --resume (0: run to --steps)")
 	return cmd
 }
 

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fedclaims/fedclaims/model"
 )
 
 func TestPretrainCommand(t *testing.T) {
@@ -77,5 +82,52 @@ func TestModelInfoCommand(t *testing.T) {
 	}
 	if _, err := runCmd(t, "model", "info", "--checkpoint", t.TempDir()); err == nil || !strings.Contains(err.Error(), "config.json") {
 		t.Errorf("empty checkpoint dir: %v", err)
+	}
+}
+
+// TestPretrainResume stops a run after 5 of its 12 steps, resumes it with
+// --resume, and requires the same model and optimiser, byte for byte, as an
+// uninterrupted run.
+func TestPretrainResume(t *testing.T) {
+	paths := synthHospitals(t)[:1]
+	dir := t.TempDir()
+	vocab := filepath.Join(dir, "vocab.json")
+	if _, err := runCmd(t, "vocab", "build", "--data", paths[0], "--out", vocab); err != nil {
+		t.Fatal(err)
+	}
+	args := func(out string) []string {
+		return []string{"pretrain", "--data", paths[0], "--vocab", vocab, "--preset", "2m",
+			"--steps", "12", "--seq", "48", "--batch", "8", "--accum", "2", "--out", out}
+	}
+	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
+	if _, err := runCmd(t, args(whole)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, append(args(parts), "--stop-after", "5")...); err != nil {
+		t.Fatal(err)
+	}
+	state, err := os.ReadFile(filepath.Join(parts, model.TrainerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Step int }
+	if err := json.Unmarshal(state, &st); err != nil || st.Step != 5 {
+		t.Fatalf("stopped at step %d (%v), want 5", st.Step, err)
+	}
+	if _, err := runCmd(t, append(args(parts), "--resume")...); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{model.ModelFile, model.OptimizerFile} {
+		a, err := os.ReadFile(filepath.Join(whole, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(parts, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s of the interrupted and resumed run differs from the uninterrupted run's", f)
+		}
 	}
 }
