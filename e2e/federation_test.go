@@ -435,7 +435,11 @@ func TestSiteKilledMidRound(t *testing.T) {
 // restart.
 func TestAggregatorRestartResumes(t *testing.T) {
 	ids := []string{"h01", "h02", "h03"}
-	three := func(c *aggregator.Config) { c.Rounds = 3 }
+	three := func(c *aggregator.Config) {
+		c.Rounds = 3
+		// Rounds long enough that the restart falls between round 1 and the end.
+		c.Local.Steps = 20
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -458,12 +462,16 @@ func TestAggregatorRestartResumes(t *testing.T) {
 	if err := f.agg.stop(); err != nil {
 		t.Fatalf("aggregator stop: %v", err)
 	}
+
 	cfg, addr := f.agg.cfg, f.agg.addr
 	time.Sleep(300 * time.Millisecond) // the sites see it gone and back off
 	f.agg = startAggregatorAt(t, cfg, addr)
 	after := f.status(ctx)
 	if len(after.GetHistory()) < len(before.GetHistory()) {
 		t.Fatalf("restarted with %d rounds applied, had %d", len(after.GetHistory()), len(before.GetHistory()))
+	}
+	if n := len(after.GetHistory()); n >= 3 {
+		t.Fatalf("all %d rounds were applied before the restart; the test needs longer rounds", n)
 	}
 
 	f.waitSites(ctx, ids...)
