@@ -225,3 +225,34 @@ func (f *Federation) Uploads() ([]Upload, error) {
 	}
 	return ups, nil
 }
+
+// Result is what a finished federation reports.
+type Result struct {
+	// Final is the aggregator's last status: its History holds every applied
+	// round's contributors, mean training loss, duration and upload bytes.
+	Final *proto.StatusResponse
+	// Uploads are the encrypted updates received, per round and site.
+	Uploads []Upload
+	// Wall is the time from starting the processes to the last site's exit.
+	Wall time.Duration
+}
+
+// Run is Start, Wait and Close: it runs a prepared federation to its end and
+// reports it. The processes are stopped whatever happens.
+func (f *Federation) Run(ctx context.Context, progress func(*proto.StatusResponse)) (*Result, error) {
+	defer f.Close()
+	start := time.Now()
+	if err := f.Start(ctx); err != nil {
+		return nil, err
+	}
+	st, err := f.Wait(ctx, progress)
+	if err != nil {
+		return nil, err
+	}
+	wall := time.Since(start)
+	ups, err := f.Uploads()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Final: st, Uploads: ups, Wall: wall}, nil
+}

@@ -161,15 +161,12 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 	}
 	phase("prepare", t)
 	t = time.Now()
-	final, err := runFederation(ctx, a, fed)
+	fres, err := runFederation(ctx, a, fed)
 	if err != nil {
 		return err
 	}
 	phase("federation", t)
-	ups, err := fed.Uploads()
-	if err != nil {
-		return err
-	}
+	final, ups := fres.Final, fres.Uploads
 	res := demoResult{Seconds: seconds, Settings: map[string]any{
 		"hospitals": o.hospitals, "patients": o.patients, "rounds": o.rounds, "local_steps": o.localSteps,
 		"batch": o.batch, "seq": o.seq, "preset": o.preset, "seed": o.seed, "bootstrap": o.bootstrap,
@@ -273,16 +270,12 @@ func demoBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
 		progressbar.OptionSetWidth(20))
 }
 
-// runFederation starts the processes, follows the aggregator's status on a progress
-// bar until the final model is published and installed, and stops everything.
-func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*proto.StatusResponse, error) {
-	defer fed.Close()
+// runFederation runs the processes until the final model is published and
+// installed, following the aggregator's status on a progress bar, and stops them.
+func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*localfed.Result, error) {
 	a.log.Info("starting the federation", "aggregator", fed.Addr, "sites", len(fed.Sites), "logs", filepath.Join(fed.Dir, "logs"))
-	if err := fed.Start(ctx); err != nil {
-		return nil, err
-	}
 	var bar *progressbar.ProgressBar
-	final, err := fed.Wait(ctx, func(st *proto.StatusResponse) {
+	res, err := fed.Run(ctx, func(st *proto.StatusResponse) {
 		if bar == nil {
 			bar = demoBar(a.stderr, int(max(st.GetRounds(), 1)), "federation")
 		}
@@ -300,7 +293,7 @@ func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*prot
 		_ = bar.Finish()
 		fmt.Fprintln(a.stderr)
 	}
-	return final, err
+	return res, err
 }
 
 // pretrainAlone pretrains the federation's encoder shape on one site's data alone,
