@@ -530,7 +530,7 @@ func TestAggregatorRestartResumes(t *testing.T) {
 	// adds, carried through the later rounds' training.
 	firstRound := func(fed *federation, id string) string {
 		for _, e := range auditEntries(t, fed.siteConfig(id).AuditLog) {
-			if e.Type == audit.Upload && e.Round == 1 {
+			if e.Type == audit.Upload && e.Round == 1 && e.Fields["delta_norm"] != "" && e.Fields["train_loss"] != "" {
 				return e.Fields["delta_norm"] + " " + e.Fields["train_loss"]
 			}
 		}
