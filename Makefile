@@ -50,3 +50,42 @@ proto:
 
 clean:
 	rm -rf bin out
+
+# --- CUDA path (model, build tag cuda); none of this is part of test. ---
+.PHONY: cuda-deps cuda-check gpu-bundle
+CUDA_APT_SOURCE := /etc/apt/sources.list.d/fedclaims-cuda-nonfree.sources
+# Debian ships libcuda only with the driver; nvidia-cuda-dev carries a link stub for it.
+CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
+CUDA_CGO := CGO_CFLAGS='-I/usr/include -Wno-deprecated-declarations' CGO_LDFLAGS='-L$(CUDA_STUBS)'
+
+# cuda-deps installs CUDA's headers and link libraries (nvidia-cuda-dev, Debian
+# bookworm contrib/non-free, ~770 MB) when they are missing.
+cuda-deps:
+	@if ! dpkg -s nvidia-cuda-dev >/dev/null 2>&1; then \
+		printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(CUDA_APT_SOURCE); \
+		echo "installing: nvidia-cuda-dev"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nvidia-cuda-dev >/dev/null; \
+	fi
+
+# cuda-check proves the cuda build compiles and vets, on a machine without a GPU.
+cuda-check: deps cuda-deps
+	$(CUDA_CGO) $(GO) vet -tags 'cuda $(TAGS)' ./model/...
+	$(CUDA_CGO) $(GO) build -tags 'cuda $(TAGS)' -o /dev/null ./cmd/fedclaims
+	$(CUDA_CGO) $(GO) test -tags 'cuda $(TAGS)' -c -o /dev/null ./model
+
+# gpu-bundle prepares what scripts/gpu-check.sh needs on a GPU machine without Go
+# or a network: .gpu-bundle/bundle.tar.zst holds this Go toolchain (bin, pkg/tool,
+# pkg/include and src without cmd, testdata and tests) and `go mod vendor` output, and
+# .gpu-bundle/unzstd unpacks it where zstd is missing.
+GPU_BUNDLE := .gpu-bundle
+gpu-bundle:
+	@command -v zstd >/dev/null || (apt-get update -qq && apt-get install -y -qq zstd >/dev/null)
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/stage/go
+	$(GO) mod vendor -o $(GPU_BUNDLE)/stage/vendor
+	goroot=$$($(GO) env GOROOT); \
+	tar -C "$$goroot" --exclude=./src/cmd --exclude='testdata' --exclude='*_test.go' -cf - ./VERSION ./go.env ./bin ./pkg/tool ./pkg/include ./src \
+		| tar -C $(GPU_BUNDLE)/stage/go -xf -
+	tar -C $(GPU_BUNDLE)/stage -cf - go vendor | zstd -q -T0 -15 -o $(GPU_BUNDLE)/bundle.tar.zst
+	CGO_ENABLED=0 $(GO) build -o $(GPU_BUNDLE)/unzstd ./scripts/unzstd
+	rm -rf $(GPU_BUNDLE)/stage
+	@ls -l $(GPU_BUNDLE)

@@ -7,8 +7,8 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// BLASName names the BLAS this build multiplies matrices with.
-const BLASName = "gonum"
+// hostBLASName names the BLAS this build multiplies matrices with on the CPU.
+const hostBLASName = "gonum"
 
-// defaultBLAS is gonum's pure-Go BLAS, the fallback where OpenBLAS is not linked.
-func defaultBLAS() blas.Float32 { return gonum.Implementation{} }
+// hostBLAS is gonum's pure-Go BLAS, the fallback where OpenBLAS is not linked.
+func hostBLAS() blas.Float32 { return gonum.Implementation{} }

@@ -1,4 +1,4 @@
-//go:build openblas
+//go:build openblas && !cuda
 
 package model
 
@@ -13,13 +13,13 @@ import (
 	"gorgonia.org/gorgonia/blase"
 )
 
-// BLASName names the BLAS this build multiplies matrices with.
-const BLASName = "openblas"
+// hostBLASName names the BLAS this build multiplies matrices with on the CPU.
+const hostBLASName = "openblas"
 
-// defaultBLAS is gorgonia's cgo BLAS over OpenBLAS. OpenBLAS is kept to one
+// hostBLAS is gorgonia's cgo BLAS over OpenBLAS. OpenBLAS is kept to one
 // thread per call: the model splits its products across its own workers, and
 // OpenBLAS threads started from several goroutines at once would contend.
-func defaultBLAS() blas.Float32 {
+func hostBLAS() blas.Float32 {
 	C.openblas_set_num_threads(1)
 	return blase.Implementation()
 }

@@ -187,7 +187,7 @@ func (ws *workspace) resize(c Config, b, t int) {
 // parallelism that we control, rather than BLAS threads contending with ours.
 func (m *Model) gemm(tA, tB bool, rows, cols, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	w := m.pool.workers
-	if w <= 1 || rows < 2*w || rows*cols*k < 1<<18 {
+	if _, dev := m.blas.(deviceBLAS); dev || w <= 1 || rows < 2*w || rows*cols*k < 1<<18 {
 		m.gemm1(tA, tB, rows, cols, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
@@ -271,6 +271,9 @@ func (m *Model) Forward(b *Batch, train bool, rng *rand.Rand) []float32 {
 	ws := m.workspace(b.B, b.T, train)
 	dropping := train && c.Dropout > 0
 	ws.dropped = dropping
+	if d, ok := m.blas.(deviceBLAS); ok {
+		d.loadParams(m.params)
+	}
 	for i, tok := range b.Tokens {
 		ws.keep[i] = tok != PAD
 	}

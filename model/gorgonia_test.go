@@ -1,3 +1,8 @@
+// With the cuda tag gorgonia builds its own CUDA engine, which needs cuDNN; these
+// CPU-only references do not, so they stay out of the cuda build.
+
+//go:build !cuda
+
 package model
 
 import (
