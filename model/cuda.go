@@ -74,7 +74,13 @@ var openGPU = sync.OnceValues(func() (g *gpu, err error) {
 		}
 	}()
 	g = &gpu{ctx: cu.NewContext(dev, cu.SchedAuto), name: name}
-	if err := g.do(func() error {
+	if err := g.do(func() (err error) {
+		// This runs on the context's goroutine, so its panic is caught here.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+			}
+		}()
 		g.cublas = cublas.New(cublas.WithContext(g.ctx))
 		return nil
 	}); err != nil {
