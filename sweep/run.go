@@ -74,7 +74,7 @@ type PresetResult struct {
 	// GPUSeconds cover the pretraining steps only, not the loss evaluations.
 	WallSeconds float64 `json:"wall_seconds"`
 	CPUSeconds  float64 `json:"cpu_seconds"`
-	// GPUSeconds is 0: this build trains on the CPU.
+	// GPUSeconds is not measured and is 0, also in the cuda build.
 	GPUSeconds float64 `json:"gpu_seconds"`
 	// BytesSent is per site, in federated sweeps only.
 	BytesSent map[string]int64 `json:"bytes_sent_per_site,omitempty"`
@@ -122,8 +122,8 @@ type Result struct {
 
 const (
 	testText           = "paired bootstrap: the same resamples of test patients applied to both presets' predictions; one-sided p = (1 + #{AUPRC_best - AUPRC_candidate <= 0}) / (1 + B); significantly worse when p < alpha"
-	computeTextCentral = "pretraining CPU-seconds (getrusage of the process, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
-	computeTextFed     = "pretraining CPU-seconds of the whole local federation (getrusage of the process and its children: the aggregator and the sites, key setup and encryption included); FLOPs estimated from the mean history length per model.Config.FLOPsPerToken; GPU-seconds 0 on this CPU build"
+	computeTextCentral = "pretraining CPU-seconds (getrusage of the process, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds not measured (recorded as 0)"
+	computeTextFed     = "pretraining CPU-seconds of the whole local federation (getrusage of the process and its children: the aggregator and the sites, key setup and encryption included); FLOPs estimated from the mean history length per model.Config.FLOPsPerToken; GPU-seconds not measured (recorded as 0)"
 )
 
 // Options are how Run runs, apart from what it runs.
