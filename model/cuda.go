@@ -126,6 +126,19 @@ type cudaBLAS struct {
 	mem    *deviceMem
 	minGPU int // products of fewer multiply-adds stay on the host
 	calls  int // products run on the GPU, guarded by gpu.mu
+
+	// A product's arguments travel in job to run, a method value bound once,
+	// so that sending a product to the context's thread allocates nothing.
+	jobMu sync.Mutex
+	job   gemmJob
+	run   func() error
+}
+
+type gemmJob struct {
+	tA, tB      blas.Transpose
+	m, n, k     int
+	alpha, beta float32
+	a, b, c     []float32
 }
 
 // deviceMem is a cudaBLAS's device memory: the resident copy of the model's
@@ -145,6 +158,7 @@ type deviceBuf struct {
 
 func newCUDABLAS(g *gpu) *cudaBLAS {
 	c := &cudaBLAS{Float32: hostBLAS(), gpu: g, mem: &deviceMem{}, minGPU: defaultMinGPU}
+	c.run = c.runJob
 	runtime.AddCleanup(c, func(m *deviceMem) { _ = g.do(m.free) }, c.mem)
 	return c
 }
@@ -248,39 +262,55 @@ func (c *cudaBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []
 		c.Float32.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
 		return
 	}
-	a, b, cm = a[:ra*wa], b[:rb*wb], cm[:m*n]
-	err := c.gpu.do(func() error {
-		da, err := c.mem.operand(0, a)
-		if err != nil {
-			return fmt.Errorf("operand A: %w", err)
-		}
-		db, err := c.mem.operand(1, b)
-		if err != nil {
-			return fmt.Errorf("operand B: %w", err)
-		}
-		dc, err := c.mem.slot(2, len(cm))
-		if err != nil {
-			return fmt.Errorf("operand C: %w", err)
-		}
-		host := unsafe.Pointer(unsafe.SliceData(cm))
-		if beta != 0 {
-			if err := cu.MemcpyHtoD(dc, host, int64(len(cm))*4); err != nil {
-				return fmt.Errorf("operand C: %w", err)
-			}
-		}
-		// cuBLAS is column-major, and a row-major matrix read column-major is
-		// its transpose: row-major C = op(A)·op(B) is column-major
-		// Cᵀ = op(B)ᵀ·op(A)ᵀ, the same call with A and B swapped.
-		c.gpu.cublas.Sgemm(tB, tA, n, m, k, alpha, devSlice(db, len(b)), ldb, devSlice(da, len(a)), lda, beta, devSlice(dc, len(cm)), ldc)
-		if err := c.gpu.cublas.Err(); err != nil {
-			return fmt.Errorf("cublasSgemm: %w", err)
-		}
-		c.calls++
-		return cu.MemcpyDtoH(host, dc, int64(len(cm))*4)
-	})
+	c.jobMu.Lock()
+	defer c.jobMu.Unlock()
+	c.job = gemmJob{tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a[:ra*wa], b: b[:rb*wb], c: cm[:m*n]}
+	err := c.gpu.do(c.run)
+	c.job = gemmJob{} // hold no host memory between products
 	if err != nil {
 		panic(fmt.Sprintf("model: cuda sgemm %d×%d×%d on %s: %v", m, n, k, c.gpu.name, err))
 	}
+}
+
+// runJob runs c.job on the context's thread: operands in, cublasSgemm, C out.
+func (c *cudaBLAS) runJob() error {
+	j := &c.job
+	da, err := c.mem.operand(0, j.a)
+	if err != nil {
+		return fmt.Errorf("operand A: %w", err)
+	}
+	db, err := c.mem.operand(1, j.b)
+	if err != nil {
+		return fmt.Errorf("operand B: %w", err)
+	}
+	dc, err := c.mem.slot(2, len(j.c))
+	if err != nil {
+		return fmt.Errorf("operand C: %w", err)
+	}
+	host := unsafe.Pointer(unsafe.SliceData(j.c))
+	if j.beta != 0 {
+		if err := cu.MemcpyHtoD(dc, host, int64(len(j.c))*4); err != nil {
+			return fmt.Errorf("operand C: %w", err)
+		}
+	}
+	// cuBLAS is column-major, and a row-major matrix read column-major is its
+	// transpose: row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ,
+	// the same call with A and B swapped. Every operand is contiguous, so each
+	// leading dimension is its row width.
+	lda, ldb := j.k, j.n
+	if j.tA != blas.NoTrans {
+		lda = j.m
+	}
+	if j.tB != blas.NoTrans {
+		ldb = j.k
+	}
+	c.gpu.cublas.Sgemm(j.tB, j.tA, j.n, j.m, j.k, j.alpha, devSlice(db, len(j.b)), ldb,
+		devSlice(da, len(j.a)), lda, j.beta, devSlice(dc, len(j.c)), j.n)
+	if err := c.gpu.cublas.Err(); err != nil {
+		return fmt.Errorf("cublasSgemm: %w", err)
+	}
+	c.calls++
+	return cu.MemcpyDtoH(host, dc, int64(len(j.c))*4)
 }
 
 // devSlice views n floats of device memory as a Go slice, the form cu/blas takes
