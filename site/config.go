@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 // Config is a site agent's configuration. Load reads it from YAML, FEDCLAIMS_*
@@ -43,6 +44,12 @@ type Config struct {
 	BatchSize int
 	// MaxLen is the longest patient history in tokens (the most recent kept).
 	MaxLen int
+	// SplitSalt salts the train/validation/test split of the site's patients
+	// (tasks.SplitOf). Local training and the vocabulary counts read the training
+	// split only (tasks.InPretraining), and the local evaluation scores the test split
+	// under the same salt, so that no test patient's outcome shapes the encoder it
+	// scores. Default tasks.DefaultSalt, eval's default.
+	SplitSalt string
 	// ExitOnFinal makes Run return once the final model is installed.
 	ExitOnFinal bool
 	// Seed seeds the reconnection jitter.
@@ -78,6 +85,7 @@ func keyList() []string {
 		"threads",
 		"train.batch_size",
 		"train.max_len",
+		"split_salt",
 		"exit_on_final",
 		"seed",
 		"backoff.min",
@@ -153,6 +161,7 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		Threads:     r.int("threads", 0),
 		BatchSize:   r.int("train.batch_size", 0),
 		MaxLen:      r.int("train.max_len", 256),
+		SplitSalt:   r.str("split_salt"),
 		ExitOnFinal: r.bool("exit_on_final", true),
 		Seed:        r.uint64("seed", 1),
 		BackoffMin:  r.duration("backoff.min", 500*time.Millisecond),
@@ -166,6 +175,9 @@ func Load(v *viper.Viper, file string) (Config, error) {
 	}
 	if r.err != nil {
 		return Config{}, r.err
+	}
+	if c.SplitSalt == "" {
+		c.SplitSalt = tasks.DefaultSalt
 	}
 	if c.AuditLog == "" && c.StateDir != "" {
 		c.AuditLog = filepath.Join(c.StateDir, "audit.jsonl")

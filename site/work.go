@@ -26,6 +26,7 @@ import (
 	"github.com/fedclaims/fedclaims/model/safetensors"
 	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -215,12 +216,13 @@ func (a *Agent) dealt(t *proto.KeySetupTask) ([]sealedShare, error) {
 const minFloor = 2
 
 // counts uploads the site's code counts, floored at k patients: no code seen in fewer
-// than k of the site's patients leaves it.
+// than k of the site's training-split patients leaves it. The vocabulary shapes the
+// encoder, so it is counted on the patients local training reads.
 func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.VocabularyTask) error {
 	k := max(int(t.KFloor), minFloor)
 	c := tokenizer.NewCounter()
 	for _, path := range a.cfg.Data {
-		src, err := claims.Open(path)
+		src, err := a.openPretraining(path)
 		if err != nil {
 			return err
 		}
@@ -302,8 +304,18 @@ type dataset struct {
 	seqs     []model.Sequence
 }
 
-// sequences encodes the site's data with the current vocabulary, at most maxLen
-// tokens each, once per vocabulary.
+// openPretraining opens the dataset at path restricted to the patients the encoder
+// may be pretrained on (tasks.InPretraining under the site's split salt).
+func (a *Agent) openPretraining(path string) (claims.Reader, error) {
+	src, err := claims.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return tasks.NewPretrainingReader(src, a.cfg.SplitSalt), nil
+}
+
+// sequences encodes the whole histories of the site's training-split patients with
+// the current vocabulary, at most maxLen tokens each, once per vocabulary.
 func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, error) {
 	if d := a.data; d != nil && bytes.Equal(d.vocabSum, a.vocabSum) && d.maxLen == maxLen {
 		return d.seqs, nil
@@ -314,7 +326,7 @@ func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, er
 	}
 	var all []model.Sequence
 	for _, path := range a.cfg.Data {
-		src, err := claims.Open(path)
+		src, err := a.openPretraining(path)
 		if err != nil {
 			return nil, err
 		}
@@ -326,7 +338,7 @@ func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, er
 		all = append(all, seqs...)
 	}
 	if len(all) == 0 {
-		return nil, fmt.Errorf("data %v: no patient has a code in the federation's vocabulary", a.cfg.Data)
+		return nil, fmt.Errorf("data %v: no training-split patient has a code in the federation's vocabulary", a.cfg.Data)
 	}
 	a.data = &dataset{vocabSum: a.vocabSum, maxLen: maxLen, seqs: all}
 	return all, nil

@@ -304,10 +304,7 @@ func pretrainAlone(ctx context.Context, a *app, s *localfed.Site, out string, o 
 	if err != nil {
 		return err
 	}
-	args := []string{"pretrain", "--log-level", "warn",
-		"--data", s.Data, "--vocab", s.Vocabulary(), "--preset", o.preset,
-		"--steps", fmt.Sprint(o.rounds * o.localSteps), "--batch", fmt.Sprint(o.batch),
-		"--seq", fmt.Sprint(o.seq), "--lr", "5e-4", "--seed", fmt.Sprint(o.seed), "--out", out}
+	args := pretrainAloneArgs(s, out, o)
 	fmt.Fprintf(a.stderr, "pretraining on %s alone\n", s.ID)
 	cmd := exec.CommandContext(ctx, exe, args...)
 	var stdout bytes.Buffer
@@ -317,6 +314,17 @@ func pretrainAlone(ctx context.Context, a *app, s *localfed.Site, out string, o 
 	}
 	a.log.Info("pretrained on one site", "site", s.ID, "result", strings.TrimSpace(stdout.String()))
 	return nil
+}
+
+// pretrainAloneArgs are the arguments of the site-alone `fedclaims pretrain`. It
+// pretrains on the site's training split only, as the site agent does in the
+// federation, since the demo's evaluation scores the test split under the default
+// salt.
+func pretrainAloneArgs(s *localfed.Site, out string, o demoOptions) []string {
+	return []string{"pretrain", "--log-level", "warn",
+		"--data", s.Data, "--vocab", s.Vocabulary(), "--preset", o.preset,
+		"--steps", fmt.Sprint(o.rounds * o.localSteps), "--batch", fmt.Sprint(o.batch),
+		"--seq", fmt.Sprint(o.seq), "--lr", "5e-4", "--seed", fmt.Sprint(o.seed), "--out", out}
 }
 
 // demoEval is fedclaims eval at one site with two encoders: the federated one (the

@@ -29,6 +29,7 @@ type evalOptions struct {
 	model                string
 	frozen               bool
 	epochs, seq          int
+	salt                 string
 }
 
 // pipeline is o as package pipeline's options.
@@ -36,7 +37,7 @@ func (o evalOptions) pipeline(a *app) pipeline.Options {
 	return pipeline.Options{
 		Seed: o.seed, Resamples: o.resamples, Grid: o.grid, Iterations: o.iterations,
 		MinCount: o.minCount, RecentDays: o.recentDays, Threads: o.threads, SkipDegenerate: o.skipDegenerate,
-		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Log: a.log,
+		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Salt: o.salt, Log: a.log,
 	}
 }
 
@@ -77,6 +78,7 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.frozen, "frozen", false, "keep the encoder frozen and fit only a logistic head on its pooled features (much cheaper)")
 	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
 	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
+	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt)")
 	f.BoolVar(&o.skipDegenerate, "skip-degenerate", false, "leave out, with a warning, tasks with a split lacking positives or negatives, instead of failing")
 	return cmd
 }

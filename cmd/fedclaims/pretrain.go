@@ -13,6 +13,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -22,13 +23,20 @@ func newPretrainCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pretrain --data DIR... --vocab V --preset P --steps N --out CKPT",
 		Short: "Pretrain the encoder with masked-language modelling on pooled datasets",
-		Long: `Reads every --data dataset (MEDS or OMOP CDM), encodes each patient's whole history
-with the vocabulary (at most --seq tokens, the most recent kept), holds out
---valid-fraction of the patients, and trains a --preset encoder for --steps optimiser
+		Long: `Reads every --data dataset (MEDS or OMOP CDM), keeps the patients of the training
+split (tasks.SplitOf by subject id under --split-salt, the split fedclaims eval scores
+the test split of), encodes each one's whole history with the vocabulary (at most --seq
+tokens, the most recent kept), holds out --valid-fraction of them for the loss, and trains a --preset encoder for --steps optimiser
 steps of --batch sequences (times --accum micro-batches), length-bucketed. Writes the
 checkpoint directory --out (model.safetensors, config.json, vocab.json, and the
 optimiser and trainer state that --resume continues from exactly). Prints one JSON line:
-validation MLM loss before and after, the unigram entropy of the codes, and timings.`,
+validation MLM loss before and after, the unigram entropy of the codes, the patients
+left out by the split, and timings.
+
+A whole history includes the events after a patient's index date, which are the
+patient's labels: an encoder pretrained on validation or test patients has read the
+outcomes the evaluation chooses and scores on. --include-test-split pretrains on every
+patient, for an encoder that no evaluation on these datasets will score.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -71,17 +79,30 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 				return err
 			}
 			var all []model.Sequence
+			everyone, salt := v.GetBool("include-test-split"), v.GetString("split-salt")
+			excluded := 0
 			for _, dir := range data {
 				src, err := claims.Open(dir)
 				if err != nil {
 					return err
 				}
-				seqs, n, err := model.ReadSequences(ctx, src, enc)
+				var r claims.Reader = src
+				var pr *tasks.PretrainingReader
+				if !everyone {
+					pr = tasks.NewPretrainingReader(src, salt)
+					r = pr
+				}
+				seqs, n, err := model.ReadSequences(ctx, r, enc)
 				src.Close()
 				if err != nil {
 					return fmt.Errorf("%s: %w", dir, err)
 				}
-				a.log.Info("encoded dataset", "data", dir, "patients", n, "sequences", len(seqs))
+				var left int
+				if pr != nil {
+					left = pr.Excluded
+				}
+				excluded += left
+				a.log.Info("encoded dataset", "data", dir, "patients", n, "left_out", left, "sequences", len(seqs))
 				all = append(all, seqs...)
 			}
 			seed := v.GetUint64("seed")
@@ -182,17 +203,18 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 			}
 			after := tr.Eval(model.Batches(valid, 16), evalSeed)
 			return a.printJSONLine(map[string]any{
-				"checkpoint":       out,
-				"steps":            tr.Opt.Step,
-				"params":           cfg.Params(),
-				"train_sequences":  len(train),
-				"valid_sequences":  len(valid),
-				"valid_loss_start": before,
-				"valid_loss_end":   after,
-				"last_train_loss":  last.Loss,
-				"unigram_entropy":  model.UnigramEntropy(train),
-				"seconds":          elapsed,
-				"tokens_per_s":     float64(tokens) / elapsed,
+				"checkpoint":        out,
+				"steps":             tr.Opt.Step,
+				"params":            cfg.Params(),
+				"train_sequences":   len(train),
+				"valid_sequences":   len(valid),
+				"left_out_patients": excluded,
+				"valid_loss_start":  before,
+				"valid_loss_end":    after,
+				"last_train_loss":   last.Loss,
+				"unigram_entropy":   model.UnigramEntropy(train),
+				"seconds":           elapsed,
+				"tokens_per_s":      float64(tokens) / elapsed,
 			})
 		},
 	}
@@ -213,6 +235,8 @@ validation MLM loss before and after, the unigram entropy of the codes, and timi
 	f.Float64("dropout", 0.1, "dropout rate")
 	f.Float64("valid-fraction", 0.05, "share of patients held out for the validation loss")
 	f.Uint64("seed", 1, "seed of initialisation, data order, masking and dropout")
+	f.String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; pretrain on the training split under it (fedclaims eval --split-salt)")
+	f.Bool("include-test-split", false, "pretrain on every patient, validation and test splits included: only for an encoder no evaluation on these datasets will score")
 	f.Int("save-every", 0, "also checkpoint every this many steps (0: only at the end)")
 	f.Bool("resume", false, "continue from the trainer state in --out when there is one")
 	f.Int("stop-after", 0, "stop after this many steps of this run, checkpointed for --resume (0: run to --steps)")

@@ -87,6 +87,8 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 				}
 				args := []string{"eval", "--data", cfg.Data[0], "--model", agent.FinalDir(), "--out", e.Out,
 					"--seq", strconv.Itoa(e.Seq), "--frozen=" + strconv.FormatBool(e.Frozen),
+					// The split local training held the test patients out under.
+					"--split-salt", cfg.SplitSalt,
 					// A task this site cannot score (no positives in a split) is left out with
 					// a warning rather than failing the rest after the federation is done.
 					"--skip-degenerate"}

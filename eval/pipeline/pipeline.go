@@ -48,7 +48,11 @@ type Options struct {
 	Epochs int
 	// Seq caps tokens per history for the encoder (0: the model's max_len).
 	Seq int
-	Log *slog.Logger
+	// Salt salts the train/validation/test split (tasks.DefaultSalt when empty). It
+	// must be the salt the encoder was pretrained under, which pretrains on the
+	// training split only (tasks.InPretraining).
+	Salt string
+	Log  *slog.Logger
 }
 
 // DefaultOptions are fedclaims eval's flag defaults.
@@ -78,7 +82,7 @@ type Cohort struct {
 // Label labels patients for ts with data end `end` (see LoadPatients) and builds
 // the count features.
 func Label(patients []*claims.Patient, end int64, ts []tasks.Task, o Options) (*Cohort, error) {
-	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: o.Seed, End: end})
+	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: o.Seed, End: end, Salt: o.Salt})
 	if err != nil {
 		return nil, err
 	}

@@ -92,3 +92,41 @@ func TestLabelAndBaseline(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelSplitsUnderSalt: the evaluation's splits follow Options.Salt, so that a
+// site evaluates the test split that its pretraining held out under the same salt.
+func TestLabelSplitsUnderSalt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 300, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Write(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	ps, end, err := LoadPatients(ctx, filepath.Join(dir, g.Hospitals()[0].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, salt := range []string{"", tasks.DefaultSalt, "another salt"} {
+		o := DefaultOptions()
+		o.Salt = salt
+		c, err := Label(ps, end, tasks.Default(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		test := 0
+		for _, ex := range c.Cohort.Examples {
+			if pretrained := tasks.InPretraining(ex.SubjectID, salt); pretrained != (ex.Split == tasks.Train) {
+				t.Fatalf("salt %q: subject %d is in the %v split but InPretraining says %v", salt, ex.SubjectID, ex.Split, pretrained)
+			}
+			if ex.Split == tasks.Test {
+				test++
+			}
+		}
+		if test == 0 {
+			t.Errorf("salt %q: no test-split example among %d", salt, len(c.Cohort.Examples))
+		}
+	}
+}
