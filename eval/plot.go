@@ -9,6 +9,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // PlotPR writes one task's precision-recall curves, one per model, with the
@@ -72,7 +74,7 @@ func PlotPR(path string, p Predictions) error {
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", p.Name, err)
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := wt.WriteTo(w)
 		return err
 	})

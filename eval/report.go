@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // Model names in a report.
@@ -132,36 +133,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 // Save writes dir/report.json and dir/report.md, each through a temporary file
 // renamed into place.
 func (r *Report) Save(dir string) error {
-	if err := writeFileAtomic(filepath.Join(dir, "report.json"), r.WriteJSON); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "report.json"), 0o644, r.WriteJSON); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "report.md"), r.WriteMarkdown)
-}
-
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := write(f); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, "report.md"), 0o644, r.WriteMarkdown)
 }

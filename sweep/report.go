@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // Save writes dir/sweep.json, dir/sweep.md and the plots, each through a temporary
@@ -18,10 +19,10 @@ func (r *Result) Save(dir string) error {
 	if err := r.plots(dir); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ResultFile), r.WriteJSON); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ResultFile), 0o644, r.WriteJSON); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, ReportFile), r.WriteMarkdown)
+	return atomicfile.Write(filepath.Join(dir, ReportFile), 0o644, r.WriteMarkdown)
 }
 
 // WriteJSON writes sweep.json: the results without the per-row predictions, which
