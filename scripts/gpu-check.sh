@@ -32,7 +32,7 @@ say() { echo "gpu-check: $*" >&2; }
 
 [ -f "$bundle/bundle.tar.zst" ] || { say "$bundle/bundle.tar.zst is missing: run 'make gpu-bundle' where Go is installed and carry .gpu-bundle"; exit 2; }
 [ ! -e vendor ] || { say "$root/vendor exists; remove it (the check unpacks its own)"; exit 2; }
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$out/device.txt" || true
 
 say "unpacking the toolchain and vendor tree"
 work=$(mktemp -d)
