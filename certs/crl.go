@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // crlValidity is how long a revocation list is declared current; fedclaims parties
@@ -62,7 +64,7 @@ func Revoke(caDir, certFile string) error {
 	if err != nil {
 		return fmt.Errorf("revoke: signing revocation list: %w", err)
 	}
-	return writeFileAtomic(crlFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644)
+	return atomicfile.WriteFile(crlFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644)
 }
 
 // Revoked returns the serial numbers (decimal) on the revocation list in file, after

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // countsFormat and countsVersion identify the JSON written by CountTable.Save.
@@ -170,7 +171,7 @@ func (t *CountTable) Save(w io.Writer) error {
 
 // WriteFile saves t to path atomically.
 func (t *CountTable) WriteFile(path string) error {
-	return writeFileAtomic(path, t.Save)
+	return atomicfile.Write(path, 0o600, t.Save)
 }
 
 // LoadCounts reads a count table written by CountTable.Save and checks its floor.

@@ -15,11 +15,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // Special token ids. They occupy the first ids of every vocabulary, in this order.
@@ -235,7 +235,7 @@ func Load(r io.Reader) (*Vocab, error) {
 // WriteFile saves v to path atomically: a reader of path sees the old file or the whole
 // new one, never a partial write.
 func (v *Vocab) WriteFile(path string) error {
-	return writeFileAtomic(path, v.Save)
+	return atomicfile.Write(path, 0o600, v.Save)
 }
 
 // ReadFile loads the vocabulary saved at path.
@@ -250,32 +250,4 @@ func ReadFile(path string) (*Vocab, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return v, nil
-}
-
-// writeFileAtomic writes through a temporary file in path's directory and renames it
-// into place.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
