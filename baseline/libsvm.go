@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // ReadLibSVM reads LibSVM text, the format LightGBM and xgboost read: one row per
@@ -134,5 +136,5 @@ func WriteLibSVM(w io.Writer, x *CSR, label []bool) error {
 
 // SaveLibSVM writes x to path through a temporary file renamed into place.
 func SaveLibSVM(path string, x *CSR, label []bool) error {
-	return WriteFileAtomic(path, func(w io.Writer) error { return WriteLibSVM(w, x, label) })
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return WriteLibSVM(w, x, label) })
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // Tree is one regression tree in LightGBM's layout: internal nodes are numbered in
@@ -246,35 +246,5 @@ func sanitizeName(s string) string {
 // Save writes m to path in LightGBM's format, through a temporary file in the same
 // directory renamed into place, so that a failure leaves no half-written model.
 func (m *Model) Save(path string) error {
-	return WriteFileAtomic(path, m.WriteText)
-}
-
-// WriteFileAtomic writes path through a temporary file in its directory, renamed
-// into place only once write succeeded, so that readers never see half a file.
-func WriteFileAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	// CreateTemp makes the file private; the result is an ordinary output file.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, m.WriteText)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 func newBaselineCmd(a *app) *cobra.Command {
@@ -123,7 +124,7 @@ func loadLibSVM(path string, minCols int) (*baseline.Dataset, error) {
 
 // writePredictions writes one probability per line, as LightGBM's predict task does.
 func writePredictions(path string, pred []float64) error {
-	return baseline.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		var buf []byte
 		for _, v := range pred {
