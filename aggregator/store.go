@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/model"
 )
 
@@ -45,48 +46,6 @@ func openStore(dir string) (store, error) {
 	return store{dir: dir}, nil
 }
 
-// writeAtomic writes data to path through a synced temporary file and a rename.
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
 func (s store) path(name string) string { return filepath.Join(s.dir, name) }
 
 func (s store) writeJSON(name string, v any) error {
@@ -94,7 +53,7 @@ func (s store) writeJSON(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	return writeAtomic(s.path(name), append(b, '\n'))
+	return atomicfile.WriteFile(s.path(name), append(b, '\n'), 0o600)
 }
 
 // readJSON decodes name into v, reporting false when the file does not exist.
@@ -116,7 +75,7 @@ func (s store) readJSON(name string, v any) (bool, error) {
 
 // putBlob and getBlob keep setup blobs under setup/.
 func (s store) putBlob(name string, data []byte) error {
-	return writeAtomic(filepath.Join(s.dir, setupDir, name), data)
+	return atomicfile.WriteFile(filepath.Join(s.dir, setupDir, name), data, 0o600)
 }
 
 func (s store) getBlob(name string) ([]byte, error) {
@@ -158,14 +117,14 @@ func (s store) saveCheckpoint(ck *checkpoint) error {
 	if err := ck.Model.Save(tmp, ck.Vocab); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(tmp, optimizerFile), ck.Optimizer); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, optimizerFile), ck.Optimizer, 0o600); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	meta, err := json.MarshalIndent(ckptMeta{State: ck.State, History: ck.History}, "", " ")
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(tmp, ckptMetaFile), meta); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, ckptMetaFile), meta, 0o600); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// model.Save renames its files into place but leaves syncing to us.
@@ -174,7 +133,7 @@ func (s store) saveCheckpoint(ck *checkpoint) error {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	name := fmt.Sprintf("ckpt-%06d", ck.State.Version)
@@ -185,10 +144,10 @@ func (s store) saveCheckpoint(ck *checkpoint) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := writeAtomic(s.path(currentFile), []byte(name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(s.path(currentFile), []byte(name+"\n"), 0o600); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	entries, err := os.ReadDir(s.dir)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // Options configure Open.
@@ -79,7 +81,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	// A new file's directory entry must be durable too, or the first entries could
 	// vanish with it on a crash.
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit %s: %w", path, err)
 	}
@@ -171,18 +173,6 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 func (l *Log) fail(typ string, err error) error {
 	l.fatal = fmt.Errorf("%w: write failed: %w", ErrClosed, err)
 	return fmt.Errorf("audit %s: writing %s: %w", l.path, typ, err)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Head returns the last entry's seq and hash: an anchor to keep elsewhere (in a
