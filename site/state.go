@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // The state directory's files.
@@ -54,43 +56,7 @@ func (s *state) read(name string) ([]byte, error) {
 }
 
 func (s *state) write(name string, data []byte, perm os.FileMode) error {
-	return writeAtomic(s.path(name), data, perm)
-}
-
-// writeAtomic writes path through a temporary file in the same directory, with perm
-// set before any data is written, and fsyncs the file and the directory.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("writing %s: syncing directory: %w", path, err)
-		}
-	}
-	return nil
+	return atomicfile.WriteFile(s.path(name), data, perm)
 }
 
 type seqRecord struct {

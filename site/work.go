@@ -22,6 +22,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/model/safetensors"
 	"github.com/fedclaims/fedclaims/proto"
@@ -359,14 +360,14 @@ func installCheckpoint(dir string, blob, vocab []byte) (*model.Model, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(filepath.Join(dir, model.ModelFile), blob, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, model.ModelFile), blob, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(filepath.Join(dir, model.ConfigFile), append([]byte(cj), '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, model.ConfigFile), append([]byte(cj), '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	if vocab != nil {
-		if err := writeAtomic(filepath.Join(dir, model.VocabFile), vocab, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, model.VocabFile), vocab, 0o644); err != nil {
 			return nil, err
 		}
 	}
