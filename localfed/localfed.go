@@ -27,6 +27,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 // Options describe a local federation.
@@ -297,7 +298,10 @@ func writeYAML(path, what string, flat map[string]any) error {
 		return fmt.Errorf("localfed: config of %s: %w", what, err)
 	}
 	header := fmt.Sprintf("# Written by fedclaims' localfed: the configuration of %s.\n", what)
-	return writeAtomic(path, append([]byte(header), b...))
+	if err := atomicfile.WriteFile(path, append([]byte(header), b...), 0o600); err != nil {
+		return fmt.Errorf("localfed: %w", err)
+	}
+	return nil
 }
 
 func splitKey(k string) []string {
@@ -310,26 +314,4 @@ func splitKey(k string) []string {
 		}
 	}
 	return append(parts, k[start:])
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("localfed: %w", err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("localfed: writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/localfed"
 	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -223,14 +224,14 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 
 	var md bytes.Buffer
 	writeDemoMarkdown(&md, res)
-	if err := demoWriteFile(filepath.Join(o.out, "demo.md"), md.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.out, "demo.md"), md.Bytes(), 0o600); err != nil {
 		return err
 	}
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := demoWriteFile(filepath.Join(o.out, "demo.json"), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.out, "demo.json"), append(js, '\n'), 0o600); err != nil {
 		return err
 	}
 	return writeDemoTable(a.stdout, res)
@@ -449,27 +450,4 @@ func writeDemoMarkdown(w *bytes.Buffer, res demoResult) {
 	}
 	fmt.Fprintf(w, "\nTime: federation %.0fs, site-alone pretraining %.0fs, evaluation %.0fs, total %.0fs.\n",
 		res.Seconds["federation"], res.Seconds["site_alone_pretraining"], res.Seconds["evaluation"], res.Seconds["total"])
-}
-
-// demoWriteFile writes path through a temporary file in its directory.
-func demoWriteFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
