@@ -235,20 +235,7 @@ func Score(scores []float64, labels []bool, groups []int64, b Bootstrap) (Metric
 	if b.Resamples <= 0 {
 		return m, fmt.Errorf("score: %d bootstrap resamples, want at least 1", b.Resamples)
 	}
-	// Rows of each patient, patients in first-seen order so that the seed alone fixes
-	// the draw.
-	byPatient := map[int64]int{}
-	var members [][]int
-	for i, g := range groups {
-		p, ok := byPatient[g]
-		if !ok {
-			p = len(members)
-			byPatient[g] = p
-			members = append(members, nil)
-		}
-		members[p] = append(members[p], i)
-	}
-	rng := rand.New(rand.NewPCG(b.Seed, 0x6576616c))
+	rs := NewPatientResampler(groups, rand.New(rand.NewPCG(b.Seed, 0x6576616c)))
 	weight := make([]int32, len(scores))
 	aps := make([]float64, 0, b.Resamples)
 	aucs := make([]float64, 0, b.Resamples)
@@ -257,11 +244,7 @@ func Score(scores []float64, labels []bool, groups []int64, b Bootstrap) (Metric
 			return m, fmt.Errorf("score: only %d of %d bootstrap resamples held both classes: %w", len(aps), b.Resamples, ErrNoPositives)
 		}
 		clear(weight)
-		for range members {
-			for _, i := range members[rng.IntN(len(members))] {
-				weight[i]++
-			}
-		}
+		rs.Draw(func(i int) { weight[i]++ })
 		ap, err1 := r.ap(weight)
 		auc, err2 := r.auroc(weight)
 		if err1 != nil || err2 != nil {

@@ -146,18 +146,7 @@ func Recommend(task string, labels []bool, groups []int64, cands []Candidate, r 
 // pairedPValue is the one-sided p-value of "b scores worse than a" under the same
 // patient resamples for both; see Rule.
 func pairedPValue(a, b []float64, labels []bool, groups []int64, r Rule) (float64, error) {
-	byPatient := map[int64]int{}
-	var members [][]int
-	for i, g := range groups {
-		p, ok := byPatient[g]
-		if !ok {
-			p = len(members)
-			byPatient[g] = p
-			members = append(members, nil)
-		}
-		members[p] = append(members[p], i)
-	}
-	rng := rand.New(rand.NewPCG(r.Seed, 0x706169726564))
+	rs := eval.NewPatientResampler(groups, rand.New(rand.NewPCG(r.Seed, 0x706169726564)))
 	var ra, rb []float64
 	var rl []bool
 	notWorse, done := 0, 0
@@ -166,11 +155,9 @@ func pairedPValue(a, b []float64, labels []bool, groups []int64, r Rule) (float6
 			return 0, fmt.Errorf("only %d of %d bootstrap resamples held both classes: %w", done, r.Resamples, eval.ErrNoPositives)
 		}
 		ra, rb, rl = ra[:0], rb[:0], rl[:0]
-		for range members {
-			for _, i := range members[rng.IntN(len(members))] {
-				ra, rb, rl = append(ra, a[i]), append(rb, b[i]), append(rl, labels[i])
-			}
-		}
+		rs.Draw(func(i int) {
+			ra, rb, rl = append(ra, a[i]), append(rb, b[i]), append(rl, labels[i])
+		})
 		apA, errA := eval.AveragePrecision(ra, rl)
 		apB, errB := eval.AveragePrecision(rb, rl)
 		if errA != nil || errB != nil {
