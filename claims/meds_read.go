@@ -269,7 +269,7 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 	case s.timeDate:
 		t = int64(tv.Int32()) * int64(24*time.Hour/time.Microsecond)
 	case s.timeDiv > 1:
-		t = floorDiv(tv.Int64(), s.timeDiv)
+		t = FloorDiv(tv.Int64(), s.timeDiv)
 	default:
 		t = tv.Int64() * s.timeMul
 	}
@@ -353,14 +353,6 @@ func compareEvents(a, b Event) int {
 		return 1
 	}
 	return cmp.Compare(a.Value, b.Value)
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 func openShard(name string) (s *medsShard, err error) {

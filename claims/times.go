@@ -129,19 +129,8 @@ func daysIn(y, m int) int {
 }
 
 // civilMicros converts a proleptic Gregorian UTC date and time to microseconds
-// since the Unix epoch (Howard Hinnant's days_from_civil).
+// since the Unix epoch.
 func civilMicros(y, m, d, h, mi, s, us int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	days := int64(era)*146097 + int64(doe) - 719468
+	days := DaysFromCivil(int64(y), int64(m), int64(d))
 	return (days*86400+int64(h*3600+mi*60+s))*int64(time.Second/time.Microsecond) + int64(us)
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/fedclaims/fedclaims/claims"
 )
 
-const microsPerDay = 86_400_000_000
-
 // Label is a patient's outcome for one task at its index date.
 type Label int8
 
@@ -158,10 +156,10 @@ func NewLabeler(tasks []Task, o Options) (*Labeler, error) {
 		if t.HorizonDays < 1 || t.LookbackDays < 0 || len(t.Prefixes) == 0 {
 			return nil, fmt.Errorf("tasks: task %q: horizon %d days, look-back %d days, %d prefixes: want a positive horizon, a look-back of at least 0 and a prefix", t.Name, t.HorizonDays, t.LookbackDays, len(t.Prefixes))
 		}
-		h := int64(t.HorizonDays) * microsPerDay
+		h := int64(t.HorizonDays) * claims.MicrosPerDay
 		l.horizons = append(l.horizons, h)
 		l.horizon = max(l.horizon, h)
-		l.lookback = max(l.lookback, int64(t.LookbackDays)*microsPerDay)
+		l.lookback = max(l.lookback, int64(t.LookbackDays)*claims.MicrosPerDay)
 	}
 	return l, nil
 }
@@ -179,13 +177,13 @@ func (l *Labeler) Index(p *claims.Patient) (int64, bool) {
 	for _, e := range p.Events[1:] {
 		first = min(first, e.Time)
 	}
-	lo := ceilDiv(first+l.lookback, microsPerDay)
-	hi := floorDiv(l.opts.End-l.horizon, microsPerDay)
+	lo := ceilDiv(first+l.lookback, claims.MicrosPerDay)
+	hi := claims.Day(l.opts.End - l.horizon)
 	if lo > hi {
 		return 0, false
 	}
 	r := rand.New(rand.NewPCG(l.opts.Seed, uint64(p.ID)))
-	return (lo + r.Int64N(hi-lo+1)) * microsPerDay, true
+	return (lo + r.Int64N(hi-lo+1)) * claims.MicrosPerDay, true
 }
 
 // Label returns p's example, and false when p has no index date or died before it.
@@ -252,12 +250,4 @@ func History(p *claims.Patient, index int64) *claims.Patient {
 	return &h
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
-
-func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+func ceilDiv(a, b int64) int64 { return -claims.FloorDiv(-a, b) }

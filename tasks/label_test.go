@@ -11,7 +11,7 @@ import (
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
-const day = microsPerDay
+const day = claims.MicrosPerDay
 
 func date(y int, m time.Month, d int) int64 {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMicro()

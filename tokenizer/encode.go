@@ -19,10 +19,7 @@ const AgeUnknown float32 = -1
 // and 2 alternating from one visit to the next.
 const NumSegments = 3
 
-const (
-	microsPerDay  = 86_400_000_000
-	microsPerYear = 365.25 * microsPerDay
-)
+const microsPerYear = 365.25 * claims.MicrosPerDay
 
 // Encoding is one patient's input to the encoder. All four slices have the same length,
 // at most the Encoder's maximum length; padding is left to the batcher.
@@ -115,7 +112,7 @@ func (e *Encoder) EncodeTo(dst *Encoding, p *claims.Patient, cutoff int64) {
 		if id < 0 {
 			continue
 		}
-		if d := floorDiv(ev.Time, microsPerDay); d != day || visit < 0 {
+		if d := claims.Day(ev.Time); d != day || visit < 0 {
 			if visit >= 0 {
 				e.closeVisit(visit, lastAge)
 			}
@@ -187,12 +184,4 @@ func age(p *claims.Patient, t int64) float32 {
 	// An event dated before birth is a data error; clamping keeps AgeUnknown the only
 	// negative age.
 	return float32(max(0, float64(t-p.Birth)/microsPerYear))
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

@@ -164,12 +164,12 @@ func TestEncodeCutoff(t *testing.T) {
 		p := &claims.Patient{ID: r.Int64(), HasBirth: true, Birth: at(1940, 1, 1, 0)}
 		t0 := at(2012, 1, 1, 0)
 		for range r.IntN(60) {
-			p.Events = append(p.Events, ev(t0+r.Int64N(10*365*microsPerDay), codes[r.IntN(len(codes))]))
+			p.Events = append(p.Events, ev(t0+r.Int64N(10*365*claims.MicrosPerDay), codes[r.IntN(len(codes))]))
 		}
 		if r.IntN(2) == 0 {
 			slices.SortFunc(p.Events, func(a, b claims.Event) int { return cmp.Compare(a.Time, b.Time) })
 		}
-		cutoff := t0 + r.Int64N(10*365*microsPerDay)
+		cutoff := t0 + r.Int64N(10*365*claims.MicrosPerDay)
 		past := &claims.Patient{ID: p.ID, HasBirth: true, Birth: p.Birth}
 		for _, x := range p.Events {
 			if x.Time < cutoff {
@@ -205,7 +205,7 @@ func benchPatient(n int) *claims.Patient {
 	codes := []string{"ICD10//E11.9", "ICD10//I10", "ATC//C10AA05", "ATC//C10AA07", "PROC//K549", "NDC//00002143380", "VISIT//OP", "ICD10//N18.3"}
 	p := &claims.Patient{ID: 1, HasBirth: true, Birth: at(1950, 1, 1, 0)}
 	for i := range n {
-		p.Events = append(p.Events, claims.Event{Time: at(2012, 1, 1, 0) + int64(i/4)*microsPerDay, Code: codes[i%len(codes)], Value: float32(math.NaN())})
+		p.Events = append(p.Events, claims.Event{Time: at(2012, 1, 1, 0) + int64(i/4)*claims.MicrosPerDay, Code: codes[i%len(codes)], Value: float32(math.NaN())})
 	}
 	return p
 }

@@ -1152,22 +1152,5 @@ func monthDay(m int32) int64 {
 	if m < 0 {
 		y, mo = int64(1900+(m-11)/12), int64((m%12+12)%12+1)
 	}
-	return daysFromCivil(y, mo, 1)
-}
-
-// daysFromCivil is Howard Hinnant's days_from_civil: proleptic Gregorian date to
-// days since 1970-01-01.
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
+	return claims.DaysFromCivil(y, mo, 1)
 }
