@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -142,8 +140,8 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 }
 
 // loadPatients reads a whole dataset and returns its patients and the end of the
-// data: the day after the last event, which the labeler needs to leave room for
-// every horizon.
+// data (pipeline.LoadPatients), naming the site datasets inside dir when dir is
+// not one but a synth output root.
 func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, int64, error) {
 	src, err := claims.Open(dir)
 	if err != nil {
@@ -165,28 +163,6 @@ func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, int64, er
 		}
 		return nil, 0, err
 	}
-	defer src.Close()
-	var patients []*claims.Patient
-	var last int64
-	seen := false
-	for {
-		p, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("reading %s: %w", dir, err)
-		}
-		for _, e := range p.Events {
-			if !seen || e.Time > last {
-				last, seen = e.Time, true
-			}
-		}
-		patients = append(patients, p)
-	}
-	if !seen {
-		return nil, 0, fmt.Errorf("%s: no events", dir)
-	}
-	const day = 86_400_000_000
-	return patients, (last/day + 1) * day, nil
+	src.Close()
+	return pipeline.LoadPatients(ctx, dir)
 }
