@@ -53,20 +53,8 @@ func markedHospital(t *testing.T, n int, salt string) (string, *tokenizer.Vocab,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	c := tokenizer.NewCounter()
 	splits := map[tasks.Split]int{}
-	for {
-		p, err := src.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Add(p)
-		splits[tasks.SplitOf(p.ID, salt)]++
-	}
+	c := count(t, src, func(p *claims.Patient) { splits[tasks.SplitOf(p.ID, salt)]++ })
 	table, err := c.Table(2)
 	if err != nil {
 		t.Fatal(err)
@@ -112,19 +100,7 @@ func TestCountsReadTrainingSplitOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	c := tokenizer.NewCounter()
-	for {
-		p, err := src.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Add(p)
-	}
-	table, err := c.Table(1)
+	table, err := count(t, src, func(*claims.Patient) {}).Table(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,5 +121,24 @@ func TestSplitSaltConfig(t *testing.T) {
 		if cfg.SplitSalt != c.want {
 			t.Errorf("%q: split salt %q, want %q", c.yaml, cfg.SplitSalt, c.want)
 		}
+	}
+}
+
+// count counts the codes of every patient of src, calling each on every patient, and
+// closes src.
+func count(t *testing.T, src claims.Reader, each func(*claims.Patient)) *tokenizer.Counter {
+	t.Helper()
+	defer src.Close()
+	c := tokenizer.NewCounter()
+	for {
+		p, err := src.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			return c
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Add(p)
+		each(p)
 	}
 }
