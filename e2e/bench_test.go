@@ -11,6 +11,7 @@ import (
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/site"
+	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -163,6 +164,10 @@ func BenchmarkRound(b *testing.B) {
 			p, err := r.Next(ctx)
 			if err != nil {
 				break
+			}
+			// A site counts and trains on its training split only.
+			if !tasks.InPretraining(p.ID, tasks.DefaultSalt) {
+				continue
 			}
 			counter.Add(p)
 			all[h] = append(all[h], p)

@@ -22,6 +22,7 @@ import (
 	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/site"
+	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -164,7 +165,8 @@ func replay(t *testing.T, cfg aggregator.Config, f *federation, vocab *tokenizer
 		if err != nil {
 			t.Fatal(err)
 		}
-		seqs, _, err := model.ReadSequences(context.Background(), src, enc)
+		// The agent trains on its training split only.
+		seqs, _, err := model.ReadSequences(context.Background(), tasks.NewPretrainingReader(src, f.siteConfig(id).SplitSalt), enc)
 		src.Close()
 		if err != nil {
 			t.Fatal(err)
