@@ -356,7 +356,7 @@ func buildVocab(bySite [][]*claims.Patient, k int) (*tokenizer.Vocab, []byte, er
 	for _, ps := range bySite {
 		cnt := tokenizer.NewCounter()
 		for _, p := range ps {
-			if tasks.SplitOf(p.ID, tasks.DefaultSalt) == tasks.Train {
+			if tasks.InPretraining(p.ID, tasks.DefaultSalt) {
 				cnt.Add(p)
 			}
 		}
@@ -399,7 +399,7 @@ func pretrainSequences(patients []*claims.Patient, v *tokenizer.Vocab, p Pretrai
 		if !slices.ContainsFunc(e.IDs, func(id int32) bool { return id >= model.FirstCode }) {
 			continue
 		}
-		if split == tasks.Train {
+		if tasks.InPretraining(pt.ID, tasks.DefaultSalt) {
 			train = append(train, model.FromEncoding(&e))
 		} else {
 			valid = append(valid, model.FromEncoding(&e))

@@ -85,3 +85,28 @@ func TestPretrainLeavesOutHeldOutSplits(t *testing.T) {
 		})
 	}
 }
+
+// TestVocabCountsTrainingSplit: fedclaims vocab counts the patients a site agent
+// counts, the training split, unless told otherwise.
+func TestVocabCountsTrainingSplit(t *testing.T) {
+	data := synthSite(t, 300)
+	dir := t.TempDir()
+	n := splitCounts(t, data, tasks.DefaultSalt)
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, n[tasks.Train]},
+		{[]string{"--include-test-split"}, n[tasks.Train] + n[tasks.Validation] + n[tasks.Test]},
+	} {
+		args := append([]string{"vocab", "build", "--data", data, "--min-count", "2", "--out", filepath.Join(dir, "v.json")}, tc.args...)
+		out, err := runCmd(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := jsonLines(t, out)
+		if len(res) != 1 || int(res[0]["patients"].(float64)) != tc.want {
+			t.Errorf("%v: printed %v, want %d patients counted", tc.args, res, tc.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -29,7 +30,7 @@ func newVocabBuildCmd(a *app) *cobra.Command {
 		Use:   "build --data DIR... --out vocab.json",
 		Short: "Count each dataset as one site, merge the floored tables and write the vocabulary",
 		Long: `Each --data dataset (MEDS or OMOP CDM) is counted as a site would count it: the
-number of patients with each code or a code under it, with every code below
+number of its training-split patients (see --split-salt) with each code or a code under it, with every code below
 --min-count patients removed before the tables are merged. The vocabulary keeps the
 merged codes with at least --min-count patients and is written as JSON. Prints one
 JSON line: out, tokens, min_count, patients, sites.`,
@@ -115,6 +116,8 @@ func addVocabFlags(cmd *cobra.Command, dataUsage, outUsage, minCountUsage string
 	cmd.Flags().String("out", "", outUsage)
 	cmd.Flags().Int("min-count", tokenizer.DefaultMinCount, minCountUsage)
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; count the training split under it, as a site agent does")
+	cmd.Flags().Bool("include-test-split", false, "count every patient, validation and test splits included: only for an encoder no evaluation on these datasets will score")
 }
 
 func vocabFlags(a *app) (paths []string, out string, k int, err error) {
@@ -131,15 +134,21 @@ func vocabFlags(a *app) (paths []string, out string, k int, err error) {
 }
 
 // countDataset reads the dataset at path and returns its count table floored at k.
+// The vocabulary shapes the encoder, so it counts the patients pretraining reads:
+// the training split (tasks.InPretraining), unless --include-test-split.
 func countDataset(ctx context.Context, a *app, path string, k int) (*tokenizer.CountTable, error) {
 	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
+	var r claims.Reader = src
+	if !a.v.GetBool("include-test-split") {
+		r = tasks.NewPretrainingReader(src, a.v.GetString("split-salt"))
+	}
 	c := tokenizer.NewCounter()
 	for {
-		p, err := src.Next(ctx)
+		p, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
