@@ -122,7 +122,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	var b bytes.Buffer
 	b.WriteString("# Model-size sweep\n\n")
 	if r.Mode == ModeFederated {
-		fmt.Fprintf(&b, "Pretraining: federated, every preset through a local federation of %d sites (%d patients), each site training on all its patients, updates threshold-encrypted. ",
+		fmt.Fprintf(&b, "Pretraining: federated, every preset through a local federation of %d sites (%d patients), each site training on its training split only, updates threshold-encrypted. ",
 			len(r.Sites), r.Patients)
 	} else {
 		fmt.Fprintf(&b, "Pretraining: central, on the union of the training splits of %d sites (%d patients); vocabulary of %d tokens. ",
