@@ -375,6 +375,9 @@ func (s *Server) loop(ctx context.Context) error {
 }
 
 // call runs f on the loop and returns its error, or the context's or the loop's end.
+// Once f is queued, call waits for it to run (or for the loop to end, after which it
+// never will) even if ctx is done: f writes into its caller's variables, and
+// returning early would let the caller read them while the loop writes them.
 func (s *Server) call(ctx context.Context, f func() error) error {
 	errc := make(chan error, 1)
 	select {
@@ -387,8 +390,6 @@ func (s *Server) call(ctx context.Context, f func() error) error {
 	select {
 	case err := <-errc:
 		return err
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
 	case <-s.done:
 		return status.Error(codes.Unavailable, "the aggregator is shutting down")
 	}
