@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -53,22 +54,115 @@ type Task struct {
 	// Description is free text for reports.
 	Description string
 	// Prefixes are prefixed codes ("ICD10//E11", "ATC//C10AA"); an event whose code
-	// starts with any of them is an occurrence of the target.
+	// starts with any of them is an occurrence of the target (see Matches).
 	Prefixes []string
+	// ExcludePrefixes are prior history that disqualifies a first onset: a patient
+	// with any code under them on or before the index date is excluded, as one with
+	// the target is (ischaemic stroke excludes the sequelae of an earlier one). They
+	// match as Prefixes do (see Excludes).
+	ExcludePrefixes []string
+	// ExactSystem makes prefixes match their own code system only. By default an
+	// ICD10 prefix also matches ICD10CM codes and an ICD10CM prefix ICD10 codes:
+	// WHO ICD-10 and ICD-10-CM share their categories, and data converted from OMOP
+	// carries ICD-10-CM.
+	ExactSystem bool
 	// HorizonDays is the length of the prediction window after the index date.
 	HorizonDays int
 	// LookbackDays is the history a patient must have before the index date.
 	LookbackDays int
 }
 
-// Matches reports whether code is an occurrence of t's target.
-func (t *Task) Matches(code string) bool {
+// Matches reports whether code is an occurrence of t's target: whether it starts
+// with one of t.Prefixes. Unless t.ExactSystem, the systems ICD10 and ICD10CM are
+// one (a prefix "ICD10//E11" matches "ICD10CM//E11.9" and "ICD10CM//E11" matches
+// "ICD10//E11.9"). In ICD systems (ICD10, ICD10CM, ICD9CM) dots are ignored on both
+// sides, since data write codes with and without them: "ICD10//I11.0" matches
+// "ICD10//I110" and "ICD10//I110" matches "ICD10//I11.0".
+func (t *Task) Matches(code string) bool { return matchAny(t.Prefixes, code, t.ExactSystem) }
+
+// Excludes reports whether code is prior history that disqualifies a first onset of
+// t: whether it starts with one of t.ExcludePrefixes, matched as Matches does.
+func (t *Task) Excludes(code string) bool {
+	return matchAny(t.ExcludePrefixes, code, t.ExactSystem)
+}
+
+// Systems returns the code systems whose codes can match t's target (not its
+// exclusions), sorted and unique: the systems of t.Prefixes, with ICD10 and ICD10CM
+// standing for each other unless t.ExactSystem. A task none of whose systems occurs
+// in a dataset cannot have a positive there.
+func (t *Task) Systems() []string {
+	var out []string
 	for _, p := range t.Prefixes {
-		if strings.HasPrefix(code, p) {
+		sys := claims.System(p)
+		out = append(out, sys)
+		if alt, ok := twinSystem(sys); ok && !t.ExactSystem {
+			out = append(out, alt)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// twinSystem returns the system that shares sys's codes: ICD10 for ICD10CM and
+// ICD10CM for ICD10.
+func twinSystem(sys string) (string, bool) {
+	switch sys {
+	case claims.SystemICD10:
+		return claims.SystemICD10CM, true
+	case claims.SystemICD10CM:
+		return claims.SystemICD10, true
+	}
+	return "", false
+}
+
+// matchAny reports whether code starts with one of prefixes (see Task.Matches).
+func matchAny(prefixes []string, code string, exact bool) bool {
+	csys, cval, ok := strings.Cut(code, claims.Separator)
+	if !ok {
+		return false
+	}
+	for _, p := range prefixes {
+		psys, pval, ok := strings.Cut(p, claims.Separator)
+		if !ok {
+			continue
+		}
+		if psys != csys {
+			if alt, twin := twinSystem(psys); exact || !twin || alt != csys {
+				continue
+			}
+		}
+		if isICD(psys) {
+			if undottedPrefix(cval, pval) {
+				return true
+			}
+		} else if strings.HasPrefix(cval, pval) {
 			return true
 		}
 	}
 	return false
+}
+
+func isICD(sys string) bool {
+	return sys == claims.SystemICD10 || sys == claims.SystemICD10CM || sys == claims.SystemICD9CM
+}
+
+// undottedPrefix reports whether s starts with prefix when the dots of both are
+// ignored. It does not allocate: it is called for every event and task.
+func undottedPrefix(s, prefix string) bool {
+	i := 0
+	for j := 0; j < len(prefix); j++ {
+		if prefix[j] == '.' {
+			continue
+		}
+		for i < len(s) && s[i] == '.' {
+			i++
+		}
+		if i == len(s) || s[i] != prefix[j] {
+			return false
+		}
+		i++
+	}
+	return true
 }
 
 //go:embed default.yaml
@@ -105,6 +199,11 @@ func ReadFile(path string) ([]Task, error) {
 //	    description: type 2 diabetes
 //	    prefixes: [ICD10//E11]    # required: diagnosis codes for a disease,
 //	                              # medication codes for a medication
+//	    exclude_prefixes: [ICD10//E10, ICD10//E13, ICD10//E14]
+//	                              # optional: prior history, of the same kind as
+//	                              # prefixes, that disqualifies a first onset
+//	    exact_system: false       # default false: an ICD10 prefix also matches
+//	                              # ICD10CM codes and vice versa (see Task.Matches)
 //	    horizon_days: 730         # default 730 for a disease, 365 for a medication
 //	    lookback_days: 365        # default 365
 //
@@ -215,11 +314,39 @@ func (p parser) integer(n *yaml.Node, field string) (int, error) {
 	return v, nil
 }
 
+// prefixes reads a list of prefixed codes.
+func (p parser) prefixes(v *yaml.Node, field string) ([]string, []*yaml.Node, error) {
+	if v.Kind != yaml.SequenceNode {
+		return nil, nil, p.errorf(v, field, "want a list of prefixed codes")
+	}
+	var out []string
+	var nodes []*yaml.Node
+	for i, item := range v.Content {
+		at := fmt.Sprintf("%s[%d]", field, i)
+		s, err := p.scalar(item, at)
+		if err != nil {
+			return nil, nil, err
+		}
+		// In an ICD system dots are ignored (see Task.Matches), so a value of dots
+		// alone would match every code.
+		val := claims.Value(s)
+		if isICD(claims.System(s)) {
+			val = strings.ReplaceAll(val, ".", "")
+		}
+		if claims.System(s) == "" || val == "" || strings.ContainsFunc(s, isSpace) {
+			return nil, nil, p.errorf(item, at, "%q: want a code system, // and a code prefix, as in ICD10//E11", s)
+		}
+		out = append(out, s)
+		nodes = append(nodes, item)
+	}
+	return out, nodes, nil
+}
+
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 func (p parser) task(n *yaml.Node, at string) (Task, error) {
 	var t Task
-	var prefixNodes []*yaml.Node
+	var prefixNodes, excludeNodes []*yaml.Node
 	horizon, lookback := -1, -1
 	err := p.mapping(n, at, func(key string, v *yaml.Node) error {
 		field := at + "." + key
@@ -240,19 +367,21 @@ func (p parser) task(n *yaml.Node, at string) (Task, error) {
 		case "description":
 			t.Description, err = p.scalar(v, field)
 		case "prefixes":
-			if v.Kind != yaml.SequenceNode {
-				return p.errorf(v, field, "want a list of prefixed codes")
-			}
-			for i, item := range v.Content {
-				s, err := p.scalar(item, fmt.Sprintf("%s[%d]", field, i))
-				if err != nil {
-					return err
+			t.Prefixes, prefixNodes, err = p.prefixes(v, field)
+		case "exclude_prefixes":
+			t.ExcludePrefixes, excludeNodes, err = p.prefixes(v, field)
+		case "exact_system":
+			var s string
+			s, err = p.scalar(v, field)
+			switch s {
+			case "true":
+				t.ExactSystem = true
+			case "false":
+				t.ExactSystem = false
+			default:
+				if err == nil {
+					err = p.errorf(v, field, "%q: want true or false", s)
 				}
-				if claims.System(s) == "" || claims.Value(s) == "" || strings.ContainsFunc(s, isSpace) {
-					return p.errorf(item, fmt.Sprintf("%s[%d]", field, i), "%q: want a code system, // and a code prefix, as in ICD10//E11", s)
-				}
-				t.Prefixes = append(t.Prefixes, s)
-				prefixNodes = append(prefixNodes, item)
 			}
 		case "horizon_days":
 			horizon, err = p.integer(v, field)
@@ -265,7 +394,7 @@ func (p parser) task(n *yaml.Node, at string) (Task, error) {
 				err = p.errorf(v, field, "%d: want 0 to %d days", lookback, maxDays)
 			}
 		default:
-			err = p.errorf(v, field, "unknown field (want name, kind, description, prefixes, horizon_days or lookback_days)")
+			err = p.errorf(v, field, "unknown field (want name, kind, description, prefixes, exclude_prefixes, exact_system, horizon_days or lookback_days)")
 		}
 		return err
 	})
@@ -289,6 +418,11 @@ func (p parser) task(n *yaml.Node, at string) (Task, error) {
 	for i, pre := range t.Prefixes {
 		if k := claims.KindOf(pre); k != want {
 			return Task{}, p.errorf(prefixNodes[i], fmt.Sprintf("%s.prefixes[%d]", at, i), "%q is a %s code, but a %s task needs %s codes", pre, k, t.Kind, want)
+		}
+	}
+	for i, pre := range t.ExcludePrefixes {
+		if k := claims.KindOf(pre); k != want {
+			return Task{}, p.errorf(excludeNodes[i], fmt.Sprintf("%s.exclude_prefixes[%d]", at, i), "%q is a %s code, but a %s task needs %s codes", pre, k, t.Kind, want)
 		}
 	}
 	t.HorizonDays = horizon

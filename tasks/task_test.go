@@ -40,19 +40,96 @@ func TestDefault(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	task := Task{Prefixes: []string{"ICD10//F00", "ICD10//G30"}}
-	for code, want := range map[string]bool{
-		"ICD10//F00.1":   true,
-		"ICD10//G30":     true,
-		"ICD10//G309":    true,
-		"ICD10//F01.0":   false,
-		"ICD10CM//G30.9": false, // another code system is another task
-		"ICD10//G3":      false,
-		"":               false,
-	} {
-		if got := task.Matches(code); got != want {
-			t.Errorf("Matches(%q) = %v, want %v", code, got, want)
+	task := Task{Prefixes: []string{"ICD10//F00", "ICD10//G30", "ICD10//I11.0", "ATC//C10AA"}, ExcludePrefixes: []string{"ICD10CM//I69"}}
+	exact := task
+	exact.ExactSystem = true
+	tests := []struct {
+		code         string
+		want, wantEx bool // Matches without and with ExactSystem
+	}{
+		{"ICD10//F00.1", true, true},
+		{"ICD10//G30", true, true},
+		{"ICD10//G309", true, true},
+		{"ICD10//F01.0", false, false},
+		{"ICD10CM//G30.9", true, false}, // ICD-10-CM shares ICD-10's categories
+		{"ICD10CM//F00", true, false},
+		{"ICD9CM//G30", false, false}, // another code system is another task
+		{"ICD10//I110", true, true},   // dots are ignored: I11.0 matches I110
+		{"ICD10//I11.09", true, true}, // and its children
+		{"ICD10CM//I11.0", true, false},
+		{"ICD10//I11.9", false, false},
+		{"ICD10//I11", false, false}, // the parent is not under the prefix
+		{"ATC//C10AA05", true, true},
+		{"ATC//C10.AA05", false, false}, // dots are ignored only in ICD systems
+		{"ICD10//G3", false, false},
+		{"G30", false, false},
+		{"", false, false},
+	}
+	for _, tt := range tests {
+		if got := task.Matches(tt.code); got != tt.want {
+			t.Errorf("Matches(%q) = %v, want %v", tt.code, got, tt.want)
 		}
+		if got := exact.Matches(tt.code); got != tt.wantEx {
+			t.Errorf("with ExactSystem, Matches(%q) = %v, want %v", tt.code, got, tt.wantEx)
+		}
+	}
+	for code, want := range map[string][2]bool{
+		"ICD10CM//I69.3": {true, true},
+		"ICD10//I693":    {true, false},
+		"ICD10//I63":     {false, false}, // the target is not an exclusion
+	} {
+		if got := task.Excludes(code); got != want[0] {
+			t.Errorf("Excludes(%q) = %v, want %v", code, got, want[0])
+		}
+		if got := exact.Excludes(code); got != want[1] {
+			t.Errorf("with ExactSystem, Excludes(%q) = %v, want %v", code, got, want[1])
+		}
+	}
+	// A prefix with the undotted spelling matches the dotted code too.
+	undotted := Task{Prefixes: []string{"ICD10//I110"}}
+	if !undotted.Matches("ICD10//I11.0") || !undotted.Matches("ICD10CM//I11.0") || undotted.Matches("ICD10//I11") {
+		t.Error("an undotted prefix does not match dotted codes as it should")
+	}
+}
+
+func TestSystems(t *testing.T) {
+	tests := []struct {
+		task Task
+		want []string
+	}{
+		{Task{Prefixes: []string{"ICD10//E11"}}, []string{"ICD10", "ICD10CM"}},
+		{Task{Prefixes: []string{"ICD10//E11"}, ExactSystem: true}, []string{"ICD10"}},
+		{Task{Prefixes: []string{"ICD10CM//E11", "ICD9CM//250", "ICD10//E13"}}, []string{"ICD10", "ICD10CM", "ICD9CM"}},
+		{Task{Prefixes: []string{"NDC//0000", "ATC//C10AA", "ATC//C10BA"}, ExcludePrefixes: []string{"RXNORM//1"}}, []string{"ATC", "NDC"}},
+	}
+	for _, tt := range tests {
+		if got := tt.task.Systems(); !slices.Equal(got, tt.want) {
+			t.Errorf("%+v: Systems() = %q, want %q", tt.task, got, tt.want)
+		}
+	}
+}
+
+func TestParseNewFields(t *testing.T) {
+	ts, err := Parse("t.yaml", []byte(`version: 1
+tasks:
+  - name: a
+    kind: disease
+    prefixes: [ICD10//I63]
+    exclude_prefixes: [ICD10//I69, ICD10CM//Z86.73]
+  - {name: b, kind: medication, prefixes: [ATC//C10AA], exclude_prefixes: [ATC//C10BA], exact_system: true}
+  - {name: c, kind: disease, prefixes: [ICD10//E11], exclude_prefixes: [], exact_system: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ts[0].ExcludePrefixes, []string{"ICD10//I69", "ICD10CM//Z86.73"}) || ts[0].ExactSystem {
+		t.Errorf("task a: %+v", ts[0])
+	}
+	if !slices.Equal(ts[1].ExcludePrefixes, []string{"ATC//C10BA"}) || !ts[1].ExactSystem {
+		t.Errorf("task b: %+v", ts[1])
+	}
+	if len(ts[2].ExcludePrefixes) != 0 || ts[2].ExactSystem {
+		t.Errorf("task c: %+v", ts[2])
 	}
 }
 
@@ -100,6 +177,13 @@ func TestParseErrors(t *testing.T) {
 		{"horizon float", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], horizon_days: 1.5}\n", `tasks[0].horizon_days: "1.5" is not a whole number`},
 		{"horizon list", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], horizon_days: [1]}\n", "tasks[0].horizon_days: want a single value"},
 		{"lookback negative", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], lookback_days: -1}\n", "tasks[0].lookback_days: -1: want 0 to 36500"},
+		{"exclude a string", head + "  - name: a\n    kind: disease\n    prefixes: [ICD10//I63]\n    exclude_prefixes: ICD10//I69\n", "t.yaml:6: field tasks[0].exclude_prefixes: want a list"},
+		{"exclude without system", head + "  - name: a\n    kind: disease\n    prefixes: [ICD10//I63]\n    exclude_prefixes:\n      - ICD10//I69\n      - I69\n", `t.yaml:8: field tasks[0].exclude_prefixes[1]: "I69": want a code system`},
+		{"exclude of another kind", head + "  - name: a\n    kind: medication\n    prefixes: [ATC//C10AA]\n    exclude_prefixes: [ATC//C10BA, ICD10//E78]\n", `t.yaml:6: field tasks[0].exclude_prefixes[1]: "ICD10//E78" is a diagnosis code, but a medication task needs medication codes`},
+		{"exclude a list of lists", head + "  - name: a\n    kind: disease\n    prefixes: [ICD10//I63]\n    exclude_prefixes: [[ICD10//I69]]\n", "t.yaml:6: field tasks[0].exclude_prefixes[0]: want a single value"},
+		{"prefix of dots", head + "  - name: a\n    kind: disease\n    prefixes: [ICD10//..]\n", `t.yaml:5: field tasks[0].prefixes[0]: "ICD10//..": want a code system`},
+		{"exact_system not a bool", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], exact_system: yes}\n", `t.yaml:3: field tasks[0].exact_system: "yes": want true or false`},
+		{"exact_system a list", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11], exact_system: [true]}\n", "tasks[0].exact_system: want a single value"},
 		{"duplicate name", head + "  - {name: a, kind: disease, prefixes: [ICD10//E11]}\n  - {name: a, kind: disease, prefixes: [ICD10//I50]}\n", `t.yaml:4: field tasks[1].name: "a" is already the name of the task at line 3`},
 		{"duplicate field", head + "  - name: a\n    name: b\n", "t.yaml:4: field name: appears twice"},
 		{"task a string", head + "  - t2d\n", "t.yaml:3: field tasks[0]: want a mapping"},
