@@ -65,6 +65,10 @@ func (k Kind) String() string {
 const (
 	CodeBirth = "MEDS_BIRTH"
 	CodeDeath = "MEDS_DEATH"
+	// CodeObservationEnd is the MEDS row that carries Patient.ObservationEnd. It is
+	// fedclaims' own code, not one of MEDS's: MEDS defines no code for the end of
+	// observation, so other MEDS tools see it as an ordinary event.
+	CodeObservationEnd = "MEDS_OBSERVATION_END"
 )
 
 // Code-system prefixes, as they appear before the "//" separator.
@@ -104,14 +108,21 @@ func (e Event) HasValue() bool { return !math.IsNaN(float64(e.Value)) }
 func (e Event) Kind() Kind { return KindOf(e.Code) }
 
 // Patient is one subject's history. Events are sorted by Time, ties by Code; static
-// facts (sex, birth) live in the fields, not in Events.
+// facts (sex, birth, the end of observation) live in the fields, not in Events.
 type Patient struct {
 	ID  int64
 	Sex Sex
 	// Birth is the birth time in microseconds since the Unix epoch; valid when HasBirth.
 	Birth    int64
 	HasBirth bool
-	Events   []Event
+	// ObservationEnd is the time until which the patient is known to be observed
+	// (enrolled, in the source's catchment), in microseconds since the Unix epoch;
+	// valid when HasObservationEnd. For an end date D it is the midnight (UTC) after
+	// D. It may come before the last event (OMOP periods that are single hospital
+	// stays) and does not end at death; see tasks.Labeler for how it is used.
+	ObservationEnd    int64
+	HasObservationEnd bool
+	Events            []Event
 }
 
 // System returns the code system of code ("ICD10" for "ICD10//E11.9") and "" when

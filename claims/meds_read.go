@@ -31,6 +31,8 @@ import (
 // ms, us or ns, or a date. Static rows (null time) set the patient's sex from
 // GENDER//F and GENDER//M; MEDS_BIRTH sets the birth time; other static rows are
 // counted in Stats.Skipped and dropped, because the event model has no place for them.
+// MEDS_OBSERVATION_END rows (CodeObservationEnd, fedclaims' own code) set the
+// patient's observation end, the latest one winning, and are not events.
 type MEDSReader struct {
 	dir      string
 	files    []string
@@ -273,8 +275,14 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 	default:
 		t = tv.Int64() * s.timeMul
 	}
-	if code == CodeBirth {
+	switch code {
+	case CodeBirth:
 		p.Birth, p.HasBirth = t, true
+		return nil
+	case CodeObservationEnd:
+		if !p.HasObservationEnd || t > p.ObservationEnd {
+			p.ObservationEnd, p.HasObservationEnd = t, true
+		}
 		return nil
 	}
 	r.events = append(r.events, Event{Time: t, Code: code, Value: value})

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 func micros(s string) int64 {
@@ -357,4 +359,87 @@ func TestMEDSReaderStreams(t *testing.T) {
 	if int64(peak) > held/2 {
 		t.Fatalf("live heap reached %d bytes while reading; all %d events take %d", peak, events, held)
 	}
+}
+
+// TestMEDSObservationEnd: the observation end travels as one MEDS_OBSERVATION_END
+// row in time order among the events and comes back as the field, never as an
+// event; of several such rows the latest wins.
+func TestMEDSObservationEnd(t *testing.T) {
+	day := func(s string) int64 { return micros(s + "T00:00:00Z") }
+	ev := func(when, code string) Event { return Event{Time: day(when), Code: code, Value: nan} }
+	ps := []*Patient{
+		// Before the last event, as with OMOP periods that are single stays.
+		{ID: 1, Sex: SexFemale, ObservationEnd: day("2015-03-01"), HasObservationEnd: true, Events: []Event{
+			ev("2015-01-01", "ICD10//E11.9"), ev("2015-03-01", "VISIT//9202"), ev("2016-01-01", "ICD10//I10"),
+		}},
+		// After every event, and after death.
+		{ID: 2, ObservationEnd: day("2020-01-01"), HasObservationEnd: true, Events: []Event{
+			ev("2015-01-01", "ICD10//E11.9"), ev("2017-01-01", CodeDeath),
+		}},
+		// Before every event; and a patient with nothing but an observation end.
+		{ID: 3, ObservationEnd: day("1960-01-01"), HasObservationEnd: true, Events: []Event{ev("2015-01-01", "ATC//C10AA05")}},
+		{ID: 4, ObservationEnd: day("2001-01-01"), HasObservationEnd: true},
+		{ID: 5, Sex: SexMale, Events: []Event{ev("2015-01-01", "ATC//C10AA05")}}, // none
+	}
+	dir := filepath.Join(t.TempDir(), "ds")
+	writeAll(t, dir, ps)
+	r, err := OpenMEDS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePatients(t, readAll(t, r), ps)
+	r.Close()
+
+	// The rows are in time order within each subject, the observation end after
+	// the events of its own time.
+	rows := readRows(t, filepath.Join(dir, "data", "0000.parquet"))
+	var codes []string
+	for i, row := range rows {
+		if i > 0 && row.SubjectID == rows[i-1].SubjectID && row.Time != nil && rows[i-1].Time != nil && *row.Time < *rows[i-1].Time {
+			t.Fatalf("row %d of subject %d is earlier than the row before it", i, row.SubjectID)
+		}
+		if row.SubjectID == 1 {
+			codes = append(codes, row.Code)
+		}
+	}
+	if want := []string{"GENDER//F", "ICD10//E11.9", "VISIT//9202", CodeObservationEnd, "ICD10//I10"}; !reflect.DeepEqual(codes, want) {
+		t.Errorf("subject 1 rows %q, want %q", codes, want)
+	}
+
+	// Two MEDS_OBSERVATION_END rows: the latest wins, whatever their order.
+	two := []*Patient{{ID: 1, ObservationEnd: day("2015-01-01"), HasObservationEnd: true, Events: []Event{
+		ev("2014-01-01", "ICD10//I10"), ev("2018-06-01", CodeObservationEnd),
+	}}}
+	dir2 := filepath.Join(t.TempDir(), "ds")
+	writeAll(t, dir2, two)
+	r2, err := OpenMEDS(dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	got := readAll(t, r2)
+	if len(got) != 1 || !got[0].HasObservationEnd || got[0].ObservationEnd != day("2018-06-01") || len(got[0].Events) != 1 {
+		t.Fatalf("two observation ends read as %+v, want the later one and the one event", got)
+	}
+}
+
+func readRows(t *testing.T, path string) []medsRow {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, _ := f.Stat()
+	pf, err := openParquet(f, info.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := parquet.NewGenericReader[medsRow](pf)
+	defer rd.Close()
+	rows := make([]medsRow, pf.NumRows())
+	if n, err := rd.Read(rows); n != len(rows) || (err != nil && err != io.EOF) {
+		t.Fatalf("read %d of %d rows: %v", n, len(rows), err)
+	}
+	return rows
 }

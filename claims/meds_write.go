@@ -148,8 +148,10 @@ func NewMEDSWriter(dir string, opts ...WriterOption) (*MEDSWriter, error) {
 }
 
 // Write appends one patient: a GENDER//<sex> row and a MEDS_BIRTH row when known,
-// then its events in time order. A patient with none of these leaves no rows, so
-// MEDS has no trace of it.
+// then its events in time order, with a MEDS_OBSERVATION_END row (CodeObservationEnd)
+// in its time's place among them when the observation end is known (after the
+// events of the same time). A patient with none of these leaves no rows, so MEDS has
+// no trace of it.
 func (w *MEDSWriter) Write(p *Patient) error {
 	if w.closed {
 		return errors.New("meds writer: write after close")
@@ -182,10 +184,22 @@ func (w *MEDSWriter) Write(p *Patient) error {
 			return err
 		}
 	}
+	obsEnd := p.HasObservationEnd
 	for i := range p.Events {
 		e := &p.Events[i]
+		if obsEnd && e.Time > p.ObservationEnd {
+			if err := w.addObservationEnd(p); err != nil {
+				return err
+			}
+			obsEnd = false
+		}
 		t := e.Time
 		if err := w.add(p.ID, &t, e.Code, e.Value); err != nil {
+			return err
+		}
+	}
+	if obsEnd {
+		if err := w.addObservationEnd(p); err != nil {
 			return err
 		}
 	}
@@ -193,6 +207,11 @@ func (w *MEDSWriter) Write(p *Patient) error {
 		return w.closeShard()
 	}
 	return nil
+}
+
+func (w *MEDSWriter) addObservationEnd(p *Patient) error {
+	t := p.ObservationEnd
+	return w.add(p.ID, &t, CodeObservationEnd, float32(math.NaN()))
 }
 
 // add buffers one row. A nil t is a static fact (null time).

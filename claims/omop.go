@@ -65,6 +65,10 @@ import (
 //	                      source value -> PROC//<procedure_concept_id>; at
 //	                      procedure_datetime (else procedure_date)
 //	death                 MEDS_DEATH at death_datetime (else death_date)
+//	observation_period    not events: Patient.ObservationEnd is the latest period end
+//	                      of the person, the midnight after the day of
+//	                      observation_period_end_datetime (else
+//	                      observation_period_end_date); either column will do
 //
 // Rows of persons missing from the person table are skipped and counted. Times
 // without a zone are taken as UTC; dates are midnight UTC.
@@ -186,19 +190,22 @@ func (r *OMOPReader) load(ctx context.Context) error {
 type omopTable struct {
 	name     string
 	required []string
-	row      func(r *OMOPReader, c *csvRow) error
+	// oneOf lists columns of which the header must hold at least one.
+	oneOf []string
+	row   func(r *OMOPReader, c *csvRow) error
 }
 
 // omopTables are read in this order; person comes first so that the other tables
 // can tell unknown persons.
 func omopTables() []omopTable {
 	return []omopTable{
-		{"person", []string{"person_id", "gender_concept_id", "year_of_birth"}, (*OMOPReader).personRow},
-		{"visit_occurrence", []string{"person_id", "visit_start_date"}, (*OMOPReader).visitRow},
-		{"condition_occurrence", []string{"person_id", "condition_start_date", "condition_source_value"}, (*OMOPReader).conditionRow},
-		{"drug_exposure", []string{"person_id", "drug_exposure_start_date"}, (*OMOPReader).drugRow},
-		{"procedure_occurrence", []string{"person_id", "procedure_date"}, (*OMOPReader).procedureRow},
-		{"death", []string{"person_id", "death_date"}, (*OMOPReader).deathRow},
+		{name: "person", required: []string{"person_id", "gender_concept_id", "year_of_birth"}, row: (*OMOPReader).personRow},
+		{name: "observation_period", required: []string{"person_id"}, oneOf: []string{"observation_period_end_date", "observation_period_end_datetime"}, row: (*OMOPReader).observationPeriodRow},
+		{name: "visit_occurrence", required: []string{"person_id", "visit_start_date"}, row: (*OMOPReader).visitRow},
+		{name: "condition_occurrence", required: []string{"person_id", "condition_start_date", "condition_source_value"}, row: (*OMOPReader).conditionRow},
+		{name: "drug_exposure", required: []string{"person_id", "drug_exposure_start_date"}, row: (*OMOPReader).drugRow},
+		{name: "procedure_occurrence", required: []string{"person_id", "procedure_date"}, row: (*OMOPReader).procedureRow},
+		{name: "death", required: []string{"person_id", "death_date"}, row: (*OMOPReader).deathRow},
 	}
 }
 
@@ -431,6 +438,24 @@ func (r *OMOPReader) procedureRow(c *csvRow) error {
 	return nil
 }
 
+// observationPeriodRow extends the person's observation end to the midnight after
+// the period's end day.
+func (r *OMOPReader) observationPeriodRow(c *csvRow) error {
+	p, err := r.person(c)
+	if p == nil || err != nil {
+		return err
+	}
+	t, err := c.when("observation_period_end_datetime", "observation_period_end_date")
+	if err != nil {
+		return err
+	}
+	end := (Day(t) + 1) * MicrosPerDay
+	if !p.HasObservationEnd || end > p.ObservationEnd {
+		p.ObservationEnd, p.HasObservationEnd = end, true
+	}
+	return nil
+}
+
 func (r *OMOPReader) deathRow(c *csvRow) error {
 	p, err := r.person(c)
 	if p == nil || err != nil {
@@ -533,6 +558,9 @@ func (r *OMOPReader) readCSV(ctx context.Context, path string, in io.Reader, t o
 		if _, ok := c.cols[need]; !ok {
 			return &RowError{File: path, Line: 1, Column: need, Err: ErrMissingColumn}
 		}
+	}
+	if len(t.oneOf) > 0 && !slices.ContainsFunc(t.oneOf, func(col string) bool { _, ok := c.cols[col]; return ok }) {
+		return &RowError{File: path, Line: 1, Column: strings.Join(t.oneOf, " or "), Err: ErrMissingColumn}
 	}
 	for {
 		rec, err := cr.Read()

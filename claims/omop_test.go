@@ -443,7 +443,7 @@ func TestInspect(t *testing.T) {
 	}
 	if s.Subjects != 4 || s.Events != 6 || s.Codes != 6 || s.Format != "meds" ||
 		s.FirstTime != "1969-12-31T23:59:59Z" || s.LastTime != "2019-12-31T23:59:59Z" ||
-		s.Female != 2 || s.Male != 1 || s.WithBirth != 2 {
+		s.Female != 2 || s.Male != 1 || s.WithBirth != 2 || s.WithObservationEnd != 0 {
 		t.Fatalf("summary %+v", s)
 	}
 	if _, err := src.Next(context.Background()); err != io.EOF {
@@ -476,4 +476,117 @@ func TestOMOPGzip(t *testing.T) {
 			t.Fatalf("truncated gzip (skip %v): got %v, want ErrCorrupt naming the file", skip, err)
 		}
 	}
+}
+
+// TestOMOPObservationPeriodDemo reads the demo's observation_period: one period per
+// person, ending (midnight after the end date) after the person's last event.
+func TestOMOPObservationPeriodDemo(t *testing.T) {
+	r, err := OpenOMOP(mimicDemo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ps := readAll(t, r)
+	for _, p := range ps {
+		if !p.HasObservationEnd {
+			t.Fatalf("person %d has no observation end", p.ID)
+		}
+		if n := len(p.Events); n > 0 && p.Events[n-1].Time >= p.ObservationEnd {
+			t.Errorf("person %d: last event %s at or after the observation end %s", p.ID, FormatTime(p.Events[n-1].Time), FormatTime(p.ObservationEnd))
+		}
+		for _, e := range p.Events {
+			if e.Code == CodeObservationEnd {
+				t.Fatalf("person %d: the observation end is an event", p.ID)
+			}
+		}
+	}
+	// observation_period_end_date 2110-12-10.
+	if p := findPatient(ps, -7391666713304457659); p == nil || FormatTime(p.ObservationEnd) != "2110-12-11T00:00:00Z" {
+		t.Errorf("person -7391666713304457659: observation end %v, want 2110-12-11T00:00:00Z", p)
+	}
+}
+
+func TestOMOPObservationPeriod(t *testing.T) {
+	const person = "person_id,gender_concept_id,year_of_birth\n1,8507,1950\n2,8532,1960\n3,8532,1970\n4,8507,1980\n"
+	tests := []struct {
+		name, table string
+		want        map[int64]string // person -> observation end; absent: none
+		wantErr     string
+	}{
+		{"latest period wins", "observation_period_id,person_id,observation_period_start_date,observation_period_end_date\n" +
+			"10,1,2010-01-01,2012-05-31\n11,1,2014-01-01,2016-12-31\n12,1,2013-01-01,2013-06-30\n13,2,2010-01-01,2010-01-01\n",
+			map[int64]string{1: "2017-01-01T00:00:00Z", 2: "2010-01-02T00:00:00Z"}, ""},
+		{"datetime preferred, its day observed whole", "person_id,observation_period_end_date,observation_period_end_datetime\n" +
+			"1,2012-05-31,2012-06-02 13:45:00\n2,2012-05-31,\n",
+			map[int64]string{1: "2012-06-03T00:00:00Z", 2: "2012-06-01T00:00:00Z"}, ""},
+		{"datetime alone", "person_id,observation_period_end_datetime\n3,2001-02-03T04:05:06\n",
+			map[int64]string{3: "2001-02-04T00:00:00Z"}, ""},
+		{"unknown person skipped", "person_id,observation_period_end_date\n9,2001-02-03\n4,2005-01-01\n",
+			map[int64]string{4: "2005-01-02T00:00:00Z"}, ""},
+		{"no end column", "person_id,observation_period_start_date\n1,2001-02-03\n", nil, "observation_period_end_date or observation_period_end_datetime"},
+		{"bad date", "person_id,observation_period_end_date\n1,2001-02-30\n", nil, "observation_period.csv: line 2: column observation_period_end_date"},
+		{"empty date", "person_id,observation_period_end_date\n1,\n", nil, "observation_period.csv: line 2: column observation_period_end_date"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeOMOP(t, map[string]string{
+				"person.csv":             person,
+				"observation_period.csv": tt.table,
+				"visit_occurrence.csv":   "person_id,visit_concept_id,visit_start_date\n1,9202,2011-01-01\n",
+			})
+			r, err := OpenOMOP(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var ps []*Patient
+			for {
+				p, err := r.Next(context.Background())
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					if tt.wantErr == "" || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("err = %v, want %q", err, tt.wantErr)
+					}
+					return
+				}
+				ps = append(ps, p)
+			}
+			if tt.wantErr != "" {
+				t.Fatalf("no error, want %q", tt.wantErr)
+			}
+			for _, p := range ps {
+				want, ok := tt.want[p.ID]
+				if p.HasObservationEnd != ok || (ok && FormatTime(p.ObservationEnd) != want) {
+					t.Errorf("person %d: observation end %v %s, want %v %s", p.ID, p.HasObservationEnd, FormatTime(p.ObservationEnd), ok, want)
+				}
+			}
+			if p := findPatient(ps, 1); p == nil || len(p.Events) != 1 || p.Events[0].Code != "VISIT//9202" {
+				t.Errorf("person 1: events %+v, want the one visit", p)
+			}
+		})
+	}
+}
+
+// TestOMOPObservationEndToMEDS: converting OMOP to MEDS carries the observation end.
+func TestOMOPObservationEndToMEDS(t *testing.T) {
+	src, err := OpenOMOP(mimicDemo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, src)
+	src.Close()
+	src, _ = OpenOMOP(mimicDemo)
+	defer src.Close()
+	dir := filepath.Join(t.TempDir(), "meds")
+	if err := WriteMEDS(context.Background(), dir, src); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenMEDS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	samePatients(t, readAll(t, r), want)
 }

@@ -42,7 +42,7 @@ func Open(path string, opts ...Option) (Source, error) {
 type Summary struct {
 	Format   string `json:"format"`
 	Subjects int64  `json:"subjects"`
-	// Events counts coded events; sex and birth are not events.
+	// Events counts coded events; sex, birth and the observation end are not events.
 	Events int64 `json:"events"`
 	// Codes counts distinct event codes.
 	Codes int `json:"codes"`
@@ -55,10 +55,12 @@ type Summary struct {
 	Female       int64            `json:"female"`
 	Male         int64            `json:"male"`
 	WithBirth    int64            `json:"with_birth"`
-	Rows         int64            `json:"rows"`
-	BadRows      int64            `json:"bad_rows_skipped"`
-	FirstBadRow  string           `json:"first_bad_row,omitempty"`
-	Skipped      map[string]int64 `json:"rows_not_used,omitempty"`
+	// WithObservationEnd counts the subjects whose observation end is recorded.
+	WithObservationEnd int64            `json:"with_observation_end"`
+	Rows               int64            `json:"rows"`
+	BadRows            int64            `json:"bad_rows_skipped"`
+	FirstBadRow        string           `json:"first_bad_row,omitempty"`
+	Skipped            map[string]int64 `json:"rows_not_used,omitempty"`
 }
 
 // Inspect reads src to the end and summarises it.
@@ -83,6 +85,9 @@ func Inspect(ctx context.Context, src Source) (Summary, error) {
 		}
 		if p.HasBirth {
 			s.WithBirth++
+		}
+		if p.HasObservationEnd {
+			s.WithObservationEnd++
 		}
 		for _, e := range p.Events {
 			if s.Events == 0 || e.Time < first {
