@@ -104,12 +104,18 @@ func patient(h *Hospital, i int) *claims.Patient {
 	if s.female {
 		sex = claims.SexFemale
 	}
+	// The observation end is the planned end of the record, drawn above before any
+	// outcome: it says how long the patient would have been seen, and a death does
+	// not move it, so that a patient who dies is known to be free of every later
+	// onset (see tasks.Labeler).
 	return &claims.Patient{
-		ID:       int64(h.Index+1)*1_000_000_000 + int64(i),
-		Sex:      sex,
-		Birth:    birthDay * dayMicros,
-		HasBirth: true,
-		Events:   s.events,
+		ID:                int64(h.Index+1)*1_000_000_000 + int64(i),
+		Sex:               sex,
+		Birth:             birthDay * dayMicros,
+		HasBirth:          true,
+		ObservationEnd:    monthDay(end) * dayMicros,
+		HasObservationEnd: true,
+		Events:            s.events,
 	}
 }
 
