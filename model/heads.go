@@ -24,43 +24,96 @@ const (
 )
 
 // HeadConfig sets how FineTune trains a binary head.
+//
+// The default (DefaultHeadConfig) is the linear probe that EHRSHOT and CLMBR
+// evaluate encoders with: the encoder stays frozen, its pooled features are
+// computed once and standardised with the training split's mean and standard
+// deviation, and an L2-regularised logistic regression is fitted on them to
+// convergence in float64, its strength chosen on validation log-loss. Fine-tuning
+// the encoder together with the head (Frozen false) is the option; it stops early
+// on validation log-loss and keeps its best epoch.
 type HeadConfig struct {
 	Pooling Pooling
-	// Frozen keeps the encoder fixed and fits only a logistic head on its pooled
-	// features, computed once: much cheaper than fine-tuning. A frozen head wants
-	// a larger learning rate than fine-tuning (1e-2 rather than 1e-4).
+	// Frozen keeps the encoder fixed and fits the linear probe on its pooled
+	// features: deterministic, and much cheaper than fine-tuning (one encoder pass
+	// over the training and validation splits; then, per λ, a few Newton steps of
+	// O(n·h²) on n training examples, holding n·(h+1) float64s). Train, Epochs,
+	// Patience and Seed are then unused.
 	Frozen bool
-	// Train is the optimiser of the encoder (fine-tuning) and the head; its Steps
+	// Lambdas is the probe's grid of L2 strengths λ, each the weight of
+	// λ/2·Σ w_d² (the intercept unpenalised) against the mean training log-loss
+	// on standardised features; the probe keeps the one whose head scores best on
+	// validation. ProbeLambdas() when nil.
+	Lambdas []float64
+	// Train is the optimiser of the encoder and head when fine-tuning; its Steps
 	// are ignored, the schedule spans Epochs.
 	Train    TrainConfig
-	Epochs   int
-	Patience int // epochs without a better validation score before stopping
-	Batch    int
-	// ClassWeight weights positives by negatives/positives in the training loss,
-	// so that a rare outcome is not ignored.
+	Epochs   int // fine-tuning epochs at most
+	Patience int // fine-tuning epochs without a better validation score before stopping
+	Batch    int // sequences per encoder batch (both modes) and per fine-tuning step
+	// ClassWeight weights positives by negatives/positives in the training loss
+	// (both modes). It makes the head predict as if the outcome were as common as
+	// its absence, so its probabilities overstate a rare outcome's risk and are
+	// not calibrated; it is off by default and only for when ranking alone matters.
 	ClassWeight bool
-	Seed        uint64
-	// Score rates validation predictions, higher better; AveragePrecision when nil.
+	Seed        uint64 // fine-tuning's example order and dropout
+	// Score rates validation probabilities, higher better: it chooses the probe's
+	// λ and the fine-tuned epoch. NegLogLoss (binary log-loss, which a handful of
+	// positives moves far less than it does AUPRC) when nil.
 	Score func(labels []bool, scores []float64) float64
 }
 
-// DefaultHeadConfig fine-tunes with [CLS] pooling and class weighting.
+// DefaultHeadConfig is the linear probe on [CLS] pooling over ProbeLambdas,
+// without class weighting. Setting Frozen to false fine-tunes with its Train (a
+// learning rate of 1e-4), Epochs, Patience and Batch, stopping on validation
+// log-loss.
 func DefaultHeadConfig() HeadConfig {
 	tc := DefaultTrainConfig(1)
 	tc.LR = 1e-4
-	return HeadConfig{Pooling: PoolCLS, Train: tc, Epochs: 5, Patience: 2, Batch: 16, ClassWeight: true, Seed: 1}
+	return HeadConfig{Pooling: PoolCLS, Frozen: true, Train: tc, Epochs: 5, Patience: 2, Batch: 16, Seed: 1}
 }
 
 // Classifier is an encoder with one binary head: p = σ(w·pool(h) + b).
 type Classifier struct {
 	Encoder *Model
 	Pooling Pooling
-	W       []float32
-	B       float32
-	// ValidScore is the best validation score reached, at BestEpoch (1-based).
-	ValidScore float64
-	BestEpoch  int
+	// W and B act on the raw pooled features: a probe's standardisation is folded
+	// into them.
+	W []float32
+	B float32
+	// ValidScore is HeadConfig.Score, and ValidLogLoss the binary log-loss, of the
+	// returned classifier's validation predictions.
+	ValidScore   float64
+	ValidLogLoss float64
+	// Lambda is the probe's chosen L2 strength (0 when fine-tuned).
+	Lambda float64
+	// BestEpoch is the fine-tuned epoch kept (1-based; 0 for a probe), and
+	// EpochScores the validation score after each epoch run.
+	BestEpoch   int
+	EpochScores []float64
 }
+
+// logLossEps bounds the probabilities LogLoss takes logarithms of.
+const logLossEps = 1e-15
+
+// LogLoss is the mean binary cross-entropy of the probabilities p for labels,
+// each clipped to [1e-15, 1-1e-15] so that one confident mistake costs at most
+// about 34.5 nats rather than infinity. It is NaN without labels.
+func LogLoss(labels []bool, p []float64) float64 {
+	var s float64
+	for i, l := range labels {
+		q := min(max(p[i], logLossEps), 1-logLossEps)
+		if l {
+			s -= math.Log(q)
+		} else {
+			s -= math.Log1p(-q)
+		}
+	}
+	return s / float64(len(labels))
+}
+
+// NegLogLoss is -LogLoss, a higher-is-better HeadConfig.Score.
+func NegLogLoss(labels []bool, p []float64) float64 { return -LogLoss(labels, p) }
 
 // AveragePrecision is the area under the step-wise precision-recall curve, the
 // mean of precision at each positive's rank (ties ranked together). It is 0
@@ -168,16 +221,46 @@ func forBatches(seqs []Sequence, batch int, fn func(idx []int, b *Batch)) {
 	}
 }
 
-func (c *Classifier) logit(x []float32) float64 {
-	z := float64(c.B)
+func (c *Classifier) logit(x []float32) float64 { return linearLogit(c.W, c.B, x) }
+
+// linearLogit is b + w·x, accumulated in float64.
+func linearLogit(w []float32, b float32, x []float32) float64 {
+	z := float64(b)
 	for i, v := range x {
-		z += float64(c.W[i]) * float64(v)
+		z += float64(w[i]) * float64(v)
 	}
 	return z
 }
 
+// poolAll returns the pooled features of seqs under m (len(seqs)×h, row-major,
+// in seqs' order), computed in length-sorted batches of batch sequences as
+// PredictAll does.
+func poolAll(ctx context.Context, m *Model, seqs []Sequence, batch int, p Pooling) ([]float32, error) {
+	h := m.cfg.Hidden
+	feats := make([]float32, len(seqs)*h)
+	var pool []float32
+	var err error
+	forBatches(seqs, batch, func(idx []int, b *Batch) {
+		if err != nil {
+			return
+		}
+		if err = ctx.Err(); err != nil {
+			return
+		}
+		hidden := m.Forward(b, false, nil)
+		pool = grow(pool, b.B*h)
+		pooled(pool, hidden, b, h, p)
+		for i, j := range idx {
+			copy(feats[j*h:(j+1)*h], pool[i*h:(i+1)*h])
+		}
+	})
+	return feats, err
+}
+
 // FineTune trains a binary head for one task on enc (which it copies and leaves
-// unchanged), with early stopping on the validation score.
+// unchanged) on train, choosing on valid: with hc.Frozen the linear probe (λ
+// chosen on the validation score), otherwise fine-tuning of encoder and head with
+// early stopping on the validation score. See HeadConfig.
 func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadConfig) (*Classifier, error) {
 	if len(train) == 0 || len(valid) == 0 {
 		return nil, fmt.Errorf("fine-tune: %d training and %d validation examples, need some of each", len(train), len(valid))
@@ -185,12 +268,15 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 	if hc.Pooling != PoolCLS && hc.Pooling != PoolMean {
 		return nil, fmt.Errorf("fine-tune: pooling %q must be %q or %q", hc.Pooling, PoolCLS, PoolMean)
 	}
-	if hc.Epochs <= 0 || hc.Batch <= 0 {
-		return nil, fmt.Errorf("fine-tune: epochs %d and batch %d must be positive", hc.Epochs, hc.Batch)
+	if hc.Batch <= 0 {
+		return nil, fmt.Errorf("fine-tune: batch %d must be positive", hc.Batch)
+	}
+	if !hc.Frozen && hc.Epochs <= 0 {
+		return nil, fmt.Errorf("fine-tune: epochs %d must be positive", hc.Epochs)
 	}
 	score := hc.Score
 	if score == nil {
-		score = AveragePrecision
+		score = NegLogLoss
 	}
 	cfg := enc.cfg
 	h := cfg.Hidden
@@ -220,6 +306,28 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 	if err := CheckSequences(validSeqs, cfg); err != nil {
 		return nil, fmt.Errorf("fine-tune: validation %w", err)
 	}
+
+	if hc.Frozen {
+		xTrain, err := poolAll(ctx, m, trainSeqs, hc.Batch, hc.Pooling)
+		if err != nil {
+			return nil, err
+		}
+		xValid, err := poolAll(ctx, m, validSeqs, hc.Batch, hc.Pooling)
+		if err != nil {
+			return nil, err
+		}
+		lambdas := hc.Lambdas
+		if lambdas == nil {
+			lambdas = ProbeLambdas()
+		}
+		fit, err := fitProbe(ctx, xTrain, labels, xValid, validLabels, h, lambdas, hc.ClassWeight, score)
+		if err != nil {
+			return nil, fmt.Errorf("fine-tune: %w", err)
+		}
+		c.W, c.B, c.Lambda, c.ValidScore, c.ValidLogLoss = fit.w, fit.b, fit.lambda, fit.score, fit.logLoss
+		return c, nil
+	}
+
 	posWeight := float32(1)
 	if hc.ClassWeight && npos > 0 && npos < len(train) {
 		posWeight = float32(len(train)-npos) / float32(npos)
@@ -237,25 +345,8 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 	headOpt := newAdamW(make([]bool, h+1))
 	head := make([]float32, h+1) // W then B, for the optimiser
 	headGrad := make([]float32, h+1)
-	var encOpt *AdamW
-	if !hc.Frozen {
-		encOpt = NewAdamW(cfg)
-	}
+	encOpt := NewAdamW(cfg)
 	rng := rand.New(rand.NewPCG(hc.Seed, 0x68656164))
-
-	// A frozen encoder's features are computed once.
-	var feats []float32
-	if hc.Frozen {
-		feats = make([]float32, len(train)*h)
-		forBatches(trainSeqs, hc.Batch, func(idx []int, b *Batch) {
-			hidden := m.Forward(b, false, nil)
-			pool := make([]float32, b.B*h)
-			pooled(pool, hidden, b, h, hc.Pooling)
-			for i, j := range idx {
-				copy(feats[j*h:(j+1)*h], pool[i*h:(i+1)*h])
-			}
-		})
-	}
 
 	best := math.Inf(-1)
 	var bestParams []float32
@@ -272,16 +363,9 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 			}
 			idx := order[i:min(i+hc.Batch, len(order))]
 			nb := len(idx)
-			var b *Batch
-			if hc.Frozen {
-				for k, j := range idx {
-					copy(pool[k*h:(k+1)*h], feats[j*h:(j+1)*h])
-				}
-			} else {
-				b = Pad(trainSeqs, idx)
-				hidden := m.Forward(b, true, rng)
-				pooled(pool, hidden, b, h, hc.Pooling)
-			}
+			b := Pad(trainSeqs, idx)
+			hidden := m.Forward(b, true, rng)
+			pooled(pool, hidden, b, h, hc.Pooling)
 			// Weighted binary cross-entropy, normalised by the batch's total weight.
 			clear(headGrad)
 			var wsum float32
@@ -306,58 +390,57 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 				}
 				headGrad[h] += dz
 			}
-			if !hc.Frozen {
-				m.ZeroGrad()
-				dhidden = grow(dhidden, b.B*b.T*h)
-				clear(dhidden)
-				for s := range nb {
-					dp := dpool[s*h : (s+1)*h]
-					if hc.Pooling == PoolCLS {
-						copy(dhidden[s*b.T*h:], dp)
-						continue
-					}
-					n := 0
-					for t := range b.T {
-						if b.Tokens[s*b.T+t] != PAD {
-							n++
-						}
-					}
-					for t := range b.T {
-						if b.Tokens[s*b.T+t] == PAD {
-							continue
-						}
-						row := dhidden[(s*b.T+t)*h : (s*b.T+t+1)*h]
-						for d := range row {
-							row[d] = dp[d] / float32(n)
-						}
+			m.ZeroGrad()
+			dhidden = grow(dhidden, b.B*b.T*h)
+			clear(dhidden)
+			for s := range nb {
+				dp := dpool[s*h : (s+1)*h]
+				if hc.Pooling == PoolCLS {
+					copy(dhidden[s*b.T*h:], dp)
+					continue
+				}
+				n := 0
+				for t := range b.T {
+					if b.Tokens[s*b.T+t] != PAD {
+						n++
 					}
 				}
-				m.Backward(b, dhidden)
-				encOpt.Update(m.params, m.grads, tc)
+				for t := range b.T {
+					if b.Tokens[s*b.T+t] == PAD {
+						continue
+					}
+					row := dhidden[(s*b.T+t)*h : (s*b.T+t+1)*h]
+					for d := range row {
+						row[d] = dp[d] / float32(n)
+					}
+				}
 			}
+			m.Backward(b, dhidden)
+			encOpt.Update(m.params, m.grads, tc)
 			copy(head, c.W)
 			head[h] = c.B
 			headOpt.Update(head, headGrad, tc)
 			copy(c.W, head[:h])
 			c.B = head[h]
 		}
-		s := score(validLabels, c.PredictAll(validSeqs, hc.Batch))
+		p := c.PredictAll(validSeqs, hc.Batch)
+		s := score(validLabels, p)
+		c.EpochScores = append(c.EpochScores, s)
 		if s > best {
 			best, sinceBest = s, 0
-			c.ValidScore, c.BestEpoch = s, epoch
+			c.ValidScore, c.ValidLogLoss, c.BestEpoch = s, LogLoss(validLabels, p), epoch
 			copy(bestHead, c.W)
 			bestHead[h] = c.B
-			if !hc.Frozen {
-				bestParams = append(bestParams[:0], m.params...)
-			}
+			bestParams = append(bestParams[:0], m.params...)
 		} else if sinceBest++; sinceBest >= hc.Patience {
 			break
 		}
 	}
+	if bestParams == nil {
+		return nil, fmt.Errorf("fine-tune: no epoch gave a validation score (%v)", c.EpochScores)
+	}
 	copy(c.W, bestHead[:h])
 	c.B = bestHead[h]
-	if bestParams != nil {
-		copy(m.params, bestParams)
-	}
+	copy(m.params, bestParams)
 	return c, nil
 }

@@ -49,6 +49,43 @@ func headExamples(rng *rand.Rand, cfg Config, n int) []Example {
 	return ex
 }
 
+func TestDefaultHeadConfig(t *testing.T) {
+	hc := DefaultHeadConfig()
+	if !hc.Frozen || hc.ClassWeight || hc.Score != nil || hc.Lambdas != nil {
+		t.Errorf("default head: frozen %v, class weighting %v, score set %v, lambdas %v; want the unweighted probe on validation log-loss over ProbeLambdas",
+			hc.Frozen, hc.ClassWeight, hc.Score != nil, hc.Lambdas)
+	}
+	grid := ProbeLambdas()
+	if len(grid) < 7 || len(grid) > 13 || math.Abs(grid[0]-1e-4) > 1e-18 || math.Abs(grid[len(grid)-1]-1e2) > 1e-12 {
+		t.Errorf("ProbeLambdas %v: want 7-13 values from 1e-4 to 1e2", grid)
+	}
+	for i := 1; i < len(grid); i++ {
+		if r := grid[i] / grid[i-1]; math.Abs(r-math.Sqrt(10)) > 1e-9 {
+			t.Errorf("ProbeLambdas %v: ratio %g between %d and %d, want half a decade", grid, r, i-1, i)
+		}
+	}
+}
+
+func TestLogLoss(t *testing.T) {
+	for _, c := range []struct {
+		labels []bool
+		p      []float64
+		want   float64
+	}{
+		{[]bool{true, false}, []float64{0.5, 0.5}, math.Ln2},
+		{[]bool{true, false}, []float64{0.8, 0.1}, -(math.Log(0.8) + math.Log(0.9)) / 2},
+		{[]bool{true}, []float64{0}, -math.Log(1e-15)}, // clipped, not infinite
+		{[]bool{false}, []float64{1}, -math.Log1p(-(1 - 1e-15))},
+	} {
+		if got := LogLoss(c.labels, c.p); math.Abs(got-c.want) > 1e-12*(1+c.want) {
+			t.Errorf("LogLoss(%v, %v) = %g, want %g", c.labels, c.p, got, c.want)
+		}
+		if got := NegLogLoss(c.labels, c.p); got != -LogLoss(c.labels, c.p) {
+			t.Errorf("NegLogLoss(%v, %v) = %g, want -LogLoss", c.labels, c.p, got)
+		}
+	}
+}
+
 func TestFineTune(t *testing.T) {
 	cfg := Config{Vocab: 40, Hidden: 16, Layers: 1, Heads: 2, MaxLen: 16, Segments: 3, LNEps: 1e-5}
 	enc, _ := New(cfg, 1)
@@ -66,34 +103,150 @@ func TestFineTune(t *testing.T) {
 		name    string
 		frozen  bool
 		pooling Pooling
-		lr      float64
-		// A frozen random encoder blurs the marker, so its head is only asked
+		// A frozen random encoder blurs the marker, so its probe is only asked
 		// to beat the prevalence clearly; fine-tuning must find the marker.
 		min float64
 	}{
-		{"fine-tuned, cls", false, PoolCLS, 3e-3, 0.9},
-		{"fine-tuned, mean", false, PoolMean, 3e-3, 0.9},
-		{"frozen, mean", true, PoolMean, 3e-2, prev + 0.15},
+		{"fine-tuned, cls", false, PoolCLS, 0.9},
+		{"fine-tuned, mean", false, PoolMean, 0.9},
+		{"probe, mean", true, PoolMean, prev + 0.15},
+		{"probe, cls", true, PoolCLS, prev + 0.15},
 	} {
 		hc := DefaultHeadConfig()
-		hc.Frozen, hc.Pooling, hc.Train.LR, hc.Epochs, hc.Patience = c.frozen, c.pooling, c.lr, 12, 12
-		hc.Train.Warmup = 5
+		hc.Frozen, hc.Pooling = c.frozen, c.pooling
+		if !c.frozen {
+			hc.Train.LR, hc.Epochs, hc.Patience, hc.Train.Warmup = 3e-3, 12, 12, 5
+		}
 		cl, err := FineTune(context.Background(), enc, train, valid, hc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ap := AveragePrecision(labelsOf(valid), cl.PredictAll(seqsOf(valid), 32))
-		t.Logf("%s: validation AUPRC %.3f (prevalence %.3f), best epoch %d", c.name, ap, prev, cl.BestEpoch)
-		if ap != cl.ValidScore {
-			t.Errorf("%s: AUPRC of the returned classifier %g, recorded best %g", c.name, ap, cl.ValidScore)
+		p := cl.PredictAll(seqsOf(valid), 32)
+		ap := AveragePrecision(labelsOf(valid), p)
+		t.Logf("%s: validation AUPRC %.3f (prevalence %.3f), log-loss %.4f, best epoch %d, lambda %g",
+			c.name, ap, prev, cl.ValidLogLoss, cl.BestEpoch, cl.Lambda)
+		// The recorded validation numbers are those of the classifier returned.
+		if ll := LogLoss(labelsOf(valid), p); ll != cl.ValidLogLoss || -ll != cl.ValidScore {
+			t.Errorf("%s: log-loss of the returned classifier %g, recorded %g (score %g)", c.name, ll, cl.ValidLogLoss, cl.ValidScore)
 		}
 		if ap < c.min {
 			t.Errorf("%s: validation AUPRC %.3f, want >= %.3f (prevalence %.3f)", c.name, ap, c.min, prev)
+		}
+		if c.frozen {
+			if cl.BestEpoch != 0 || cl.EpochScores != nil || !(cl.Lambda > 0) {
+				t.Errorf("%s: best epoch %d, epoch scores %v, lambda %g: want a probe's 0, none and a positive lambda",
+					c.name, cl.BestEpoch, cl.EpochScores, cl.Lambda)
+			}
+			for i := range before {
+				if cl.Encoder.params[i] != enc.params[i] {
+					t.Fatalf("%s: the probe's encoder differs from the one given", c.name)
+				}
+			}
 		}
 	}
 	for i := range before {
 		if before[i] != enc.params[i] {
 			t.Fatal("FineTune modified the encoder it was given")
+		}
+	}
+}
+
+// TestFineTuneEarlyStopping checks that fine-tuning keeps the epoch with the
+// best validation score (the lowest log-loss by default), restores that
+// epoch's encoder and head rather than the last's, and stops after Patience
+// epochs without improvement.
+func TestFineTuneEarlyStopping(t *testing.T) {
+	cfg := Config{Vocab: 40, Hidden: 16, Layers: 1, Heads: 2, MaxLen: 16, Segments: 3, LNEps: 1e-5}
+	enc, _ := New(cfg, 1)
+	rng := rand.New(rand.NewPCG(4, 5))
+	// Few training examples, a sixth of their labels flipped, and a large learning
+	// rate: the model learns the marker, then memorises the flipped labels, so the
+	// validation log-loss turns up before the last epoch.
+	train, valid := headExamples(rng, cfg, 80), headExamples(rng, cfg, 150)
+	for i := range train {
+		if rng.IntN(6) == 0 {
+			train[i].Label = !train[i].Label
+		}
+	}
+	const epochs = 15
+	for _, c := range []struct {
+		name     string
+		score    func([]bool, []float64) float64
+		patience int
+		// notLast asks that the best epoch not be the last run, so that the
+		// restoring of an earlier epoch is what the test checks.
+		notLast bool
+	}{
+		{"log-loss, no early stop", nil, epochs, true},
+		{"log-loss, patience 1", nil, 1, false},
+		{"AUPRC score", AveragePrecision, epochs, false},
+	} {
+		hc := DefaultHeadConfig()
+		hc.Frozen, hc.Pooling, hc.Epochs, hc.Patience, hc.Score = false, PoolMean, epochs, c.patience, c.score
+		hc.Train.LR, hc.Train.Warmup, hc.Batch = 1e-2, 2, 8
+		cl, err := FineTune(context.Background(), enc, train, valid, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: epoch scores %.4f, best epoch %d", c.name, cl.EpochScores, cl.BestEpoch)
+		best := 0
+		for i, s := range cl.EpochScores {
+			if s > cl.EpochScores[best] {
+				best = i
+			}
+		}
+		if cl.BestEpoch != best+1 {
+			t.Errorf("%s: best epoch %d, but epoch %d scored best (%v)", c.name, cl.BestEpoch, best+1, cl.EpochScores)
+		}
+		if c.notLast && cl.BestEpoch == len(cl.EpochScores) {
+			t.Fatalf("%s: the last epoch was the best, so restoring is not tested; make the head overfit", c.name)
+		}
+		want := min(epochs, cl.BestEpoch+c.patience)
+		if len(cl.EpochScores) != want {
+			t.Errorf("%s: %d epochs run, want %d (best %d, patience %d)", c.name, len(cl.EpochScores), want, cl.BestEpoch, c.patience)
+		}
+		p := cl.PredictAll(seqsOf(valid), 32)
+		score := c.score
+		if score == nil {
+			score = NegLogLoss
+		}
+		if s := score(labelsOf(valid), p); s != cl.EpochScores[cl.BestEpoch-1] || s != cl.ValidScore {
+			t.Errorf("%s: the returned classifier scores %g, the best epoch %g (recorded %g)", c.name, s, cl.EpochScores[cl.BestEpoch-1], cl.ValidScore)
+		}
+		if ll := LogLoss(labelsOf(valid), p); ll != cl.ValidLogLoss {
+			t.Errorf("%s: the returned classifier's log-loss %g, recorded %g", c.name, ll, cl.ValidLogLoss)
+		}
+	}
+}
+
+// TestHeadDeterminism trains each kind of head twice with the same seed and
+// wants the same classifier, bit for bit.
+func TestHeadDeterminism(t *testing.T) {
+	cfg := Config{Vocab: 40, Hidden: 16, Layers: 1, Heads: 2, MaxLen: 16, Segments: 3, LNEps: 1e-5}
+	enc, _ := New(cfg, 1)
+	rng := rand.New(rand.NewPCG(6, 7))
+	train, valid := headExamples(rng, cfg, 120), headExamples(rng, cfg, 60)
+	for _, frozen := range []bool{true, false} {
+		hc := DefaultHeadConfig()
+		hc.Frozen, hc.Epochs, hc.Train.LR = frozen, 2, 3e-3
+		var cls [2]*Classifier
+		for k := range cls {
+			cl, err := FineTune(context.Background(), enc, train, valid, hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cls[k] = cl
+		}
+		a, b := cls[0], cls[1]
+		same := a.B == b.B && a.Lambda == b.Lambda && a.ValidScore == b.ValidScore && a.BestEpoch == b.BestEpoch
+		for i := range a.W {
+			same = same && a.W[i] == b.W[i]
+		}
+		for i := range a.Encoder.params {
+			same = same && a.Encoder.params[i] == b.Encoder.params[i]
+		}
+		if !same {
+			t.Errorf("frozen %v: two runs with seed %d differ", frozen, hc.Seed)
 		}
 	}
 }
