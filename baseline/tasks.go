@@ -64,21 +64,19 @@ func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount, recentDay
 	var samples, trainSamples []Sample
 	counts := map[string]int{}
 	for _, p := range patients {
-		ex, ok := l.Label(p)
-		if !ok {
-			continue
-		}
-		c.Examples = append(c.Examples, ex)
-		s := Sample{Patient: p, Index: ex.Index}
-		samples = append(samples, s)
-		if ex.Split != tasks.Train {
-			continue
-		}
-		trainSamples = append(trainSamples, s)
-		for _, e := range tasks.History(p, ex.Index).Events {
-			for code, ok := e.Code, true; ok; code, ok = claims.Parent(code) {
-				if claims.System(code) != "" {
-					counts[code]++
+		for _, ex := range l.Examples(p) {
+			c.Examples = append(c.Examples, ex)
+			s := Sample{Patient: p, Index: ex.Index}
+			samples = append(samples, s)
+			if ex.Split != tasks.Train {
+				continue
+			}
+			trainSamples = append(trainSamples, s)
+			for _, e := range tasks.History(p, ex.Index).Events {
+				for code, ok := e.Code, true; ok; code, ok = claims.Parent(code) {
+					if claims.System(code) != "" {
+						counts[code]++
+					}
 				}
 			}
 		}

@@ -5,24 +5,28 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/fedclaims/fedclaims/claims"
 )
 
-// Label is a patient's outcome for one task at its index date.
+// Label is a patient's outcome for one task at one index date.
 type Label int8
 
 const (
-	// Negative: no occurrence in the horizon, and the patient was followed through it.
+	// Negative: no occurrence of the target in (index, index + horizon], and the
+	// patient was followed through it (see Labeler).
 	Negative Label = 0
-	// Positive: the first occurrence falls in (index, index + horizon].
+	// Positive: the first occurrence of the target falls in (index, index + horizon].
 	Positive Label = 1
-	// ExcludedPrior: an occurrence on or before the index date, so not a first onset.
+	// ExcludedPrior: the target, or a code of the task's ExcludePrefixes, occurs on
+	// or before the index date, so an onset after it would not be a first onset.
 	ExcludedPrior Label = -1
-	// ExcludedCensored: no occurrence in the horizon, but the record ends (the last
-	// event, or death) before the horizon does, so the outcome is unknown.
-	ExcludedCensored Label = -2
 )
+
+// There is no censored label: a Labeler keeps only index dates with follow-up
+// through the longest horizon (see Labeler), so every example is observed for every
+// task. (Label -2, once ExcludedCensored, is no longer produced.)
 
 // Labelled reports whether l is a label (positive or negative) rather than an
 // exclusion.
@@ -37,8 +41,6 @@ func (l Label) String() string {
 		return "positive"
 	case ExcludedPrior:
 		return "excluded_prior"
-	case ExcludedCensored:
-		return "excluded_censored"
 	}
 	return fmt.Sprintf("Label(%d)", int8(l))
 }
@@ -88,17 +90,18 @@ func SplitOf(id int64, salt string) Split {
 
 // Options configure a Labeler.
 type Options struct {
-	// Seed makes the index dates: the same seed, patient and data end give the same
-	// index date.
+	// Seed makes the index dates: the same seed and patient give the same index
+	// dates.
 	Seed uint64
-	// End is the end of the data (microseconds since the Unix epoch): the extraction
-	// date, after which nothing can have been recorded. Index dates leave a whole
-	// horizon before it. It is a property of the dataset, not of a patient, so that
-	// a patient's index date cannot depend on how long the patient was seen
-	// afterwards. Required.
+	// End, when not 0, is the extraction date (microseconds since the Unix epoch), a
+	// cap on every patient's follow-up: nothing after it counts as observed. 0 means
+	// no cap; follow-up then comes from each patient's own record (see Labeler).
 	End int64
 	// Salt salts the train/validation/test split; DefaultSalt when empty.
 	Salt string
+	// MaxIndexPerPatient is the most index dates drawn per patient; 0 and 1 both
+	// mean one.
+	MaxIndexPerPatient int
 }
 
 // Example is one patient's labels for a set of tasks at one index date.
@@ -115,23 +118,46 @@ type Example struct {
 // Labeler labels patients for a fixed set of tasks. It is immutable and safe for
 // concurrent use.
 //
-// Cohort rules:
-//   - One index date per patient, drawn uniformly among the midnights (UTC) from
-//     first event + the longest look-back to End − the longest horizon, from a random
-//     stream seeded by Options.Seed and the subject id. Patients without such a day
-//     (too little history, or too close to End), and patients who died before it,
-//     get no example.
-//   - Per task: an occurrence on or before the index date excludes the patient
-//     (ExcludedPrior); a first occurrence in (index, index + horizon] is Positive.
-//   - Censoring: without an occurrence, a patient whose record ends before index +
-//     horizon is excluded (ExcludedCensored), where the record ends at the last event
-//     or at death, whichever is earlier; death before the horizon ends without the
-//     outcome is thus excluded, not negative. Otherwise the patient is Negative.
+// Rules, per patient and never from another patient's dates:
 //
-// Excluding the censored rather than counting them negative keeps negatives honest
-// (a patient lost from view may have had the outcome elsewhere); its price is a
-// prevalence slightly above that of a fully followed population, since a positive is
-// never censored.
+//   - Follow-up end: the later of the patient's ObservationEnd (when recorded) and
+//     its last event (death included); when Options.End is set, no later than End.
+//     An observation end is taken over the last event because a patient may be
+//     observed past the last thing recorded (a healthy patient has few events); the
+//     last event over the observation end because an event proves observation (OMOP
+//     periods may be single hospital stays that end before later events). Death
+//     does not end follow-up when an observation end is recorded: a patient who died
+//     without the outcome is known never to have had it. Without an observation
+//     end the last event ends follow-up, and for a patient who died that is normally
+//     the death. Follow-up is a property of each patient, not the dataset's last
+//     date, so that date-shifted data (MIMIC-IV puts each patient in its own years)
+//     are labelled like any other.
+//   - Index dates are anchored to care: a candidate is the midnight (UTC) after a
+//     day with at least one event other than birth, death or observation end (a
+//     visit day, whose events are then all in the history), such that candidate >=
+//     first event + the longest look-back of the tasks, candidate + the longest
+//     horizon <= follow-up end, and candidate < the first recorded death (a dead
+//     patient is at no risk). A patient without a candidate has no example. Of the
+//     candidates, min(MaxIndexPerPatient, #candidates) distinct ones are drawn
+//     uniformly without replacement from a PCG stream seeded by (Options.Seed,
+//     subject id), and returned in index order. Whether a day is a candidate
+//     depends only on the record up to that day and on the follow-up requirement,
+//     never on outcomes, and every task shares the index.
+//   - Per task, at each index: ExcludedPrior when any target code or excluded code
+//     (Task.Matches, Task.Excludes) occurs on or before the index; otherwise
+//     Positive when the first target occurrence falls in (index, index + horizon];
+//     otherwise Negative.
+//   - Death in (index, index + horizon] without the outcome is Negative, for every
+//     task alike: death is a competing event, and the patient is known not to have
+//     had the outcome. Risks are thus those of the population with its deaths, not
+//     of a world without death.
+//   - Nothing is censored: every index has follow-up through index + the longest
+//     horizon, so positives and negatives are observed alike. (The former rule
+//     assigned a positive before looking at follow-up and excluded negatives that
+//     were not followed, so that labels rewarded predicting who stays in the data.)
+//     The price is that patients without that much follow-up, and the last horizon
+//     of every record, give no index.
+//   - Splits are per patient (SplitOf): all a patient's index dates are in one split.
 type Labeler struct {
 	tasks    []Task
 	opts     Options
@@ -145,8 +171,11 @@ func NewLabeler(tasks []Task, o Options) (*Labeler, error) {
 	if len(tasks) == 0 {
 		return nil, fmt.Errorf("tasks: labeler with no tasks")
 	}
-	if o.End == 0 {
-		return nil, fmt.Errorf("tasks: Options.End (the end of the data) is required")
+	if o.MaxIndexPerPatient < 0 {
+		return nil, fmt.Errorf("tasks: Options.MaxIndexPerPatient is %d, want 0 or more", o.MaxIndexPerPatient)
+	}
+	if o.MaxIndexPerPatient == 0 {
+		o.MaxIndexPerPatient = 1
 	}
 	if o.Salt == "" {
 		o.Salt = DefaultSalt
@@ -167,78 +196,132 @@ func NewLabeler(tasks []Task, o Options) (*Labeler, error) {
 // Tasks returns the tasks, in label order.
 func (l *Labeler) Tasks() []Task { return append([]Task(nil), l.tasks...) }
 
-// Index returns p's index date and false when p has none (see Labeler). It depends
-// only on p's first event, its id, the seed and End.
-func (l *Labeler) Index(p *claims.Patient) (int64, bool) {
-	if len(p.Events) == 0 {
-		return 0, false
+// FollowUpEnd returns the end of p's follow-up (see Labeler): the later of its
+// observation end and its last event, capped at Options.End when set. It is 0 when
+// p has neither events nor an observation end.
+func (l *Labeler) FollowUpEnd(p *claims.Patient) int64 {
+	end, ok := p.ObservationEnd, p.HasObservationEnd
+	for _, e := range p.Events {
+		if !ok || e.Time > end {
+			end, ok = e.Time, true
+		}
 	}
-	first := p.Events[0].Time
-	for _, e := range p.Events[1:] {
-		first = min(first, e.Time)
-	}
-	lo := ceilDiv(first+l.lookback, claims.MicrosPerDay)
-	hi := claims.Day(l.opts.End - l.horizon)
-	if lo > hi {
-		return 0, false
-	}
-	r := rand.New(rand.NewPCG(l.opts.Seed, uint64(p.ID)))
-	return (lo + r.Int64N(hi-lo+1)) * claims.MicrosPerDay, true
-}
-
-// Label returns p's example, and false when p has no index date or died before it.
-func (l *Labeler) Label(p *claims.Patient) (Example, bool) {
-	index, ok := l.Index(p)
 	if !ok {
-		return Example{}, false
+		return 0
 	}
-	// The record ends at the last event, or at death when that comes first; events
-	// after a recorded death are data errors and do not extend follow-up.
-	end, death := int64(0), false
-	for _, e := range p.Events {
-		if e.Code == claims.CodeDeath {
-			if !death || e.Time < end {
-				end = e.Time
-			}
-			death = true
-		} else if !death {
-			end = max(end, e.Time)
-		}
+	if l.opts.End != 0 {
+		end = min(end, l.opts.End)
 	}
-	if death && end < index {
-		return Example{}, false
-	}
-	ex := Example{SubjectID: p.ID, Index: index, Split: SplitOf(p.ID, l.opts.Salt), Labels: make([]Label, len(l.tasks))}
-	for i := range l.tasks {
-		ex.Labels[i] = l.label(&l.tasks[i], l.horizons[i], p, index, end)
-	}
-	return ex, true
+	return end
 }
 
-func (l *Labeler) label(t *Task, horizon int64, p *claims.Patient, index, end int64) Label {
-	onset, found := int64(0), false
+// isCareEvent reports whether an event with code makes its day a visit day: any
+// event but birth, death and the observation end, which are facts about the
+// patient rather than care.
+func isCareEvent(code string) bool {
+	return code != claims.CodeBirth && code != claims.CodeDeath && code != claims.CodeObservationEnd
+}
+
+// candidates returns p's candidate index dates in increasing order (see Labeler).
+func (l *Labeler) candidates(p *claims.Patient) []int64 {
+	if len(p.Events) == 0 {
+		return nil
+	}
+	first, death, died := p.Events[0].Time, int64(0), false
 	for _, e := range p.Events {
-		if t.Matches(e.Code) && (!found || e.Time < onset) {
-			onset, found = e.Time, true
+		first = min(first, e.Time)
+		if e.Code == claims.CodeDeath && (!died || e.Time < death) {
+			death, died = e.Time, true
 		}
 	}
-	switch {
-	case found && onset <= index:
-		return ExcludedPrior
-	case found && onset <= index+horizon:
+	lo := first + l.lookback
+	hi := l.FollowUpEnd(p) - l.horizon
+	var out []int64
+	for _, e := range p.Events {
+		if !isCareEvent(e.Code) {
+			continue
+		}
+		c := (claims.Day(e.Time) + 1) * claims.MicrosPerDay
+		if c < lo || c > hi || (died && c >= death) {
+			continue
+		}
+		out = append(out, c)
+	}
+	// Events are sorted by time, so the candidates are too; sorting anyway keeps
+	// an unsorted record's candidates the same set in the same order.
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// indexes draws p's index dates from its candidates (see Labeler), in increasing
+// order; nil when p has none.
+func (l *Labeler) indexes(p *claims.Patient) []int64 {
+	cands := l.candidates(p)
+	n := len(cands)
+	if n == 0 {
+		return nil
+	}
+	k := min(l.opts.MaxIndexPerPatient, n)
+	r := rand.New(rand.NewPCG(l.opts.Seed, uint64(p.ID)))
+	// A partial Fisher-Yates shuffle: the first k are a uniform draw without
+	// replacement.
+	for i := range k {
+		j := i + r.IntN(n-i)
+		cands[i], cands[j] = cands[j], cands[i]
+	}
+	out := cands[:k:k]
+	slices.Sort(out)
+	return out
+}
+
+// Examples returns p's examples, one per index date, in index order; nil when p has
+// no candidate index date (see Labeler).
+func (l *Labeler) Examples(p *claims.Patient) []Example {
+	idx := l.indexes(p)
+	if len(idx) == 0 {
+		return nil
+	}
+	split := SplitOf(p.ID, l.opts.Salt)
+	exs := make([]Example, len(idx))
+	labels := make([]Label, len(idx)*len(l.tasks))
+	for k, index := range idx {
+		ex := Example{SubjectID: p.ID, Index: index, Split: split, Labels: labels[k*len(l.tasks) : (k+1)*len(l.tasks) : (k+1)*len(l.tasks)]}
+		for i := range l.tasks {
+			ex.Labels[i] = label(&l.tasks[i], l.horizons[i], p, index)
+		}
+		exs[k] = ex
+	}
+	return exs
+}
+
+// label is p's label for t at index (see Labeler). Follow-up through index +
+// horizon is the caller's guarantee.
+func label(t *Task, horizon int64, p *claims.Patient, index int64) Label {
+	positive := false
+	for _, e := range p.Events {
+		switch {
+		case e.Time <= index:
+			if t.Matches(e.Code) || t.Excludes(e.Code) {
+				return ExcludedPrior
+			}
+		case e.Time <= index+horizon:
+			positive = positive || t.Matches(e.Code)
+		}
+	}
+	if positive {
 		return Positive
-	case end < index+horizon:
-		return ExcludedCensored
 	}
 	return Negative
 }
 
 // History returns the view of p that a model may see at index: p with only the events
-// strictly before index. The events are shared with p, not copied, but capped, so
+// strictly before index, and without its observation end, which tells how long the
+// patient will be followed. The events are shared with p, not copied, but capped, so
 // that appending to the history cannot overwrite p's later events and no slicing of
 // it can reach them.
 func History(p *claims.Patient, index int64) *claims.Patient {
 	h := *p
+	h.ObservationEnd, h.HasObservationEnd = 0, false
 	n := 0
 	for n < len(p.Events) && p.Events[n].Time < index {
 		n++
@@ -249,5 +332,3 @@ func History(p *claims.Patient, index int64) *claims.Patient {
 	h.Events = p.Events[:n:n]
 	return &h
 }
-
-func ceilDiv(a, b int64) int64 { return -claims.FloorDiv(-a, b) }

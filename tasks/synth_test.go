@@ -4,7 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
 )
 
@@ -22,23 +21,16 @@ func TestDefaultTasksOnSynth(t *testing.T) {
 		t.Fatal(err)
 	}
 	for hi, h := range g.Hospitals() {
-		var ps []*claims.Patient
-		end := int64(0)
-		for i := range h.Patients {
-			p := g.Patient(hi, i)
-			for _, e := range p.Events {
-				end = max(end, e.Time)
-			}
-			ps = append(ps, p)
-		}
-		l, err := NewLabeler(Default(), Options{Seed: 1, End: end})
+		l, err := NewLabeler(Default(), Options{Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tally := NewTally(l)
-		for _, p := range ps {
-			tally.Add(l.Label(p))
+		for i := range h.Patients {
+			tally.Add(l.Examples(g.Patient(hi, i)))
 		}
+		all, indexed := tally.Patients()
+		t.Logf("%s: %d of %d patients indexed", h.ID, indexed, all)
 		for _, r := range tally.Prevalence() {
 			t.Logf("%s %-16s n=%5d positives=%4d prevalence=%.4f", h.ID, r.Task, r.N, r.Positives, r.Prevalence)
 			if r.Positives == 0 || r.Positives == r.N {

@@ -1,12 +1,13 @@
 // Package tasks defines the prediction tasks and labels patients for them: disease
 // incidence and medication initiation, as first onset of any code under a task's
 // prefixes within a horizon after an index date, among patients who have none of
-// those codes on or before it.
+// those codes, nor any of the task's excluded codes, on or before it.
 //
-// Tasks are written in YAML (see Parse and default.yaml). A Labeler draws one index
-// date per patient, shared by all its tasks, and labels the patient for each;
-// History is the only view of a patient that the encoder and the baseline may see:
-// the events strictly before the index date.
+// Tasks are written in YAML (see Parse and default.yaml). A Labeler draws index
+// dates per patient among its visit days, shared by all its tasks, and labels the
+// patient for each, with follow-up through every horizon (see Labeler for the
+// rules); History is the only view of a patient that the encoder and the baseline
+// may see: the events strictly before the index date.
 package tasks
 
 import (

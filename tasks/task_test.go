@@ -21,7 +21,40 @@ func TestDefault(t *testing.T) {
 		{Name: "ppi", Kind: Medication, Prefixes: []string{"ATC//A02BC"}, HorizonDays: 365},
 		{Name: "doac", Kind: Medication, Prefixes: []string{"ATC//B01AF"}, HorizonDays: 365},
 	}
+	excludes := map[string][]string{
+		"t2d":              {"ICD10//E10", "ICD10//E13", "ICD10//E14"},
+		"heart_failure":    {"ICD10//I11.0", "ICD10//I13.0", "ICD10//I13.2"},
+		"ckd":              {"ICD10//N19", "ICD10//Z49", "ICD10//Z99.2", "ICD10//I12", "ICD10//I13"},
+		"ischaemic_stroke": {"ICD10//I69"},
+		"dementia":         {"ICD10//F05.1"},
+		"osteoporosis":     {"ICD10//M82"},
+		"statins":          {"ATC//C10BA", "ATC//C10BX"},
+		"dpp4_inhibitors":  {"ATC//A10BD07", "ATC//A10BD08", "ATC//A10BD10", "ATC//A10BD11"},
+		"ppi":              {"ATC//A02BD"},
+		"doac":             {"ATC//B01AE07"},
+	}
 	got := Default()
+	for _, g := range got {
+		if !slices.Equal(g.ExcludePrefixes, excludes[g.Name]) || g.ExactSystem {
+			t.Errorf("task %s excludes %q (exact system %v), want %q", g.Name, g.ExcludePrefixes, g.ExactSystem, excludes[g.Name])
+		}
+	}
+	// The default tasks run on converted OMOP data, whose ICD-10 is ICD-10-CM, and
+	// their exclusions match undotted spellings too.
+	byName := map[string]*Task{}
+	for i := range got {
+		byName[got[i].Name] = &got[i]
+	}
+	for task, code := range map[string]string{"t2d": "ICD10CM//E11.9", "ischaemic_stroke": "ICD10CM//I63.50", "dementia": "ICD10CM//G30.9"} {
+		if !byName[task].Matches(code) {
+			t.Errorf("task %s does not match %s", task, code)
+		}
+	}
+	for task, code := range map[string]string{"heart_failure": "ICD10//I110", "ckd": "ICD10CM//Z99.2", "dementia": "ICD10//F051", "ischaemic_stroke": "ICD10CM//I69.351"} {
+		if !byName[task].Excludes(code) {
+			t.Errorf("task %s does not exclude %s", task, code)
+		}
+	}
 	if len(got) != len(want) {
 		t.Fatalf("%d default tasks, want %d", len(got), len(want))
 	}
@@ -228,7 +261,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// What parses is a usable task set.
-		if _, err := NewLabeler(ts, Options{End: 1}); err != nil {
+		if _, err := NewLabeler(ts, Options{}); err != nil {
 			t.Fatalf("parsed tasks rejected by NewLabeler: %v", err)
 		}
 		names := make(map[string]bool)

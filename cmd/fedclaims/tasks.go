@@ -41,12 +41,17 @@ func newTasksPrevalenceCmd(a *app) *cobra.Command {
 		Short: "Label every patient of each dataset and print each task's prevalence",
 		Long: `Labels every patient of each --data dataset for the tasks of --tasks (the
 default tasks when omitted) and prints one JSON line per dataset and task: dataset,
-task, kind, n (labelled patients), positives, prevalence, excluded_prior,
-excluded_censored, n_by_split, positives_by_split, patients, indexed (patients with
-an index date) and end.
+task, kind, n (labelled examples: positive or negative), positives, prevalence,
+excluded_prior (examples with the target or an excluded code on or before the
+index date), n_by_split, positives_by_split, patients, indexed (patients with an
+index date), examples (index dates over all patients) and, when --end is given,
+end.
 
-The end of the data is --end when given, else the dataset's last event (one extra
-pass over it); index dates leave a whole horizon before it.`,
+Each patient's follow-up ends at the later of its observation end and its last
+event, capped at --end when given; index dates are drawn among the patient's visit
+days with a whole horizon of follow-up after them, up to --max-index-per-patient
+per patient. Nothing is censored, so there is no censored column (see the tasks
+package's Labeler for the rules).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			paths := a.v.GetStringSlice("data")
@@ -79,20 +84,20 @@ pass over it); index dates leave a whole horizon before it.`,
 	cmd.Flags().StringSlice("data", nil, "dataset directories (repeat or separate with commas)")
 	cmd.Flags().String("tasks", "", "task file (YAML); the default tasks when empty")
 	cmd.Flags().Uint64("seed", 1, "seed of the index dates")
-	cmd.Flags().String("end", "", "end of the data, as 2022-12-31 or RFC 3339; the dataset's last event when empty")
+	cmd.Flags().String("end", "", "extraction date, as 2022-12-31 or RFC 3339: a cap on every patient's follow-up; none when empty")
+	cmd.Flags().Int("max-index-per-patient", 1, "most index dates drawn per patient")
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
 	return cmd
 }
 
-// prevalence labels the dataset at path and prints one line per task.
+// prevalence labels the dataset at path and prints one line per task. end, when not
+// 0, caps follow-up.
 func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end int64) error {
-	if end == 0 {
-		var err error
-		if end, err = a.dataEnd(ctx, path); err != nil {
-			return err
-		}
+	maxIndex := a.v.GetInt("max-index-per-patient")
+	if maxIndex < 1 {
+		return fmt.Errorf("flag --max-index-per-patient: %d, want at least 1", maxIndex)
 	}
-	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end})
+	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end, MaxIndexPerPatient: maxIndex})
 	if err != nil {
 		return err
 	}
@@ -110,52 +115,28 @@ func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end 
 		if err != nil {
 			return err
 		}
-		tally.Add(l.Label(p))
+		tally.Add(l.Examples(p))
 	}
 	a.warnBadRows(path, src)
 	all, indexed := tally.Patients()
+	endText := ""
+	if end != 0 {
+		endText = time.UnixMicro(end).UTC().Format(time.RFC3339)
+	}
 	for _, row := range tally.Prevalence() {
 		line := struct {
 			Dataset string `json:"dataset"`
 			tasks.Prevalence
 			Patients int64  `json:"patients"`
 			Indexed  int64  `json:"indexed"`
-			End      string `json:"end"`
-		}{path, row, all, indexed, time.UnixMicro(end).UTC().Format(time.RFC3339)}
+			Examples int64  `json:"examples"`
+			End      string `json:"end,omitempty"`
+		}{path, row, all, indexed, tally.Examples(), endText}
 		if err := a.printJSONLine(line); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// dataEnd returns the time of the last event in the dataset at path.
-func (a *app) dataEnd(ctx context.Context, path string) (int64, error) {
-	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
-	if err != nil {
-		return 0, err
-	}
-	defer src.Close()
-	var end int64
-	seen := false
-	for {
-		p, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-		for _, e := range p.Events {
-			if !seen || e.Time > end {
-				end, seen = e.Time, true
-			}
-		}
-	}
-	if !seen {
-		return 0, fmt.Errorf("dataset %s: no events, so no end of data to draw index dates before (give --end)", path)
-	}
-	return end, nil
 }
 
 // parseDate reads a date (2022-12-31, midnight UTC) or an RFC 3339 time.
