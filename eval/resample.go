@@ -1,21 +1,32 @@
 package eval
 
-import "math/rand/v2"
+import (
+	"fmt"
+	"math/rand/v2"
+)
 
-// PatientResampler draws patient-level bootstrap resamples of scored rows: as many
-// patients as there are, drawn with replacement, each with all of its rows, so that a
-// patient with several rows (several index dates) counts once, as it was sampled.
-// Score's intervals and the sweep's paired test draw through it, so that both
-// resample the same way.
+// PatientResampler draws patient-level bootstrap resamples of scored rows: patients
+// drawn with replacement, each with all of its rows, so that a patient with several
+// rows (several index dates) counts once, as it was sampled.
+//
+// A stratified resampler (NewStratifiedResampler, what Score and Compare use) splits
+// the patients into those with at least one positive row and those with none and
+// draws each stratum with replacement to its own size. Every resample then holds
+// exactly as many positive patients as the split, so none lacks positives, and none
+// is ever redrawn: redrawing the resamples that happened to lack positives would
+// condition the bootstrap distribution on them and bias the intervals.
 type PatientResampler struct {
 	// members holds each patient's rows, patients in first-seen order so that the
 	// seed alone fixes a draw.
 	members [][]int
-	rng     *rand.Rand
+	// strata holds indices into members; each stratum is drawn to its own size, in
+	// this order.
+	strata [][]int
+	rng    *rand.Rand
 }
 
-// NewPatientResampler groups rows by groups[i], row i's patient id, and draws with rng.
-func NewPatientResampler(groups []int64, rng *rand.Rand) *PatientResampler {
+// group returns each patient's rows, patients in first-seen order.
+func group(groups []int64) [][]int {
 	byPatient := map[int64]int{}
 	var members [][]int
 	for i, g := range groups {
@@ -27,15 +38,64 @@ func NewPatientResampler(groups []int64, rng *rand.Rand) *PatientResampler {
 		}
 		members[p] = append(members[p], i)
 	}
-	return &PatientResampler{members: members, rng: rng}
+	return members
+}
+
+// NewPatientResampler groups rows by groups[i], row i's patient id, and draws all
+// patients as one stratum with rng. Its resamples may lack positives; Score and
+// Compare use NewStratifiedResampler instead. It is kept for callers that have not
+// moved to the stratified resampler.
+func NewPatientResampler(groups []int64, rng *rand.Rand) *PatientResampler {
+	members := group(groups)
+	all := make([]int, len(members))
+	for p := range all {
+		all[p] = p
+	}
+	return &PatientResampler{members: members, strata: [][]int{all}, rng: rng}
+}
+
+// NewStratifiedResampler groups rows by groups[i], row i's patient id, splits the
+// patients into those with any positive row (labels[i] true) and those with none, and
+// draws each stratum with replacement to its own size with rng: positive patients
+// first, then the others. An empty stratum draws nothing. It panics when groups and
+// labels differ in length.
+func NewStratifiedResampler(groups []int64, labels []bool, rng *rand.Rand) *PatientResampler {
+	if len(groups) != len(labels) {
+		panic(fmt.Sprintf("eval: NewStratifiedResampler: %d patient ids for %d labels", len(groups), len(labels)))
+	}
+	members := group(groups)
+	var pos, neg []int
+	for p, rows := range members {
+		positive := false
+		for _, i := range rows {
+			positive = positive || labels[i]
+		}
+		if positive {
+			pos = append(pos, p)
+		} else {
+			neg = append(neg, p)
+		}
+	}
+	return &PatientResampler{members: members, strata: [][]int{pos, neg}, rng: rng}
 }
 
 // Draw draws one resample, calling row for each row in it, once per time its patient
-// was drawn.
+// was drawn; a drawn patient's rows come together, in row order.
 func (p *PatientResampler) Draw(row func(i int)) {
-	for range p.members {
-		for _, i := range p.members[p.rng.IntN(len(p.members))] {
-			row(i)
+	for _, s := range p.strata {
+		for range s {
+			for _, i := range p.members[s[p.rng.IntN(len(s))]] {
+				row(i)
+			}
 		}
 	}
+}
+
+// strataSizes returns the number of patients in each stratum, in draw order.
+func (p *PatientResampler) strataSizes() []int {
+	n := make([]int, len(p.strata))
+	for k, s := range p.strata {
+		n[k] = len(s)
+	}
+	return n
 }
