@@ -1,12 +1,19 @@
 // Package eval scores binary predictions the way the study reports them: average
 // precision (AUPRC) exactly as scikit-learn's average_precision_score computes it,
-// AUROC as the Mann-Whitney statistic, prevalence, and 95% confidence intervals from
-// seeded patient-level bootstrap resamples. It also writes the evaluation report
-// (JSON, Markdown) and one precision-recall plot per task.
+// AUROC as the Mann-Whitney statistic, prevalence, calibration (Brier score,
+// calibration slope and intercept), 95% confidence intervals from seeded
+// patient-level bootstrap resamples stratified by outcome, and the paired bootstrap
+// test that tells whether the encoder's difference from the baseline is more than
+// noise, Holm-corrected across a report's tasks. It also writes the evaluation report
+// (JSON, Markdown) and the precision-recall and reliability plots.
+//
+// The rules: no interval and no test from fewer than MinPositives positives; a
+// difference is a claim only when its Holm-adjusted one-sided p-value is below 0.05.
 //
 // Degenerate inputs (no rows, no positives, no negatives, NaN scores) return an
 // error that errors.Is matches against ErrEmpty, ErrNoPositives, ErrNoNegatives or
-// ErrNaNScore, never a NaN metric.
+// ErrNaNScore, never a NaN metric; Evaluate turns a degenerate test split into an
+// undecided task instead.
 package eval
 
 import (
@@ -193,15 +200,30 @@ func PRCurve(scores []float64, labels []bool) (recall, precision []float64, err 
 	return recall, precision, nil
 }
 
-// Metrics are one model's scores on one task, as report.json carries them.
+// MinPositives is the fewest positive rows from which an interval or a comparison is
+// computed: with fewer, a bootstrap interval of AUPRC mostly measures which handful
+// of positives a resample drew.
+const MinPositives = 10
+
+// ErrTooFewPositives is returned by Compare when the split has fewer than
+// MinPositives positives.
+var ErrTooFewPositives = fmt.Errorf("fewer than %d positives", MinPositives)
+
+// Metrics are one model's scores on one task, as report.json carries them. The
+// intervals are nil when the split has fewer than MinPositives positives.
 type Metrics struct {
-	AUPRC   float64    `json:"auprc"`
-	AUPRCCI [2]float64 `json:"auprc_ci"`
-	AUROC   float64    `json:"auroc"`
-	AUROCCI [2]float64 `json:"auroc_ci"`
+	AUPRC   float64     `json:"auprc"`
+	AUPRCCI *[2]float64 `json:"auprc_ci,omitempty"`
+	AUROC   float64     `json:"auroc"`
+	AUROCCI *[2]float64 `json:"auroc_ci,omitempty"`
+	// Brier is the mean squared error of the predicted probabilities.
+	Brier float64 `json:"brier"`
+	// CalibrationSlope and CalibrationIntercept are as Calibration defines them.
+	CalibrationSlope     float64 `json:"calibration_slope"`
+	CalibrationIntercept float64 `json:"calibration_intercept"`
 }
 
-// Bootstrap configures the confidence intervals.
+// Bootstrap configures the confidence intervals and the paired tests.
 type Bootstrap struct {
 	// Resamples is the number of patient-level resamples; 1,000 in the study.
 	Resamples int
@@ -212,54 +234,168 @@ type Bootstrap struct {
 // DefaultBootstrap is the study's setting: 1,000 resamples.
 func DefaultBootstrap(seed uint64) Bootstrap { return Bootstrap{Resamples: 1000, Seed: seed} }
 
-// Score computes AUPRC and AUROC with 95% percentile intervals. groups holds each
-// row's patient id: a resample draws patients with replacement and keeps all of a
-// drawn patient's rows, so that patients with several index dates are not counted as
-// independent. Resamples that draw no positive or no negative are redrawn, up to
-// ten times the requested count, after which Score gives up with an error.
-func Score(scores []float64, labels []bool, groups []int64, b Bootstrap) (Metrics, error) {
-	var m Metrics
-	if len(groups) != len(scores) {
-		return m, fmt.Errorf("score: %d patient ids for %d rows: %w", len(groups), len(scores), ErrLength)
+// bootstrapStream is the PCG stream of every resample Score and Compare draw: the
+// same seed gives the same resamples to every model of a task, so that the
+// per-model intervals and the paired differences come from one set of resamples.
+const bootstrapStream = 0x6576616c
+
+// Metric names, as Comparison.Metric holds them.
+const (
+	MetricAUPRC = "auprc"
+	MetricAUROC = "auroc"
+)
+
+func metricFunc(name string) (func(*ranking, []int32) (float64, error), error) {
+	switch name {
+	case MetricAUPRC:
+		return (*ranking).ap, nil
+	case MetricAUROC:
+		return (*ranking).auroc, nil
 	}
-	r, err := rank(scores, labels)
-	if err != nil {
-		return m, fmt.Errorf("score: %w", err)
-	}
-	if m.AUPRC, err = r.ap(nil); err != nil {
-		return m, fmt.Errorf("score: %w", err)
-	}
-	if m.AUROC, err = r.auroc(nil); err != nil {
-		return m, fmt.Errorf("score: %w", err)
-	}
-	if b.Resamples <= 0 {
-		return m, fmt.Errorf("score: %d bootstrap resamples, want at least 1", b.Resamples)
-	}
-	rs := NewPatientResampler(groups, rand.New(rand.NewPCG(b.Seed, 0x6576616c)))
-	weight := make([]int32, len(scores))
-	aps := make([]float64, 0, b.Resamples)
-	aucs := make([]float64, 0, b.Resamples)
-	for tries := 0; len(aps) < b.Resamples; tries++ {
-		if tries >= 10*b.Resamples {
-			return m, fmt.Errorf("score: only %d of %d bootstrap resamples held both classes: %w", len(aps), b.Resamples, ErrNoPositives)
+	return nil, fmt.Errorf("metric %q, want %q or %q", name, MetricAUPRC, MetricAUROC)
+}
+
+// positives counts the positive rows.
+func positives(labels []bool) int {
+	n := 0
+	for _, y := range labels {
+		if y {
+			n++
 		}
+	}
+	return n
+}
+
+// resampleReady reports why no resample is drawn for these labels and patients, or
+// nil when they are: at least MinPositives positive rows (ErrTooFewPositives), and a
+// patient without positives (ErrNoNegatives), without whom a stratified resample of
+// patients who each have a positive row could lack negatives.
+func resampleReady(labels []bool, groups []int64) error {
+	if n := positives(labels); n < MinPositives {
+		return fmt.Errorf("%d positives: %w", n, ErrTooFewPositives)
+	}
+	if positives(labels) == len(labels) {
+		return ErrNoNegatives
+	}
+	seen := map[int64]bool{} // patient -> has a positive row
+	for i, g := range groups {
+		seen[g] = seen[g] || labels[i]
+	}
+	for _, pos := range seen {
+		if !pos {
+			return nil
+		}
+	}
+	return fmt.Errorf("every patient has a positive row, so a resample could lack negatives: %w", ErrNoNegatives)
+}
+
+// bootstrap draws b.Resamples stratified patient resamples and returns, for each
+// ranking and each metric, the metric on every resample: out[k][m][s]. Every
+// ranking gets the same resamples. The caller has checked resampleReady, so that
+// every resample holds both classes; a metric error is returned, never skipped.
+func bootstrap(rks []*ranking, labels []bool, groups []int64, b Bootstrap, metrics []string) ([][][]float64, error) {
+	if b.Resamples <= 0 {
+		return nil, fmt.Errorf("%d bootstrap resamples, want at least 1", b.Resamples)
+	}
+	fns := make([]func(*ranking, []int32) (float64, error), len(metrics))
+	for m, name := range metrics {
+		f, err := metricFunc(name)
+		if err != nil {
+			return nil, err
+		}
+		fns[m] = f
+	}
+	out := make([][][]float64, len(rks))
+	for k := range out {
+		out[k] = make([][]float64, len(metrics))
+		for m := range metrics {
+			out[k][m] = make([]float64, b.Resamples)
+		}
+	}
+	rs := NewStratifiedResampler(groups, labels, rand.New(rand.NewPCG(b.Seed, bootstrapStream)))
+	weight := make([]int32, len(labels))
+	for s := range b.Resamples {
 		clear(weight)
 		rs.Draw(func(i int) { weight[i]++ })
-		ap, err1 := r.ap(weight)
-		auc, err2 := r.auroc(weight)
-		if err1 != nil || err2 != nil {
-			continue
+		for k, r := range rks {
+			for m, f := range fns {
+				v, err := f(r, weight)
+				if err != nil {
+					return nil, fmt.Errorf("bootstrap resample %d: %w", s, err)
+				}
+				out[k][m][s] = v
+			}
 		}
-		aps = append(aps, ap)
-		aucs = append(aucs, auc)
 	}
-	m.AUPRCCI = percentileInterval(aps)
-	m.AUROCCI = percentileInterval(aucs)
+	return out, nil
+}
+
+// pointMetrics fills the point estimates of Metrics: both classes must be present.
+func pointMetrics(r *ranking, scores []float64, labels []bool) (Metrics, error) {
+	var m Metrics
+	var err error
+	if m.AUPRC, err = r.ap(nil); err != nil {
+		return m, err
+	}
+	if m.AUROC, err = r.auroc(nil); err != nil {
+		return m, err
+	}
+	if m.Brier, err = Brier(scores, labels); err != nil {
+		return m, err
+	}
+	if m.CalibrationSlope, m.CalibrationIntercept, err = Calibration(scores, labels); err != nil {
+		return m, err
+	}
 	return m, nil
 }
 
+// Score computes AUPRC, AUROC, the Brier score and the calibration slope and
+// intercept of predicted probabilities, and, when the split holds at least
+// MinPositives positive rows, 95% percentile intervals of AUPRC and AUROC from
+// b.Resamples bootstrap resamples (nil intervals otherwise). groups holds each row's
+// patient id: a resample is stratified by outcome (NewStratifiedResampler), drawing
+// patients with replacement and keeping all of a drawn patient's rows, so that
+// patients with several index dates are not counted as independent; no resample is
+// ever redrawn. A split without positives or negatives is an error (ErrNoPositives,
+// ErrNoNegatives), as is a score outside [0, 1] (ErrNotProbability).
+//
+// When every patient has a positive row, a stratified resample could lack negatives;
+// the intervals are then nil too.
+func Score(scores []float64, labels []bool, groups []int64, b Bootstrap) (Metrics, error) {
+	if len(groups) != len(scores) {
+		return Metrics{}, fmt.Errorf("score: %d patient ids for %d rows: %w", len(groups), len(scores), ErrLength)
+	}
+	if b.Resamples <= 0 {
+		return Metrics{}, fmt.Errorf("score: %d bootstrap resamples, want at least 1", b.Resamples)
+	}
+	r, err := rank(scores, labels)
+	if err != nil {
+		return Metrics{}, fmt.Errorf("score: %w", err)
+	}
+	m, err := pointMetrics(r, scores, labels)
+	if err != nil {
+		return Metrics{}, fmt.Errorf("score: %w", err)
+	}
+	if resampleReady(labels, groups) != nil {
+		return m, nil
+	}
+	boot, err := bootstrap([]*ranking{r}, labels, groups, b, []string{MetricAUPRC, MetricAUROC})
+	if err != nil {
+		return Metrics{}, fmt.Errorf("score: %w", err)
+	}
+	setIntervals(&m, boot[0])
+	return m, nil
+}
+
+// setIntervals fills m's intervals from its resampled AUPRC and AUROC. It sorts
+// copies: the resamples' order pairs them with the other models' for Compare.
+func setIntervals(m *Metrics, boot [][]float64) {
+	ap, auc := percentileInterval(slices.Clone(boot[0])), percentileInterval(slices.Clone(boot[1]))
+	m.AUPRCCI, m.AUROCCI = &ap, &auc
+}
+
 // percentileInterval returns the 2.5th and 97.5th percentiles, linearly interpolated
-// between order statistics as numpy.percentile does by default.
+// between order statistics as numpy.percentile does by default. It sorts v.
 func percentileInterval(v []float64) [2]float64 {
 	slices.Sort(v)
 	return [2]float64{quantile(v, 0.025), quantile(v, 0.975)}

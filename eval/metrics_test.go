@@ -1,9 +1,12 @@
 package eval
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -109,6 +112,8 @@ func TestPRCurve(t *testing.T) {
 	}
 }
 
+// synthetic is n rows, three per patient, about 20% positive, with predicted
+// probabilities that rank positives higher.
 func synthetic(n int, seed uint64) ([]float64, []bool, []int64) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	scores := make([]float64, n)
@@ -116,10 +121,11 @@ func synthetic(n int, seed uint64) ([]float64, []bool, []int64) {
 	groups := make([]int64, n)
 	for i := range n {
 		labels[i] = rng.Float64() < 0.2
-		scores[i] = rng.NormFloat64()
+		z := rng.NormFloat64() - 1.5
 		if labels[i] {
-			scores[i] += 1
+			z += 1
 		}
+		scores[i] = expit(z)
 		groups[i] = int64(i / 3) // three index dates per patient
 	}
 	return scores, labels, groups
@@ -136,21 +142,24 @@ func TestScoreBootstrap(t *testing.T) {
 	if m.AUPRC != ap || m.AUROC != auc {
 		t.Errorf("point estimates %v %v, want %v %v", m.AUPRC, m.AUROC, ap, auc)
 	}
-	for name, ci := range map[string][2]float64{"auprc": m.AUPRCCI, "auroc": m.AUROCCI} {
-		point := m.AUPRC
-		if name == "auroc" {
-			point = m.AUROC
-		}
-		if !(ci[0] < point && point < ci[1]) || ci[1]-ci[0] > 0.3 {
-			t.Errorf("%s CI %v does not bracket %v tightly", name, ci, point)
+	if m.AUPRCCI == nil || m.AUROCCI == nil {
+		t.Fatalf("no intervals from %d positives", positives(labels))
+	}
+	for _, tc := range []struct {
+		name  string
+		point float64
+		ci    [2]float64
+	}{{"auprc", m.AUPRC, *m.AUPRCCI}, {"auroc", m.AUROC, *m.AUROCCI}} {
+		if !(tc.ci[0] < tc.point && tc.point < tc.ci[1]) || tc.ci[1]-tc.ci[0] > 0.3 {
+			t.Errorf("%s CI %v does not bracket %v tightly", tc.name, tc.ci, tc.point)
 		}
 	}
 	again, err := Score(scores, labels, groups, DefaultBootstrap(1))
-	if err != nil || again != m {
+	if err != nil || !reflect.DeepEqual(again, m) {
 		t.Errorf("same seed gave %+v, want %+v", again, m)
 	}
 	other, err := Score(scores, labels, groups, DefaultBootstrap(2))
-	if err != nil || other.AUPRCCI == m.AUPRCCI {
+	if err != nil || *other.AUPRCCI == *m.AUPRCCI {
 		t.Errorf("different seed gave the same interval %v", other.AUPRCCI)
 	}
 }
@@ -160,20 +169,77 @@ func TestScoreBootstrap(t *testing.T) {
 func TestScoreResamplesPatients(t *testing.T) {
 	scores, labels, _ := synthetic(200, 3)
 	one := make([]int64, len(scores))
-	m, err := Score(scores, labels, one, Bootstrap{Resamples: 50, Seed: 1})
+	// One patient holds every row, positives included: no patient without positives
+	// is left to guarantee a resample negatives, so no interval.
+	if m, err := Score(scores, labels, one, Bootstrap{Resamples: 50, Seed: 1}); err != nil || m.AUPRCCI != nil {
+		t.Errorf("one patient with every row: %+v, %v; want no interval", m, err)
+	}
+	// The positives' rows in one patient, the negatives' in another: each stratum is
+	// one patient, every resample the whole split.
+	two := make([]int64, len(scores))
+	for i, y := range labels {
+		if y {
+			two[i] = 1
+		}
+	}
+	m, err := Score(scores, labels, two, Bootstrap{Resamples: 50, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.AUPRCCI != [2]float64{m.AUPRC, m.AUPRC} || m.AUROCCI != [2]float64{m.AUROC, m.AUROC} {
-		t.Errorf("single-patient intervals %v %v, want degenerate at %v %v", m.AUPRCCI, m.AUROCCI, m.AUPRC, m.AUROC)
+	if *m.AUPRCCI != [2]float64{m.AUPRC, m.AUPRC} || *m.AUROCCI != [2]float64{m.AUROC, m.AUROC} {
+		t.Errorf("two-patient intervals %v %v, want degenerate at %v %v", *m.AUPRCCI, *m.AUROCCI, m.AUPRC, m.AUROC)
+	}
+}
+
+// tenPositives is a split of n rows, one per patient, the first pos of them positive.
+func tenPositives(n, pos int, seed uint64) ([]float64, []bool, []int64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	scores := make([]float64, n)
+	labels := make([]bool, n)
+	groups := make([]int64, n)
+	for i := range n {
+		labels[i] = i < pos
+		z := rng.NormFloat64() - 2
+		if labels[i] {
+			z += 1.5
+		}
+		scores[i], groups[i] = expit(z), int64(i)
+	}
+	return scores, labels, groups
+}
+
+func TestScoreMinPositives(t *testing.T) {
+	for _, tc := range []struct {
+		pos  int
+		want bool
+	}{{1, false}, {5, false}, {MinPositives - 1, false}, {MinPositives, true}, {MinPositives + 1, true}, {40, true}} {
+		scores, labels, groups := tenPositives(200, tc.pos, 9)
+		m, err := Score(scores, labels, groups, Bootstrap{Resamples: 200, Seed: 1})
+		if err != nil {
+			t.Fatalf("%d positives: %v", tc.pos, err)
+		}
+		if got := m.AUPRCCI != nil && m.AUROCCI != nil; got != tc.want || (m.AUPRCCI != nil) != (m.AUROCCI != nil) {
+			t.Errorf("%d positives: intervals %v %v, want present %v", tc.pos, m.AUPRCCI, m.AUROCCI, tc.want)
+		}
+		ap, _ := AveragePrecision(scores, labels)
+		if m.AUPRC != ap {
+			t.Errorf("%d positives: point AUPRC %v, want %v always", tc.pos, m.AUPRC, ap)
+		}
+		raw, _ := json.Marshal(m)
+		if strings.Contains(string(raw), "auprc_ci") != tc.want {
+			t.Errorf("%d positives: JSON %s", tc.pos, raw)
+		}
 	}
 }
 
 func TestScoreErrors(t *testing.T) {
-	if _, err := Score([]float64{1, 2}, []bool{false, false}, []int64{1, 2}, DefaultBootstrap(1)); !errors.Is(err, ErrNoPositives) {
+	if _, err := Score([]float64{0.1, 0.2}, []bool{false, false}, []int64{1, 2}, DefaultBootstrap(1)); !errors.Is(err, ErrNoPositives) {
 		t.Errorf("all negative: %v, want ErrNoPositives", err)
 	}
-	if _, err := Score([]float64{1, 2}, []bool{true, false}, []int64{1}, DefaultBootstrap(1)); !errors.Is(err, ErrLength) {
+	if _, err := Score([]float64{0.1, 0.2}, []bool{true, false}, []int64{1}, DefaultBootstrap(1)); !errors.Is(err, ErrLength) {
 		t.Errorf("short groups: %v, want ErrLength", err)
+	}
+	if _, err := Score([]float64{0.1, 2}, []bool{true, false}, []int64{1, 2}, DefaultBootstrap(1)); !errors.Is(err, ErrNotProbability) {
+		t.Errorf("score 2: %v, want ErrNotProbability", err)
 	}
 }
