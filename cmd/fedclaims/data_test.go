@@ -57,7 +57,11 @@ func TestDataInspectAndConvert(t *testing.T) {
 	if meds["format"] != "meds" {
 		t.Fatalf("format %v", meds["format"])
 	}
-	for _, k := range []string{"subjects", "events", "codes", "first_time", "last_time", "events_by_kind"} {
+	// Every demo person has an observation period, and the conversion carries it.
+	if omop["with_observation_end"] != 100.0 {
+		t.Errorf("inspect: with_observation_end %v, want 100", omop["with_observation_end"])
+	}
+	for _, k := range []string{"subjects", "events", "codes", "first_time", "last_time", "events_by_kind", "with_observation_end"} {
 		if a, b := mustJSON(t, omop[k]), mustJSON(t, meds[k]); a != b {
 			t.Errorf("%s: OMOP %s, its MEDS conversion %s", k, a, b)
 		}

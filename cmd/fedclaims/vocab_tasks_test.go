@@ -182,6 +182,41 @@ func TestTasksPrevalenceCommand(t *testing.T) {
 	}
 }
 
+// TestTasksPrevalenceDateShifted labels the MIMIC-IV demo, whose patients are each
+// shifted into their own years (2110-2202): follow-up is each patient's own, so
+// patients are indexed without --end, up to --max-index-per-patient each.
+func TestTasksPrevalenceDateShifted(t *testing.T) {
+	data := filepath.Join("..", "..", "claims", "testdata", "omop-mimic-iv-demo")
+	rows := map[string][]map[string]any{}
+	for _, k := range []string{"1", "3"} {
+		out, err := runCmd(t, "tasks", "prevalence", "--data", data, "--max-index-per-patient", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows[k] = jsonLines(t, out)
+		if len(rows[k]) != len(tasks.Default()) {
+			t.Fatalf("%d lines, want one per default task", len(rows[k]))
+		}
+	}
+	one, three := rows["1"][0], rows["3"][0]
+	if _, ok := one["end"]; ok {
+		t.Errorf("end printed without --end: %v", one)
+	}
+	if _, ok := one["excluded_censored"]; ok {
+		t.Errorf("a censored column is printed: %v", one)
+	}
+	indexed, examples := one["indexed"].(float64), one["examples"].(float64)
+	if indexed < 10 || examples != indexed || one["n"].(float64) < 10 {
+		t.Errorf("one index per patient: %v, want at least 10 patients indexed once each", one)
+	}
+	if three["indexed"] != one["indexed"] || three["examples"].(float64) <= examples || three["examples"].(float64) > 3*indexed {
+		t.Errorf("three per patient: %v, want the same %v patients with more examples, at most 3 each", three, indexed)
+	}
+	if _, err := runCmd(t, "tasks", "prevalence", "--data", data, "--max-index-per-patient", "0"); err == nil || !strings.Contains(err.Error(), "--max-index-per-patient") {
+		t.Errorf("--max-index-per-patient 0: err = %v", err)
+	}
+}
+
 // TestVocabOMOPDemo builds a vocabulary from the real MIMIC-IV demo OMOP export (ICD-9-CM
 // and ICD-10-CM diagnoses, NDC drugs) and encodes its patients with it.
 func TestVocabOMOPDemo(t *testing.T) {
