@@ -244,14 +244,16 @@ func verdict(t TaskResult, c *Comparison) string {
 	return VerdictNoDifference
 }
 
-// NewReport assembles the report of tasks: it Holm-adjusts, across the tasks, the
-// AUPRC comparisons' p-values, their reverse tests' p-values, the AUROC comparisons'
-// and their reverse tests', each family separately, and sets every verdict from the
-// adjusted AUPRC p-values. The tasks are copied, their comparisons too; the same
-// tasks give the same report.
+// NewReport assembles the report of tasks: it Holm-adjusts the AUPRC comparisons'
+// p-values and their reverse tests' as one family across the tasks, the AUROC
+// comparisons' and theirs as another, and sets every verdict from the adjusted AUPRC
+// p-values. The tasks are copied, their comparisons too; the same tasks give the
+// same report.
 //
-// Each family controls the familywise error rate of its claims at Alpha: of "encoder
-// better" claims, and separately of "baseline better" claims.
+// Both directions are in one family so that the chance of any false claim, "encoder
+// better" or "baseline better", on any task of the report is at most Alpha; testing
+// each direction at Alpha on its own would let a tie be called a win one way or the
+// other twice as often.
 func NewReport(tasks []TaskResult) *Report {
 	r := &Report{Tasks: slices.Clone(tasks)}
 	for _, get := range []func(*TaskResult) **Comparison{
@@ -266,13 +268,13 @@ func NewReport(tasks []TaskResult) *Report {
 				cs = append(cs, &cp)
 			}
 		}
-		p, rev := make([]float64, len(cs)), make([]float64, len(cs))
-		for k, c := range cs {
-			p[k], rev[k] = c.P, c.PReverse
+		family := make([]float64, 0, 2*len(cs))
+		for _, c := range cs {
+			family = append(family, c.P, c.PReverse)
 		}
-		p, rev = Holm(p), Holm(rev)
+		family = Holm(family)
 		for k, c := range cs {
-			c.PHolm, c.PReverseHolm = p[k], rev[k]
+			c.PHolm, c.PReverseHolm = family[2*k], family[2*k+1]
 		}
 	}
 	for i := range r.Tasks {
@@ -383,7 +385,7 @@ func (r *Report) rules() []string {
 	}
 	return []string{
 		"Intervals are 95% percentile intervals from patient-level bootstrap resamples of the test split, stratified by outcome (patients with a positive row and patients without are each resampled to their own count); the difference, encoder minus baseline, is paired: both models are scored on the same resamples.",
-		fmt.Sprintf("p-values are one-sided bootstrap p-values, for \"encoder better\" and for \"baseline better\", each Holm-corrected across the %s compared in this report (AUPRC and AUROC separately); a difference is a claim only when its Holm p < %.2f, otherwise the verdict is \"%s\".", plural(compared, "task"), Alpha, VerdictNoDifference),
+		fmt.Sprintf("p-values are one-sided bootstrap p-values, for \"encoder better\" and for \"baseline better\", Holm-corrected together (both directions, one family) across the %s compared in this report (AUPRC and AUROC separately); a difference is a claim only when its Holm p < %.2f, otherwise the verdict is \"%s\".", plural(compared, "task"), Alpha, VerdictNoDifference),
 		fmt.Sprintf("No interval and no test is computed from fewer than %d positives. AUPRC is average precision, step-wise as scikit-learn computes it.", MinPositives),
 	}
 }

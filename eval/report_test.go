@@ -286,7 +286,8 @@ func TestEvaluateErrors(t *testing.T) {
 	}
 }
 
-// NewReport Holm-adjusts across tasks and sets verdicts from the adjusted p-values.
+// NewReport Holm-adjusts across tasks, both directions in one family, and sets
+// verdicts from the adjusted p-values.
 func TestNewReportHolm(t *testing.T) {
 	task := func(name string, p, rev float64) TaskResult {
 		m := map[string]Metrics{ModelEncoder: {}, ModelBaseline: {}}
@@ -295,9 +296,10 @@ func TestNewReportHolm(t *testing.T) {
 			ComparisonAUROC: &Comparison{Metric: MetricAUROC, P: rev, PHolm: rev, PReverse: p, PReverseHolm: p}}
 	}
 	in := []TaskResult{
-		task("a", 0.01, 0.99),  // Holm 3 * 0.01 = 0.03: encoder better
-		task("b", 0.03, 0.97),  // Holm max(0.03, 2 * 0.03) = 0.06: not a claim alone
-		task("c", 0.90, 0.004), // reverse Holm 3 * 0.004 = 0.012: baseline better
+		// Six hypotheses (three tasks, two directions), in order 0.004, 0.005, 0.03, ...
+		task("a", 0.005, 0.99), // Holm max(6 * 0.004, 5 * 0.005) = 0.025: encoder better
+		task("b", 0.03, 0.97),  // Holm 4 * 0.03 = 0.12: not a claim
+		task("c", 0.90, 0.004), // reverse Holm 6 * 0.004 = 0.024: baseline better
 		Undecidable("d", KindMedication, "the test split has no positives"),
 	}
 	r := NewReport(in)
@@ -305,9 +307,9 @@ func TestNewReportHolm(t *testing.T) {
 		holm, revHolm float64
 		verdict       string
 	}{
-		{0.03, 1, VerdictEncoderBetter},
-		{0.06, 1, VerdictNoDifference},
-		{0.9, 0.012, VerdictBaselineBetter},
+		{0.025, 1, VerdictEncoderBetter},
+		{0.12, 1, VerdictNoDifference},
+		{1, 0.024, VerdictBaselineBetter},
 	}
 	for i, w := range want {
 		c := r.Tasks[i].Comparison
@@ -317,8 +319,8 @@ func TestNewReportHolm(t *testing.T) {
 		}
 	}
 	// AUROC is its own family: its P is the AUPRC's reverse here.
-	if got := r.Tasks[2].ComparisonAUROC.PHolm; math.Abs(got-0.012) > 1e-12 {
-		t.Errorf("AUROC p_holm %v, want 0.012", got)
+	if got := r.Tasks[2].ComparisonAUROC.PHolm; math.Abs(got-0.024) > 1e-12 {
+		t.Errorf("AUROC p_holm %v, want 0.024", got)
 	}
 	if r.Tasks[3].Verdict != "undecided: the test split has no positives" {
 		t.Errorf("undecided verdict %q", r.Tasks[3].Verdict)

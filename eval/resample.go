@@ -41,19 +41,6 @@ func group(groups []int64) [][]int {
 	return members
 }
 
-// NewPatientResampler groups rows by groups[i], row i's patient id, and draws all
-// patients as one stratum with rng. Its resamples may lack positives; Score and
-// Compare use NewStratifiedResampler instead. It is kept for callers that have not
-// moved to the stratified resampler.
-func NewPatientResampler(groups []int64, rng *rand.Rand) *PatientResampler {
-	members := group(groups)
-	all := make([]int, len(members))
-	for p := range all {
-		all[p] = p
-	}
-	return &PatientResampler{members: members, strata: [][]int{all}, rng: rng}
-}
-
 // NewStratifiedResampler groups rows by groups[i], row i's patient id, splits the
 // patients into those with any positive row (labels[i] true) and those with none, and
 // draws each stratum with replacement to its own size with rng: positive patients
