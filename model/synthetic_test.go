@@ -16,8 +16,8 @@ import (
 // TestSyntheticHospitals pretrains a small encoder on two synthetic hospitals and
 // checks that the held-out MLM loss ends at least 0.4 nats below the codes'
 // unigram entropy, and that the default head (the linear probe on the frozen
-// encoder) for every default task beats the task's prevalence in test AUPRC. It takes many minutes on two shared cores,
-// so it runs only with FEDCLAIMS_LONG_TESTS=1.
+// encoder) for every default task beats the task's prevalence in test AUPRC. It
+// takes about 5 minutes on two cores, so it runs only with FEDCLAIMS_LONG_TESTS=1.
 func TestSyntheticHospitals(t *testing.T) {
 	if os.Getenv("FEDCLAIMS_LONG_TESTS") == "" {
 		t.Skip("set FEDCLAIMS_LONG_TESTS=1 to run")
