@@ -121,7 +121,10 @@ func Calibration(probs []float64, labels []bool) (slope, intercept float64, err 
 	minPos, maxPos := math.Inf(1), math.Inf(-1)
 	minNeg, maxNeg := math.Inf(1), math.Inf(-1)
 	for i, p := range probs {
-		x[i] = logit(p)
+		// Scores that are equal but for the order of a float sum (a boosted model's
+		// trees) must tie, or a quasi-separation goes unseen and the fit chases an
+		// infinite slope; 1e-9 in logit units is far below any real difference.
+		x[i] = math.Round(logit(p)*1e9) / 1e9
 		if labels[i] {
 			minPos, maxPos = min(minPos, x[i]), max(maxPos, x[i])
 		} else {
@@ -239,6 +242,11 @@ func fitSlope(x []float64, y []bool) (float64, error) {
 		}
 		a, b, ll = a+t*da, b+t*db, next
 		if converged(t*da, a) && converged(t*db, b) {
+			return b, nil
+		}
+		// The estimate is past the reported cap, which the caller clamps to anyway;
+		// a near-separation can take many more steps to get there.
+		if math.Abs(b) > MaxCalibrationSlope {
 			return b, nil
 		}
 	}

@@ -183,3 +183,32 @@ func TestCalibrationSeparation(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibrationFloatTies: a boosted model's equal scores can differ in the last
+// bits (the order of a float sum). Positives all at the lowest score, tied with
+// negatives there up to such noise, is a quasi-separation: the slope is reported
+// at its cap, not a failed fit (a real case from fedclaims eval).
+func TestCalibrationFloatTies(t *testing.T) {
+	lo := expit(-3.9758683845294702)
+	loNoise := expit(-3.9758683845294707)
+	var probs []float64
+	var labels []bool
+	add := func(p float64, y bool, n int) {
+		for range n {
+			probs, labels = append(probs, p), append(labels, y)
+		}
+	}
+	add(lo, true, 2)
+	add(lo, false, 81)
+	add(loNoise, false, 8)
+	add(expit(-3.84), false, 4)
+	add(expit(-3.71), false, 6)
+	add(expit(-3.35), false, 4)
+	slope, intercept, err := Calibration(probs, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slope != -MaxCalibrationSlope || math.IsNaN(intercept) {
+		t.Errorf("slope %v intercept %v, want the cap %v and a finite intercept", slope, intercept, -float64(MaxCalibrationSlope))
+	}
+}
