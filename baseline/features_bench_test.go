@@ -8,10 +8,16 @@ import (
 	"github.com/fedclaims/fedclaims/claims/synth"
 )
 
-// BenchmarkFeatures builds count features for synthetic patients at the midpoint
+// BenchmarkFeatures builds each feature set for synthetic patients at the midpoint
 // of their records and reports the matrix's bytes per row, from which the size of
 // 100k patients follows (bytes/row x 100,000).
 func BenchmarkFeatures(b *testing.B) {
+	for _, fs := range []FeatureSet{FeaturesTime, FeaturesCounts} {
+		b.Run(string(fs), func(b *testing.B) { benchmarkFeatures(b, fs) })
+	}
+}
+
+func benchmarkFeatures(b *testing.B, fs FeatureSet) {
 	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 2000, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -38,7 +44,7 @@ func BenchmarkFeatures(b *testing.B) {
 		vocab = append(vocab, c)
 	}
 	slices.Sort(vocab)
-	f, err := NewFeaturizer(vocab, 365)
+	f, err := NewFeaturizer(vocab, fs, 365)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,11 +41,13 @@ type TaskRun struct {
 	NValid      int
 }
 
-// Cohort is the labelled patients of one dataset and their count features, shared
-// by every task so that features are built once.
+// Cohort is the labelled patients of one dataset and their features, shared by
+// every task so that features are built once.
 type Cohort struct {
 	Examples []tasks.Example
 	X        *CSR
+	// Features is the feature set X holds.
+	Features FeatureSet
 	// Vocab is the feature vocabulary: codes (with their ancestors) seen at least
 	// MinCount times in training-split histories.
 	Vocab []string
@@ -53,14 +55,20 @@ type Cohort struct {
 	Names []string
 }
 
-// NewCohort labels patients and builds their features. The vocabulary comes from
-// training-split histories only, so that nothing about validation or test patients
-// shapes the features; the age normalisation likewise.
-func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount, recentDays int) (*Cohort, *Featurizer, error) {
+// NewCohort labels patients and builds their features of the set fs
+// (DefaultFeatures when empty; recentDays is FeaturesCounts' window, see
+// NewFeaturizer). The vocabulary comes from training-split histories only, so that
+// nothing about validation or test patients shapes the features; the age
+// normalisation likewise.
+func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount int, fs FeatureSet, recentDays int) (*Cohort, *Featurizer, error) {
+	fs, err := ParseFeatureSet(string(fs))
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := checkSystems(patients, l.Tasks()); err != nil {
 		return nil, nil, err
 	}
-	c := &Cohort{}
+	c := &Cohort{Features: fs}
 	var samples, trainSamples []Sample
 	counts := map[string]int{}
 	for _, p := range patients {
@@ -90,7 +98,7 @@ func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount, recentDay
 		}
 	}
 	slices.Sort(c.Vocab)
-	f, err := NewFeaturizer(c.Vocab, recentDays)
+	f, err := NewFeaturizer(c.Vocab, fs, recentDays)
 	if err != nil {
 		return nil, nil, err
 	}
