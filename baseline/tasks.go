@@ -16,9 +16,11 @@ import (
 // TaskOptions configure RunTasks.
 type TaskOptions struct {
 	// Params are the booster's parameters; num_iterations caps early stopping.
+	// Their metric is ignored: early stopping is on validation binary log-loss.
 	Params Params
-	// Grid searches num_leaves x learning_rate (DefaultGrid) on validation AUPRC;
-	// without it Params is trained as given, still stopping early on validation.
+	// Grid searches DefaultGrid stepwise on validation log-loss (see GridSpace);
+	// without it Params is trained as given, still stopping early on validation
+	// log-loss.
 	Grid bool
 	// MinCount drops vocabulary codes seen fewer times in the training histories.
 	MinCount int
@@ -144,7 +146,7 @@ func checkSystems(patients []*claims.Patient, ts []tasks.Task) error {
 }
 
 // RunTasks trains the baseline for every task of l on the training split, chooses
-// and stops it on the validation split, and predicts the test split. A split without
+// and stops it on the validation split's log-loss, and predicts the test split. A split without
 // positive or negative examples for a task is an error naming both.
 func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) ([]TaskRun, error) {
 	var runs []TaskRun
@@ -186,6 +188,7 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 		}
 		train, valid, test := sets[tasks.Train], sets[tasks.Validation], sets[tasks.Test]
 		p := o.Params
+		p.Metric = "binary_logloss"
 		if p.EarlyStoppingRound == 0 {
 			p.EarlyStoppingRound = 20
 		}
@@ -193,10 +196,8 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 		var grid []GridPoint
 		var err error
 		if o.Grid {
-			leaves, rates := DefaultGrid()
-			m, grid, err = TrainGrid(ctx, train, valid, p, leaves, rates, o.Log)
+			m, grid, err = TrainGrid(ctx, train, valid, p, DefaultGrid(), o.Log)
 		} else {
-			p.Metric = "average_precision"
 			m, err = Train(ctx, train, valid, p, o.Log)
 		}
 		if err != nil {

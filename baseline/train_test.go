@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dmitryikh/leaves"
@@ -147,40 +148,119 @@ func TestSaveLeavesNoTempFiles(t *testing.T) {
 	}
 }
 
-func TestEarlyStoppingAndGrid(t *testing.T) {
+func TestEarlyStopping(t *testing.T) {
 	d := Synthetic(4000, 200, 0.05, 8)
 	train, rest := d.Split(0.6, 9)
 	valid, _ := rest.Split(0.5, 10)
-	p := smallParams()
-	p.NumIterations, p.EarlyStoppingRound, p.Metric = 300, 5, "average_precision"
-	p.LearningRate = 0.3
-	m, err := Train(context.Background(), train, valid, p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.BestIteration == 0 || m.BestIteration != len(m.Trees) || m.BestIteration >= 300 {
-		t.Errorf("best iteration %d, %d trees: want early stopping to keep the best", m.BestIteration, len(m.Trees))
-	}
-	if _, err := Train(context.Background(), train, nil, p, nil); err == nil {
-		t.Error("early stopping without a validation set succeeded")
-	}
-	p = smallParams()
-	p.NumIterations = 60
-	best, points, err := TrainGrid(context.Background(), train, valid, p, []int{3, 15}, []float64{0.1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(points) != 2 {
-		t.Fatalf("%d grid points, want 2", len(points))
-	}
-	top := points[0]
-	for _, pt := range points[1:] {
-		if pt.ValidAUPRC > top.ValidAUPRC {
-			top = pt
+	for _, metric := range []string{"average_precision", "binary_logloss"} {
+		p := smallParams()
+		p.NumIterations, p.EarlyStoppingRound, p.Metric = 300, 5, metric
+		p.LearningRate = 0.3
+		m, err := Train(context.Background(), train, valid, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.BestIteration == 0 || m.BestIteration != len(m.Trees) || m.BestIteration >= 300 {
+			t.Errorf("%s: best iteration %d, %d trees: want early stopping to keep the best", metric, m.BestIteration, len(m.Trees))
+		}
+		if metric == "binary_logloss" {
+			// The kept model is the validation log-loss minimum over the trees grown.
+			kept := logLoss(m.PredictRaw(valid.X, 2), valid.Label)
+			shorter := &Model{Trees: m.Trees[:len(m.Trees)-1]}
+			if len(shorter.Trees) > 0 && logLoss(shorter.PredictRaw(valid.X, 2), valid.Label) < kept {
+				t.Errorf("one tree fewer has a lower validation log-loss than the kept %v", kept)
+			}
+		}
+		if _, err := Train(context.Background(), train, nil, p, nil); err == nil {
+			t.Error("early stopping without a validation set succeeded")
 		}
 	}
-	if best.Params.NumLeaves != top.NumLeaves {
-		t.Errorf("grid kept num_leaves=%d, best validation AUPRC had %d", best.Params.NumLeaves, top.NumLeaves)
+}
+
+// The stepwise search chooses on validation log-loss: the returned model is the
+// point of lowest log-loss, each stage varies one parameter from the best point
+// before it, and AUPRC, recorded, decides nothing.
+func TestGridChoosesOnLogLoss(t *testing.T) {
+	d := Synthetic(3000, 150, 0.05, 8)
+	train, rest := d.Split(0.6, 9)
+	valid, _ := rest.Split(0.5, 10)
+	p := smallParams()
+	p.NumIterations, p.Metric = 80, "average_precision" // the metric is overridden
+	space := GridSpace{LearningRate: 0.1, NumLeaves: []int{4, 16, 64}, MinDataInLeaf: []int{20, 5}, LambdaL2: []float64{0, 10}, FeatureFraction: []float64{1, 0.5}}
+	best, points, err := TrainGrid(context.Background(), train, valid, p, space, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(points); n < 3+1+1+1 || n > 3+1+1+1+2 {
+		t.Fatalf("%d points, want 6 to 8 (stepwise, not the %d of the product)", n, space.Points())
+	}
+	var chosen []GridPoint
+	minLoss, maxAP := math.Inf(1), math.Inf(-1)
+	seen := map[[4]float64]bool{}
+	for i, pt := range points {
+		key := [4]float64{float64(pt.NumLeaves), float64(pt.MinDataInLeaf), pt.LambdaL2, pt.FeatureFraction}
+		if seen[key] {
+			t.Errorf("point %d %+v trained twice", i, pt)
+		}
+		seen[key] = true
+		if pt.Chosen {
+			chosen = append(chosen, pt)
+		}
+		if !(pt.ValidLogLoss > 0) || pt.BestIteration < 1 || pt.LearningRate != 0.1 {
+			t.Errorf("point %d %+v: want a positive log-loss, a best iteration and the space's learning rate", i, pt)
+		}
+		minLoss, maxAP = min(minLoss, pt.ValidLogLoss), max(maxAP, pt.ValidAUPRC)
+	}
+	if len(chosen) != 1 {
+		t.Fatalf("%d points chosen, want 1", len(chosen))
+	}
+	c := chosen[0]
+	if c.ValidLogLoss != minLoss {
+		t.Errorf("chose log-loss %v, the minimum is %v", c.ValidLogLoss, minLoss)
+	}
+	// The data are chosen so that the criteria disagree: a search on AUPRC would
+	// have kept another point.
+	if c.ValidAUPRC == maxAP {
+		t.Errorf("the chosen point also has the best validation AUPRC (%v): the test no longer tells the criteria apart; change the data's seed", maxAP)
+	}
+	bp := best.Params
+	if bp.NumLeaves != c.NumLeaves || bp.MinDataInLeaf != c.MinDataInLeaf || bp.LambdaL2 != c.LambdaL2 || bp.FeatureFraction != c.FeatureFraction {
+		t.Errorf("model has %+v, chosen point %+v", bp, c)
+	}
+	if bp.Metric != "binary_logloss" || len(best.Trees) != c.BestIteration || best.BestIteration != c.BestIteration {
+		t.Errorf("model: metric %s, %d trees, best iteration %d; want binary_logloss and %d", bp.Metric, len(best.Trees), best.BestIteration, c.BestIteration)
+	}
+	if got := logLoss(best.PredictRaw(valid.X, 2), valid.Label); math.Abs(got-c.ValidLogLoss) > 1e-12 {
+		t.Errorf("returned model's validation log-loss %v, point's %v", got, c.ValidLogLoss)
+	}
+	// Stage by stage: the points of a stage differ from the incumbent at its start
+	// in their stage's parameter only.
+	incumbent := GridPoint{NumLeaves: 4, MinDataInLeaf: 20, LambdaL2: 0, FeatureFraction: 1, ValidLogLoss: math.Inf(1)}
+	stage := ""
+	var start GridPoint
+	for i, pt := range points {
+		if pt.Stage != stage {
+			stage, start = pt.Stage, incumbent
+		}
+		diff := map[string]bool{
+			"num_leaves": pt.NumLeaves != start.NumLeaves, "min_data_in_leaf": pt.MinDataInLeaf != start.MinDataInLeaf,
+			"lambda_l2": pt.LambdaL2 != start.LambdaL2, "feature_fraction": pt.FeatureFraction != start.FeatureFraction,
+		}
+		axis := strings.TrimSuffix(pt.Stage, "_again")
+		if _, ok := diff[axis]; !ok {
+			t.Fatalf("point %d: unknown stage %q", i, pt.Stage)
+		}
+		for name, changed := range diff {
+			if changed && name != axis {
+				t.Errorf("point %d (stage %s) changed %s from the incumbent %+v", i, pt.Stage, name, start)
+			}
+		}
+		if pt.ValidLogLoss < incumbent.ValidLogLoss {
+			incumbent = pt
+		}
+	}
+	if incumbent.ValidLogLoss != c.ValidLogLoss {
+		t.Errorf("replayed search ends at %+v, chosen %+v", incumbent, c)
 	}
 }
 
