@@ -26,10 +26,20 @@ type TaskOptions struct {
 	MinCount int
 	// RecentDays adds counts over the last RecentDays days; 0 leaves them out.
 	RecentDays int
-	// SkipDegenerate leaves out, with a warning, a task that has a split without
-	// positive or negative examples, instead of failing.
-	SkipDegenerate bool
-	Log            *slog.Logger
+	Log        *slog.Logger
+}
+
+// Skipped is a task RunTasks could not train a model for, and why.
+type Skipped struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Reason says why, in a sentence to print: "the validation split has no
+	// positive examples among 212 labelled patients".
+	Reason string `json:"reason"`
+	// NTest and PositivesTest count the task's labelled test patients and the
+	// positives among them.
+	NTest         int `json:"n_test"`
+	PositivesTest int `json:"positives_test"`
 }
 
 // TaskRun is the baseline's result on one task.
@@ -50,6 +60,9 @@ type Cohort struct {
 	X        *CSR
 	// Features is the feature set X holds.
 	Features FeatureSet
+	// Systems are the code systems of the dataset's events, sorted: a task none of
+	// whose systems (tasks.Task.Systems) is among them cannot have a positive.
+	Systems []string
 	// Vocab is the feature vocabulary: codes (with their ancestors) seen at least
 	// MinCount times in training-split histories.
 	Vocab []string
@@ -61,16 +74,14 @@ type Cohort struct {
 // (DefaultFeatures when empty; recentDays is FeaturesCounts' window, see
 // NewFeaturizer). The vocabulary comes from training-split histories only, so that
 // nothing about validation or test patients shapes the features; the age
-// normalisation likewise.
+// normalisation likewise. A task whose code systems the data lacks does not stop
+// it: RunTasks lists that task as skipped.
 func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount int, fs FeatureSet, recentDays int) (*Cohort, *Featurizer, error) {
 	fs, err := ParseFeatureSet(string(fs))
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkSystems(patients, l.Tasks()); err != nil {
-		return nil, nil, err
-	}
-	c := &Cohort{Features: fs}
+	c := &Cohort{Features: fs, Systems: dataSystems(patients)}
 	var samples, trainSamples []Sample
 	counts := map[string]int{}
 	for _, p := range patients {
@@ -114,77 +125,120 @@ func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount int, fs Fe
 	return c, f, nil
 }
 
-// checkSystems rejects a task whose prefix names a code system the data does not
-// use at all: "ICD10//E11" against ICD10CM data would otherwise label every patient
-// negative without a word.
-func checkSystems(patients []*claims.Patient, ts []tasks.Task) error {
+// dataSystems returns the code systems of the patients' events, sorted.
+func dataSystems(patients []*claims.Patient) []string {
 	seen := map[string]bool{}
+	last := ""
 	for _, p := range patients {
 		for _, e := range p.Events {
-			seen[claims.System(e.Code)] = true
-		}
-	}
-	for _, t := range ts {
-		for _, prefix := range t.Prefixes {
-			sys := claims.System(prefix)
-			if sys == "" {
-				return fmt.Errorf("task %s: prefix %q has no code system (want e.g. ICD10//E11)", t.Name, prefix)
-			}
-			if !seen[sys] {
-				var have []string
-				for s := range seen {
-					if s != "" {
-						have = append(have, s)
-					}
-				}
-				sort.Strings(have)
-				return fmt.Errorf("task %s: prefix %q: no event in the data has code system %s (the data has %s)", t.Name, prefix, sys, strings.Join(have, ", "))
+			sys := claims.System(e.Code)
+			if sys != last && sys != "" {
+				seen[sys], last = true, sys
 			}
 		}
 	}
-	return nil
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkSystems returns why t cannot be decided on data whose code systems are have,
+// or "" when one of t's systems (tasks.Task.Systems) is among them: "ICD10//E11"
+// against data holding neither ICD10 nor ICD10CM codes would otherwise label every
+// patient negative without a word.
+func checkSystems(t *tasks.Task, have []string) string {
+	for _, p := range t.Prefixes {
+		if claims.System(p) == "" {
+			return fmt.Sprintf("prefix %q has no code system (want e.g. ICD10//E11)", p)
+		}
+	}
+	want := t.Systems()
+	for _, s := range want {
+		if slices.Contains(have, s) {
+			return ""
+		}
+	}
+	data := "no coded events"
+	if len(have) > 0 {
+		data = strings.Join(have, ", ")
+	}
+	return fmt.Sprintf("no event in the data has code system %s (the data has %s)", orList(want), data)
+}
+
+// orList joins "a", "a or b", "a, b or c".
+func orList(v []string) string {
+	switch len(v) {
+	case 0:
+		return "(none)"
+	case 1:
+		return v[0]
+	}
+	return strings.Join(v[:len(v)-1], ", ") + " or " + v[len(v)-1]
+}
+
+// classReason returns why a split of n labelled patients, pos of them positive,
+// cannot train or choose a model, or "" when it has both classes.
+func classReason(split tasks.Split, n, pos int) string {
+	switch {
+	case pos == 0:
+		return fmt.Sprintf("the %s split has no positive examples among %d labelled patients", split, n)
+	case pos == n:
+		return fmt.Sprintf("the %s split has no negative examples among %d labelled patients", split, n)
+	}
+	return ""
 }
 
 // RunTasks trains the baseline for every task of l on the training split, chooses
-// and stops it on the validation split's log-loss, and predicts the test split. A split without
-// positive or negative examples for a task is an error naming both.
-func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) ([]TaskRun, error) {
+// and stops it on the validation split's log-loss, and predicts the test split.
+//
+// A task that cannot be decided does not stop the others: a task none of whose
+// code systems occurs in the data, or whose training or validation split lacks
+// positive or negative examples, or whose test split has no labelled patient at
+// all, is returned in the skipped list with the reason, in task order. A test split
+// of one class is not skipped: its run comes back, predictions and all, for the
+// evaluation to report as undecided. Errors are failures of training itself
+// (a cancelled context, invalid parameters).
+func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) ([]TaskRun, []Skipped, error) {
 	var runs []TaskRun
+	var skipped []Skipped
 	for ti, t := range l.Tasks() {
 		var rows [3][]int
+		var pos [3]int
 		for i, ex := range c.Examples {
-			if ex.Labels[ti].Labelled() {
+			if lab := ex.Labels[ti]; lab.Labelled() {
 				rows[ex.Split] = append(rows[ex.Split], i)
-			}
-		}
-		sets := [3]*Dataset{}
-		var degenerate error
-		for s, rs := range rows {
-			split := tasks.Split(s)
-			d := &Dataset{X: c.X.SelectRows(rs), Label: make([]bool, len(rs))}
-			pos := 0
-			for k, i := range rs {
-				d.Label[k] = c.Examples[i].Labels[ti] == tasks.Positive
-				if d.Label[k] {
-					pos++
+				if lab == tasks.Positive {
+					pos[ex.Split]++
 				}
 			}
-			if pos == 0 && degenerate == nil {
-				degenerate = fmt.Errorf("task %s: the %s split has no positive examples among %d labelled patients", t.Name, split, len(rs))
-			}
-			if pos == len(rs) && degenerate == nil {
-				degenerate = fmt.Errorf("task %s: the %s split has no negative examples among %d labelled patients", t.Name, split, len(rs))
-			}
-			sets[s] = d
 		}
-		if degenerate != nil {
-			if !o.SkipDegenerate {
-				return nil, degenerate
+		reason := checkSystems(&t, c.Systems)
+		for _, s := range []tasks.Split{tasks.Train, tasks.Validation} {
+			if reason == "" {
+				reason = classReason(s, len(rows[s]), pos[s])
 			}
+		}
+		if reason == "" && len(rows[tasks.Test]) == 0 {
+			reason = "the test split has no labelled patients"
+		}
+		if reason != "" {
+			skipped = append(skipped, Skipped{Name: t.Name, Kind: string(t.Kind), Reason: reason,
+				NTest: len(rows[tasks.Test]), PositivesTest: pos[tasks.Test]})
 			if o.Log != nil {
-				o.Log.Warn("task left out", "task", t.Name, "reason", degenerate.Error())
+				o.Log.Warn("task skipped", "task", t.Name, "reason", reason)
 			}
 			continue
+		}
+		var sets [3]*Dataset
+		for s, rs := range rows {
+			d := &Dataset{X: c.X.SelectRows(rs), Label: make([]bool, len(rs))}
+			for k, i := range rs {
+				d.Label[k] = c.Examples[i].Labels[ti] == tasks.Positive
+			}
+			sets[s] = d
 		}
 		train, valid, test := sets[tasks.Train], sets[tasks.Validation], sets[tasks.Test]
 		p := o.Params
@@ -201,7 +255,7 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 			m, err = Train(ctx, train, valid, p, o.Log)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("task %s: %w", t.Name, err)
+			return nil, nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
 		m.FeatureNames = c.Names
 		pred := eval.Predictions{
@@ -214,9 +268,12 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 		}
 		if o.Log != nil {
 			o.Log.Info("baseline trained", "task", t.Name, "train", train.X.Rows(), "validation", valid.X.Rows(),
-				"test", test.X.Rows(), "trees", len(m.Trees), "num_leaves", m.Params.NumLeaves, "learning_rate", m.Params.LearningRate)
+				"test", test.X.Rows(), "test_positives", pos[tasks.Test], "trees", len(m.Trees),
+				"num_leaves", m.Params.NumLeaves, "min_data_in_leaf", m.Params.MinDataInLeaf,
+				"lambda_l2", m.Params.LambdaL2, "feature_fraction", m.Params.FeatureFraction,
+				"learning_rate", m.Params.LearningRate)
 		}
 		runs = append(runs, TaskRun{Predictions: pred, Model: m, Grid: grid, NTrain: train.X.Rows(), NValid: valid.X.Rows()})
 	}
-	return runs, nil
+	return runs, skipped, nil
 }
