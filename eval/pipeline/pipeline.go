@@ -1,9 +1,11 @@
 // Package pipeline is the work of fedclaims eval as a library, so that every caller
-// (the eval command, the model-size sweep) labels, splits, trains and scores the same
-// way: label a dataset's patients per task, build count features, train and choose
-// the gradient-boosting baseline on the training and validation splits, fine-tune one
-// encoder head per task on the same splits, and score the test split with
-// patient-level bootstrap intervals.
+// (the eval command, the demo, the model-size sweep) labels, splits, trains and
+// scores the same way: label a dataset's patients per task, build the baseline's
+// features, train and choose the gradient-boosting baseline on the training and
+// validation splits, fit one encoder head per task on exactly the same rows, and
+// score the test split with paired, outcome-stratified patient-level bootstrap
+// comparisons. A task that cannot be decided is reported with its reason, never
+// fatal. It also holds the follow-up leakage check (LeakageCheck).
 //
 // It lives apart from package eval because it composes baseline and model, and
 // baseline already depends on eval for its predictions.
@@ -30,21 +32,24 @@ type Options struct {
 	Seed uint64
 	// Resamples is the number of patient-level bootstrap resamples.
 	Resamples int
-	// Grid searches the baseline's num_leaves x learning_rate on validation AUPRC.
+	// Grid searches the baseline's grid (baseline.DefaultGrid) on validation
+	// log-loss.
 	Grid bool
-	// Iterations caps boosting (early stopping on validation).
+	// Iterations caps boosting (early stopping on validation log-loss).
 	Iterations int
 	// MinCount drops feature codes seen fewer times in training histories.
 	MinCount int
-	// RecentDays adds counts over the last RecentDays days (0: none).
+	// Features is the baseline's feature set (baseline.FeaturesTime by default).
+	Features baseline.FeatureSet
+	// RecentDays is the window of the counts feature set's recent counts (0: none).
 	RecentDays int
 	// Threads is the baseline's training threads (0: all cores).
 	Threads int
-	// SkipDegenerate leaves out tasks with a split lacking a class instead of failing.
-	SkipDegenerate bool
-	// Frozen keeps the encoder fixed and fits a logistic head on its pooled features.
+	// Frozen keeps the encoder fixed and fits an L2 logistic probe on its
+	// standardised pooled features (the default recipe); false fine-tunes it.
 	Frozen bool
-	// Epochs caps fine-tuning epochs (0: the model package's default).
+	// Epochs caps fine-tuning epochs (0: the model package's default); the frozen
+	// probe has none.
 	Epochs int
 	// Seq caps tokens per history for the encoder (0: the model's max_len).
 	Seq int
@@ -52,12 +57,18 @@ type Options struct {
 	// must be the salt the encoder was pretrained under, which pretrains on the
 	// training split only (tasks.InPretraining).
 	Salt string
-	Log  *slog.Logger
+	// End is the extraction date, a cap on every patient's follow-up (0: none;
+	// follow-up then ends per patient, see tasks.Labeler).
+	End int64
+	// MaxIndexPerPatient is the number of index dates drawn per patient (0: one).
+	MaxIndexPerPatient int
+	Log                *slog.Logger
 }
 
 // DefaultOptions are fedclaims eval's flag defaults.
 func DefaultOptions() Options {
-	return Options{Seed: 1, Resamples: 1000, Grid: true, Iterations: 500, MinCount: 5, RecentDays: 365}
+	return Options{Seed: 1, Resamples: 1000, Grid: true, Iterations: 500, MinCount: 5,
+		Features: baseline.FeaturesTime, RecentDays: 365, Frozen: true}
 }
 
 func (o Options) log() *slog.Logger {
@@ -67,26 +78,32 @@ func (o Options) log() *slog.Logger {
 	return o.Log
 }
 
-// Cohort is a dataset's patients labelled for every task, with their count
+// Cohort is a dataset's patients labelled for every task, with the baseline's
 // features, and once TrainBaseline has run, the baseline's run on every task that
-// could be evaluated.
+// could be trained and the tasks that could not.
 type Cohort struct {
 	Patients []*claims.Patient
 	Labeler  *tasks.Labeler
 	Cohort   *baseline.Cohort
-	// Runs hold one run per evaluated task, in task order; their Predictions carry
+	// Runs hold one run per trained task, in task order; their Predictions carry
 	// the test split's labels, patient ids and the baseline's scores.
 	Runs []baseline.TaskRun
+	// Skipped are the tasks that could not be trained, with the reason.
+	Skipped []baseline.Skipped
 }
 
-// Label labels patients for ts with data end `end` (see LoadPatients) and builds
-// the count features.
-func Label(patients []*claims.Patient, end int64, ts []tasks.Task, o Options) (*Cohort, error) {
-	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: o.Seed, End: end, Salt: o.Salt})
+// Labeler is the labeler that o asks for.
+func (o Options) Labeler(ts []tasks.Task) (*tasks.Labeler, error) {
+	return tasks.NewLabeler(ts, tasks.Options{Seed: o.Seed, End: o.End, Salt: o.Salt, MaxIndexPerPatient: o.MaxIndexPerPatient})
+}
+
+// Label labels patients for ts and builds the baseline's features.
+func Label(patients []*claims.Patient, ts []tasks.Task, o Options) (*Cohort, error) {
+	l, err := o.Labeler(ts)
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := baseline.NewCohort(patients, l, o.MinCount, o.RecentDays)
+	c, _, err := baseline.NewCohort(patients, l, o.MinCount, o.features(), o.RecentDays)
 	if err != nil {
 		return nil, err
 	}
@@ -95,21 +112,29 @@ func Label(patients []*claims.Patient, end int64, ts []tasks.Task, o Options) (*
 	return &Cohort{Patients: patients, Labeler: l, Cohort: c}, nil
 }
 
-// TrainBaseline trains and chooses the baseline on every task and sets c.Runs.
+func (o Options) features() baseline.FeatureSet {
+	if o.Features == "" {
+		return baseline.FeaturesTime
+	}
+	return o.Features
+}
+
+// TrainBaseline trains and chooses the baseline on every task and sets c.Runs and
+// c.Skipped. A task that cannot be trained is skipped with its reason, not an
+// error: the report lists it.
 func (c *Cohort) TrainBaseline(ctx context.Context, o Options) error {
 	p := baseline.DefaultParams()
 	p.NumIterations, p.Seed, p.NumThreads = o.Iterations, o.Seed, o.Threads
-	runs, err := baseline.RunTasks(ctx, c.Cohort, c.Labeler, baseline.TaskOptions{
-		Params: p, Grid: o.Grid, MinCount: o.MinCount, RecentDays: o.RecentDays,
-		SkipDegenerate: o.SkipDegenerate, Log: o.Log,
+	runs, skipped, err := baseline.RunTasks(ctx, c.Cohort, c.Labeler, baseline.TaskOptions{
+		Params: p, Grid: o.Grid, MinCount: o.MinCount, RecentDays: o.RecentDays, Log: o.Log,
 	})
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
-		return errors.New("no task could be evaluated")
+	for _, s := range skipped {
+		o.log().Warn("task not evaluated", "task", s.Name, "reason", s.Reason)
 	}
-	c.Runs = runs
+	c.Runs, c.Skipped = runs, skipped
 	return nil
 }
 
@@ -120,16 +145,20 @@ func (o Options) HeadConfig() model.HeadConfig {
 	if o.Epochs > 0 {
 		hc.Epochs = o.Epochs
 	}
-	if hc.Frozen {
-		hc.Train.LR = 1e-2
-	}
 	return hc
 }
 
-// EncoderScores fine-tunes one head per task of c.Runs on enc (encoded with vocab) on
-// the training split, stopping on the validation split, and returns each task's
-// test-split probabilities, row for row with c.Runs[i].Predictions.
-func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tokenizer.Vocab, o Options) ([][]float64, error) {
+// EncoderResult is one task's encoder head: its test-split probabilities, row for
+// row with the baseline's, and its log-loss on the validation split that chose it.
+type EncoderResult struct {
+	Test         []float64
+	ValidLogLoss float64
+}
+
+// EncoderScores fits one head per task of c.Runs on enc (encoded with vocab) on
+// the training split, choosing it on the validation split, and returns each task's
+// result, in c.Runs' order.
+func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tokenizer.Vocab, o Options) ([]EncoderResult, error) {
 	cfg := enc.Config()
 	if vocab.Len() != cfg.Vocab {
 		return nil, fmt.Errorf("the vocabulary holds %d tokens but the encoder's embeddings have %d rows", vocab.Len(), cfg.Vocab)
@@ -157,7 +186,7 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 		taskIndex[t.Name] = i
 	}
 	hc := o.HeadConfig()
-	out := make([][]float64, len(c.Runs))
+	out := make([]EncoderResult, len(c.Runs))
 	for ri := range c.Runs {
 		pred := &c.Runs[ri].Predictions
 		ti := taskIndex[pred.Name]
@@ -183,22 +212,24 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 				return nil, fmt.Errorf("task %s: encoder test row %d is patient %d, baseline's is %d", pred.Name, k, id, pred.Patient[k])
 			}
 		}
-		c, err := model.FineTune(ctx, enc, split[tasks.Train], split[tasks.Validation], hc)
+		head, err := model.FineTune(ctx, enc, split[tasks.Train], split[tasks.Validation], hc)
 		if err != nil {
-			return nil, fmt.Errorf("task %s: fine-tuning the encoder: %w", pred.Name, err)
+			return nil, fmt.Errorf("task %s: fitting the encoder's head: %w", pred.Name, err)
 		}
-		out[ri] = c.PredictAll(testSeqs, hc.Batch)
-		o.log().Info("encoder head trained", "task", pred.Name, "best_epoch", c.BestEpoch, "valid_auprc", c.ValidScore, "frozen", hc.Frozen)
+		out[ri] = EncoderResult{Test: head.PredictAll(testSeqs, hc.Batch), ValidLogLoss: head.ValidLogLoss}
+		if hc.Frozen {
+			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
+		} else {
+			o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
+		}
 	}
 	return out, nil
 }
 
-// LoadPatients reads whole datasets, in order, and returns their patients and the end
-// of the data: the day after the last event, which the labeler needs to leave room
-// for every horizon. Patient ids must be unique across the datasets.
-func LoadPatients(ctx context.Context, dirs ...string) ([]*claims.Patient, int64, error) {
+// LoadPatients reads whole datasets, in order, and returns their patients. Patient
+// ids must be unique across the datasets.
+func LoadPatients(ctx context.Context, dirs ...string) ([]*claims.Patient, error) {
 	var patients []*claims.Patient
-	var last int64
 	seen := false
 	from := map[int64]string{}
 	for _, dir := range dirs {
@@ -210,25 +241,20 @@ func LoadPatients(ctx context.Context, dirs ...string) ([]*claims.Patient, int64
 				}
 				from[p.ID] = dir
 			}
-			for _, e := range p.Events {
-				if !seen || e.Time > last {
-					last, seen = e.Time, true
-				}
-			}
+			seen = seen || len(p.Events) > 0
 			patients = append(patients, p)
 			return nil
 		}); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if len(patients) == n {
-			return nil, 0, fmt.Errorf("%s: no patients", dir)
+			return nil, fmt.Errorf("%s: no patients", dir)
 		}
 	}
 	if !seen {
-		return nil, 0, fmt.Errorf("%v: no events", dirs)
+		return nil, fmt.Errorf("%v: no events", dirs)
 	}
-	const day = 86_400_000_000
-	return patients, (last/day + 1) * day, nil
+	return patients, nil
 }
 
 func readAll(ctx context.Context, dir string, fn func(*claims.Patient) error) error {
@@ -251,15 +277,28 @@ func readAll(ctx context.Context, dir string, fn func(*claims.Patient) error) er
 	}
 }
 
-// Report scores every run's models with bootstrap intervals.
-func Report(runs []baseline.TaskRun, o Options) (*eval.Report, error) {
-	r := &eval.Report{}
-	for _, run := range runs {
+// Report scores every run's models with bootstrap intervals and paired
+// comparisons, lists the skipped tasks with their reasons, all in task order, and
+// corrects the comparisons for multiplicity across the report's tasks.
+func (c *Cohort) Report(o Options) (*eval.Report, error) {
+	byName := map[string]eval.TaskResult{}
+	for _, run := range c.Runs {
 		res, err := eval.Evaluate(run.Predictions, eval.Bootstrap{Resamples: o.Resamples, Seed: o.Seed})
 		if err != nil {
 			return nil, err
 		}
-		r.Tasks = append(r.Tasks, res)
+		byName[res.Name] = res
 	}
-	return r, nil
+	for _, s := range c.Skipped {
+		u := eval.Undecidable(s.Name, s.Kind, s.Reason)
+		u.NTest, u.PositivesTest = s.NTest, s.PositivesTest
+		byName[s.Name] = u
+	}
+	var results []eval.TaskResult
+	for _, t := range c.Labeler.Tasks() {
+		if r, ok := byName[t.Name]; ok {
+			results = append(results, r)
+		}
+	}
+	return eval.NewReport(results), nil
 }

@@ -2,12 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/tasks"
 )
 
@@ -22,39 +26,28 @@ func TestLoadPatients(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := filepath.Join(dir, g.Hospitals()[0].ID), filepath.Join(dir, g.Hospitals()[1].ID)
-	pa, endA, err := LoadPatients(ctx, a)
+	pa, err := LoadPatients(ctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	both, end, err := LoadPatients(ctx, a, b)
+	both, err := LoadPatients(ctx, a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(both) != g.Hospitals()[0].Patients+g.Hospitals()[1].Patients || len(pa) != g.Hospitals()[0].Patients {
 		t.Errorf("read %d and %d patients", len(pa), len(both))
 	}
-	const day = 86_400_000_000
-	if end%day != 0 || end < endA {
-		t.Errorf("end %d is not a midnight at or after the first site's %d", end, endA)
-	}
-	for _, p := range both {
-		for _, e := range p.Events {
-			if e.Time >= end {
-				t.Fatalf("event at %d on or after the end %d", e.Time, end)
-			}
-		}
-	}
-	if _, _, err := LoadPatients(ctx, a, a); err == nil || !strings.Contains(err.Error(), "is in both") {
+	if _, err := LoadPatients(ctx, a, a); err == nil || !strings.Contains(err.Error(), "is in both") {
 		t.Errorf("the same site twice: got %v, want a duplicate-id error", err)
 	}
-	if _, _, err := LoadPatients(ctx, filepath.Join(dir, "nowhere")); err == nil || !strings.Contains(err.Error(), "nowhere") {
+	if _, err := LoadPatients(ctx, filepath.Join(dir, "nowhere")); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("missing dataset: got %v, want an error naming it", err)
 	}
 }
 
 func TestLabelAndBaseline(t *testing.T) {
 	ctx := context.Background()
-	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 600, Seed: 2})
+	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 3000, Seed: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,34 +55,136 @@ func TestLabelAndBaseline(t *testing.T) {
 	for i := range g.Hospitals()[0].Patients {
 		patients = append(patients, g.Patient(0, i))
 	}
-	var last int64
-	for _, p := range patients {
-		for _, e := range p.Events {
-			last = max(last, e.Time)
-		}
-	}
-	const day = 86_400_000_000
 	o := DefaultOptions()
-	o.Grid, o.Iterations, o.Resamples, o.SkipDegenerate, o.Threads = false, 20, 50, true, 1
-	c, err := Label(patients, (last/day+1)*day, tasks.Default(), o)
+	// Three index dates a patient, so that some test splits reach 10 positives.
+	o.Grid, o.Iterations, o.Resamples, o.Threads, o.MaxIndexPerPatient = false, 20, 50, 1, 3
+	c, err := Label(patients, tasks.Default(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.TrainBaseline(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Report(c.Runs, o)
+	r, err := c.Report(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Tasks) != len(c.Runs) || len(r.Tasks) == 0 {
-		t.Fatalf("%d report rows for %d runs", len(r.Tasks), len(c.Runs))
+	// Every task has a row: evaluated, or listed with the reason it was not.
+	if len(r.Tasks) != len(tasks.Default()) || len(c.Runs) == 0 {
+		t.Fatalf("%d report rows for %d tasks (%d runs, %d skipped)", len(r.Tasks), len(tasks.Default()), len(c.Runs), len(c.Skipped))
 	}
+	withCI := 0
 	for _, tr := range r.Tasks {
-		m := tr.Models["baseline"]
-		if !(m.AUPRCCI[0] <= m.AUPRC && m.AUPRC <= m.AUPRCCI[1]) {
-			t.Errorf("task %s: AUPRC %g outside its interval %v", tr.Name, m.AUPRC, m.AUPRCCI)
+		m, ok := tr.Models["baseline"]
+		switch {
+		case !ok:
+			if tr.Undecided == "" {
+				t.Errorf("task %s: no baseline and no reason", tr.Name)
+			}
+		case m.AUPRCCI == nil:
+			if tr.PositivesTest >= eval.MinPositives {
+				t.Errorf("task %s: %d test positives but no interval", tr.Name, tr.PositivesTest)
+			}
+		default:
+			withCI++
+			if tr.PositivesTest < eval.MinPositives {
+				t.Errorf("task %s: an interval from %d test positives", tr.Name, tr.PositivesTest)
+			}
+			if !(m.AUPRCCI[0] <= m.AUPRC && m.AUPRC <= m.AUPRCCI[1]) {
+				t.Errorf("task %s: AUPRC %g outside its interval %v", tr.Name, m.AUPRC, *m.AUPRCCI)
+			}
 		}
+	}
+	if withCI == 0 {
+		t.Error("no task had enough test positives for an interval; the test data is too small to check anything")
+	}
+}
+
+// TestReportListsUndecidableTasks: a task whose code system the data lacks is a
+// row with its reason, and the other tasks are still evaluated.
+func TestReportListsUndecidableTasks(t *testing.T) {
+	ctx := context.Background()
+	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 2000, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patients []*claims.Patient
+	for i := range g.Hospitals()[0].Patients {
+		patients = append(patients, g.Patient(0, i))
+	}
+	ts, err := tasks.Parse("t.yaml", []byte(`version: 1
+tasks:
+  - {name: t2d, kind: disease, prefixes: [ICD10//E11]}
+  - {name: icd9_only, kind: disease, prefixes: [ICD9CM//250]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Grid, o.Iterations, o.Resamples, o.Threads = false, 20, 50, 1
+	c, err := Label(patients, ts, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.TrainBaseline(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Report(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Tasks) != 2 || r.Tasks[0].Name != "t2d" || r.Tasks[1].Name != "icd9_only" {
+		t.Fatalf("report rows %+v, want t2d then icd9_only", r.Tasks)
+	}
+	if _, ok := r.Tasks[0].Models["baseline"]; !ok {
+		t.Errorf("t2d was not evaluated: %+v", r.Tasks[0])
+	}
+	if u := r.Tasks[1].Undecided; !strings.Contains(u, "ICD9CM") {
+		t.Errorf("icd9_only: reason %q, want one naming the missing code system", u)
+	}
+}
+
+// TestNoFollowUpLeakage is the leakage check at a size that runs in seconds: on
+// synthetic hospitals, follow-up features (days of record before the index, index
+// year) add nothing significant to age and sex for any default task. Under the old
+// labelling rule (a positive kept without full follow-up, a negative not) this test
+// failed on several disease tasks.
+func TestNoFollowUpLeakage(t *testing.T) {
+	ctx := context.Background()
+	g, err := synth.New(synth.Config{Hospitals: 3, Patients: 3000, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patients []*claims.Patient
+	for h, hosp := range g.Hospitals() {
+		for i := range hosp.Patients {
+			patients = append(patients, g.Patient(h, i))
+		}
+	}
+	o := DefaultOptions()
+	o.Iterations, o.Resamples, o.Threads = 300, 500, 1
+	rep, err := LeakageCheck(ctx, patients, tasks.Default(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	if err := rep.WriteTable(&table, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + table.String())
+	decided := 0
+	for _, lt := range rep.Tasks {
+		if lt.Comparison != nil {
+			decided++
+		}
+		if lt.Leaks {
+			t.Errorf("task %s leaks follow-up: follow-up AUPRC %.3f against age and sex %.3f, difference %+.3f [%.3f, %.3f], Holm p %.3g",
+				lt.Name, lt.FollowUpAUPRC, lt.AgeSexAUPRC, lt.Comparison.Diff, lt.Comparison.CI[0], lt.Comparison.CI[1], lt.Comparison.PHolm)
+		}
+	}
+	// A check that decides nothing cannot fail: most tasks must be testable.
+	if decided < len(rep.Tasks)-2 {
+		t.Errorf("only %d of %d tasks had enough positives to test", decided, len(rep.Tasks))
 	}
 }
 
@@ -105,14 +200,14 @@ func TestLabelSplitsUnderSalt(t *testing.T) {
 	if err := g.Write(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
-	ps, end, err := LoadPatients(ctx, filepath.Join(dir, g.Hospitals()[0].ID))
+	ps, err := LoadPatients(ctx, filepath.Join(dir, g.Hospitals()[0].ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, salt := range []string{"", tasks.DefaultSalt, "another salt"} {
 		o := DefaultOptions()
 		o.Salt = salt
-		c, err := Label(ps, end, tasks.Default(), o)
+		c, err := Label(ps, tasks.Default(), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,5 +223,77 @@ func TestLabelSplitsUnderSalt(t *testing.T) {
 		if test == 0 {
 			t.Errorf("salt %q: no test-split example among %d", salt, len(c.Cohort.Examples))
 		}
+	}
+}
+
+// TestPairedHalfWidth measures how wide a paired AUPRC-difference interval is for a
+// given number of test positives, on synthetic hospitals of several sizes: two real
+// gradient-boosting models of the same labels (time-aware and all-time count
+// features) are compared on every default task, and c in half-width = c/√P is fitted
+// in log space. It checks eval.HalfWidthConstant, which `fedclaims tasks prevalence`
+// prints from, against the measurement.
+func TestPairedHalfWidth(t *testing.T) {
+	if os.Getenv("FEDCLAIMS_LONG_TESTS") == "" {
+		t.Skip("set FEDCLAIMS_LONG_TESTS=1 to run")
+	}
+	ctx := context.Background()
+	var logC []float64
+	for i, n := range []int{6000, 12000, 24000, 48000} {
+		g, err := synth.New(synth.Config{Hospitals: 1, Patients: n, Seed: uint64(20 + i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var patients []*claims.Patient
+		for k := range g.Hospitals()[0].Patients {
+			patients = append(patients, g.Patient(0, k))
+		}
+		var scores [2][]baseline.TaskRun
+		for m, fs := range []baseline.FeatureSet{baseline.FeaturesTime, baseline.FeaturesCounts} {
+			o := DefaultOptions()
+			o.Grid, o.Iterations, o.Resamples, o.Features = false, 200, 500, fs
+			c, err := Label(patients, tasks.Default(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.TrainBaseline(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			scores[m] = c.Runs
+		}
+		for k, run := range scores[0] {
+			other := scores[1][k]
+			if other.Predictions.Name != run.Predictions.Name {
+				t.Fatalf("task order differs: %s, %s", run.Predictions.Name, other.Predictions.Name)
+			}
+			p := run.Predictions
+			cmp, err := eval.Compare(p.Scores[eval.ModelBaseline], other.Predictions.Scores[eval.ModelBaseline], p.Labels, p.Patient,
+				eval.Bootstrap{Resamples: 500, Seed: 1}, eval.MetricAUPRC, 0)
+			if err != nil {
+				continue // too few positives
+			}
+			pos := 0
+			for _, y := range p.Labels {
+				if y {
+					pos++
+				}
+			}
+			hw := (cmp.CI[1] - cmp.CI[0]) / 2
+			t.Logf("patients %5d  %-16s  positives %3d  half-width %.4f  c %.3f", n, p.Name, pos, hw, hw*math.Sqrt(float64(pos)))
+			if hw > 0 {
+				logC = append(logC, math.Log(hw*math.Sqrt(float64(pos))))
+			}
+		}
+	}
+	if len(logC) < 10 {
+		t.Fatalf("only %d comparisons to fit from", len(logC))
+	}
+	var sum float64
+	for _, v := range logC {
+		sum += v
+	}
+	c := math.Exp(sum / float64(len(logC)))
+	t.Logf("fitted c = %.3f from %d comparisons (eval.HalfWidthConstant %.2f)", c, len(logC), eval.HalfWidthConstant)
+	if math.Abs(c/eval.HalfWidthConstant-1) > 1.0/3 {
+		t.Errorf("measured c = %.3f, more than a third away from eval.HalfWidthConstant = %.2f", c, eval.HalfWidthConstant)
 	}
 }
