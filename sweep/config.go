@@ -20,9 +20,9 @@ const (
 	ModeFederated = "federated"
 )
 
-// DefaultTolerance is the AUPRC difference from the best preset that still counts
-// as as good.
-const DefaultTolerance = 0.005
+// DefaultMargin is the non-inferiority margin: the AUPRC loss against the best
+// preset that still counts as enough (see Rule).
+const DefaultMargin = 0.01
 
 // Config is a sweep file. Unknown fields are errors, so that a misspelt field is not
 // silently ignored; relative paths are relative to the file's directory.
@@ -41,21 +41,25 @@ const DefaultTolerance = 0.005
 //	  vocab_min_count: 5
 //	tasks: ""                     # task file; the shipped default tasks when empty
 //	seed: 1
-//	tolerance: 0.005
+//	margin: 0.01                  # non-inferiority margin in AUPRC (see Rule)
 //	alpha: 0.05
 //	pretrain: {batch: 16, seq: 128, lr: 5e-4}
 //	finetune: {frozen: true, epochs: 3}
-//	eval: {bootstrap: 1000, grid: true, iterations: 500}
+//	eval: {bootstrap: 1000, grid: true, iterations: 500, features: time}
 //	federated: {local_steps: 20}  # mode federated only; needs data.synthetic
 type Config struct {
-	Mode      string       `yaml:"mode" json:"mode"`
-	Presets   []PresetSpec `yaml:"presets" json:"presets"`
-	Budget    Budget       `yaml:"budget" json:"budget"`
-	Data      Data         `yaml:"data" json:"data"`
-	Tasks     string       `yaml:"tasks" json:"tasks,omitempty"`
-	Seed      uint64       `yaml:"seed" json:"seed"`
-	Tolerance *float64     `yaml:"tolerance" json:"tolerance"`
-	// Alpha is the one-sided level of the paired bootstrap test.
+	Mode    string       `yaml:"mode" json:"mode"`
+	Presets []PresetSpec `yaml:"presets" json:"presets"`
+	Budget  Budget       `yaml:"budget" json:"budget"`
+	Data    Data         `yaml:"data" json:"data"`
+	Tasks   string       `yaml:"tasks" json:"tasks,omitempty"`
+	Seed    uint64       `yaml:"seed" json:"seed"`
+	// Margin is the non-inferiority margin of Rule.
+	Margin *float64 `yaml:"margin" json:"margin"`
+	// Tolerance was the rule before non-inferiority; set, it is an error that
+	// says so rather than an unknown field.
+	Tolerance *float64 `yaml:"tolerance" json:"-"`
+	// Alpha is the one-sided level of the Holm-corrected non-inferiority tests.
 	Alpha    float64  `yaml:"alpha" json:"alpha"`
 	Pretrain Pretrain `yaml:"pretrain" json:"pretrain"`
 	FineTune FineTune `yaml:"finetune" json:"finetune"`
@@ -130,13 +134,17 @@ type FineTune struct {
 
 // Eval sets the baseline and the bootstrap, as fedclaims eval's flags do.
 type Eval struct {
-	Bootstrap      int   `yaml:"bootstrap" json:"bootstrap"`
-	Grid           *bool `yaml:"grid" json:"grid"`
-	Iterations     int   `yaml:"iterations" json:"iterations"`
-	MinCount       int   `yaml:"min_count" json:"min_count"`
-	RecentDays     *int  `yaml:"recent_days" json:"recent_days"`
-	Threads        int   `yaml:"threads" json:"threads"`
-	SkipDegenerate bool  `yaml:"skip_degenerate" json:"skip_degenerate"`
+	Bootstrap  int   `yaml:"bootstrap" json:"bootstrap"`
+	Grid       *bool `yaml:"grid" json:"grid"`
+	Iterations int   `yaml:"iterations" json:"iterations"`
+	MinCount   int   `yaml:"min_count" json:"min_count"`
+	// Features is the baseline's feature set: time (the default) or counts.
+	Features   string `yaml:"features" json:"features"`
+	RecentDays *int   `yaml:"recent_days" json:"recent_days"`
+	Threads    int    `yaml:"threads" json:"threads"`
+	// SkipDegenerate is accepted from older sweep files and ignored: a task that
+	// cannot be decided is always listed with its reason.
+	SkipDegenerate bool `yaml:"skip_degenerate" json:"-"`
 }
 
 // ReadFile reads and checks a sweep file.
@@ -190,9 +198,9 @@ func (c *Config) defaults() {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
-	if c.Tolerance == nil {
-		t := DefaultTolerance
-		c.Tolerance = &t
+	if c.Margin == nil {
+		m := DefaultMargin
+		c.Margin = &m
 	}
 	if c.Alpha == 0 {
 		c.Alpha = 0.05
@@ -240,6 +248,9 @@ func (c *Config) defaults() {
 	if e.RecentDays == nil {
 		d := 365
 		e.RecentDays = &d
+	}
+	if e.Features == "" {
+		e.Features = "time"
 	}
 }
 
@@ -309,9 +320,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("field data.dirs[%d]: empty path", i)
 		}
 	}
-	switch t := *c.Tolerance; {
-	case t < 0 || t >= 1 || t != t:
-		return fmt.Errorf("field tolerance: %g must be in [0, 1)", t)
+	switch m := *c.Margin; {
+	case c.Tolerance != nil:
+		return errors.New("field tolerance: no longer read: a smaller preset is now enough when it is shown non-inferior to the best within margin (default 0.01); write margin instead")
+	case m < 0 || m >= 1 || m != m:
+		return fmt.Errorf("field margin: %g must be in [0, 1)", m)
 	case !(c.Alpha > 0 && c.Alpha < 1):
 		return fmt.Errorf("field alpha: %g must be in (0, 1)", c.Alpha)
 	}
@@ -349,6 +362,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field eval.recent_days: %d must not be negative", *e.RecentDays)
 	case e.Threads < 0:
 		return fmt.Errorf("field eval.threads: %d must not be negative", e.Threads)
+	case e.Features != "time" && e.Features != "counts":
+		return fmt.Errorf("field eval.features: %q, want time or counts", e.Features)
 	}
 	return nil
 }

@@ -12,19 +12,19 @@ func TestParseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode != ModeCentral || *c.Tolerance != DefaultTolerance || c.Alpha != 0.05 || c.Seed != 1 || !*c.Eval.Grid || *c.Eval.RecentDays != 365 {
+	if c.Mode != ModeCentral || *c.Margin != DefaultMargin || c.Alpha != 0.05 || c.Seed != 1 || !*c.Eval.Grid || *c.Eval.RecentDays != 365 || c.Eval.Features != "time" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	if c.budget(0) != (Budget{Steps: 10}) || c.budget(1) != (Budget{Tokens: 5000}) {
 		t.Errorf("budgets %+v %+v", c.budget(0), c.budget(1))
 	}
-	// An explicit zero tolerance is kept, not replaced by the default.
-	c, err = Parse("s.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\ntolerance: 0\n"))
+	// An explicit zero margin is kept, not replaced by the default.
+	c, err = Parse("s.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\nmargin: 0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *c.Tolerance != 0 {
-		t.Errorf("tolerance %g, want 0", *c.Tolerance)
+	if *c.Margin != 0 {
+		t.Errorf("margin %g, want 0", *c.Margin)
 	}
 }
 
@@ -35,6 +35,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"empty", "", "empty sweep file"},
 		{"unknown field", ok + "tolerence: 0.01\n", "field tolerence not found"},
+		{"old tolerance", ok + "tolerance: 0.005\n", "field tolerance: no longer read"},
+		{"bad margin", ok + "margin: -0.1\n", "field margin"},
+		{"bad features", ok + "eval: {features: dense}\n", "field eval.features"},
 		{"bad mode", ok + "mode: solo\n", "field mode"},
 		{"no presets", "budget: {steps: 10}\ndata: {dirs: [a]}\n", "field presets"},
 		{"unknown preset", "presets: [{name: 7m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0].name"},
@@ -46,7 +49,6 @@ func TestParseErrors(t *testing.T) {
 		{"no data", "presets: [{name: 2m}]\nbudget: {steps: 1}\n", "field data: give dirs or synthetic"},
 		{"both data", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a], synthetic: {hospitals: 1, patients: 1}}\n", "not both"},
 		{"federated on dirs", "mode: federated\npresets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "give data.synthetic"},
-		{"tolerance", ok + "tolerance: -0.1\n", "field tolerance"},
 		{"alpha", ok + "alpha: 1.5\n", "field alpha"},
 		{"seq", ok + "pretrain: {seq: 1000}\n", "field pretrain.seq"},
 		{"dropout", ok + "pretrain: {dropout: 1}\n", "field pretrain.dropout"},

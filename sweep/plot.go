@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
+
+	"github.com/fedclaims/fedclaims/eval"
 )
 
 var (
@@ -84,6 +86,15 @@ func savePlot(pl *plot.Plot, path string) error {
 	})
 }
 
+// auprcBand is m's AUPRC interval, or no band at all (the point itself) where the
+// test split had too few positives for one.
+func auprcBand(m eval.Metrics) (lo, hi float64) {
+	if m.AUPRCCI == nil {
+		return m.AUPRC, m.AUPRC
+	}
+	return m.AUPRCCI[0], m.AUPRCCI[1]
+}
+
 // plotTask draws AUPRC against parameters for task k, with the 95% interval as a
 // band and the baseline as a horizontal line with its own band.
 func (r *Result) plotTask(dir string, k int) error {
@@ -98,12 +109,14 @@ func (r *Result) plotTask(dir string, k int) error {
 	for _, p := range r.Presets {
 		m := p.Tasks[k].Metrics
 		xs, ys = append(xs, float64(p.Params)), append(ys, m.AUPRC)
-		lo, hi = append(lo, m.AUPRCCI[0]), append(hi, m.AUPRCCI[1])
+		l, h := auprcBand(m)
+		lo, hi = append(lo, l), append(hi, h)
 		labels = append(labels, paramLabel(p))
 	}
 	logAxis(&pl.X, xs, labels)
 	bm := bt.Metrics
-	bb, err := band([]float64{pl.X.Min, pl.X.Max}, []float64{bm.AUPRCCI[0], bm.AUPRCCI[0]}, []float64{bm.AUPRCCI[1], bm.AUPRCCI[1]}, baselineBand)
+	bl0, bh0 := auprcBand(bm)
+	bb, err := band([]float64{pl.X.Min, pl.X.Max}, []float64{bl0, bl0}, []float64{bh0, bh0}, baselineBand)
 	if err != nil {
 		return err
 	}

@@ -4,22 +4,30 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/fedclaims/fedclaims/eval"
 )
 
-// Rule is how a preset is judged as good as the best: its AUPRC is within
-// Tolerance of the best preset's, or a paired bootstrap test does not find it worse.
+// Rule is how the sweep decides which preset is enough for a task.
 //
-// The test: the same Resamples resamples of test patients (drawn with replacement,
-// all of a drawn patient's rows kept, resamples without both classes redrawn) are
-// applied to both presets' predictions; d_b = AUPRC_best,b - AUPRC_candidate,b. The
-// one-sided p-value of "the candidate is worse" is (1 + #{d_b <= 0}) / (1 + B), and
-// the candidate is significantly worse when p < Alpha.
+//   - The best preset is the one whose head has the lowest validation-split
+//     log-loss (the smallest of those tied): the test split never chooses, and a
+//     proper scoring rule over every validation patient is steadier than an AUPRC
+//     that a handful of positives decide.
+//   - A preset smaller than the best is enough when it is shown non-inferior to the
+//     best on the test split: d = AUPRC_smaller - AUPRC_best under the same
+//     stratified patient resamples for both (eval.Compare), and the one-sided
+//     p-value of H0: d <= -Margin, Holm-corrected across every comparison of the
+//     sweep, is below Alpha. A test that cannot reject (too few patients, a real
+//     loss) leaves the best preset as the recommendation: lack of evidence is never
+//     read as "as good".
+//   - A task whose test split has fewer than eval.MinPositives positives is not
+//     decided: the best on validation is named, and the report says why.
 type Rule struct {
-	Tolerance float64
+	// Margin is the AUPRC loss against the best preset that still counts as enough.
+	Margin    float64
 	Alpha     float64
 	Resamples int
 	Seed      uint64
@@ -31,22 +39,43 @@ type Candidate struct {
 	Params int
 	// Compute is the preset's pretraining cost in CPU-seconds.
 	Compute float64
-	AUPRC   float64
+	// AUPRC is the test split's; ValidLogLoss the head's validation log-loss, which
+	// chooses the best preset.
+	AUPRC        float64
+	ValidLogLoss float64
 	// Scores are the test rows' predictions, row for row with the task's labels.
 	Scores []float64
 }
 
+// TaskCandidates are every preset's results on one task, with the test rows'
+// labels and patient ids that all of them share.
+type TaskCandidates struct {
+	Task   string
+	Labels []bool
+	Groups []int64
+	Cands  []Candidate
+}
+
 // Verdict is how a candidate compares with the best preset on one task.
 type Verdict struct {
-	Preset string  `json:"preset"`
-	AUPRC  float64 `json:"auprc"`
-	// Gap is the best preset's AUPRC minus this one's.
-	Gap float64 `json:"gap"`
-	// PValue is the paired bootstrap test's one-sided p-value (1 for the best itself).
-	PValue float64 `json:"p_value"`
-	// Enough is whether the preset is within tolerance or not significantly worse.
-	Enough bool `json:"enough"`
+	Preset       string  `json:"preset"`
+	AUPRC        float64 `json:"auprc"`
+	ValidLogLoss float64 `json:"valid_logloss"`
+	// Comparison is this preset minus the best on the test split, with the
+	// non-inferiority test's p-values; absent for the best itself, for presets
+	// larger than the best and when the test split is too small.
+	Comparison *eval.Comparison `json:"comparison,omitempty"`
+	// NonInferior is whether the Holm-corrected p-value is below alpha.
+	NonInferior bool `json:"non_inferior"`
 }
+
+// Reasons a preset is recommended.
+const (
+	ReasonBest        = "best on validation"
+	ReasonNonInferior = "non-inferior to the best"
+	ReasonNeeded      = "no smaller preset shown non-inferior"
+	ReasonUndecided   = "test split too small to decide"
+)
 
 // Recommendation is the smallest preset that is enough for one task.
 type Recommendation struct {
@@ -54,10 +83,12 @@ type Recommendation struct {
 	Preset  string `json:"preset"`
 	Best    string `json:"best"`
 	Largest string `json:"largest"`
-	// Reason is "best", "within tolerance" or "not significantly worse".
-	Reason string  `json:"reason"`
-	AUPRC  float64 `json:"auprc"`
-	// LargestGain is the largest preset's AUPRC minus the recommended one's.
+	Reason  string `json:"reason"`
+	// Decided is false when the test split has too few positives to test anything.
+	Decided       bool    `json:"decided"`
+	PositivesTest int     `json:"positives_test"`
+	AUPRC         float64 `json:"auprc"`
+	// LargestGain is the largest preset's test AUPRC minus the recommended one's.
 	LargestGain float64 `json:"largest_gain"`
 	// SavedHours and SavedPercent are the pretraining CPU-hours the recommendation
 	// saves against the largest preset; ComputeRatio is the largest's compute over
@@ -69,60 +100,101 @@ type Recommendation struct {
 	Summary      string    `json:"summary"`
 }
 
-// Recommend picks, for one task, the smallest preset (by parameters) that is enough
-// under r. labels and groups (patient ids) are the test rows shared by every
-// candidate.
-func Recommend(task string, labels []bool, groups []int64, cands []Candidate, r Rule) (Recommendation, error) {
-	if len(cands) == 0 {
-		return Recommendation{}, fmt.Errorf("task %s: no presets to compare", task)
-	}
-	if len(groups) != len(labels) {
-		return Recommendation{}, fmt.Errorf("task %s: %d patient ids for %d labels", task, len(groups), len(labels))
-	}
-	for _, c := range cands {
-		if len(c.Scores) != len(labels) {
-			return Recommendation{}, fmt.Errorf("task %s: preset %s has %d scores for %d labels", task, c.Preset, len(c.Scores), len(labels))
-		}
-	}
+// Recommend decides every task under r. It takes all tasks at once because the
+// Holm correction runs across every comparison of the sweep.
+func Recommend(ts []TaskCandidates, r Rule) ([]Recommendation, error) {
 	if r.Resamples < 1 {
-		return Recommendation{}, fmt.Errorf("task %s: %d bootstrap resamples, want at least 1", task, r.Resamples)
+		return nil, fmt.Errorf("%d bootstrap resamples, want at least 1", r.Resamples)
 	}
-	cs := slices.Clone(cands)
-	slices.SortStableFunc(cs, func(a, b Candidate) int { return cmp.Compare(a.Params, b.Params) })
-	best := 0
-	for i, c := range cs {
-		// Strictly greater: of presets tied at the top, the smallest is the best.
-		if c.AUPRC > cs[best].AUPRC {
-			best = i
+	if !(r.Margin >= 0) {
+		return nil, fmt.Errorf("margin %g, want at least 0", r.Margin)
+	}
+	recs := make([]Recommendation, len(ts))
+	sorted := make([][]Candidate, len(ts))
+	bestOf := make([]int, len(ts))
+	// The family of the Holm correction: every (task, smaller preset) comparison.
+	type at struct{ task, verdict int }
+	var family []at
+	var ps []float64
+	for k, t := range ts {
+		if len(t.Cands) == 0 {
+			return nil, fmt.Errorf("task %s: no presets to compare", t.Task)
 		}
-	}
-	largest := cs[len(cs)-1]
-	rec := Recommendation{Task: task, Best: cs[best].Preset, Largest: largest.Preset}
-	pick := -1
-	for i, c := range cs {
-		v := Verdict{Preset: c.Preset, AUPRC: c.AUPRC, Gap: cs[best].AUPRC - c.AUPRC, PValue: 1}
-		if i != best {
-			p, err := pairedPValue(cs[best].Scores, c.Scores, labels, groups, r)
-			if err != nil {
-				return Recommendation{}, fmt.Errorf("task %s: %s against %s: %w", task, c.Preset, cs[best].Preset, err)
+		if len(t.Groups) != len(t.Labels) {
+			return nil, fmt.Errorf("task %s: %d patient ids for %d labels", t.Task, len(t.Groups), len(t.Labels))
+		}
+		for _, c := range t.Cands {
+			if len(c.Scores) != len(t.Labels) {
+				return nil, fmt.Errorf("task %s: preset %s has %d scores for %d labels", t.Task, c.Preset, len(c.Scores), len(t.Labels))
 			}
-			v.PValue = p
 		}
-		v.Enough = v.Gap <= r.Tolerance || v.PValue >= r.Alpha
-		if v.Enough && pick < 0 {
+		cs := slices.Clone(t.Cands)
+		slices.SortStableFunc(cs, func(a, b Candidate) int { return cmp.Compare(a.Params, b.Params) })
+		best := 0
+		for i, c := range cs {
+			// Strictly lower: of presets tied at the top, the smallest is the best.
+			if c.ValidLogLoss < cs[best].ValidLogLoss {
+				best = i
+			}
+		}
+		sorted[k], bestOf[k] = cs, best
+		pos := 0
+		for _, y := range t.Labels {
+			if y {
+				pos++
+			}
+		}
+		rec := Recommendation{Task: t.Task, Best: cs[best].Preset, Largest: cs[len(cs)-1].Preset,
+			PositivesTest: pos, Decided: pos >= eval.MinPositives}
+		for i, c := range cs {
+			v := Verdict{Preset: c.Preset, AUPRC: c.AUPRC, ValidLogLoss: c.ValidLogLoss}
+			if i < best && rec.Decided {
+				cmpr, err := eval.Compare(c.Scores, cs[best].Scores, t.Labels, t.Groups,
+					eval.Bootstrap{Resamples: r.Resamples, Seed: r.Seed}, eval.MetricAUPRC, r.Margin)
+				if err != nil && !errors.Is(err, eval.ErrTooFewPositives) {
+					return nil, fmt.Errorf("task %s: %s against %s: %w", t.Task, c.Preset, cs[best].Preset, err)
+				}
+				if err == nil {
+					v.Comparison = &cmpr
+					family = append(family, at{k, i})
+					ps = append(ps, cmpr.P)
+				}
+			}
+			rec.Verdicts = append(rec.Verdicts, v)
+		}
+		recs[k] = rec
+	}
+	for j, adj := range eval.Holm(ps) {
+		v := &recs[family[j].task].Verdicts[family[j].verdict]
+		v.Comparison.PHolm = adj
+		v.NonInferior = adj < r.Alpha
+	}
+	for k := range recs {
+		recs[k].decide(sorted[k], bestOf[k], r)
+	}
+	return recs, nil
+}
+
+// decide picks the smallest non-inferior preset, else the best, and says why.
+func (rec *Recommendation) decide(cs []Candidate, best int, r Rule) {
+	pick := best
+	for i := range best {
+		if rec.Verdicts[i].NonInferior {
 			pick = i
-			switch {
-			case i == best:
-				rec.Reason = "best"
-			case v.Gap <= r.Tolerance:
-				rec.Reason = "within tolerance"
-			default:
-				rec.Reason = "not significantly worse"
-			}
+			break
 		}
-		rec.Verdicts = append(rec.Verdicts, v)
 	}
-	chosen := cs[pick]
+	switch {
+	case !rec.Decided:
+		rec.Reason = ReasonUndecided
+	case pick < best:
+		rec.Reason = ReasonNonInferior
+	case best > 0:
+		rec.Reason = ReasonNeeded
+	default:
+		rec.Reason = ReasonBest
+	}
+	chosen, largest := cs[pick], cs[len(cs)-1]
 	rec.Preset, rec.AUPRC = chosen.Preset, chosen.AUPRC
 	rec.LargestGain = largest.AUPRC - chosen.AUPRC
 	rec.SavedHours = (largest.Compute - chosen.Compute) / 3600
@@ -132,44 +204,27 @@ func Recommend(task string, labels []bool, groups []int64, cands []Candidate, r 
 	if chosen.Compute > 0 {
 		rec.ComputeRatio = largest.Compute / chosen.Compute
 	}
+	bestName := cs[best].Preset
 	switch {
 	case len(cs) == 1:
-		rec.Summary = fmt.Sprintf("%s: only %s was swept (AUPRC %.3f); nothing to compare", task, chosen.Preset, chosen.AUPRC)
-	case pick == len(cs)-1:
-		rec.Summary = fmt.Sprintf("%s: %s, the largest swept, is needed; every smaller preset is significantly worse by more than the tolerance", task, chosen.Preset)
-	default:
-		rec.Summary = fmt.Sprintf("%s: %s is enough; %s costs %.1fx more compute for %+.3f AUPRC", task, chosen.Preset, largest.Preset, rec.ComputeRatio, rec.LargestGain)
-	}
-	return rec, nil
-}
-
-// pairedPValue is the one-sided p-value of "b scores worse than a" under the same
-// patient resamples for both; see Rule.
-func pairedPValue(a, b []float64, labels []bool, groups []int64, r Rule) (float64, error) {
-	rs := eval.NewPatientResampler(groups, rand.New(rand.NewPCG(r.Seed, 0x706169726564)))
-	var ra, rb []float64
-	var rl []bool
-	notWorse, done := 0, 0
-	for tries := 0; done < r.Resamples; tries++ {
-		if tries >= 10*r.Resamples {
-			return 0, fmt.Errorf("only %d of %d bootstrap resamples held both classes: %w", done, r.Resamples, eval.ErrNoPositives)
-		}
-		ra, rb, rl = ra[:0], rb[:0], rl[:0]
-		rs.Draw(func(i int) {
-			ra, rb, rl = append(ra, a[i]), append(rb, b[i]), append(rl, labels[i])
-		})
-		apA, errA := eval.AveragePrecision(ra, rl)
-		apB, errB := eval.AveragePrecision(rb, rl)
-		if errA != nil || errB != nil {
-			if err := cmp.Or(errA, errB); !errors.Is(err, eval.ErrNoPositives) && !errors.Is(err, eval.ErrNoNegatives) {
-				return 0, err
+		rec.Summary = fmt.Sprintf("%s: only %s was swept (AUPRC %.3f); nothing to compare", rec.Task, chosen.Preset, chosen.AUPRC)
+	case !rec.Decided:
+		rec.Summary = fmt.Sprintf("%s: not decided: the test split has %d positives, fewer than %d; %s is best on validation",
+			rec.Task, rec.PositivesTest, eval.MinPositives, bestName)
+	case pick < best:
+		c := rec.Verdicts[pick].Comparison
+		rec.Summary = fmt.Sprintf("%s: %s is enough: non-inferior to %s (best on validation) within %.3f AUPRC, difference %+.3f [%.3f, %.3f], Holm p %.3g; %s costs %.1fx more compute",
+			rec.Task, chosen.Preset, bestName, r.Margin, c.Diff, c.CI[0], c.CI[1], c.PHolm, largest.Preset, rec.ComputeRatio)
+	case best > 0:
+		var why []string
+		for i := range best {
+			if c := rec.Verdicts[i].Comparison; c != nil {
+				why = append(why, fmt.Sprintf("%s %+.3f [%.3f, %.3f], Holm p %.3g", cs[i].Preset, c.Diff, c.CI[0], c.CI[1], c.PHolm))
 			}
-			continue
 		}
-		done++
-		if apA-apB <= 0 {
-			notWorse++
-		}
+		rec.Summary = fmt.Sprintf("%s: %s (best on validation) is needed: no smaller preset is shown within %.3f AUPRC of it (%s)",
+			rec.Task, bestName, r.Margin, strings.Join(why, "; "))
+	default:
+		rec.Summary = fmt.Sprintf("%s: %s, the smallest swept, is best on validation", rec.Task, chosen.Preset)
 	}
-	return float64(1+notWorse) / float64(1+r.Resamples), nil
 }

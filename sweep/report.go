@@ -55,7 +55,12 @@ func ReadResult(path string) (*Result, error) {
 	return &r, nil
 }
 
+// ciText is an AUPRC with its interval, or alone where the split has too few
+// positives for one (eval.MinPositives).
 func ciText(m eval.Metrics) string {
+	if m.AUPRCCI == nil {
+		return fmt.Sprintf("%.3f", m.AUPRC)
+	}
 	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
 }
 
@@ -94,15 +99,20 @@ func (r *Result) taskRows() [][]string {
 }
 
 func (r *Result) recommendationRows() [][]string {
-	rows := [][]string{{"task", "recommended", "reason", "AUPRC", "best", "largest", "largest's gain", "CPU-h saved", "saved", "p-values (vs best)"}}
+	rows := [][]string{{"task", "recommended", "reason", "test positives", "AUPRC", "best (validation)", "largest", "largest's gain", "CPU-h saved", "saved", "smaller - best [95% CI], Holm p"}}
 	for _, rec := range r.Recommendations {
 		var ps []string
 		for _, v := range rec.Verdicts {
-			ps = append(ps, fmt.Sprintf("%s %.3f", v.Preset, v.PValue))
+			if c := v.Comparison; c != nil {
+				ps = append(ps, fmt.Sprintf("%s %+.3f [%.3f, %.3f], p %.3g", v.Preset, c.Diff, c.CI[0], c.CI[1], c.PHolm))
+			}
 		}
-		rows = append(rows, []string{rec.Task, rec.Preset, rec.Reason, fmt.Sprintf("%.3f", rec.AUPRC), rec.Best, rec.Largest,
+		if len(ps) == 0 {
+			ps = []string{"-"}
+		}
+		rows = append(rows, []string{rec.Task, rec.Preset, rec.Reason, fmt.Sprint(rec.PositivesTest), fmt.Sprintf("%.3f", rec.AUPRC), rec.Best, rec.Largest,
 			fmt.Sprintf("%+.3f", rec.LargestGain), fmt.Sprintf("%.3f", rec.SavedHours), fmt.Sprintf("%.0f%%", rec.SavedPercent),
-			strings.Join(ps, ", ")})
+			strings.Join(ps, "; ")})
 	}
 	return rows
 }
@@ -135,8 +145,24 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	markdownTable(&b, r.recommendationRows())
-	fmt.Fprintf(&b, "A preset is enough for a task when its AUPRC is within %g of the best preset's, or when it is not significantly worse (alpha %g) by a %s. "+
-		"The recommendation is the smallest preset that is enough. Compute is %s.\n\n", r.Tolerance, r.Alpha, r.Test, r.Compute)
+	fmt.Fprintf(&b, "The best preset of a task is the one whose head has the lowest validation-split log-loss. A smaller preset is enough when it is shown non-inferior to the best on the test split within a margin of %g AUPRC (Holm-corrected one-sided p below %g): %s. "+
+		"The recommendation is the smallest preset that is enough, else the best; a test that cannot show non-inferiority never counts as a pass. "+
+		"A task whose test split has fewer than %d positives is not decided. Compute is %s.\n\n", r.Margin, r.Alpha, r.Test, eval.MinPositives, r.Compute)
+	undecided := 0
+	for _, rec := range r.Recommendations {
+		if !rec.Decided {
+			undecided++
+		}
+	}
+	if undecided > 0 {
+		fmt.Fprintf(&b, "**%d of %d tasks cannot be decided: their test split is too small.** Pool more sites or patients, or lengthen the horizon.\n\n", undecided, len(r.Recommendations))
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "- %s: not evaluated: %s\n", s.Name, s.Reason)
+	}
+	if len(r.Skipped) > 0 {
+		b.WriteString("\n")
+	}
 	b.WriteString("## AUPRC by task and preset\n\n")
 	b.WriteString("Test-split AUPRC (average precision) with 95% patient-level bootstrap intervals.\n\n")
 	markdownTable(&b, r.taskRows())

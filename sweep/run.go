@@ -52,6 +52,9 @@ type LossPoint struct {
 type PresetTask struct {
 	Name    string       `json:"name"`
 	Metrics eval.Metrics `json:"metrics"`
+	// ValidLogLoss is the head's log-loss on the validation split, which chooses
+	// the best preset (the test split never does).
+	ValidLogLoss float64 `json:"valid_logloss"`
 	// Scores are the test rows' probabilities, row for row with the baseline's.
 	Scores []float64 `json:"scores,omitempty"`
 }
@@ -99,7 +102,10 @@ type BaselineTask struct {
 	Prevalence float64      `json:"prevalence"`
 	NTest      int          `json:"n_test"`
 	Metrics    eval.Metrics `json:"metrics"`
-	Labels     []bool       `json:"labels,omitempty"`
+	// Undecided says why the task cannot be scored on its test split (no positive
+	// or no negative there); such a task has no predictions and is not compared.
+	Undecided string `json:"undecided,omitempty"`
+	Labels    []bool `json:"labels,omitempty"`
 	Patient    []int64      `json:"patient,omitempty"`
 	Scores     []float64    `json:"scores,omitempty"`
 }
@@ -110,7 +116,7 @@ type Result struct {
 	Sites     []string `json:"sites"`
 	Patients  int      `json:"patients"`
 	VocabSize int      `json:"vocab_size"`
-	Tolerance float64  `json:"tolerance"`
+	Margin    float64  `json:"margin"`
 	Alpha     float64  `json:"alpha"`
 	// Test and Compute say in words how presets are compared and what compute is.
 	Test    string `json:"test"`
@@ -119,10 +125,12 @@ type Result struct {
 	Presets         []PresetResult   `json:"presets"`
 	Baseline        []BaselineTask   `json:"baseline"`
 	Recommendations []Recommendation `json:"recommendations"`
+	// Skipped are the tasks that could not be evaluated at all, with the reason.
+	Skipped []baseline.Skipped `json:"skipped,omitempty"`
 }
 
 const (
-	testText           = "paired bootstrap: the same resamples of test patients applied to both presets' predictions; one-sided p = (1 + #{AUPRC_best - AUPRC_candidate <= 0}) / (1 + B); significantly worse when p < alpha"
+	testText           = "best = lowest validation log-loss of the head; a smaller preset is enough when non-inferior to the best on the test split: the same outcome-stratified resamples of test patients applied to both presets' predictions, d = AUPRC_smaller - AUPRC_best, one-sided p = (1 + #{d <= -margin}) / (1 + B), Holm-corrected across every comparison of the sweep, enough when below alpha; no test from fewer than 10 test positives"
 	computeTextCentral = "pretraining CPU-seconds (getrusage of the process, training steps only); FLOPs analytic per model.Config.FLOPsPerToken; GPU-seconds not measured (recorded as 0)"
 	computeTextFed     = "pretraining CPU-seconds of the whole local federation (getrusage of the process and its children: the aggregator and the sites, key setup and encryption included); FLOPs estimated from the mean history length per model.Config.FLOPsPerToken; GPU-seconds not measured (recorded as 0)"
 )
@@ -152,7 +160,7 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	patients, bySite, end, err := loadSites(ctx, sites)
+	patients, bySite, err := loadSites(ctx, sites)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +183,7 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 		}
 	}
 	opts := c.pipelineOptions(log)
-	cohort, err := pipeline.Label(patients, end, ts, opts)
+	cohort, err := pipeline.Label(patients, ts, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", sites, err)
 	}
@@ -228,16 +236,16 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
 		}
 		r.Name = spec.Name
-		scores, err := cohort.EncoderScores(ctx, m, preVocab, opts)
+		heads, err := cohort.EncoderScores(ctx, m, preVocab, opts)
 		if err != nil {
 			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
 		}
 		for k, bt := range base {
-			met, err := eval.Score(scores[k], bt.Labels, bt.Patient, eval.Bootstrap{Resamples: opts.Resamples, Seed: opts.Seed})
+			met, err := eval.Score(heads[k].Test, bt.Labels, bt.Patient, eval.Bootstrap{Resamples: opts.Resamples, Seed: opts.Seed})
 			if err != nil {
 				return nil, fmt.Errorf("preset %s: task %s: %w", spec.Name, bt.Name, err)
 			}
-			r.Tasks = append(r.Tasks, PresetTask{Name: bt.Name, Metrics: met, Scores: scores[k]})
+			r.Tasks = append(r.Tasks, PresetTask{Name: bt.Name, Metrics: met, ValidLogLoss: heads[k].ValidLogLoss, Scores: heads[k].Test})
 		}
 		// Written last, in one rename: a preset is either wholly done or redone.
 		if err := writeJSON(path, r); err != nil {
@@ -248,6 +256,9 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 	}
 
 	res, err := assemble(c, sites, len(patients), vocab.Len(), results, base)
+	if err == nil {
+		res.Skipped = cohort.Skipped
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +272,7 @@ func (c *Config) pipelineOptions(log *slog.Logger) pipeline.Options {
 	return pipeline.Options{
 		Seed: c.Seed, Resamples: c.Eval.Bootstrap, Grid: *c.Eval.Grid, Iterations: c.Eval.Iterations,
 		MinCount: c.Eval.MinCount, RecentDays: *c.Eval.RecentDays, Threads: c.Eval.Threads,
-		SkipDegenerate: c.Eval.SkipDegenerate, Frozen: c.FineTune.Frozen, Epochs: c.FineTune.Epochs,
+		Features: baseline.FeatureSet(c.Eval.Features), Frozen: c.FineTune.Frozen, Epochs: c.FineTune.Epochs,
 		Seq: c.FineTune.Seq, Log: log,
 	}
 }
@@ -322,29 +333,26 @@ func siteDirs(ctx context.Context, c *Config, dir string) ([]string, error) {
 	return c.Data.Dirs, nil
 }
 
-// loadSites reads every site and returns the pooled patients, each site's patients
-// and the end of the data (the day after the last event anywhere).
-func loadSites(ctx context.Context, sites []string) ([]*claims.Patient, [][]*claims.Patient, int64, error) {
+// loadSites reads every site and returns the pooled patients and each site's.
+func loadSites(ctx context.Context, sites []string) ([]*claims.Patient, [][]*claims.Patient, error) {
 	var all []*claims.Patient
 	var bySite [][]*claims.Patient
-	var end int64
 	from := map[int64]string{}
 	for _, s := range sites {
-		ps, e, err := pipeline.LoadPatients(ctx, s)
+		ps, err := pipeline.LoadPatients(ctx, s)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("field data: %w", err)
+			return nil, nil, fmt.Errorf("field data: %w", err)
 		}
 		for _, p := range ps {
 			if other, dup := from[p.ID]; dup {
-				return nil, nil, 0, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
+				return nil, nil, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
 			}
 			from[p.ID] = s
 		}
-		end = max(end, e)
 		all = append(all, ps...)
 		bySite = append(bySite, ps)
 	}
-	return all, bySite, end, nil
+	return all, bySite, nil
 }
 
 // buildVocab builds the vocabulary as a federation would: each site counts the
@@ -509,38 +517,53 @@ func meanTokens(seqs []model.Sequence) float64 {
 }
 
 // loadOrTrainBaseline trains the baseline once per sweep directory: a resumed sweep
-// reads its predictions back, and checks them against the cohort's test rows.
+// reads its predictions back, and checks them against the cohort's test rows. It
+// returns the tasks the presets are compared on, and leaves in c.Runs exactly
+// those, in the same order; a task whose test split cannot be scored joins
+// c.Skipped with its reason.
 func loadOrTrainBaseline(ctx context.Context, c *pipeline.Cohort, path string, o pipeline.Options, log *slog.Logger) ([]BaselineTask, error) {
 	var saved []BaselineTask
 	if err := readJSON(path, &saved); err == nil {
-		c.Runs = nil
-		for _, bt := range saved {
-			c.Runs = append(c.Runs, baseline.TaskRun{Predictions: eval.Predictions{
-				Name: bt.Name, Kind: bt.Kind, Labels: bt.Labels, Patient: bt.Patient,
-				Scores: map[string][]float64{eval.ModelBaseline: bt.Scores},
-			}})
-		}
 		log.Info("baseline already trained", "file", path, "tasks", len(saved))
-		return saved, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
-	}
-	if err := c.TrainBaseline(ctx, o); err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
-	}
-	rep, err := pipeline.Report(c.Runs, o)
-	if err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+	} else {
+		if err := c.TrainBaseline(ctx, o); err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		for _, s := range c.Skipped {
+			saved = append(saved, BaselineTask{Name: s.Name, Kind: s.Kind, NTest: s.NTest, Undecided: s.Reason})
+		}
+		for _, run := range c.Runs {
+			pr := run.Predictions
+			t, err := eval.Evaluate(pr, eval.Bootstrap{Resamples: o.Resamples, Seed: o.Seed})
+			if err != nil {
+				return nil, fmt.Errorf("baseline: %w", err)
+			}
+			bt := BaselineTask{Name: t.Name, Kind: t.Kind, Prevalence: t.Prevalence, NTest: t.NTest}
+			if m, ok := t.Models[eval.ModelBaseline]; ok {
+				bt.Metrics, bt.Labels, bt.Patient, bt.Scores = m, pr.Labels, pr.Patient, pr.Scores[eval.ModelBaseline]
+			} else {
+				bt.Undecided = t.Undecided
+			}
+			saved = append(saved, bt)
+		}
+		if err := writeJSON(path, saved); err != nil {
+			return nil, err
+		}
 	}
 	var out []BaselineTask
-	for i, run := range c.Runs {
-		t := rep.Tasks[i]
-		pr := run.Predictions
-		out = append(out, BaselineTask{Name: t.Name, Kind: t.Kind, Prevalence: t.Prevalence, NTest: t.NTest,
-			Metrics: t.Models[eval.ModelBaseline], Labels: pr.Labels, Patient: pr.Patient, Scores: pr.Scores[eval.ModelBaseline]})
-	}
-	if err := writeJSON(path, out); err != nil {
-		return nil, err
+	c.Runs, c.Skipped = nil, nil
+	for _, bt := range saved {
+		if bt.Undecided != "" {
+			c.Skipped = append(c.Skipped, baseline.Skipped{Name: bt.Name, Kind: bt.Kind, Reason: bt.Undecided, NTest: bt.NTest})
+			continue
+		}
+		c.Runs = append(c.Runs, baseline.TaskRun{Predictions: eval.Predictions{
+			Name: bt.Name, Kind: bt.Kind, Labels: bt.Labels, Patient: bt.Patient,
+			Scores: map[string][]float64{eval.ModelBaseline: bt.Scores},
+		}})
+		out = append(out, bt)
 	}
 	return out, nil
 }
@@ -564,24 +587,27 @@ func assemble(c *Config, sites []string, patients, vocab int, presets []PresetRe
 	presets = slices.Clone(presets)
 	slices.SortStableFunc(presets, func(a, b PresetResult) int { return a.Params - b.Params })
 	res := &Result{Mode: c.Mode, Sites: sites, Patients: patients, VocabSize: vocab,
-		Tolerance: *c.Tolerance, Alpha: c.Alpha, Test: testText, Compute: computeTextCentral,
+		Margin: *c.Margin, Alpha: c.Alpha, Test: testText, Compute: computeTextCentral,
 		Presets: presets, Baseline: base}
 	if c.Mode == ModeFederated {
 		res.Compute = computeTextFed
 	}
-	rule := Rule{Tolerance: *c.Tolerance, Alpha: c.Alpha, Resamples: c.Eval.Bootstrap, Seed: c.Seed}
+	rule := Rule{Margin: *c.Margin, Alpha: c.Alpha, Resamples: c.Eval.Bootstrap, Seed: c.Seed}
+	var ts []TaskCandidates
 	for k, bt := range base {
-		var cands []Candidate
+		tc := TaskCandidates{Task: bt.Name, Labels: bt.Labels, Groups: bt.Patient}
 		for _, p := range presets {
 			t := p.Tasks[k]
-			cands = append(cands, Candidate{Preset: p.Name, Params: p.Params, Compute: p.CPUSeconds, AUPRC: t.Metrics.AUPRC, Scores: t.Scores})
+			tc.Cands = append(tc.Cands, Candidate{Preset: p.Name, Params: p.Params, Compute: p.CPUSeconds,
+				AUPRC: t.Metrics.AUPRC, ValidLogLoss: t.ValidLogLoss, Scores: t.Scores})
 		}
-		rec, err := Recommend(bt.Name, bt.Labels, bt.Patient, cands, rule)
-		if err != nil {
-			return nil, err
-		}
-		res.Recommendations = append(res.Recommendations, rec)
+		ts = append(ts, tc)
 	}
+	recs, err := Recommend(ts, rule)
+	if err != nil {
+		return nil, err
+	}
+	res.Recommendations = recs
 	return res, nil
 }
 

@@ -31,7 +31,7 @@ data:
 seed: 2
 pretrain: {batch: 8, seq: 48, eval_every: 3, valid_sequences: 32}
 finetune: {frozen: true, epochs: 2, seq: 48}
-eval: {bootstrap: 60, grid: false, iterations: 20, skip_degenerate: true, threads: 1}
+eval: {bootstrap: 60, grid: false, iterations: 20, threads: 1}
 `
 
 func miniConfig(t *testing.T) *Config {
