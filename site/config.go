@@ -65,7 +65,7 @@ type Config struct {
 type EvalConfig struct {
 	Out       string
 	Bootstrap int  // patient-level bootstrap resamples; 0 is eval's default
-	Frozen    bool // fit heads on the frozen encoder only
+	Frozen    bool // fit an L2 logistic probe on the frozen encoder (the default) rather than fine-tune
 	Seq       int  // tokens per history; 0 is the model's max_len
 }
 
@@ -169,7 +169,7 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		Eval: EvalConfig{
 			Out:       r.str("eval.out"),
 			Bootstrap: r.int("eval.bootstrap", 0),
-			Frozen:    r.bool("eval.frozen", false),
+			Frozen:    r.bool("eval.frozen", true),
 			Seq:       r.int("eval.seq", 0),
 		},
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -20,8 +19,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/localfed"
 	"github.com/fedclaims/fedclaims/proto"
@@ -37,13 +36,13 @@ const demoMarker = ".fedclaims-demo"
 
 // demoOptions are fedclaims demo's settings.
 type demoOptions struct {
-	out                        string
-	hospitals, patients        int
-	rounds, localSteps, batch  int
-	seq, bootstrap, headEpochs int
-	preset, secureaggPreset    string
-	seed                       uint64
-	timeout                    time.Duration
+	out                       string
+	hospitals, patients       int
+	rounds, localSteps, batch int
+	seq, bootstrap            int
+	preset, secureaggPreset   string
+	seed                      uint64
+	timeout                   time.Duration
 }
 
 func newDemoCmd(a *app) *cobra.Command {
@@ -77,7 +76,6 @@ audit logs under DIR/federation/. A DIR that an earlier demo wrote is replaced.`
 	f.IntVar(&o.seq, "seq", 128, "longest history in tokens, the most recent kept")
 	f.StringVar(&o.preset, "preset", "2m", "encoder preset")
 	f.StringVar(&o.secureaggPreset, "secureagg-preset", "", "CKKS parameter preset (default: the aggregator's)")
-	f.IntVar(&o.headEpochs, "head-epochs", 3, "epochs of each task head on the frozen encoders, at most")
 	f.IntVar(&o.bootstrap, "bootstrap", 200, "patient-level bootstrap resamples for the 95% intervals")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the data, the models and the evaluation")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up, and stop every process, after this long")
@@ -86,15 +84,20 @@ audit logs under DIR/federation/. A DIR that an earlier demo wrote is replaced.`
 
 // demoRow is one line of the demo's table: one task at one site.
 type demoRow struct {
-	Task       string       `json:"task"`
-	Kind       string       `json:"kind"`
-	Site       string       `json:"site"`
-	Archetype  string       `json:"archetype"`
-	Prevalence float64      `json:"prevalence"`
-	NTest      int          `json:"n_test"`
-	Federated  eval.Metrics `json:"federated_encoder"`
-	SiteAlone  eval.Metrics `json:"site_encoder"`
-	Baseline   eval.Metrics `json:"baseline"`
+	Task          string       `json:"task"`
+	Kind          string       `json:"kind"`
+	Site          string       `json:"site"`
+	Archetype     string       `json:"archetype"`
+	Prevalence    float64      `json:"prevalence"`
+	NTest         int          `json:"n_test"`
+	PositivesTest int          `json:"positives_test"`
+	Federated     eval.Metrics `json:"federated_encoder"`
+	SiteAlone     eval.Metrics `json:"site_encoder"`
+	Baseline      eval.Metrics `json:"baseline"`
+	// Comparison is the federated encoder minus the baseline (AUPRC), Holm-corrected
+	// across the site's tasks; absent when the task could not be tested.
+	Comparison *eval.Comparison `json:"comparison,omitempty"`
+	Verdict    string           `json:"verdict"`
 }
 
 // demoRound is one federated round as the aggregator reports it, with the bytes
@@ -171,7 +174,7 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 	res := demoResult{Seconds: seconds, Settings: map[string]any{
 		"hospitals": o.hospitals, "patients": o.patients, "rounds": o.rounds, "local_steps": o.localSteps,
 		"batch": o.batch, "seq": o.seq, "preset": o.preset, "seed": o.seed, "bootstrap": o.bootstrap,
-		"heads": "frozen encoder, logistic head", "secure_aggregation": true,
+		"heads": "frozen encoder, L2 logistic probe", "secure_aggregation": true,
 	}}
 	for _, h := range final.GetHistory() {
 		r := demoRound{Round: h.GetRound(), Contributors: h.GetContributors(), TrainLoss: h.GetTrainLoss(),
@@ -211,8 +214,9 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 		}
 		for _, tr := range rep.Tasks {
 			res.Rows = append(res.Rows, demoRow{Task: tr.Name, Kind: tr.Kind, Site: s.ID, Archetype: s.Archetype,
-				Prevalence: tr.Prevalence, NTest: tr.NTest, Federated: tr.Models[eval.ModelEncoder],
-				SiteAlone: tr.Models[modelSiteEncoder], Baseline: tr.Models[eval.ModelBaseline]})
+				Prevalence: tr.Prevalence, NTest: tr.NTest, PositivesTest: tr.PositivesTest, Federated: tr.Models[eval.ModelEncoder],
+				SiteAlone: tr.Models[modelSiteEncoder], Baseline: tr.Models[eval.ModelBaseline],
+				Comparison: tr.Comparison, Verdict: tr.Verdict})
 		}
 		_ = bar.Add(1)
 	}
@@ -329,11 +333,12 @@ func pretrainAloneArgs(s *localfed.Site, out string, o demoOptions) []string {
 }
 
 // demoEval is fedclaims eval at one site with two encoders: the federated one (the
-// site's installed final model) under eval.ModelEncoder and the site-alone one under
-// modelSiteEncoder, beside the baseline, all on the same splits.
+// site's installed final model) under eval.ModelEncoder, which the report tests
+// against the baseline, and the site-alone one under modelSiteEncoder, all on the
+// same rows, through package pipeline as fedclaims eval does.
 func demoEval(ctx context.Context, a *app, s *localfed.Site, aloneDir, out string, o demoOptions) (*eval.Report, error) {
-	eo := evalOptions{data: s.Data, out: out, seed: o.seed, resamples: o.bootstrap, grid: false, iterations: 200,
-		minCount: 5, recentDays: 365, threads: 0, skipDegenerate: true, frozen: true, seq: o.seq, epochs: o.headEpochs}
+	po := pipeline.DefaultOptions()
+	po.Seed, po.Resamples, po.Seq = o.seed, o.bootstrap, o.seq
 	fedCk, err := loadEncoder(s.FinalModel())
 	if err != nil {
 		return nil, fmt.Errorf("site %s: the federated model: %w", s.ID, err)
@@ -342,65 +347,56 @@ func demoEval(ctx context.Context, a *app, s *localfed.Site, aloneDir, out strin
 	if err != nil {
 		return nil, fmt.Errorf("site %s: the site-alone model: %w", s.ID, err)
 	}
-	patients, end, err := loadPatients(ctx, s.Data)
+	patients, err := loadPatients(ctx, s.Data)
 	if err != nil {
 		return nil, err
 	}
-	l, err := tasks.NewLabeler(tasks.Default(), tasks.Options{Seed: eo.seed, End: end})
-	if err != nil {
-		return nil, err
-	}
-	cohort, _, err := baseline.NewCohort(patients, l, eo.minCount, eo.recentDays)
+	c, err := pipeline.Label(patients, tasks.Default(), po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Data, err)
 	}
-	p := baseline.DefaultParams()
-	p.NumIterations, p.Seed, p.NumThreads = eo.iterations, eo.seed, eo.threads
-	quiet := &app{v: a.v, log: slog.New(slog.DiscardHandler), stdout: a.stdout, stderr: a.stderr}
-	runs, err := baseline.RunTasks(ctx, cohort, l, baseline.TaskOptions{
-		Params: p, Grid: eo.grid, MinCount: eo.minCount, RecentDays: eo.recentDays,
-		SkipDegenerate: eo.skipDegenerate, Log: quiet.log,
-	})
+	if err := c.TrainBaseline(ctx, po); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	if err := addEncoder(ctx, aloneCk, po, c, modelSiteEncoder); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	if err := addEncoder(ctx, fedCk, po, c, eval.ModelEncoder); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Data, err)
+	}
+	rep, err := c.Report(po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Data, err)
 	}
-	if len(runs) == 0 {
-		return nil, fmt.Errorf("%s: no task could be evaluated", s.Data)
-	}
-	if err := addEncoder(ctx, aloneCk, eo, quiet, patients, cohort, l, runs); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	for i := range runs {
-		sc := runs[i].Predictions.Scores
-		sc[modelSiteEncoder] = sc[eval.ModelEncoder]
-		delete(sc, eval.ModelEncoder)
-	}
-	if err := addEncoder(ctx, fedCk, eo, quiet, patients, cohort, l, runs); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	rep := &eval.Report{}
-	for _, run := range runs {
-		res, err := eval.Evaluate(run.Predictions, eval.Bootstrap{Resamples: eo.resamples, Seed: eo.seed})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Data, err)
-		}
-		rep.Tasks = append(rep.Tasks, res)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("eval output: %w", err)
-	}
-	return rep, rep.Save(out)
+	return rep, saveEval(out, c, rep)
 }
 
+// demoCell is an AUPRC with its interval, the AUPRC alone where the test split has
+// too few positives for an interval, "-" where the model was not scored.
 func demoCell(m eval.Metrics) string {
+	switch {
+	case m == (eval.Metrics{}):
+		return "-"
+	case m.AUPRCCI == nil:
+		return fmt.Sprintf("%.3f", m.AUPRC)
+	}
 	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
 }
 
+// demoDiff is the federated-minus-baseline difference with its interval and Holm
+// p-value, or why there is none.
+func demoDiff(r demoRow) string {
+	if c := r.Comparison; c != nil {
+		return fmt.Sprintf("%+.3f [%.3f, %.3f], p %.3g", c.Diff, c.CI[0], c.CI[1], c.PHolm)
+	}
+	return "-"
+}
+
 func demoTableRows(res demoResult) [][]string {
-	rows := [][]string{{"task", "kind", "site", "prevalence", "n", "federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]"}}
+	rows := [][]string{{"task", "kind", "site", "prevalence", "n", "positives", "federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", "federated - baseline [95% CI], Holm p", "verdict"}}
 	for _, r := range res.Rows {
 		rows = append(rows, []string{r.Task, r.Kind, r.Site + " (" + r.Archetype + ")", fmt.Sprintf("%.3f", r.Prevalence),
-			fmt.Sprint(r.NTest), demoCell(r.Federated), demoCell(r.SiteAlone), demoCell(r.Baseline)})
+			fmt.Sprint(r.NTest), fmt.Sprint(r.PositivesTest), demoCell(r.Federated), demoCell(r.SiteAlone), demoCell(r.Baseline), demoDiff(r), r.Verdict})
 	}
 	return rows
 }
@@ -434,10 +430,11 @@ func demoPerSite(m map[string]uint64) string {
 func writeDemoMarkdown(w *bytes.Buffer, res demoResult) {
 	w.WriteString("# fedclaims demo\n\n")
 	w.WriteString("Each row is one task evaluated at one site, on that site's own test split. " +
-		"AUPRC is average precision; intervals are 95% patient-level bootstrap intervals. " +
+		"AUPRC is average precision; intervals are 95% patient-level bootstrap intervals, stratified by outcome, and absent below 10 test positives. " +
+		"The difference is the federated encoder minus the baseline under the same resamples, with its one-sided p-value Holm-corrected across the site's tasks; a verdict other than a tie needs p < 0.05. " +
 		"Federated: the encoder pretrained by the federation with secure aggregation. " +
 		"Site-alone: the same encoder shape and vocabulary pretrained on the site's data alone for as many steps. " +
-		"Both encoders are frozen under a logistic head; the baseline is the gradient-boosting model on code counts.\n\n")
+		"Both encoders are frozen under an L2 logistic probe chosen on validation log-loss; the baseline is the gradient-boosting model on time-aware code counts, chosen on validation log-loss from its grid.\n\n")
 	for i, row := range demoTableRows(res) {
 		w.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		if i == 0 {

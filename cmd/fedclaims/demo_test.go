@@ -13,6 +13,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/localfed"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 func TestDemoRefusesBadFlags(t *testing.T) {
@@ -79,15 +80,23 @@ func TestDemoEvalThreeModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Tasks) == 0 {
-		t.Fatal("no task evaluated")
+	if len(rep.Tasks) != len(tasks.Default()) {
+		t.Fatalf("%d report rows for %d default tasks", len(rep.Tasks), len(tasks.Default()))
 	}
+	evaluated := 0
 	for _, tr := range rep.Tasks {
+		if tr.Undecided != "" && len(tr.Models) == 0 {
+			continue // listed with its reason
+		}
+		evaluated++
 		for _, m := range []string{eval.ModelEncoder, modelSiteEncoder, eval.ModelBaseline} {
 			if _, ok := tr.Models[m]; !ok {
 				t.Errorf("task %s: no %s", tr.Name, m)
 			}
 		}
+	}
+	if evaluated == 0 {
+		t.Fatal("no task evaluated")
 	}
 	if _, err := os.Stat(filepath.Join(out, "report.json")); err != nil {
 		t.Error(err)
@@ -96,14 +105,15 @@ func TestDemoEvalThreeModels(t *testing.T) {
 	res := demoResult{Seconds: map[string]float64{"total": 12}, Rounds: []demoRound{{Round: 1, Contributors: []string{"h01"}, PerSite: map[string]uint64{"h01": 3 << 20}}}}
 	for _, tr := range rep.Tasks {
 		res.Rows = append(res.Rows, demoRow{Task: tr.Name, Kind: tr.Kind, Site: s.ID, Archetype: s.Archetype, NTest: tr.NTest,
-			Federated: tr.Models[eval.ModelEncoder], SiteAlone: tr.Models[modelSiteEncoder], Baseline: tr.Models[eval.ModelBaseline]})
+			PositivesTest: tr.PositivesTest, Federated: tr.Models[eval.ModelEncoder], SiteAlone: tr.Models[modelSiteEncoder],
+			Baseline: tr.Models[eval.ModelBaseline], Comparison: tr.Comparison, Verdict: tr.Verdict})
 	}
 	var buf bytes.Buffer
 	if err := writeDemoTable(&buf, res); err != nil {
 		t.Fatal(err)
 	}
 	table := buf.String()
-	for _, want := range []string{"federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", rep.Tasks[0].Name, "h01 (general)", "h01 3.0 MiB", "total 12s"} {
+	for _, want := range []string{"federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", "federated - baseline [95% CI], Holm p", "verdict", rep.Tasks[0].Name, "h01 (general)", "h01 3.0 MiB", "total 12s"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
+	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/tasks"
 )
 
@@ -22,21 +28,43 @@ type evalOptions struct {
 	grid                 bool
 	iterations           int
 	minCount, recentDays int
+	features             string
 	threads              int
-	skipDegenerate       bool
+	skipDegenerate       bool // deprecated, ignored: undecidable tasks are always listed
 	model                string
 	frozen               bool
 	epochs, seq          int
 	salt                 string
+	end                  string
+	maxIndex             int
+	leakageCheck         bool
 }
 
 // pipeline is o as package pipeline's options.
-func (o evalOptions) pipeline(a *app) pipeline.Options {
-	return pipeline.Options{
+func (o evalOptions) pipeline(a *app) (pipeline.Options, error) {
+	po := pipeline.Options{
 		Seed: o.seed, Resamples: o.resamples, Grid: o.grid, Iterations: o.iterations,
-		MinCount: o.minCount, RecentDays: o.recentDays, Threads: o.threads, SkipDegenerate: o.skipDegenerate,
-		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Salt: o.salt, Log: a.log,
+		MinCount: o.minCount, Features: baseline.FeatureSet(o.features), RecentDays: o.recentDays, Threads: o.threads,
+		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Salt: o.salt, MaxIndexPerPatient: o.maxIndex, Log: a.log,
 	}
+	switch po.Features {
+	case "":
+		po.Features = baseline.FeaturesTime
+	case baseline.FeaturesTime, baseline.FeaturesCounts:
+	default:
+		return po, fmt.Errorf("flag --features: %q, want %s or %s", o.features, baseline.FeaturesTime, baseline.FeaturesCounts)
+	}
+	if o.maxIndex < 0 {
+		return po, fmt.Errorf("flag --max-index-per-patient: %d must be at least 1 (0 means 1)", o.maxIndex)
+	}
+	if o.end != "" {
+		t, err := parseDate(o.end)
+		if err != nil {
+			return po, fmt.Errorf("flag --end: %w", err)
+		}
+		po.End = t
+	}
+	return po, nil
 }
 
 func newEvalCmd(a *app) *cobra.Command {
@@ -45,14 +73,20 @@ func newEvalCmd(a *app) *cobra.Command {
 		Use:   "eval --data DIR [--model CKPT] [--tasks TASKS.yaml] --out OUT",
 		Short: "Label a site's data per task, fine-tune the encoder's heads and train the baseline, score both; write OUT/report.{json,md} and precision-recall plots",
 		Long: "eval labels the patients of one dataset (MEDS or OMOP CDM) for every task of the task file " +
-			"(the shipped default without --tasks), builds count features from their histories, trains the " +
-			"gradient-boosting baseline on the training split, chooses it on the validation split and scores it on " +
-			"the test split with patient-level bootstrap intervals. With --model it fine-tunes one binary head per task " +
-			"on the pretrained encoder on the same splits and scores it beside the baseline; without, the baseline runs alone.",
+			"(the shipped default without --tasks), builds time-aware count features from their histories, trains the " +
+			"gradient-boosting baseline on the training split, chooses it on the validation split's log-loss and scores it on " +
+			"the test split with patient-level bootstrap intervals. With --model it fits one binary head per task " +
+			"on the pretrained encoder on exactly the same rows and tests encoder minus baseline per task (paired " +
+			"bootstrap, Holm-corrected across the tasks); without, the baseline runs alone. A task that cannot be " +
+			"decided is listed with its reason. With --leakage-check it runs the follow-up leakage check instead " +
+			"(OUT/leakage.json, OUT/leakage.md) and exits 1 when a task's labels leak follow-up.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.data == "" || o.out == "" {
 				return fmt.Errorf("flags --data and --out are required")
+			}
+			if o.leakageCheck {
+				return runLeakageCheck(cmd.Context(), o, a)
 			}
 			r, err := runEval(cmd.Context(), o, a)
 			if err != nil {
@@ -67,17 +101,22 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.StringVar(&o.out, "out", "", "output directory for report.json, report.md and the plots")
 	f.Uint64Var(&o.seed, "seed", 1, "seed for index dates, training and bootstrap resamples")
 	f.IntVar(&o.resamples, "bootstrap", 1000, "patient-level bootstrap resamples for the 95% intervals")
-	f.BoolVar(&o.grid, "grid", true, "search num_leaves {15,31,63} x learning_rate {0.03,0.1} on validation AUPRC")
-	f.IntVar(&o.iterations, "iterations", 500, "boosting iterations at most (early stopping on validation)")
+	f.BoolVar(&o.grid, "grid", true, "search the baseline's grid (tree size, min_data_in_leaf, lambda_l2, feature_fraction) on validation log-loss")
+	f.IntVar(&o.iterations, "iterations", 500, "boosting iterations at most (early stopping on validation log-loss)")
 	f.IntVar(&o.minCount, "min-count", 5, "drop codes seen fewer times in training histories")
-	f.IntVar(&o.recentDays, "recent-days", 365, "add counts over the last N days before the index date (0: none)")
+	f.StringVar(&o.features, "features", string(baseline.FeaturesTime), "baseline features: time (per code: counts all-time, in 90 and 365 days, days since first and last) or counts (all-time and --recent-days counts)")
+	f.IntVar(&o.recentDays, "recent-days", 365, "with --features counts: add counts over the last N days before the index date (0: none)")
 	f.IntVar(&o.threads, "threads", 0, "training threads (0: all cores)")
 	f.StringVar(&o.model, "model", "", "pretrained encoder checkpoint directory (model.safetensors, config.json, vocab.json)")
-	f.BoolVar(&o.frozen, "frozen", false, "keep the encoder frozen and fit only a logistic head on its pooled features (much cheaper)")
+	f.BoolVar(&o.frozen, "frozen", true, "keep the encoder frozen under an L2 logistic probe on its standardised pooled features; --frozen=false fine-tunes it (costly)")
 	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
 	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
 	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt)")
-	f.BoolVar(&o.skipDegenerate, "skip-degenerate", false, "leave out, with a warning, tasks with a split lacking positives or negatives, instead of failing")
+	f.StringVar(&o.end, "end", "", "extraction date, as 2022-12-31 or RFC 3339: caps every patient's follow-up (default: follow-up ends per patient)")
+	f.IntVar(&o.maxIndex, "max-index-per-patient", 1, "index dates drawn per patient (the bootstrap resamples patients, not rows)")
+	f.BoolVar(&o.leakageCheck, "leakage-check", false, "run the follow-up leakage check instead of the evaluation; exit 1 when a task leaks")
+	f.BoolVar(&o.skipDegenerate, "skip-degenerate", false, "ignored: a task that cannot be decided is always listed with its reason")
+	_ = f.MarkDeprecated("skip-degenerate", "a task that cannot be decided is now always listed in the report with its reason")
 	return cmd
 }
 
@@ -97,52 +136,117 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 			return nil, err
 		}
 	}
-	patients, end, err := loadPatients(ctx, o.data)
+	po, err := o.pipeline(a)
 	if err != nil {
 		return nil, err
 	}
-	// The work itself is package pipeline's, which fedclaims sweep shares.
-	po := o.pipeline(a)
-	c, err := pipeline.Label(patients, end, ts, po)
+	patients, err := loadPatients(ctx, o.data)
+	if err != nil {
+		return nil, err
+	}
+	// The work itself is package pipeline's, which the demo and the sweep share.
+	c, err := pipeline.Label(patients, ts, po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
 	if err := c.TrainBaseline(ctx, po); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
-	runs := c.Runs
 	if ck != nil {
-		if err := addEncoder(ctx, ck, o, a, patients, c.Cohort, c.Labeler, runs); err != nil {
+		if err := addEncoder(ctx, ck, po, c, eval.ModelEncoder); err != nil {
 			return nil, fmt.Errorf("%s: %w", o.data, err)
 		}
 	}
-	report, err := pipeline.Report(runs, po)
+	report, err := c.Report(po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
-	// Everything is computed; only now touch the output directory.
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return nil, fmt.Errorf("output directory: %w", err)
-	}
-	for _, run := range runs {
-		name := run.Predictions.Name
-		if err := eval.PlotPR(filepath.Join(o.out, "pr_"+name+".png"), run.Predictions); err != nil {
-			return nil, err
-		}
-		if err := run.Model.Save(filepath.Join(o.out, "baseline_"+name+".txt")); err != nil {
-			return nil, err
-		}
-	}
-	if err := report.Save(o.out); err != nil {
+	if err := saveEval(o.out, c, report); err != nil {
 		return nil, err
 	}
 	return report, nil
 }
 
-// loadPatients reads a whole dataset and returns its patients and the end of the
-// data (pipeline.LoadPatients), naming the site datasets inside dir when dir is
-// not one but a synth output root.
-func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, int64, error) {
+// saveEval writes the report, each evaluated task's precision-recall and
+// reliability plots and each baseline model into out. Everything is computed
+// before out is touched.
+func saveEval(out string, c *pipeline.Cohort, report *eval.Report) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	for _, run := range c.Runs {
+		name := run.Predictions.Name
+		if err := eval.PlotPR(filepath.Join(out, "pr_"+name+".png"), run.Predictions); err != nil {
+			// A test split without a positive has no curve; the report says why.
+			if !errors.Is(err, eval.ErrNoPositives) {
+				return err
+			}
+		}
+		if err := eval.PlotCalibration(filepath.Join(out, "calibration_"+name+".png"), run.Predictions); err != nil {
+			return err
+		}
+		if err := run.Model.Save(filepath.Join(out, "baseline_"+name+".txt")); err != nil {
+			return err
+		}
+	}
+	return report.Save(out)
+}
+
+// runLeakageCheck runs the follow-up leakage check on --data and writes
+// OUT/leakage.json and OUT/leakage.md; a leak is an error, so the exit status says it.
+func runLeakageCheck(ctx context.Context, o evalOptions, a *app) error {
+	ts := tasks.Default()
+	if o.tasksFile != "" {
+		var err error
+		if ts, err = tasks.ReadFile(o.tasksFile); err != nil {
+			return err
+		}
+	}
+	po, err := o.pipeline(a)
+	if err != nil {
+		return err
+	}
+	patients, err := loadPatients(ctx, o.data)
+	if err != nil {
+		return err
+	}
+	rep, err := pipeline.LeakageCheck(ctx, patients, ts, po)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.data, err)
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	if err := atomicfile.Write(filepath.Join(o.out, "leakage.json"), 0o644, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(o.out, "leakage.md"), 0o644, func(w io.Writer) error { return rep.WriteTable(w, true) }); err != nil {
+		return err
+	}
+	if err := rep.WriteTable(a.stdout, false); err != nil {
+		return err
+	}
+	if rep.Leaks() {
+		var names []string
+		for _, t := range rep.Tasks {
+			if t.Leaks {
+				names = append(names, t.Name)
+			}
+		}
+		return fmt.Errorf("%s: the labels of %s leak follow-up: follow-up features predict them better than age and sex (see %s)",
+			o.data, strings.Join(names, ", "), filepath.Join(o.out, "leakage.md"))
+	}
+	return nil
+}
+
+// loadPatients reads a whole dataset and returns its patients
+// (pipeline.LoadPatients), naming the site datasets inside dir when dir is not one
+// but a synth output root.
+func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, error) {
 	src, err := claims.Open(dir)
 	if err != nil {
 		// A synth output root holds one dataset per hospital: each site evaluates
@@ -159,9 +263,9 @@ func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, int64, er
 			}
 		}
 		if len(sites) > 0 {
-			return nil, 0, fmt.Errorf("flag --data %s holds %d site datasets, not one: evaluate each site on its own, e.g. --data %s", dir, len(sites), sites[0])
+			return nil, fmt.Errorf("flag --data %s holds %d site datasets, not one: evaluate each site on its own, e.g. --data %s", dir, len(sites), sites[0])
 		}
-		return nil, 0, err
+		return nil, err
 	}
 	src.Close()
 	return pipeline.LoadPatients(ctx, dir)

@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/fedclaims/fedclaims/baseline"
-	"github.com/fedclaims/fedclaims/claims"
-	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -40,18 +36,17 @@ func loadEncoder(dir string) (*encoderCheckpoint, error) {
 	return &encoderCheckpoint{dir: dir, model: m, vocab: v}, nil
 }
 
-// addEncoder fine-tunes one head per task on the training split, stopping on the
-// validation split, and adds its test-split probabilities to each run, row for row
-// with the baseline's. The work is package pipeline's, which fedclaims sweep shares.
-func addEncoder(ctx context.Context, ck *encoderCheckpoint, o evalOptions, a *app, patients []*claims.Patient,
-	cohort *baseline.Cohort, l *tasks.Labeler, runs []baseline.TaskRun) error {
-	c := &pipeline.Cohort{Patients: patients, Labeler: l, Cohort: cohort, Runs: runs}
-	scores, err := c.EncoderScores(ctx, ck.model, ck.vocab, o.pipeline(a))
+// addEncoder fits one head per task on ck's encoder on the training split, chosen
+// on the validation split, and adds its test-split probabilities to each of c's
+// runs under name, row for row with the baseline's. The work is package
+// pipeline's, which fedclaims sweep shares.
+func addEncoder(ctx context.Context, ck *encoderCheckpoint, o pipeline.Options, c *pipeline.Cohort, name string) error {
+	heads, err := c.EncoderScores(ctx, ck.model, ck.vocab, o)
 	if err != nil {
 		return fmt.Errorf("encoder %s: %w", ck.dir, err)
 	}
-	for i := range runs {
-		runs[i].Predictions.Scores[eval.ModelEncoder] = scores[i]
+	for i := range c.Runs {
+		c.Runs[i].Predictions.Scores[name] = heads[i].Test
 	}
 	return nil
 }

@@ -68,32 +68,56 @@ func TestEvalWithEncoder(t *testing.T) {
 	ckpt := tinyCheckpoint(t, data, 0)
 	out := filepath.Join(dir, "out")
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"eval", "--data", data, "--tasks", taskFile, "--model", ckpt, "--frozen",
-		"--epochs", "1", "--seq", "16", "--out", out, "--grid=false", "--bootstrap", "50", "--iterations", "30",
-		"--log-level", "warn"}, &stdout, &stderr)
+	// Several index dates per patient give the test split enough positives for
+	// the comparison (the bootstrap resamples patients, not rows).
+	err := run(context.Background(), []string{"eval", "--data", data, "--tasks", taskFile, "--model", ckpt,
+		"--seq", "16", "--out", out, "--grid=false", "--bootstrap", "50", "--iterations", "30",
+		"--max-index-per-patient", "4", "--log-level", "warn"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 	var rep struct {
 		Tasks []struct {
-			Name   string                     `json:"name"`
-			Models map[string]json.RawMessage `json:"models"`
+			Name          string                     `json:"name"`
+			PositivesTest int                        `json:"positives_test"`
+			Models        map[string]json.RawMessage `json:"models"`
+			Comparison    *struct {
+				Metric string     `json:"metric"`
+				Diff   *float64   `json:"diff"`
+				CI     [2]float64 `json:"ci"`
+				P      *float64   `json:"p"`
+				PHolm  *float64   `json:"p_holm"`
+			} `json:"comparison"`
+			Verdict string `json:"verdict"`
 		} `json:"tasks"`
 	}
 	raw, _ := os.ReadFile(filepath.Join(out, "report.json"))
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
+	compared := 0
 	for _, task := range rep.Tasks {
 		if _, ok := task.Models["encoder"]; !ok {
 			t.Errorf("task %s: no encoder metrics with --model", task.Name)
 		}
+		c := task.Comparison
+		if (c != nil) != (task.PositivesTest >= 10) {
+			t.Errorf("task %s: %d test positives, comparison %+v", task.Name, task.PositivesTest, c)
+		}
+		if c == nil {
+			continue
+		}
+		compared++
+		if c.Metric != "auprc" || c.Diff == nil || c.P == nil || c.PHolm == nil || !(c.CI[0] <= *c.Diff && *c.Diff <= c.CI[1]) || *c.PHolm < *c.P {
+			t.Errorf("task %s: comparison %+v", task.Name, c)
+		}
+	}
+	if compared == 0 {
+		t.Fatalf("no task had 10 test positives; the test checks nothing: %s", raw)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	for _, line := range strings.Split(string(md), "\n") {
-		if strings.HasPrefix(line, "| t2d |") && strings.Count(line, "[") != 2 {
-			t.Errorf("t2d row lacks two intervals: %s", line)
-		}
+	if !strings.Contains(string(md), "Holm") {
+		t.Errorf("report.md does not say how p-values are corrected:\n%s", md)
 	}
 }
 

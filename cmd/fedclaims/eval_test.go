@@ -56,11 +56,14 @@ func TestEvalCommand(t *testing.T) {
 	}
 	var rep struct {
 		Tasks []struct {
-			Name       string                    `json:"name"`
-			Kind       string                    `json:"kind"`
-			Prevalence float64                   `json:"prevalence"`
-			NTest      int                       `json:"n_test"`
-			Models     map[string]map[string]any `json:"models"`
+			Name          string                    `json:"name"`
+			Kind          string                    `json:"kind"`
+			Prevalence    float64                   `json:"prevalence"`
+			NTest         int                       `json:"n_test"`
+			PositivesTest *int                      `json:"positives_test"`
+			Models        map[string]map[string]any `json:"models"`
+			Comparison    map[string]any            `json:"comparison"`
+			Verdict       string                    `json:"verdict"`
 		} `json:"tasks"`
 	}
 	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -80,24 +83,103 @@ func TestEvalCommand(t *testing.T) {
 		if _, ok := task.Models["encoder"]; ok {
 			t.Errorf("task %s: encoder metrics without a model", task.Name)
 		}
+		if task.PositivesTest == nil {
+			t.Fatalf("task %s: no positives_test", task.Name)
+		}
 		m := task.Models["baseline"]
-		for _, k := range []string{"auprc", "auprc_ci", "auroc", "auroc_ci"} {
+		for _, k := range []string{"auprc", "auroc", "brier", "calibration_slope", "calibration_intercept"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("task %s: baseline lacks %s", task.Name, k)
 			}
 		}
-		f, err := os.Open(filepath.Join(out, "pr_"+task.Name+".png"))
-		if err != nil {
-			t.Fatal(err)
+		// Intervals only from at least 10 test positives.
+		for _, k := range []string{"auprc_ci", "auroc_ci"} {
+			if _, ok := m[k]; ok != (*task.PositivesTest >= 10) {
+				t.Errorf("task %s: %d test positives, %s present %v", task.Name, *task.PositivesTest, k, ok)
+			}
 		}
-		if _, err := png.Decode(f); err != nil {
-			t.Errorf("pr_%s.png: %v", task.Name, err)
+		if task.Comparison != nil || task.Verdict != "baseline only" {
+			t.Errorf("task %s: comparison %v, verdict %q without an encoder", task.Name, task.Comparison, task.Verdict)
 		}
-		f.Close()
+		for _, plot := range []string{"pr_", "calibration_"} {
+			f, err := os.Open(filepath.Join(out, plot+task.Name+".png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := png.Decode(f); err != nil {
+				t.Errorf("%s%s.png: %v", plot, task.Name, err)
+			}
+			f.Close()
+		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if !strings.Contains(string(md), "| t2d |") || !strings.Contains(stdout.String(), "statins") {
 		t.Errorf("report.md or printed table lacks the tasks:\n%s\n%s", md, stdout.String())
+	}
+}
+
+// TestEvalUndecidableTasks: a task that cannot be decided (its code system absent
+// from the data, no positive anywhere) is a row of the report with the reason, and
+// the command succeeds; an ICD10 task matches ICD10CM data.
+func TestEvalUndecidableTasks(t *testing.T) {
+	data := synthSite(t, 2000)
+	dir := t.TempDir()
+	taskFile := filepath.Join(dir, "tasks.yaml")
+	body := evalTasksYAML + `  - name: icd9_diabetes
+    kind: disease
+    prefixes: [ICD9CM//250]
+  - name: never
+    kind: disease
+    prefixes: [ICD10//U99]
+  - name: t2d_cm
+    kind: disease
+    prefixes: [ICD10CM//E11]
+`
+	if err := os.WriteFile(taskFile, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"eval", "--data", data, "--tasks", taskFile, "--out", out,
+		"--grid=false", "--bootstrap", "20", "--iterations", "20", "--log-level", "error"}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Tasks []struct {
+			Name          string                     `json:"name"`
+			NTest         int                        `json:"n_test"`
+			PositivesTest int                        `json:"positives_test"`
+			Undecided     string                     `json:"undecided"`
+			Models        map[string]json.RawMessage `json:"models"`
+		} `json:"tasks"`
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"icd9_diabetes": "ICD9CM", "never": "no positive"}
+	if len(rep.Tasks) != 5 {
+		t.Fatalf("%d report rows, want all 5 tasks: %s", len(rep.Tasks), raw)
+	}
+	for _, task := range rep.Tasks {
+		reason, undecidable := want[task.Name]
+		switch {
+		case undecidable && !strings.Contains(task.Undecided, reason):
+			t.Errorf("task %s: reason %q, want one containing %q", task.Name, task.Undecided, reason)
+		case !undecidable && task.Models["baseline"] == nil:
+			t.Errorf("task %s was not evaluated: %q", task.Name, task.Undecided)
+		}
+	}
+	// ICD10//E11 and ICD10CM//E11 label the same patients.
+	if t2d, cm := rep.Tasks[0], rep.Tasks[4]; t2d.NTest != cm.NTest || t2d.PositivesTest != cm.PositivesTest || t2d.PositivesTest == 0 {
+		t.Errorf("t2d: %d test rows, %d positives; t2d_cm: %d, %d; want the same, some positive", t2d.NTest, t2d.PositivesTest, cm.NTest, cm.PositivesTest)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !strings.Contains(string(md), "icd9_diabetes") {
+		t.Errorf("report.md does not list the undecidable task:\n%s", md)
 	}
 }
 
@@ -111,17 +193,18 @@ func TestEvalBadInput(t *testing.T) {
 		}
 		return p
 	}
-	cm := write("cm.yaml", strings.ReplaceAll(evalTasksYAML, "ICD10//E11", "ICD10CM//E11"))
 	never := write("never.yaml", strings.ReplaceAll(evalTasksYAML, "ICD10//E11", "ICD10//U99"))
+	bad := write("bad.yaml", strings.ReplaceAll(evalTasksYAML, "prefixes: [ICD10//E11]", "prefixes: [ICD10//E11]\n    exclude_prefixes: [ATC//A10]"))
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"unknown code system", []string{"--data", data, "--tasks", cm}, "task t2d: prefix \"ICD10CM//E11\": no event in the data has code system ICD10CM"},
-		{"no positives", []string{"--data", data, "--tasks", never}, "task t2d: the train split has no positive examples"},
 		{"not a dataset", []string{"--data", dir, "--tasks", never}, "neither a MEDS dataset"},
 		{"several sites", []string{"--data", filepath.Dir(data), "--tasks", never}, "holds 1 site datasets, not one"},
+		{"bad features", []string{"--data", data, "--features", "dense"}, "flag --features"},
+		{"bad end", []string{"--data", data, "--end", "yesterday"}, "flag --end"},
+		{"bad exclusion", []string{"--data", data, "--tasks", bad}, "bad.yaml:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

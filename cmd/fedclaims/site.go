@@ -88,10 +88,7 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 				args := []string{"eval", "--data", cfg.Data[0], "--model", agent.FinalDir(), "--out", e.Out,
 					"--seq", strconv.Itoa(e.Seq), "--frozen=" + strconv.FormatBool(e.Frozen),
 					// The split local training held the test patients out under.
-					"--split-salt", cfg.SplitSalt,
-					// A task this site cannot score (no positives in a split) is left out with
-					// a warning rather than failing the rest after the federation is done.
-					"--skip-degenerate"}
+					"--split-salt", cfg.SplitSalt}
 				if cfg.Threads > 0 {
 					args = append(args, "--threads", strconv.Itoa(cfg.Threads))
 				}

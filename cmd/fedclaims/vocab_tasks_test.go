@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
@@ -143,6 +145,15 @@ func TestTasksPrevalenceCommand(t *testing.T) {
 		n, pos, prev := r["n"].(float64), r["positives"].(float64), r["prevalence"].(float64)
 		if n <= 0 || pos > n || (n > 0 && prev != pos/n) || r["indexed"].(float64) > r["patients"].(float64) {
 			t.Errorf("line %d: inconsistent counts %v", i, r)
+		}
+		// What the test split can decide: its positives, and the half-width they buy.
+		testPos := r["positives_by_split"].(map[string]any)["test"].(float64)
+		if r["test_positives"] != testPos || r["decidable"] != (testPos >= 10) {
+			t.Errorf("line %d: test_positives %v, decidable %v for %v test positives", i, r["test_positives"], r["decidable"], testPos)
+		}
+		hw, ok := r["auprc_diff_halfwidth"].(float64)
+		if ok != (testPos > 0) || (ok && math.Abs(hw-eval.HalfWidthConstant/math.Sqrt(testPos)) > 1e-12) {
+			t.Errorf("line %d: auprc_diff_halfwidth %v for %v test positives", i, r["auprc_diff_halfwidth"], testPos)
 		}
 	}
 	again, err := runCmd(t, "tasks", "prevalence", "--data", strings.Join(paths, ","), "--seed", "3")
