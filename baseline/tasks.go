@@ -22,11 +22,7 @@ type TaskOptions struct {
 	// without it Params is trained as given, still stopping early on validation
 	// log-loss.
 	Grid bool
-	// MinCount drops vocabulary codes seen fewer times in the training histories.
-	MinCount int
-	// RecentDays adds counts over the last RecentDays days; 0 leaves them out.
-	RecentDays int
-	Log        *slog.Logger
+	Log  *slog.Logger
 }
 
 // Skipped is a task RunTasks could not train a model for, and why.

@@ -126,7 +126,7 @@ func (c *Cohort) TrainBaseline(ctx context.Context, o Options) error {
 	p := baseline.DefaultParams()
 	p.NumIterations, p.Seed, p.NumThreads = o.Iterations, o.Seed, o.Threads
 	runs, skipped, err := baseline.RunTasks(ctx, c.Cohort, c.Labeler, baseline.TaskOptions{
-		Params: p, Grid: o.Grid, MinCount: o.MinCount, RecentDays: o.RecentDays, Log: o.Log,
+		Params: p, Grid: o.Grid, Log: o.Log,
 	})
 	if err != nil {
 		return err
