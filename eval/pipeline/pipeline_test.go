@@ -45,16 +45,25 @@ func TestLoadPatients(t *testing.T) {
 	}
 }
 
-func TestLabelAndBaseline(t *testing.T) {
-	ctx := context.Background()
-	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 3000, Seed: 2})
+// synthPatients generates the patients of synthetic hospitals in memory.
+func synthPatients(t *testing.T, hospitals, patients int, seed uint64) []*claims.Patient {
+	t.Helper()
+	g, err := synth.New(synth.Config{Hospitals: hospitals, Patients: patients, Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var patients []*claims.Patient
-	for i := range g.Hospitals()[0].Patients {
-		patients = append(patients, g.Patient(0, i))
+	var out []*claims.Patient
+	for h, hosp := range g.Hospitals() {
+		for i := range hosp.Patients {
+			out = append(out, g.Patient(h, i))
+		}
 	}
+	return out
+}
+
+func TestLabelAndBaseline(t *testing.T) {
+	ctx := context.Background()
+	patients := synthPatients(t, 1, 3000, 2)
 	o := DefaultOptions()
 	// Three index dates a patient, so that some test splits reach 10 positives.
 	o.Grid, o.Iterations, o.Resamples, o.Threads, o.MaxIndexPerPatient = false, 20, 50, 1, 3
@@ -104,14 +113,7 @@ func TestLabelAndBaseline(t *testing.T) {
 // row with its reason, and the other tasks are still evaluated.
 func TestReportListsUndecidableTasks(t *testing.T) {
 	ctx := context.Background()
-	g, err := synth.New(synth.Config{Hospitals: 1, Patients: 2000, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var patients []*claims.Patient
-	for i := range g.Hospitals()[0].Patients {
-		patients = append(patients, g.Patient(0, i))
-	}
+	patients := synthPatients(t, 1, 2000, 3)
 	ts, err := tasks.Parse("t.yaml", []byte(`version: 1
 tasks:
   - {name: t2d, kind: disease, prefixes: [ICD10//E11]}
@@ -151,16 +153,7 @@ tasks:
 // failed on several disease tasks.
 func TestNoFollowUpLeakage(t *testing.T) {
 	ctx := context.Background()
-	g, err := synth.New(synth.Config{Hospitals: 3, Patients: 3000, Seed: 11})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var patients []*claims.Patient
-	for h, hosp := range g.Hospitals() {
-		for i := range hosp.Patients {
-			patients = append(patients, g.Patient(h, i))
-		}
-	}
+	patients := synthPatients(t, 3, 3000, 11)
 	o := DefaultOptions()
 	o.Iterations, o.Resamples, o.Threads = 300, 500, 1
 	rep, err := LeakageCheck(ctx, patients, tasks.Default(), o)
@@ -239,14 +232,7 @@ func TestPairedHalfWidth(t *testing.T) {
 	ctx := context.Background()
 	var logC []float64
 	for i, n := range []int{6000, 12000, 24000, 48000} {
-		g, err := synth.New(synth.Config{Hospitals: 1, Patients: n, Seed: uint64(20 + i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var patients []*claims.Patient
-		for k := range g.Hospitals()[0].Patients {
-			patients = append(patients, g.Patient(0, k))
-		}
+		patients := synthPatients(t, 1, n, uint64(20+i))
 		var scores [2][]baseline.TaskRun
 		for m, fs := range []baseline.FeatureSet{baseline.FeaturesTime, baseline.FeaturesCounts} {
 			o := DefaultOptions()
@@ -278,7 +264,8 @@ func TestPairedHalfWidth(t *testing.T) {
 				}
 			}
 			hw := (cmp.CI[1] - cmp.CI[0]) / 2
-			t.Logf("patients %5d  %-16s  positives %3d  half-width %.4f  c %.3f", n, p.Name, pos, hw, hw*math.Sqrt(float64(pos)))
+			t.Logf("patients %5d  %-16s  positives %3d  time - counts %+.3f [%.3f, %.3f]  half-width %.4f  c %.3f",
+				n, p.Name, pos, cmp.Diff, cmp.CI[0], cmp.CI[1], hw, hw*math.Sqrt(float64(pos)))
 			if hw > 0 {
 				logC = append(logC, math.Log(hw*math.Sqrt(float64(pos))))
 			}
