@@ -91,10 +91,7 @@ func TestEvalWithEncoder(t *testing.T) {
 			Verdict string `json:"verdict"`
 		} `json:"tasks"`
 	}
-	raw, _ := os.ReadFile(filepath.Join(out, "report.json"))
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	raw := readReport(t, out, &rep)
 	compared := 0
 	for _, task := range rep.Tasks {
 		if _, ok := task.Models["encoder"]; !ok {

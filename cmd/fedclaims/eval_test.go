@@ -27,6 +27,19 @@ tasks:
     lookback_days: 365
 `
 
+// readReport decodes out/report.json into rep and returns its bytes.
+func readReport(t *testing.T, out string, rep any) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, rep); err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func synthSite(t *testing.T, patients int) string {
 	t.Helper()
 	g, err := synth.New(synth.Config{Hospitals: 1, Patients: patients, Seed: 3})
@@ -66,13 +79,7 @@ func TestEvalCommand(t *testing.T) {
 			Verdict       string                    `json:"verdict"`
 		} `json:"tasks"`
 	}
-	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	readReport(t, out, &rep)
 	if len(rep.Tasks) != 2 || rep.Tasks[0].Name != "t2d" || rep.Tasks[1].Kind != "medication" {
 		t.Fatalf("report tasks %+v", rep.Tasks)
 	}
@@ -153,13 +160,7 @@ func TestEvalUndecidableTasks(t *testing.T) {
 			Models        map[string]json.RawMessage `json:"models"`
 		} `json:"tasks"`
 	}
-	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	raw := readReport(t, out, &rep)
 	want := map[string]string{"icd9_diabetes": "ICD9CM", "never": "no positive"}
 	if len(rep.Tasks) != 5 {
 		t.Fatalf("%d report rows, want all 5 tasks: %s", len(rep.Tasks), raw)
