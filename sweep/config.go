@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/model"
 )
 
@@ -250,7 +251,7 @@ func (c *Config) defaults() {
 		e.RecentDays = &d
 	}
 	if e.Features == "" {
-		e.Features = "time"
+		e.Features = string(baseline.DefaultFeatures)
 	}
 }
 
@@ -362,8 +363,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field eval.recent_days: %d must not be negative", *e.RecentDays)
 	case e.Threads < 0:
 		return fmt.Errorf("field eval.threads: %d must not be negative", e.Threads)
-	case e.Features != "time" && e.Features != "counts":
-		return fmt.Errorf("field eval.features: %q, want time or counts", e.Features)
+	}
+	if _, err := baseline.ParseFeatureSet(e.Features); err != nil {
+		return fmt.Errorf("field eval.features: %w", err)
 	}
 	return nil
 }

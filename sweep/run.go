@@ -104,10 +104,10 @@ type BaselineTask struct {
 	Metrics    eval.Metrics `json:"metrics"`
 	// Undecided says why the task cannot be scored on its test split (no positive
 	// or no negative there); such a task has no predictions and is not compared.
-	Undecided string `json:"undecided,omitempty"`
-	Labels    []bool `json:"labels,omitempty"`
-	Patient    []int64      `json:"patient,omitempty"`
-	Scores     []float64    `json:"scores,omitempty"`
+	Undecided string    `json:"undecided,omitempty"`
+	Labels    []bool    `json:"labels,omitempty"`
+	Patient   []int64   `json:"patient,omitempty"`
+	Scores    []float64 `json:"scores,omitempty"`
 }
 
 // Result is sweep.json.

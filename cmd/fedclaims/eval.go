@@ -44,15 +44,12 @@ type evalOptions struct {
 func (o evalOptions) pipeline(a *app) (pipeline.Options, error) {
 	po := pipeline.Options{
 		Seed: o.seed, Resamples: o.resamples, Grid: o.grid, Iterations: o.iterations,
-		MinCount: o.minCount, Features: baseline.FeatureSet(o.features), RecentDays: o.recentDays, Threads: o.threads,
+		MinCount: o.minCount, RecentDays: o.recentDays, Threads: o.threads,
 		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Salt: o.salt, MaxIndexPerPatient: o.maxIndex, Log: a.log,
 	}
-	switch po.Features {
-	case "":
-		po.Features = baseline.FeaturesTime
-	case baseline.FeaturesTime, baseline.FeaturesCounts:
-	default:
-		return po, fmt.Errorf("flag --features: %q, want %s or %s", o.features, baseline.FeaturesTime, baseline.FeaturesCounts)
+	var err error
+	if po.Features, err = baseline.ParseFeatureSet(o.features); err != nil {
+		return po, fmt.Errorf("flag --features: %w", err)
 	}
 	if o.maxIndex < 0 {
 		return po, fmt.Errorf("flag --max-index-per-patient: %d must be at least 1 (0 means 1)", o.maxIndex)

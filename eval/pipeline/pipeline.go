@@ -39,7 +39,7 @@ type Options struct {
 	Iterations int
 	// MinCount drops feature codes seen fewer times in training histories.
 	MinCount int
-	// Features is the baseline's feature set (baseline.FeaturesTime by default).
+	// Features is the baseline's feature set (empty: baseline.DefaultFeatures).
 	Features baseline.FeatureSet
 	// RecentDays is the window of the counts feature set's recent counts (0: none).
 	RecentDays int
@@ -103,20 +103,13 @@ func Label(patients []*claims.Patient, ts []tasks.Task, o Options) (*Cohort, err
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := baseline.NewCohort(patients, l, o.MinCount, o.features(), o.RecentDays)
+	c, _, err := baseline.NewCohort(patients, l, o.MinCount, o.Features, o.RecentDays)
 	if err != nil {
 		return nil, err
 	}
 	o.log().Info("cohort", "patients", len(patients), "labelled", len(c.Examples),
 		"features", c.X.NumCols, "nonzeros", c.X.NNZ())
 	return &Cohort{Patients: patients, Labeler: l, Cohort: c}, nil
-}
-
-func (o Options) features() baseline.FeatureSet {
-	if o.Features == "" {
-		return baseline.FeaturesTime
-	}
-	return o.Features
 }
 
 // TrainBaseline trains and chooses the baseline on every task and sets c.Runs and
