@@ -232,6 +232,69 @@ func linearLogit(w []float32, b float32, x []float32) float64 {
 	return z
 }
 
+// PooledFeatures returns the frozen encoder enc's pooled features of seqs
+// (len(seqs)×Hidden, row-major, in seqs' order), as the linear probe sees them. An
+// evaluation with many tasks over the same examples computes them once and fits
+// every task's probe on them with FitProbe, instead of one forward pass per task.
+func PooledFeatures(ctx context.Context, enc *Model, seqs []Sequence, batch int, p Pooling) ([]float32, error) {
+	if p != PoolCLS && p != PoolMean {
+		return nil, fmt.Errorf("pooled features: pooling %q must be %q or %q", p, PoolCLS, PoolMean)
+	}
+	if batch <= 0 {
+		return nil, fmt.Errorf("pooled features: batch %d must be positive", batch)
+	}
+	if err := CheckSequences(seqs, enc.cfg); err != nil {
+		return nil, fmt.Errorf("pooled features: %w", err)
+	}
+	return poolAll(ctx, enc, seqs, batch, p)
+}
+
+// FitProbe fits the linear probe of hc (hc.Frozen's head) on pooled features that
+// PooledFeatures computed under enc with hc.Pooling: xTrain holds len(yTrain) rows
+// and xValid len(yValid), each Hidden wide. The classifier it returns predicts
+// from sequences through enc, like FineTune's, and from features through
+// PredictFeatures; FineTune with hc.Frozen gives the same classifier.
+func FitProbe(ctx context.Context, enc *Model, xTrain []float32, yTrain []bool, xValid []float32, yValid []bool, hc HeadConfig) (*Classifier, error) {
+	h := enc.cfg.Hidden
+	if len(xTrain) != len(yTrain)*h || len(xValid) != len(yValid)*h {
+		return nil, fmt.Errorf("probe: %d and %d feature values for %d and %d examples of width %d", len(xTrain), len(xValid), len(yTrain), len(yValid), h)
+	}
+	if len(yTrain) == 0 || len(yValid) == 0 {
+		return nil, fmt.Errorf("probe: %d training and %d validation examples, need some of each", len(yTrain), len(yValid))
+	}
+	return fitProbeClassifier(ctx, enc, xTrain, yTrain, xValid, yValid, hc)
+}
+
+// fitProbeClassifier is the probe of FineTune and FitProbe: enc is kept as the
+// classifier's encoder, not copied, since a probe never changes it.
+func fitProbeClassifier(ctx context.Context, enc *Model, xTrain []float32, yTrain []bool, xValid []float32, yValid []bool, hc HeadConfig) (*Classifier, error) {
+	score := hc.Score
+	if score == nil {
+		score = NegLogLoss
+	}
+	lambdas := hc.Lambdas
+	if lambdas == nil {
+		lambdas = ProbeLambdas()
+	}
+	fit, err := fitProbe(ctx, xTrain, yTrain, xValid, yValid, enc.cfg.Hidden, lambdas, hc.ClassWeight, score)
+	if err != nil {
+		return nil, fmt.Errorf("fine-tune: %w", err)
+	}
+	return &Classifier{Encoder: enc, Pooling: hc.Pooling, W: fit.w, B: fit.b, Lambda: fit.lambda,
+		ValidScore: fit.score, ValidLogLoss: fit.logLoss}, nil
+}
+
+// PredictFeatures returns the outcome probability of each row of x, pooled
+// features as PooledFeatures computes them under c.Encoder with c.Pooling.
+func (c *Classifier) PredictFeatures(x []float32) []float64 {
+	h := len(c.W)
+	out := make([]float64, len(x)/h)
+	for i := range out {
+		out[i] = sigmoid(c.logit(x[i*h : (i+1)*h]))
+	}
+	return out
+}
+
 // poolAll returns the pooled features of seqs under m (len(seqs)×h, row-major,
 // in seqs' order), computed in length-sorted batches of batch sequences as
 // PredictAll does.
@@ -316,16 +379,7 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 		if err != nil {
 			return nil, err
 		}
-		lambdas := hc.Lambdas
-		if lambdas == nil {
-			lambdas = ProbeLambdas()
-		}
-		fit, err := fitProbe(ctx, xTrain, labels, xValid, validLabels, h, lambdas, hc.ClassWeight, score)
-		if err != nil {
-			return nil, fmt.Errorf("fine-tune: %w", err)
-		}
-		c.W, c.B, c.Lambda, c.ValidScore, c.ValidLogLoss = fit.w, fit.b, fit.lambda, fit.score, fit.logLoss
-		return c, nil
+		return fitProbeClassifier(ctx, m, xTrain, labels, xValid, validLabels, hc)
 	}
 
 	posWeight := float32(1)

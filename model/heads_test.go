@@ -266,3 +266,57 @@ func seqsOf(ex []Example) []Sequence {
 	}
 	return s
 }
+
+// TestFitProbeOnFeatures: the probe fitted on PooledFeatures computed once is the
+// probe FineTune fits from the sequences, and PredictFeatures predicts what
+// PredictAll does.
+func TestFitProbeOnFeatures(t *testing.T) {
+	cfg := Config{Vocab: 40, Hidden: 16, Layers: 1, Heads: 2, MaxLen: 16, Segments: 3, LNEps: 1e-5}
+	enc, _ := New(cfg, 1)
+	rng := rand.New(rand.NewPCG(8, 9))
+	train, valid := headExamples(rng, cfg, 150), headExamples(rng, cfg, 60)
+	seqsOf := func(ex []Example) []Sequence {
+		s := make([]Sequence, len(ex))
+		for i, e := range ex {
+			s[i] = e.Seq
+		}
+		return s
+	}
+	ctx := context.Background()
+	for _, pooling := range []Pooling{PoolCLS, PoolMean} {
+		hc := DefaultHeadConfig()
+		hc.Pooling = pooling
+		want, err := FineTune(ctx, enc, train, valid, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xTrain, err := PooledFeatures(ctx, enc, seqsOf(train), hc.Batch, pooling)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xValid, err := PooledFeatures(ctx, enc, seqsOf(valid), hc.Batch, pooling)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FitProbe(ctx, enc, xTrain, labelsOf(train), xValid, labelsOf(valid), hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := got.B == want.B && got.Lambda == want.Lambda && got.ValidLogLoss == want.ValidLogLoss
+		for i := range want.W {
+			same = same && got.W[i] == want.W[i]
+		}
+		if !same {
+			t.Errorf("%s: FitProbe on features gave lambda %g, b %g; FineTune lambda %g, b %g", pooling, got.Lambda, got.B, want.Lambda, want.B)
+		}
+		fromSeqs, fromFeats := got.PredictAll(seqsOf(valid), hc.Batch), got.PredictFeatures(xValid)
+		for i := range fromSeqs {
+			if math.Abs(fromSeqs[i]-fromFeats[i]) > 1e-12 {
+				t.Fatalf("%s: row %d: PredictAll %g, PredictFeatures %g", pooling, i, fromSeqs[i], fromFeats[i])
+			}
+		}
+	}
+	if _, err := FitProbe(ctx, enc, make([]float32, 5), []bool{true}, nil, nil, DefaultHeadConfig()); err == nil {
+		t.Error("FitProbe took 5 feature values for one example of width 16")
+	}
+}
