@@ -179,11 +179,21 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 		taskIndex[t.Name] = i
 	}
 	hc := o.HeadConfig()
+	// The frozen encoder's features of an example are the same for every task (the
+	// tasks share the index dates): one forward pass serves every task's probe.
+	var feats []float32
+	if hc.Frozen {
+		if feats, err = model.PooledFeatures(ctx, enc, seqs, hc.Batch, hc.Pooling); err != nil {
+			return nil, err
+		}
+	}
+	h := cfg.Hidden
 	out := make([]EncoderResult, len(c.Runs))
 	for ri := range c.Runs {
 		pred := &c.Runs[ri].Predictions
 		ti := taskIndex[pred.Name]
 		var split [3][]model.Example
+		var x [3][]float32
 		var testIDs []int64
 		var testSeqs []model.Sequence
 		for i, ex := range c.Cohort.Examples {
@@ -192,6 +202,9 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 				continue
 			}
 			split[ex.Split] = append(split[ex.Split], model.Example{Seq: seqs[i], Label: lab == tasks.Positive})
+			if feats != nil {
+				x[ex.Split] = append(x[ex.Split], feats[i*h:(i+1)*h]...)
+			}
 			if ex.Split == tasks.Test {
 				testIDs = append(testIDs, ex.SubjectID)
 				testSeqs = append(testSeqs, seqs[i])
@@ -205,18 +218,31 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 				return nil, fmt.Errorf("task %s: encoder test row %d is patient %d, baseline's is %d", pred.Name, k, id, pred.Patient[k])
 			}
 		}
+		if hc.Frozen {
+			head, err := model.FitProbe(ctx, enc, x[tasks.Train], labelsOf(split[tasks.Train]), x[tasks.Validation], labelsOf(split[tasks.Validation]), hc)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: fitting the encoder's probe: %w", pred.Name, err)
+			}
+			out[ri] = EncoderResult{Test: head.PredictFeatures(x[tasks.Test]), ValidLogLoss: head.ValidLogLoss}
+			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
+			continue
+		}
 		head, err := model.FineTune(ctx, enc, split[tasks.Train], split[tasks.Validation], hc)
 		if err != nil {
-			return nil, fmt.Errorf("task %s: fitting the encoder's head: %w", pred.Name, err)
+			return nil, fmt.Errorf("task %s: fine-tuning the encoder: %w", pred.Name, err)
 		}
 		out[ri] = EncoderResult{Test: head.PredictAll(testSeqs, hc.Batch), ValidLogLoss: head.ValidLogLoss}
-		if hc.Frozen {
-			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
-		} else {
-			o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
-		}
+		o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
 	}
 	return out, nil
+}
+
+func labelsOf(ex []model.Example) []bool {
+	out := make([]bool, len(ex))
+	for i, e := range ex {
+		out[i] = e.Label
+	}
+	return out
 }
 
 // LoadPatients reads whole datasets, in order, and returns their patients. Patient
