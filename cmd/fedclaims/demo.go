@@ -383,17 +383,17 @@ func demoCell(m eval.Metrics) string {
 	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
 }
 
-// demoDiff is the federated-minus-baseline difference with its interval and Holm
-// p-value, or why there is none.
+// demoDiff is the federated-minus-baseline difference with its interval and the
+// Holm p-values of "federated better" and "baseline better", or "-" without one.
 func demoDiff(r demoRow) string {
 	if c := r.Comparison; c != nil {
-		return fmt.Sprintf("%+.3f [%.3f, %.3f], p %.3g", c.Diff, c.CI[0], c.CI[1], c.PHolm)
+		return fmt.Sprintf("%+.3f [%.3f, %.3f], p %.3g / %.3g", c.Diff, c.CI[0], c.CI[1], c.PHolm, c.PReverseHolm)
 	}
 	return "-"
 }
 
 func demoTableRows(res demoResult) [][]string {
-	rows := [][]string{{"task", "kind", "site", "prevalence", "n", "positives", "federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", "federated - baseline [95% CI], Holm p", "verdict"}}
+	rows := [][]string{{"task", "kind", "site", "prevalence", "n", "positives", "federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", "federated - baseline [95% CI], Holm p (federated / baseline better)", "verdict"}}
 	for _, r := range res.Rows {
 		rows = append(rows, []string{r.Task, r.Kind, r.Site + " (" + r.Archetype + ")", fmt.Sprintf("%.3f", r.Prevalence),
 			fmt.Sprint(r.NTest), fmt.Sprint(r.PositivesTest), demoCell(r.Federated), demoCell(r.SiteAlone), demoCell(r.Baseline), demoDiff(r), r.Verdict})

@@ -311,6 +311,9 @@ func (c *Cohort) Report(o Options) (*eval.Report, error) {
 	for _, s := range c.Skipped {
 		u := eval.Undecidable(s.Name, s.Kind, s.Reason)
 		u.NTest, u.PositivesTest = s.NTest, s.PositivesTest
+		if s.NTest > 0 {
+			u.Prevalence = float64(s.PositivesTest) / float64(s.NTest)
+		}
 		byName[s.Name] = u
 	}
 	var results []eval.TaskResult
