@@ -16,6 +16,20 @@ type Trainer struct {
 	pcg   *rand.PCG
 	rng   *rand.Rand
 	masks []Masked // reused from step to step
+	// masked holds the corrupted copies of the step's micro-batches, their
+	// token buffers reused from step to step.
+	masked []Batch
+}
+
+// maskedCopy returns b with its tokens copied into dst's buffer, for masking to
+// corrupt without touching b: a caller's batches (the sweep's validation batches,
+// a benchmark's one batch) are often reused, and masking them in place would
+// destroy their codes a little more at every use.
+func maskedCopy(dst *Batch, b *Batch) *Batch {
+	tokens := append(dst.Tokens[:0], b.Tokens...)
+	*dst = *b
+	dst.Tokens = tokens
+	return dst
 }
 
 // NewTrainer returns a trainer for m, drawing masks and dropout from seed.
@@ -40,8 +54,9 @@ type StepStats struct {
 }
 
 // Step takes one optimiser step over len(micro) micro-batches (normally TC.Accum
-// of them). The batches' tokens are masked in place. A step cancelled through
-// ctx changes neither the parameters, the optimiser nor the random stream.
+// of them). It masks copies of the batches and leaves them unchanged. A step
+// cancelled through ctx changes neither the parameters, the optimiser nor the
+// random stream.
 func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 	if len(micro) == 0 {
 		return StepStats{}, fmt.Errorf("train step: no batches")
@@ -53,6 +68,7 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 	}
 	for len(t.masks) < len(micro) {
 		t.masks = append(t.masks, Masked{})
+		t.masked = append(t.masked, Batch{})
 	}
 	masks := t.masks
 	var st StepStats
@@ -65,7 +81,7 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 				st.Tokens++
 			}
 		}
-		masks[i].mask(b, cfg.Vocab, t.rng)
+		masks[i].mask(maskedCopy(&t.masked[i], b), cfg.Vocab, t.rng)
 		st.Masked += len(masks[i].Index)
 	}
 	if st.Masked == 0 {
@@ -73,7 +89,7 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 	}
 	t.Model.ZeroGrad()
 	w := float32(1 / float64(st.Masked))
-	for i, b := range micro {
+	for i := range micro {
 		if err := ctx.Err(); err != nil {
 			// Leave the random stream where the step found it, so that a
 			// checkpoint taken now resumes exactly.
@@ -82,7 +98,7 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 			}
 			return st, err
 		}
-		st.Loss += t.Model.MLM(b, masks[i], w, true, t.rng)
+		st.Loss += t.Model.MLM(&t.masked[i], masks[i], w, true, t.rng)
 	}
 	st.LR = t.TC.LRAt(t.Opt.Step)
 	st.GradNorm = t.Opt.Update(t.Model.params, t.Model.grads, t.TC)
@@ -91,14 +107,18 @@ func (t *Trainer) Step(ctx context.Context, micro []*Batch) (StepStats, error) {
 }
 
 // Eval returns the mean MLM cross-entropy of the batches without dropout or
-// updates, masking with its own seed so that evaluations compare.
+// updates, masking copies of them with its own seed: it is a pure function of the
+// model, the batches and the seed, so that evaluations compare, and it leaves the
+// batches unchanged.
 func (t *Trainer) Eval(batches []*Batch, seed uint64) float64 {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	var loss float64
 	var n int
+	var scratch Batch
 	for _, b := range batches {
-		mk := MaskTokens(b, t.Model.cfg.Vocab, rng)
-		loss += t.Model.MLM(b, mk, 1, false, rng)
+		cb := maskedCopy(&scratch, b)
+		mk := MaskTokens(cb, t.Model.cfg.Vocab, rng)
+		loss += t.Model.MLM(cb, mk, 1, false, rng)
 		n += len(mk.Index)
 	}
 	if n == 0 {
