@@ -67,6 +67,10 @@ type EvalConfig struct {
 	Bootstrap int  // patient-level bootstrap resamples; 0 is eval's default
 	Frozen    bool // fit an L2 logistic probe on the frozen encoder (the default) rather than fine-tune
 	Seq       int  // tokens per history; 0 is the model's max_len
+	// Features is the baseline's feature set (time or counts; empty: eval's default).
+	Features string
+	// MaxIndexPerPatient is the index dates drawn per patient; 0 is eval's default (1).
+	MaxIndexPerPatient int
 }
 
 // keyList returns the configuration keys, as viper names them (nested YAML keys joined by
@@ -94,6 +98,8 @@ func keyList() []string {
 		"eval.bootstrap",
 		"eval.frozen",
 		"eval.seq",
+		"eval.features",
+		"eval.max_index_per_patient",
 	}
 }
 
@@ -167,10 +173,12 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		BackoffMin:  r.duration("backoff.min", 500*time.Millisecond),
 		BackoffMax:  r.duration("backoff.max", 30*time.Second),
 		Eval: EvalConfig{
-			Out:       r.str("eval.out"),
-			Bootstrap: r.int("eval.bootstrap", 0),
-			Frozen:    r.bool("eval.frozen", true),
-			Seq:       r.int("eval.seq", 0),
+			Out:                r.str("eval.out"),
+			Bootstrap:          r.int("eval.bootstrap", 0),
+			Frozen:             r.bool("eval.frozen", true),
+			Seq:                r.int("eval.seq", 0),
+			Features:           r.str("eval.features"),
+			MaxIndexPerPatient: r.int("eval.max_index_per_patient", 0),
 		},
 	}
 	if r.err != nil {

@@ -46,7 +46,7 @@ const DefaultMargin = 0.01
 //	alpha: 0.05
 //	pretrain: {batch: 16, seq: 128, lr: 5e-4}
 //	finetune: {frozen: true, epochs: 3}
-//	eval: {bootstrap: 1000, grid: true, iterations: 500, features: time}
+//	eval: {bootstrap: 1000, grid: true, iterations: 500, features: time, max_index_per_patient: 1}
 //	federated: {local_steps: 20}  # mode federated only; needs data.synthetic
 type Config struct {
 	Mode    string       `yaml:"mode" json:"mode"`
@@ -143,6 +143,8 @@ type Eval struct {
 	Features   string `yaml:"features" json:"features"`
 	RecentDays *int   `yaml:"recent_days" json:"recent_days"`
 	Threads    int    `yaml:"threads" json:"threads"`
+	// MaxIndexPerPatient is the index dates drawn per patient (0: one).
+	MaxIndexPerPatient int `yaml:"max_index_per_patient" json:"max_index_per_patient"`
 	// SkipDegenerate is accepted from older sweep files and ignored: a task that
 	// cannot be decided is always listed with its reason.
 	SkipDegenerate bool `yaml:"skip_degenerate" json:"-"`
@@ -363,6 +365,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field eval.recent_days: %d must not be negative", *e.RecentDays)
 	case e.Threads < 0:
 		return fmt.Errorf("field eval.threads: %d must not be negative", e.Threads)
+	case e.MaxIndexPerPatient < 0:
+		return fmt.Errorf("field eval.max_index_per_patient: %d must not be negative", e.MaxIndexPerPatient)
 	}
 	if _, err := baseline.ParseFeatureSet(e.Features); err != nil {
 		return fmt.Errorf("field eval.features: %w", err)

@@ -184,6 +184,37 @@ func TestEvalUndecidableTasks(t *testing.T) {
 	}
 }
 
+// TestEvalNothingDecidable: when no task can be decided, eval still succeeds and
+// writes a report that says why for each task.
+func TestEvalNothingDecidable(t *testing.T) {
+	data := synthSite(t, 300)
+	dir := t.TempDir()
+	taskFile := filepath.Join(dir, "tasks.yaml")
+	if err := os.WriteFile(taskFile, []byte("version: 1\ntasks:\n  - {name: icd9_diabetes, kind: disease, prefixes: [ICD9CM//250]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"eval", "--data", data, "--tasks", taskFile, "--out", out,
+		"--grid=false", "--bootstrap", "20", "--log-level", "error"}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Tasks []struct {
+			Name      string `json:"name"`
+			Undecided string `json:"undecided"`
+			Verdict   string `json:"verdict"`
+		} `json:"tasks"`
+	}
+	readReport(t, out, &rep)
+	if len(rep.Tasks) != 1 || !strings.Contains(rep.Tasks[0].Undecided, "ICD9CM") || !strings.HasPrefix(rep.Tasks[0].Verdict, "undecided") {
+		t.Errorf("report %+v, want the one task undecided with the missing code system", rep.Tasks)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.md")); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestEvalBadInput(t *testing.T) {
 	data := synthSite(t, 600)
 	dir := t.TempDir()

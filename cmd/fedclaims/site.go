@@ -95,6 +95,12 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 				if e.Bootstrap > 0 {
 					args = append(args, "--bootstrap", strconv.Itoa(e.Bootstrap))
 				}
+				if e.Features != "" {
+					args = append(args, "--features", e.Features)
+				}
+				if e.MaxIndexPerPatient > 0 {
+					args = append(args, "--max-index-per-patient", strconv.Itoa(e.MaxIndexPerPatient))
+				}
 				log.Info("evaluating the final model locally", "out", e.Out)
 				if err := run(cmd.Context(), args, a.stderr, a.stderr); err != nil {
 					return fmt.Errorf("site %s: local evaluation: %w", cfg.SiteID, err)
