@@ -45,7 +45,7 @@ const DefaultMargin = 0.01
 //	margin: 0.01                  # non-inferiority margin in AUPRC (see Rule)
 //	alpha: 0.05
 //	pretrain: {batch: 16, seq: 128, lr: 5e-4}
-//	finetune: {frozen: true, epochs: 3}
+//	finetune: {frozen: true, pooling: cls, epochs: 3}
 //	eval: {bootstrap: 1000, grid: true, iterations: 500, features: time, max_index_per_patient: 1}
 //	federated: {local_steps: 20}  # mode federated only; needs data.synthetic
 type Config struct {
@@ -129,8 +129,10 @@ type Pretrain struct {
 // FineTune sets the heads' training, as fedclaims eval's flags do.
 type FineTune struct {
 	Frozen bool `yaml:"frozen" json:"frozen"`
-	Epochs int  `yaml:"epochs" json:"epochs"`
-	Seq    int  `yaml:"seq" json:"seq"`
+	// Pooling is the head's input, cls or mean (empty: eval's default).
+	Pooling string `yaml:"pooling" json:"pooling,omitempty"`
+	Epochs  int    `yaml:"epochs" json:"epochs"`
+	Seq     int    `yaml:"seq" json:"seq"`
 }
 
 // Eval sets the baseline and the bootstrap, as fedclaims eval's flags do.
@@ -352,6 +354,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field finetune.epochs: %d must not be negative", f.Epochs)
 	case f.Seq < 0 || f.Seq == 1 || f.Seq > 512:
 		return fmt.Errorf("field finetune.seq: %d must be 0 (the model's max_len) or in [2, 512]", f.Seq)
+	case f.Pooling != "" && f.Pooling != string(model.PoolCLS) && f.Pooling != string(model.PoolMean):
+		return fmt.Errorf("field finetune.pooling: %q, want %s or %s", f.Pooling, model.PoolCLS, model.PoolMean)
 	}
 	e := c.Eval
 	switch {

@@ -38,6 +38,7 @@ func TestParseErrors(t *testing.T) {
 		{"old tolerance", ok + "tolerance: 0.005\n", "field tolerance: no longer read"},
 		{"bad margin", ok + "margin: -0.1\n", "field margin"},
 		{"bad features", ok + "eval: {features: dense}\n", "field eval.features"},
+		{"bad pooling", ok + "finetune: {pooling: max}\n", "field finetune.pooling"},
 		{"bad mode", ok + "mode: solo\n", "field mode"},
 		{"no presets", "budget: {steps: 10}\ndata: {dirs: [a]}\n", "field presets"},
 		{"unknown preset", "presets: [{name: 7m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0].name"},

@@ -273,8 +273,8 @@ func (c *Config) pipelineOptions(log *slog.Logger) pipeline.Options {
 		Seed: c.Seed, Resamples: c.Eval.Bootstrap, Grid: *c.Eval.Grid, Iterations: c.Eval.Iterations,
 		MinCount: c.Eval.MinCount, RecentDays: *c.Eval.RecentDays, Threads: c.Eval.Threads,
 		Features: baseline.FeatureSet(c.Eval.Features), Frozen: c.FineTune.Frozen, Epochs: c.FineTune.Epochs,
-		MaxIndexPerPatient: c.Eval.MaxIndexPerPatient,
-		Seq:                c.FineTune.Seq, Log: log,
+		MaxIndexPerPatient: c.Eval.MaxIndexPerPatient, Pooling: model.Pooling(c.FineTune.Pooling),
+		Seq: c.FineTune.Seq, Log: log,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
+	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/tasks"
 )
 
@@ -33,6 +34,7 @@ type evalOptions struct {
 	skipDegenerate       bool // deprecated, ignored: undecidable tasks are always listed
 	model                string
 	frozen               bool
+	pooling              string
 	epochs, seq          int
 	salt                 string
 	end                  string
@@ -45,7 +47,11 @@ func (o evalOptions) pipeline(a *app) (pipeline.Options, error) {
 	po := pipeline.Options{
 		Seed: o.seed, Resamples: o.resamples, Grid: o.grid, Iterations: o.iterations,
 		MinCount: o.minCount, RecentDays: o.recentDays, Threads: o.threads,
-		Frozen: o.frozen, Epochs: o.epochs, Seq: o.seq, Salt: o.salt, MaxIndexPerPatient: o.maxIndex, Log: a.log,
+		Frozen: o.frozen, Pooling: model.Pooling(o.pooling), Epochs: o.epochs, Seq: o.seq, Salt: o.salt,
+		MaxIndexPerPatient: o.maxIndex, Log: a.log,
+	}
+	if po.Pooling != model.PoolCLS && po.Pooling != model.PoolMean {
+		return po, fmt.Errorf("flag --pooling: %q, want %s or %s", o.pooling, model.PoolMean, model.PoolCLS)
 	}
 	var err error
 	if po.Features, err = baseline.ParseFeatureSet(o.features); err != nil {
@@ -106,6 +112,7 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.IntVar(&o.threads, "threads", 0, "training threads (0: all cores)")
 	f.StringVar(&o.model, "model", "", "pretrained encoder checkpoint directory (model.safetensors, config.json, vocab.json)")
 	f.BoolVar(&o.frozen, "frozen", true, "keep the encoder frozen under an L2 logistic probe on its standardised pooled features; --frozen=false fine-tunes it (costly)")
+	f.StringVar(&o.pooling, "pooling", string(model.DefaultHeadConfig().Pooling), "the head's input: mean (the mean of the history's token states) or cls (the [CLS] state)")
 	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
 	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
 	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt)")

@@ -235,6 +235,7 @@ func TestEvalBadInput(t *testing.T) {
 		{"not a dataset", []string{"--data", dir, "--tasks", never}, "neither a MEDS dataset"},
 		{"several sites", []string{"--data", filepath.Dir(data), "--tasks", never}, "holds 1 site datasets, not one"},
 		{"bad features", []string{"--data", data, "--features", "dense"}, "flag --features"},
+		{"bad pooling", []string{"--data", data, "--pooling", "max"}, "flag --pooling"},
 		{"bad end", []string{"--data", data, "--end", "yesterday"}, "flag --end"},
 		{"bad exclusion", []string{"--data", data, "--tasks", bad}, "bad.yaml:"},
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// Frozen keeps the encoder fixed and fits an L2 logistic probe on its
 	// standardised pooled features (the default recipe); false fine-tunes it.
 	Frozen bool
+	// Pooling turns the encoder's hidden states into the head's input
+	// (empty: model.DefaultHeadConfig's).
+	Pooling model.Pooling
 	// Epochs caps fine-tuning epochs (0: the model package's default); the frozen
 	// probe has none.
 	Epochs int
@@ -135,6 +138,9 @@ func (c *Cohort) TrainBaseline(ctx context.Context, o Options) error {
 func (o Options) HeadConfig() model.HeadConfig {
 	hc := model.DefaultHeadConfig()
 	hc.Seed, hc.Frozen = o.Seed, o.Frozen
+	if o.Pooling != "" {
+		hc.Pooling = o.Pooling
+	}
 	if o.Epochs > 0 {
 		hc.Epochs = o.Epochs
 	}
