@@ -46,9 +46,10 @@ type Comparison struct {
 // the difference lies above -margin. Identical scores give d* = 0 throughout and
 // P = PReverse = 1. margin must be >= 0.
 //
-// The split must hold at least MinPositives positive rows (else an error errors.Is
-// matches against ErrTooFewPositives) and a patient without positives
-// (ErrNoNegatives). Scores may be any real numbers (NaN is an error).
+// The split must hold at least MinPositives positive rows and as many patients
+// with a positive row (else an error errors.Is matches against ErrTooFewPositives)
+// and a patient without positives (ErrNoNegatives). Scores may be any real numbers
+// (NaN is an error).
 func Compare(a, b []float64, labels []bool, groups []int64, bs Bootstrap, metric string, margin float64) (Comparison, error) {
 	if len(a) != len(b) || len(groups) != len(labels) {
 		return Comparison{}, fmt.Errorf("compare: %d and %d scores, %d patient ids for %d labels: %w", len(a), len(b), len(groups), len(labels), ErrLength)

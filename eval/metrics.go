@@ -200,9 +200,11 @@ func PRCurve(scores []float64, labels []bool) (recall, precision []float64, err 
 	return recall, precision, nil
 }
 
-// MinPositives is the fewest positive rows from which an interval or a comparison is
-// computed: with fewer, a bootstrap interval of AUPRC mostly measures which handful
-// of positives a resample drew.
+// MinPositives is the fewest positives from which an interval or a comparison is
+// computed, counted as positive rows and as patients with a positive row (they
+// differ only with several index dates per patient, and the bootstrap resamples
+// patients): with fewer, a bootstrap interval of AUPRC mostly measures which
+// handful of positives a resample drew.
 const MinPositives = 10
 
 // ErrTooFewPositives is returned by Compare when the split has fewer than
@@ -266,10 +268,27 @@ func positives(labels []bool) int {
 	return n
 }
 
+// positivePatients counts the patients with a positive row and those without.
+func positivePatients(labels []bool, groups []int64) (pos, neg int) {
+	seen := map[int64]bool{} // patient -> has a positive row
+	for i, g := range groups {
+		seen[g] = seen[g] || labels[i]
+	}
+	for _, p := range seen {
+		if p {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	return pos, neg
+}
+
 // resampleReady reports why no resample is drawn for these labels and patients, or
-// nil when they are: at least MinPositives positive rows (ErrTooFewPositives), and a
-// patient without positives (ErrNoNegatives), without whom a stratified resample of
-// patients who each have a positive row could lack negatives.
+// nil when they are: at least MinPositives positive rows and as many patients with
+// a positive row (ErrTooFewPositives), and a patient without positives
+// (ErrNoNegatives), without whom a stratified resample of patients who each have a
+// positive row could lack negatives.
 func resampleReady(labels []bool, groups []int64) error {
 	if n := positives(labels); n < MinPositives {
 		return fmt.Errorf("%d positives: %w", n, ErrTooFewPositives)
@@ -277,16 +296,14 @@ func resampleReady(labels []bool, groups []int64) error {
 	if positives(labels) == len(labels) {
 		return ErrNoNegatives
 	}
-	seen := map[int64]bool{} // patient -> has a positive row
-	for i, g := range groups {
-		seen[g] = seen[g] || labels[i]
+	pos, neg := positivePatients(labels, groups)
+	if pos < MinPositives {
+		return fmt.Errorf("%d patients with a positive row: %w", pos, ErrTooFewPositives)
 	}
-	for _, pos := range seen {
-		if !pos {
-			return nil
-		}
+	if neg == 0 {
+		return fmt.Errorf("every patient has a positive row, so a resample could lack negatives: %w", ErrNoNegatives)
 	}
-	return fmt.Errorf("every patient has a positive row, so a resample could lack negatives: %w", ErrNoNegatives)
+	return nil
 }
 
 // bootstrap draws b.Resamples stratified patient resamples and returns, for each
@@ -351,7 +368,7 @@ func pointMetrics(r *ranking, scores []float64, labels []bool) (Metrics, error) 
 
 // Score computes AUPRC, AUROC, the Brier score and the calibration slope and
 // intercept of predicted probabilities, and, when the split holds at least
-// MinPositives positive rows, 95% percentile intervals of AUPRC and AUROC from
+// MinPositives positive rows and positive patients, 95% percentile intervals of AUPRC and AUROC from
 // b.Resamples bootstrap resamples (nil intervals otherwise). groups holds each row's
 // patient id: a resample is stratified by outcome (NewStratifiedResampler), drawing
 // patients with replacement and keeping all of a drawn patient's rows, so that

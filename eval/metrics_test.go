@@ -174,8 +174,9 @@ func TestScoreResamplesPatients(t *testing.T) {
 	if m, err := Score(scores, labels, one, Bootstrap{Resamples: 50, Seed: 1}); err != nil || m.AUPRCCI != nil {
 		t.Errorf("one patient with every row: %+v, %v; want no interval", m, err)
 	}
-	// The positives' rows in one patient, the negatives' in another: each stratum is
-	// one patient, every resample the whole split.
+	// The positives' rows in one patient, the negatives' in another: many positive
+	// rows, but one positive patient, and the bootstrap resamples patients, so no
+	// interval either (MinPositives counts patients too).
 	two := make([]int64, len(scores))
 	for i, y := range labels {
 		if y {
@@ -183,11 +184,24 @@ func TestScoreResamplesPatients(t *testing.T) {
 		}
 	}
 	m, err := Score(scores, labels, two, Bootstrap{Resamples: 50, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || m.AUPRCCI != nil || positives(labels) < MinPositives {
+		t.Errorf("%d positive rows in one patient: %+v, %v; want no interval", positives(labels), m, err)
 	}
-	if *m.AUPRCCI != [2]float64{m.AUPRC, m.AUPRC} || *m.AUROCCI != [2]float64{m.AUROC, m.AUROC} {
-		t.Errorf("two-patient intervals %v %v, want degenerate at %v %v", *m.AUPRCCI, *m.AUROCCI, m.AUPRC, m.AUROC)
+	// The positives spread over MinPositives patients, the negatives in one: the
+	// negatives' stratum is the same in every resample, the positives' varies.
+	spread := make([]int64, len(scores))
+	k := 0
+	for i, y := range labels {
+		if y {
+			spread[i] = int64(1 + k%MinPositives)
+			k++
+		}
+	}
+	if m, err = Score(scores, labels, spread, Bootstrap{Resamples: 50, Seed: 1}); err != nil || m.AUPRCCI == nil {
+		t.Fatalf("positives in %d patients: %+v, %v; want an interval", MinPositives, m, err)
+	}
+	if m.AUPRCCI[0] == m.AUPRCCI[1] {
+		t.Errorf("positives in %d patients: interval %v collapsed", MinPositives, *m.AUPRCCI)
 	}
 }
 

@@ -203,8 +203,11 @@ func Evaluate(p Predictions, b Bootstrap) (TaskResult, error) {
 				}
 			}
 		}
-	case hasEnc && hasBase && errors.Is(ready, ErrTooFewPositives):
+	case hasEnc && hasBase && errors.Is(ready, ErrTooFewPositives) && pos < MinPositives:
 		r.Undecided = tooFew(pos)
+	case hasEnc && hasBase && errors.Is(ready, ErrTooFewPositives):
+		pp, _ := positivePatients(p.Labels, p.Patient)
+		r.Undecided = fmt.Sprintf("too few positive patients (%d, with %d positive rows)", pp, pos)
 	case hasEnc && hasBase:
 		r.Undecided = "every test patient has a positive row, so a resample could lack negatives"
 	}
