@@ -82,30 +82,46 @@ func TestLabelAndBaseline(t *testing.T) {
 	if len(r.Tasks) != len(tasks.Default()) || len(c.Runs) == 0 {
 		t.Fatalf("%d report rows for %d tasks (%d runs, %d skipped)", len(r.Tasks), len(tasks.Default()), len(c.Runs), len(c.Skipped))
 	}
-	withCI := 0
+	// With several index dates a patient, positive rows and positive patients
+	// differ; an interval needs MinPositives of both.
+	positivePatients := map[string]int{}
+	for _, run := range c.Runs {
+		seen := map[int64]bool{}
+		for i, y := range run.Predictions.Labels {
+			if y && !seen[run.Predictions.Patient[i]] {
+				seen[run.Predictions.Patient[i]] = true
+				positivePatients[run.Predictions.Name]++
+			}
+		}
+	}
+	withCI, rowsNotPatients := 0, 0
 	for _, tr := range r.Tasks {
 		m, ok := tr.Models["baseline"]
+		enough := tr.PositivesTest >= eval.MinPositives && positivePatients[tr.Name] >= eval.MinPositives
+		if tr.PositivesTest >= eval.MinPositives && !enough {
+			rowsNotPatients++
+		}
 		switch {
 		case !ok:
 			if tr.Undecided == "" {
 				t.Errorf("task %s: no baseline and no reason", tr.Name)
 			}
 		case m.AUPRCCI == nil:
-			if tr.PositivesTest >= eval.MinPositives {
-				t.Errorf("task %s: %d test positives but no interval", tr.Name, tr.PositivesTest)
+			if enough {
+				t.Errorf("task %s: %d test positives in %d patients but no interval", tr.Name, tr.PositivesTest, positivePatients[tr.Name])
 			}
 		default:
 			withCI++
-			if tr.PositivesTest < eval.MinPositives {
-				t.Errorf("task %s: an interval from %d test positives", tr.Name, tr.PositivesTest)
+			if !enough {
+				t.Errorf("task %s: an interval from %d test positives in %d patients", tr.Name, tr.PositivesTest, positivePatients[tr.Name])
 			}
 			if !(m.AUPRCCI[0] <= m.AUPRC && m.AUPRC <= m.AUPRCCI[1]) {
 				t.Errorf("task %s: AUPRC %g outside its interval %v", tr.Name, m.AUPRC, *m.AUPRCCI)
 			}
 		}
 	}
-	if withCI == 0 {
-		t.Error("no task had enough test positives for an interval; the test data is too small to check anything")
+	if withCI == 0 || rowsNotPatients == 0 {
+		t.Errorf("%d tasks with an interval, %d with 10 positive rows of fewer patients: the test data checks too little", withCI, rowsNotPatients)
 	}
 }
 
