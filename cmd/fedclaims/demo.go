@@ -392,9 +392,14 @@ func demoDiff(r demoRow) string {
 	return "-"
 }
 
+// demoTableRows is the table of the rows the demo's data can decide: those with a
+// paired comparison. The others are named by demoTooSmall.
 func demoTableRows(res demoResult) [][]string {
 	rows := [][]string{{"task", "kind", "site", "prevalence", "n", "positives", "federated AUPRC [95% CI]", "site-alone AUPRC [95% CI]", "baseline AUPRC [95% CI]", "federated - baseline [95% CI], Holm p (federated / baseline better)", "verdict"}}
 	for _, r := range res.Rows {
+		if r.Comparison == nil {
+			continue
+		}
 		rows = append(rows, []string{r.Task, r.Kind, r.Site + " (" + r.Archetype + ")", fmt.Sprintf("%.3f", r.Prevalence),
 			fmt.Sprint(r.NTest), fmt.Sprint(r.PositivesTest), demoCell(r.Federated), demoCell(r.SiteAlone), demoCell(r.Baseline), demoDiff(r), r.Verdict})
 	}
@@ -402,6 +407,33 @@ func demoTableRows(res demoResult) [][]string {
 }
 
 // writeDemoTable prints the table the demo ends with, then the rounds and timings.
+// demoTooSmall is the line that names the rows too small to read: each task with
+// its sites and their test positives, or why the site could not score it.
+func demoTooSmall(res demoResult) string {
+	var tasks []string
+	bySite := map[string][]string{}
+	decided := 0
+	for _, r := range res.Rows {
+		if r.Comparison != nil {
+			decided++
+			continue
+		}
+		if _, seen := bySite[r.Task]; !seen {
+			tasks = append(tasks, r.Task)
+		}
+		bySite[r.Task] = append(bySite[r.Task], fmt.Sprintf("%s %d", r.Site, r.PositivesTest))
+	}
+	if len(tasks) == 0 {
+		return ""
+	}
+	parts := make([]string, len(tasks))
+	for i, t := range tasks {
+		parts[i] = t + " (" + strings.Join(bySite[t], ", ") + ")"
+	}
+	return fmt.Sprintf("Too small to read, with each site's test positives (no interval or test below %d, or a split without positives): %s. %d of %d task-site rows could be tested.",
+		eval.MinPositives, strings.Join(parts, "; "), decided, len(res.Rows))
+}
+
 func writeDemoTable(w io.Writer, res demoResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, row := range demoTableRows(res) {
@@ -409,6 +441,9 @@ func writeDemoTable(w io.Writer, res demoResult) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if line := demoTooSmall(res); line != "" {
+		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintln(w)
 	for _, r := range res.Rounds {
@@ -429,7 +464,7 @@ func demoPerSite(m map[string]uint64) string {
 
 func writeDemoMarkdown(w *bytes.Buffer, res demoResult) {
 	w.WriteString("# fedclaims demo\n\n")
-	w.WriteString("Each row is one task evaluated at one site, on that site's own test split. " +
+	w.WriteString("Each row is one task evaluated at one site, on that site's own test split, where the split has the 10 positives a paired test needs; the line below the table names the rest (demo.json has every row). " +
 		"AUPRC is average precision; intervals are 95% patient-level bootstrap intervals, stratified by outcome, and absent below 10 test positives. " +
 		"The difference is the federated encoder minus the baseline under the same resamples, with its one-sided p-value Holm-corrected across the site's tasks; a verdict other than a tie needs p < 0.05. " +
 		"Federated: the encoder pretrained by the federation with secure aggregation. " +
@@ -440,6 +475,9 @@ func writeDemoMarkdown(w *bytes.Buffer, res demoResult) {
 		if i == 0 {
 			w.WriteString(strings.Repeat("|---", len(row)) + "|\n")
 		}
+	}
+	if line := demoTooSmall(res); line != "" {
+		w.WriteString("\n" + line + "\n")
 	}
 	w.WriteString("\n| round | sites | train loss | seconds | upload bytes per site |\n|---|---|---|---|---|\n")
 	for _, r := range res.Rounds {

@@ -119,3 +119,34 @@ func TestDemoEvalThreeModels(t *testing.T) {
 		}
 	}
 }
+
+// The demo's table holds only the rows its data can decide; one line names the
+// rest with their test positives.
+func TestDemoTableDecidableRows(t *testing.T) {
+	c := &eval.Comparison{Metric: eval.MetricAUPRC, Diff: -0.12, CI: [2]float64{-0.37, 0.08}, P: 0.9, PHolm: 1, PReverse: 0.2, PReverseHolm: 0.69}
+	res := demoResult{Seconds: map[string]float64{"total": 1}, Rows: []demoRow{
+		{Task: "dpp4_inhibitors", Site: "h01", Archetype: "general", PositivesTest: 13, Comparison: c, Verdict: eval.VerdictNoDifference},
+		{Task: "ckd", Site: "h01", Archetype: "general", PositivesTest: 3, Verdict: "too few positives (3)"},
+		{Task: "ckd", Site: "h02", Archetype: "cancer-centre", PositivesTest: 1, Verdict: "too few positives (1)"},
+		{Task: "doac", Site: "h03", Archetype: "clinic", Verdict: "undecided: the test split has no positives"},
+	}}
+	var buf bytes.Buffer
+	if err := writeDemoTable(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"-0.120 [-0.370, 0.080], p 1 / 0.69", "no significant difference",
+		"Too small to read", "ckd (h01 3, h02 1); doac (h03 0)", "1 of 4 task-site rows could be tested"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "too few positives (3)") {
+		t.Errorf("an undecidable row is in the table:\n%s", out)
+	}
+	var md bytes.Buffer
+	writeDemoMarkdown(&md, res)
+	if !strings.Contains(md.String(), "ckd (h01 3, h02 1)") || strings.Count(md.String(), "| dpp4_inhibitors |") != 1 {
+		t.Errorf("demo.md:\n%s", md.String())
+	}
+}
