@@ -138,16 +138,6 @@ func appendDense(x *baseline.CSR, row []float32) error {
 	return x.AppendRow(idx, val)
 }
 
-// appendCSR appends src's rows to dst.
-func appendCSR(dst, src *baseline.CSR) error {
-	for i := range src.Rows() {
-		if err := dst.AppendRow(src.Row(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // LeakageCheck runs the check on patients for ts, labelled as o says. It is an
 // error only when the input is wrong; a task that cannot be tested is listed as
 // undecided.
@@ -156,17 +146,26 @@ func LeakageCheck(ctx context.Context, patients []*claims.Patient, ts []tasks.Ta
 	if err != nil {
 		return nil, err
 	}
-	type row struct {
-		ex tasks.Example
-		f  [numLeakageCols]float32
-	}
-	var rows []row
+	// Every example's features, once for all tasks: the follow-up model's (x[0])
+	// and the age-and-sex model's (x[1], the same row without the follow-up).
+	var exs []tasks.Example
+	var folds []int
+	x := [2]*baseline.CSR{baseline.NewCSR(numLeakageCols), baseline.NewCSR(numLeakageCols)}
 	for _, p := range patients {
 		for _, ex := range l.Examples(p) {
-			rows = append(rows, row{ex, leakageFeatures(p, ex.Index)})
+			f := leakageFeatures(p, ex.Index)
+			ageSex := f
+			ageSex[colRecordDays], ageSex[colIndexYear] = 0, 0
+			for m, row := range [2][numLeakageCols]float32{f, ageSex} {
+				if err := appendDense(x[m], row[:]); err != nil {
+					return nil, err
+				}
+			}
+			exs = append(exs, ex)
+			folds = append(folds, leakageFold(ex.SubjectID))
 		}
 	}
-	if len(rows) == 0 {
+	if len(exs) == 0 {
 		return nil, fmt.Errorf("leakage check: none of %d patients has an index date", len(patients))
 	}
 	params := baseline.DefaultParams()
@@ -178,62 +177,55 @@ func LeakageCheck(ctx context.Context, patients []*claims.Patient, ts []tasks.Ta
 	var decided []int
 	for ti, t := range l.Tasks() {
 		res := Leakage{Name: t.Name, Kind: string(t.Kind)}
-		// Per fold, per model (follow-up, age and sex): the fold's rows.
-		var folds [leakageFolds][2]*baseline.Dataset
-		var foldIDs [leakageFolds][]int64
-		for f := range folds {
-			folds[f] = [2]*baseline.Dataset{{X: baseline.NewCSR(numLeakageCols)}, {X: baseline.NewCSR(numLeakageCols)}}
-		}
-		for _, r := range rows {
-			lab := r.ex.Labels[ti]
-			if !lab.Labelled() {
-				continue
-			}
-			f := leakageFold(r.ex.SubjectID)
-			ageSex := r.f
-			ageSex[colRecordDays], ageSex[colIndexYear] = 0, 0
-			for m, feats := range [2][numLeakageCols]float32{r.f, ageSex} {
-				d := folds[f][m]
-				if err := appendDense(d.X, feats[:]); err != nil {
-					return nil, err
-				}
-				d.Label = append(d.Label, lab == tasks.Positive)
-			}
-			foldIDs[f] = append(foldIDs[f], r.ex.SubjectID)
-			res.N++
-			if lab == tasks.Positive {
-				res.Positives++
-			}
-		}
+		// The task's labelled examples, in order, and each one's fold.
+		var rows []int
 		var labels []bool
 		var ids []int64
-		var scores [2][]float64
-		for f := range folds {
-			labels = append(labels, folds[f][0].Label...)
-			ids = append(ids, foldIDs[f]...)
+		for i, ex := range exs {
+			if lab := ex.Labels[ti]; lab.Labelled() {
+				rows = append(rows, i)
+				labels = append(labels, lab == tasks.Positive)
+				ids = append(ids, ex.SubjectID)
+				if lab == tasks.Positive {
+					res.Positives++
+				}
+			}
+		}
+		res.N = len(rows)
+		// dataset is the rows of the given folds of the task, for model m, and where
+		// they sit in rows.
+		dataset := func(m int, in func(fold int) bool) (*baseline.Dataset, []int) {
+			var sel, at []int
+			d := &baseline.Dataset{}
+			for k, i := range rows {
+				if in(folds[i]) {
+					sel, at = append(sel, i), append(at, k)
+					d.Label = append(d.Label, labels[k])
+				}
+			}
+			d.X = x[m].SelectRows(sel)
+			return d, at
+		}
+		// Out-of-fold scores of every labelled example, per model.
+		scores := [2][]float64{make([]float64, len(rows)), make([]float64, len(rows))}
+	folds:
+		for f := range leakageFolds {
 			valid := (f + 1) % leakageFolds
 			for m := range 2 {
-				train := &baseline.Dataset{X: baseline.NewCSR(numLeakageCols)}
-				for g := range folds {
-					if g != f && g != valid {
-						if err := appendCSR(train.X, folds[g][m].X); err != nil {
-							return nil, err
-						}
-						train.Label = append(train.Label, folds[g][m].Label...)
-					}
-				}
-				model, err := baseline.Train(ctx, train, folds[valid][m], params, nil)
+				train, _ := dataset(m, func(g int) bool { return g != f && g != valid })
+				validSet, _ := dataset(m, func(g int) bool { return g == valid })
+				test, at := dataset(m, func(g int) bool { return g == f })
+				model, err := baseline.Train(ctx, train, validSet, params, nil)
 				if errors.Is(err, baseline.ErrOneClass) {
 					res.Undecided = "a fold's training rows hold one class only"
-					break
+					break folds
 				}
 				if err != nil {
 					return nil, fmt.Errorf("leakage check: task %s: %w", t.Name, err)
 				}
-				scores[m] = append(scores[m], model.Predict(folds[f][m].X, params.NumThreads)...)
-			}
-			if res.Undecided != "" {
-				break
+				for k, v := range model.Predict(test.X, params.NumThreads) {
+					scores[m][at[k]] = v
+				}
 			}
 		}
 		if res.Undecided == "" {
