@@ -42,6 +42,14 @@ type evalOptions struct {
 	leakageCheck         bool
 }
 
+// tasks are the tasks of --tasks, the default tasks without it.
+func (o evalOptions) tasks() ([]tasks.Task, error) {
+	if o.tasksFile == "" {
+		return tasks.Default(), nil
+	}
+	return tasks.ReadFile(o.tasksFile)
+}
+
 // pipeline is o as package pipeline's options.
 func (o evalOptions) pipeline(a *app) (pipeline.Options, error) {
 	po := pipeline.Options{
@@ -126,16 +134,12 @@ func newEvalCmd(a *app) *cobra.Command {
 
 // runEval does the work of fedclaims eval and returns the report it wrote.
 func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
-	ts := tasks.Default()
-	if o.tasksFile != "" {
-		var err error
-		if ts, err = tasks.ReadFile(o.tasksFile); err != nil {
-			return nil, err
-		}
+	ts, err := o.tasks()
+	if err != nil {
+		return nil, err
 	}
 	var ck *encoderCheckpoint
 	if o.model != "" {
-		var err error
 		if ck, err = loadEncoder(o.model); err != nil {
 			return nil, err
 		}
@@ -199,12 +203,9 @@ func saveEval(out string, c *pipeline.Cohort, report *eval.Report) error {
 // runLeakageCheck runs the follow-up leakage check on --data and writes
 // OUT/leakage.json and OUT/leakage.md; a leak is an error, so the exit status says it.
 func runLeakageCheck(ctx context.Context, o evalOptions, a *app) error {
-	ts := tasks.Default()
-	if o.tasksFile != "" {
-		var err error
-		if ts, err = tasks.ReadFile(o.tasksFile); err != nil {
-			return err
-		}
+	ts, err := o.tasks()
+	if err != nil {
+		return err
 	}
 	po, err := o.pipeline(a)
 	if err != nil {
