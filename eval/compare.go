@@ -20,14 +20,13 @@ type Comparison struct {
 	// P is the one-sided p-value of H0: diff <= -Margin, against "a is better than
 	// b" (Margin 0) or "a is not worse than b by Margin or more" (Margin > 0).
 	P float64 `json:"p"`
-	// PHolm is P adjusted by Holm across a report's comparisons of this metric; P
-	// itself until NewReport adjusts it.
+	// PHolm is P adjusted by Holm across a report's comparisons of this metric, both
+	// directions in one family (see NewReport); P itself until NewReport adjusts it.
 	PHolm float64 `json:"p_holm"`
 	// PReverse is the one-sided p-value of the reverse test, a and b swapped:
 	// H0: diff >= Margin, against "b is better than a" (Margin 0).
 	PReverse float64 `json:"p_reverse"`
-	// PReverseHolm is PReverse adjusted by Holm across a report's reverse tests of
-	// this metric.
+	// PReverseHolm is PReverse adjusted in the same family as PHolm.
 	PReverseHolm float64 `json:"p_reverse_holm"`
 	// Resamples is the number of paired bootstrap resamples.
 	Resamples int `json:"resamples"`

@@ -290,10 +290,11 @@ func positivePatients(labels []bool, groups []int64) (pos, neg int) {
 // (ErrNoNegatives), without whom a stratified resample of patients who each have a
 // positive row could lack negatives.
 func resampleReady(labels []bool, groups []int64) error {
-	if n := positives(labels); n < MinPositives {
+	n := positives(labels)
+	if n < MinPositives {
 		return fmt.Errorf("%d positives: %w", n, ErrTooFewPositives)
 	}
-	if positives(labels) == len(labels) {
+	if n == len(labels) {
 		return ErrNoNegatives
 	}
 	pos, neg := positivePatients(labels, groups)
@@ -368,12 +369,12 @@ func pointMetrics(r *ranking, scores []float64, labels []bool) (Metrics, error) 
 
 // Score computes AUPRC, AUROC, the Brier score and the calibration slope and
 // intercept of predicted probabilities, and, when the split holds at least
-// MinPositives positive rows and positive patients, 95% percentile intervals of AUPRC and AUROC from
-// b.Resamples bootstrap resamples (nil intervals otherwise). groups holds each row's
-// patient id: a resample is stratified by outcome (NewStratifiedResampler), drawing
-// patients with replacement and keeping all of a drawn patient's rows, so that
-// patients with several index dates are not counted as independent; no resample is
-// ever redrawn. A split without positives or negatives is an error (ErrNoPositives,
+// MinPositives positive rows and positive patients, 95% percentile intervals of
+// AUPRC and AUROC from b.Resamples bootstrap resamples (nil intervals otherwise).
+// groups holds each row's patient id: a resample is stratified by outcome
+// (NewStratifiedResampler), drawing patients with replacement and keeping all of a
+// drawn patient's rows, so that patients with several index dates are not counted
+// as independent; no resample is ever redrawn. A split without positives or negatives is an error (ErrNoPositives,
 // ErrNoNegatives), as is a score outside [0, 1] (ErrNotProbability).
 //
 // When every patient has a positive row, a stratified resample could lack negatives;
