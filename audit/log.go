@@ -30,6 +30,14 @@ type Options struct {
 	// middle of a write, and record the cut in a log_repaired entry. Without it such
 	// a log is refused, like any other damage.
 	RepairTorn bool
+	// Expect are the heads (Log.Anchor) that the party recorded in its state files:
+	// Open refuses the log, with an *Error wrapping ErrCut or ErrRewritten, when it
+	// ends before one of them or holds another entry at its seq. Entries after them
+	// are fine: they were written after the state file. A torn last line is still
+	// repaired with RepairTorn, but only when the entries before it reach every
+	// expected head. Zero heads (from state files written before heads were kept)
+	// are ignored.
+	Expect []Head
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -52,9 +60,9 @@ type Log struct {
 var ErrClosed = errors.New("audit log closed")
 
 // Open opens the log at path for appending, creating it (0600) if needed. An
-// existing log is verified in full first and its chain continued; a damaged log is
-// refused with the *Error that Verify reports. The file is locked against a second
-// writer.
+// existing log is verified in full first and its chain continued; a damaged log, or
+// one that does not reach opts.Expect, is refused with the *Error that Verify reports,
+// after the file's name. The file is locked against a second writer.
 func Open(path string, opts Options) (*Log, error) {
 	if opts.Actor == "" {
 		return nil, fmt.Errorf("audit %s: no actor", path)
@@ -70,7 +78,7 @@ func Open(path string, opts Options) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit %s: %w", path, err)
 	}
-	var v Verifier
+	v := Verifier{Expect: opts.Expect}
 	if opts.Signer != nil {
 		v.PublicKey = opts.Signer.Public()
 	}

@@ -45,6 +45,12 @@ type Verifier struct {
 	// (a checkpoint, a peer's log) that also catches entries cut off the end, which
 	// the chain alone cannot.
 	Head string
+	// Expect are heads recorded elsewhere (in checkpoints) that the log must reach:
+	// for each, the log must hold an entry at its seq (else ErrCut: entries were cut
+	// off the end) carrying its hash (else ErrRewritten). Unlike Head, the log may go
+	// on after them: entries written after the checkpoint are newer, not damage.
+	// Zero heads are ignored.
+	Expect []Head
 }
 
 // Verify checks the log in r with the zero Verifier.
@@ -55,16 +61,22 @@ func Verify(r io.Reader) (Summary, error) {
 // Verify reads the whole log and returns its summary, or an *Error naming the first
 // bad entry and why: malformed or non-canonical JSON, a hash mismatch, a sequence gap
 // (an entry removed or reordered), a broken link to the previous entry, time going
-// backwards, a bad signature or an incomplete last line. Read errors are returned as
-// they are.
+// backwards, a bad signature or an incomplete last line, and when v expects heads,
+// ErrCut or ErrRewritten. Read errors are returned as they are.
 func (v Verifier) Verify(r io.Reader) (Summary, error) {
 	s, _, err := v.verify(r)
 	return s, err
 }
 
 // verify is Verify that also returns, on a torn last line, the summary of the good
-// prefix before it, which Open needs to repair the file.
+// prefix before it, which Open needs to repair the file. A torn log whose good prefix
+// does not reach the expected heads is reported as cut, not torn: repairing it would
+// not bring the missing entries back.
 func (v Verifier) verify(r io.Reader) (Summary, bool, error) {
+	x, err := newExpectations(v.Expect)
+	if err != nil {
+		return Summary{}, false, err
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	s := Summary{Head: Genesis}
 	for line := 1; ; line++ {
@@ -73,6 +85,9 @@ func (v Verifier) verify(r io.Reader) (Summary, bool, error) {
 			break
 		}
 		if err == io.EOF {
+			if err := x.reached(s.Entries); err != nil {
+				return s, false, &Error{Line: line, Err: fmt.Errorf("%w (and line %d is torn: %d bytes without a newline)", err, line, len(b))}
+			}
 			return s, true, &Error{Line: line, Err: fmt.Errorf("%w: %d bytes without a newline", ErrTorn, len(b))}
 		}
 		if err != nil {
@@ -100,8 +115,14 @@ func (v Verifier) verify(r io.Reader) (Summary, bool, error) {
 				return fail(err)
 			}
 		}
+		if err := x.entry(&e); err != nil {
+			return fail(err)
+		}
 		s.Entries, s.Head, s.Last = e.Seq, e.Hash, t
 		s.Bytes += int64(len(b))
+	}
+	if err := x.reached(s.Entries); err != nil {
+		return s, false, &Error{Line: int(s.Entries), Seq: s.Entries, Err: err}
 	}
 	if v.Head != "" && v.Head != s.Head {
 		return s, false, &Error{Line: int(s.Entries), Seq: s.Entries, Err: fmt.Errorf("%w: last hash %.12s..., want %.12s...", ErrHead, s.Head, v.Head)}
