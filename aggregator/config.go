@@ -39,6 +39,9 @@ type Config struct {
 	// it then waits for decryption shares.
 	RoundDeadline   time.Duration `mapstructure:"round_deadline"`
 	DecryptDeadline time.Duration `mapstructure:"decrypt_deadline"`
+	// UploadIdleTimeout ends an upload stream that sends nothing for this long, so
+	// that a stalled or malicious sender holds no buffer or round state.
+	UploadIdleTimeout time.Duration `mapstructure:"upload_idle_timeout"`
 	// AutoStart begins setup once every site enrolled, and the first round once the
 	// vocabulary is built, without waiting for `admin start`.
 	AutoStart bool `mapstructure:"auto_start"`
@@ -67,9 +70,17 @@ type ModelConfig struct {
 	MaxLen int    `mapstructure:"max_len"`
 }
 
-// VocabularyConfig is the federated vocabulary's k-anonymity floor.
+// VocabularyConfig is the federated vocabulary's k-anonymity floor and the bounds
+// that keep one site from forcing a vocabulary (and so a model) no party can hold.
 type VocabularyConfig struct {
 	KFloor int `mapstructure:"k_floor"`
+	// MaxVocab caps the merged vocabulary; the most frequent codes are kept.
+	MaxVocab int `mapstructure:"max_vocab"`
+	// MaxCodesPerTable refuses a site's count table with more codes than this.
+	MaxCodesPerTable int `mapstructure:"max_codes_per_table"`
+	// MaxCodesPerPatient refuses a count table with more codes than its patients
+	// times this: a code needs k_floor patients, so a real table stays far below.
+	MaxCodesPerPatient int `mapstructure:"max_codes_per_patient"`
 }
 
 // LocalConfig is the local training every TrainTask carries.
@@ -95,17 +106,18 @@ type ServerConfig struct {
 // DefaultConfig is what an empty configuration file means.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          "127.0.0.1:7443",
-		Metrics:         "127.0.0.1:9464",
-		StateDir:        "state",
-		RoundDeadline:   10 * time.Minute,
-		DecryptDeadline: 5 * time.Minute,
-		Rounds:          1,
-		SecureAgg:       SecureAggConfig{Preset: string(secureagg.PresetN12Q60), WeightCap: secureagg.DefaultWeightCap},
-		Model:           ModelConfig{Preset: "2m", Seed: 1},
-		Vocabulary:      VocabularyConfig{KFloor: 10},
-		Local:           LocalConfig{Steps: 20, BatchSize: 16, LearningRate: 5e-4, ClipNorm: 1},
-		Server:          ServerConfig{Optimizer: "fedavg", LearningRate: 1, Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-3},
+		Listen:            "127.0.0.1:7443",
+		Metrics:           "127.0.0.1:9464",
+		StateDir:          "state",
+		RoundDeadline:     10 * time.Minute,
+		DecryptDeadline:   5 * time.Minute,
+		UploadIdleTimeout: time.Minute,
+		Rounds:            1,
+		SecureAgg:         SecureAggConfig{Preset: string(secureagg.PresetN12Q60), WeightCap: secureagg.DefaultWeightCap},
+		Model:             ModelConfig{Preset: "2m", Seed: 1},
+		Vocabulary:        VocabularyConfig{KFloor: 10, MaxVocab: 100_000, MaxCodesPerTable: 200_000, MaxCodesPerPatient: 50},
+		Local:             LocalConfig{Steps: 20, BatchSize: 16, LearningRate: 5e-4, ClipNorm: 1},
+		Server:            ServerConfig{Optimizer: "fedavg", LearningRate: 1, Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-3},
 	}
 }
 
@@ -178,7 +190,7 @@ func (c *Config) Validate() error {
 		switch {
 		case c.Threshold < 1 || c.Threshold > len(c.Sites):
 			key = "threshold"
-		case c.MinSites < c.Threshold || c.MinSites > len(c.Sites):
+		case c.MinSites < c.Threshold+1 || c.MinSites > len(c.Sites):
 			key = "min_sites"
 		case c.Rounds < 1:
 			key = "rounds"
@@ -202,6 +214,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Vocabulary.KFloor < 1 {
 		return bad("vocabulary.k_floor", "%d: must be at least 1", c.Vocabulary.KFloor)
+	}
+	if c.Vocabulary.MaxVocab < 1 {
+		return bad("vocabulary.max_vocab", "%d: must be at least 1", c.Vocabulary.MaxVocab)
+	}
+	if c.Vocabulary.MaxCodesPerTable < 1 {
+		return bad("vocabulary.max_codes_per_table", "%d: must be at least 1", c.Vocabulary.MaxCodesPerTable)
+	}
+	if c.Vocabulary.MaxCodesPerPatient < 1 {
+		return bad("vocabulary.max_codes_per_patient", "%d: must be at least 1", c.Vocabulary.MaxCodesPerPatient)
+	}
+	if c.UploadIdleTimeout <= 0 {
+		return bad("upload_idle_timeout", "%v is not positive", c.UploadIdleTimeout)
 	}
 	l := c.Local
 	switch {

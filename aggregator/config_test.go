@@ -12,7 +12,7 @@ const goodYAML = `
 federation: fed
 certs: /tmp/certs
 sites: [a, b, c]
-min_sites: 2
+min_sites: 3
 threshold: 2
 rounds: 3
 round_deadline: 90s

@@ -27,7 +27,7 @@ const maxSetupBlob = 64 << 20
 // certificate of the consortium may use Admin.
 func (s *Server) allow(_ context.Context, id certs.Identity, _ string) error {
 	if id.Role == certs.RoleSite {
-		if _, ok := s.party[id.ID]; !ok {
+		if _, ok := s.roster.ID(id.ID); !ok {
 			return status.Errorf(codes.PermissionDenied, "site %q is not allow-listed in federation %q", id.ID, s.cfg.Federation)
 		}
 	}
@@ -74,23 +74,22 @@ func trim(s string) string {
 
 // snapshot is what a handler reads of the loop's state before acting outside it.
 type snapshot struct {
-	round      uint64
-	phase      Phase
-	setup      SetupPhase
-	cur        *roundIO
-	finished   bool
-	decryptor  bool
-	contribute bool
+	round    uint64
+	phase    Phase
+	setup    SetupPhase
+	cur      *roundIO
+	finished bool
+	// The machine's answers for this site and round, asked once at the start.
+	admitUpload error
+	admitShare  error
 }
 
 func (s *Server) snapshot(ctx context.Context, site string) (snapshot, error) {
 	var sn snapshot
 	err := s.call(ctx, func() error {
-		sn = snapshot{round: s.round.State().Round, phase: s.round.Phase(), setup: s.setup.Phase(), cur: s.cur, finished: s.finished}
-		if s.cur != nil {
-			sn.decryptor = s.cur.decryptors[site]
-			sn.contribute = !slices.Contains(s.round.Contributors(), site)
-		}
+		r := s.round.State().Round
+		sn = snapshot{round: r, phase: s.round.Phase(), setup: s.setup.Phase(), cur: s.cur, finished: s.finished,
+			admitUpload: s.round.AdmitUpload(site, r), admitShare: s.round.AdmitShare(site, r)}
 		s.lastSeen[site] = s.clock.Now()
 		return nil
 	})
@@ -234,11 +233,18 @@ func (s *Server) countOnline() int {
 	return n
 }
 
-// Upload implements proto.FederationServer.
+// Upload implements proto.FederationServer. It reads the header, asks the machines
+// whether the upload is expected now, and only then reads its chunks, each within
+// the idle timeout.
 func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 	ctx := stream.Context()
 	id, _ := proto.Caller(ctx)
-	first, err := stream.Recv()
+	if !s.uploads.acquire(id.ID) {
+		return s.refuse(ctx, 0, "upload", status.Errorf(codes.ResourceExhausted, "site %q already has %d uploads open", id.ID, maxUploadsPerSite))
+	}
+	defer s.uploads.release(id.ID)
+	in := s.receive(ctx, stream)
+	first, err := in.next(nil)
 	if err != nil {
 		return err
 	}
@@ -259,9 +265,15 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 	if err := s.checkEnv(ctx, env, round, what); err != nil {
 		return err
 	}
+	// A round's upload ends with the round, so that no stream keeps a finished
+	// round's aggregate alive.
+	var ended <-chan struct{}
+	if sn.cur != nil && round != 0 {
+		ended = sn.cur.ended
+	}
 	// Every later message must carry the same envelope as the header.
 	next := func() (*proto.Chunk, error) {
-		m, err := stream.Recv()
+		m, err := in.next(ended)
 		if err != nil {
 			return nil, err
 		}
@@ -288,6 +300,58 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 	return stream.SendAndClose(&proto.UploadResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}, Size: r.Size(), Sha256: r.Sum()})
 }
 
+// inbound receives an upload stream's messages on its own goroutine, so that the
+// handler can give up on a silent sender: gRPC's Recv takes no deadline, and only
+// the handler's return ends the stream.
+type inbound struct {
+	s    *Server
+	ctx  context.Context
+	msgs chan recvd
+}
+
+type recvd struct {
+	m   *proto.UploadRequest
+	err error
+}
+
+// receive starts the receiving goroutine; it ends when the stream does, which the
+// handler's return guarantees.
+func (s *Server) receive(ctx context.Context, stream proto.Federation_UploadServer) *inbound {
+	in := &inbound{s: s, ctx: ctx, msgs: make(chan recvd)}
+	go func() {
+		for {
+			m, err := stream.Recv()
+			select {
+			case in.msgs <- recvd{m, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return in
+}
+
+// next returns the next message, or an error once upload_idle_timeout passes
+// without one or ended (the round's end) is closed.
+func (in *inbound) next(ended <-chan struct{}) (*proto.UploadRequest, error) {
+	idle := make(chan struct{})
+	stop := in.s.clock.AfterFunc(in.s.cfg.UploadIdleTimeout, func() { close(idle) })
+	defer stop()
+	select {
+	case r := <-in.msgs:
+		return r.m, r.err
+	case <-idle:
+		return nil, status.Errorf(codes.DeadlineExceeded, "upload: nothing received for %v (upload_idle_timeout)", in.s.cfg.UploadIdleTimeout)
+	case <-ended:
+		return nil, status.Error(codes.Aborted, "upload: the round ended")
+	case <-in.ctx.Done():
+		return nil, status.FromContextError(in.ctx.Err()).Err()
+	}
+}
+
 // blobErr turns a failed blob read into a status, auditing protocol violations.
 func (s *Server) blobErr(ctx context.Context, round uint64, what string, err error) error {
 	if _, ok := status.FromError(err); ok {
@@ -306,13 +370,14 @@ func (s *Server) blobErr(ctx context.Context, round uint64, what string, err err
 // uploadUpdate adds an encrypted update's chunks into the round's sum as they arrive.
 func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr *proto.UploadHeader, r *proto.BlobReader) error {
 	what := "encrypted update"
-	if sn.cur == nil || sn.phase != PhaseCollecting || sn.cur.id != sn.round {
+	if sn.cur == nil || sn.cur.id != sn.round {
 		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not collecting updates (%s)", sn.round, sn.phase))
 	}
-	if !sn.contribute {
-		return s.refuse(ctx, sn.round, what, status.Errorf(codes.AlreadyExists, "site %q already contributed to round %d", site, sn.round))
+	if sn.admitUpload != nil {
+		return s.refuse(ctx, sn.round, what, status.Error(codes.FailedPrecondition, sn.admitUpload.Error()))
 	}
-	agg, party := sn.cur.agg, s.party[site]
+	party, _ := s.roster.ID(site)
+	agg := sn.cur.agg
 	have := make([]bool, agg.Total())
 	for {
 		c, err := r.NextChunk()
@@ -364,13 +429,13 @@ func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr
 // uploadShare adds a decryption share into the round's decryption.
 func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *proto.BlobReader) error {
 	what := "decryption share"
-	if sn.cur == nil || sn.phase != PhaseDecrypting || sn.cur.dec == nil {
+	if sn.cur == nil || sn.cur.dec == nil {
 		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not decrypting (%s)", sn.round, sn.phase))
 	}
-	if !sn.decryptor {
-		return s.refuse(ctx, sn.round, what, status.Errorf(codes.PermissionDenied, "site %q is not in round %d's decrypting set", site, sn.round))
+	if sn.admitShare != nil {
+		return s.refuse(ctx, sn.round, what, status.Error(codes.FailedPrecondition, sn.admitShare.Error()))
 	}
-	party := s.party[site]
+	party, _ := s.roster.ID(site)
 	n := 0
 	for {
 		c, err := r.NextChunk()
@@ -412,13 +477,20 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 	if hdr.Size > maxSetupBlob {
 		return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "%d bytes, more than the %d a setup blob may have", hdr.Size, maxSetupBlob))
 	}
+	phase := setupPhaseOf(hdr.Kind)
+	// Ask before reading: a blob nobody expects is never buffered.
+	if err := s.call(ctx, func() error { return s.setup.AdmitStep(site, phase) }); err != nil {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return s.refuse(ctx, 0, what, status.Error(codes.FailedPrecondition, err.Error()))
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return s.blobErr(ctx, 0, what, err)
 	}
-	party := s.party[site]
+	party, _ := s.roster.ID(site)
 	var (
-		phase SetupPhase
 		name  string
 		field = map[string]string{"sha256": hexOf(r.Sum()), "bytes": itoa(r.Size())}
 	)
@@ -428,12 +500,15 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 		if err := sh.UnmarshalBinary(data); err != nil {
 			return s.blobErr(ctx, 0, what, err)
 		}
+		if sh.Params != s.params.ID() {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "public-key share from site %q is of parameter set %d; the federation's %s is %d", site, sh.Params, s.params.Preset(), s.params.ID()))
+		}
 		if sh.Federation != s.cfg.Federation || !slices.Equal(sh.Sites, []secureagg.SiteID{party}) {
 			return s.refuse(ctx, 0, what, status.Errorf(codes.PermissionDenied, "public-key share %s of sites %v; site %q is party %d", sh.Header, sh.Sites, site, party))
 		}
-		phase, name, field["step"] = SetupPublicKey, pkShareBlob(site), "public key share"
+		name, field["step"] = pkShareBlob(site), "public key share"
 	case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
-		to, ok := s.party[hdr.ToSiteId]
+		to, ok := s.roster.ID(hdr.ToSiteId)
 		if !ok {
 			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "to_site_id %q is not a site of the federation", hdr.ToSiteId))
 		}
@@ -441,23 +516,23 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 		if err := sh.UnmarshalBinary(data); err != nil {
 			return s.blobErr(ctx, 0, what, err)
 		}
+		if sh.Params != s.params.ID() {
+			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "sealed share from site %q is of parameter set %d; the federation's is %d", site, sh.Params, s.params.ID()))
+		}
 		if sh.Federation != s.cfg.Federation || sh.Site != party || sh.Index != uint32(to) {
 			return s.refuse(ctx, 0, what, status.Errorf(codes.PermissionDenied, "sealed share %s; site %q is party %d dealing to party %d", sh.Header, site, party, to))
 		}
-		phase, name, field["step"], field["to_site"] = SetupDealing, shamirBlob(site, hdr.ToSiteId), "shamir share", hdr.ToSiteId
+		name, field["step"], field["to_site"] = shamirBlob(site, hdr.ToSiteId), "shamir share", hdr.ToSiteId
 	case proto.BlobKind_BLOB_KIND_COUNT_TABLE:
-		_, canon, err := parseCountTable(data, s.cfg.Vocabulary.KFloor)
+		_, canon, err := parseCountTable(data, s.cfg.Vocabulary)
 		if err != nil {
-			return s.refuse(ctx, 0, what, status.Error(codes.InvalidArgument, err.Error()))
+			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "site %q: %v", site, err))
 		}
-		data, phase, name, field["step"] = canon, SetupVocabulary, countsBlob(site), "count table"
+		data, name, field["step"] = canon, countsBlob(site), "count table"
 	}
 	return s.call(ctx, func() error {
-		if s.setup.Phase() != phase {
-			return s.refuse(ctx, 0, what, status.Errorf(codes.FailedPrecondition, "setup is at %q, not %q", s.setup.Phase(), phase))
-		}
-		if !slices.Contains(s.setup.Pending(), site) {
-			return s.refuse(ctx, 0, what, status.Errorf(codes.AlreadyExists, "site %q already finished %q", site, phase))
+		if err := s.setup.AdmitStep(site, phase); err != nil {
+			return s.refuse(ctx, 0, what, status.Error(codes.FailedPrecondition, err.Error()))
 		}
 		typ := audit.KeySetup
 		if phase == SetupVocabulary {
@@ -519,7 +594,7 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 		case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
 			round = 0
 			name := shamirBlob(req.FromSiteId, id.ID)
-			if _, ok := s.party[req.FromSiteId]; !ok || !s.store.hasBlob(name) {
+			if _, ok := s.roster.ID(req.FromSiteId); !ok || !s.store.hasBlob(name) {
 				bad = status.Errorf(codes.NotFound, "no share dealt by %q to %q", req.FromSiteId, id.ID)
 				return nil
 			}

@@ -28,9 +28,13 @@ func FuzzParseCountTable(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tab, canon, err := parseCountTable(b, 10)
+		vc := DefaultConfig().Vocabulary
+		tab, canon, err := parseCountTable(b, vc)
 		if err != nil {
 			return
+		}
+		if n := len(tab.Counts); n > vc.MaxCodesPerTable || int64(n) > tab.Patients*int64(vc.MaxCodesPerPatient) {
+			t.Fatalf("%d codes from %d patients accepted", n, tab.Patients)
 		}
 		if tab.MinCount < 10 {
 			t.Fatalf("floor %d accepted", tab.MinCount)

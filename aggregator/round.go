@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Phase is where the federation's current round stands.
@@ -16,6 +17,9 @@ const (
 	PhaseIdle Phase = iota
 	// PhaseCollecting: the round is announced and encrypted updates are accepted.
 	PhaseCollecting
+	// PhaseSealing: collection has ended; the I/O layer seals the sum and reports
+	// whose chunks it holds (Sealed), from which the machine decides the contributors.
+	PhaseSealing
 	// PhaseDecrypting: the sum is closed and decryption shares are accepted from the
 	// sites that contributed to it.
 	PhaseDecrypting
@@ -32,6 +36,8 @@ func (p Phase) String() string {
 		return "idle"
 	case PhaseCollecting:
 		return "collecting"
+	case PhaseSealing:
+		return "sealing"
 	case PhaseDecrypting:
 		return "decrypting"
 	case PhaseApplying:
@@ -63,10 +69,11 @@ func (c Rules) validate() error {
 		return errors.New("no sites are allow-listed")
 	case c.Threshold < 1 || c.Threshold > len(c.Sites):
 		return fmt.Errorf("threshold %d is outside [1, %d sites]", c.Threshold, len(c.Sites))
-	case c.MinSites < c.Threshold:
-		// A sum decrypted by fewer than t contributors could not be decrypted at all,
-		// and a sum of fewer than t updates would let t-1 colluders learn one update.
-		return fmt.Errorf("min_sites %d is below the threshold %d", c.MinSites, c.Threshold)
+	case c.MinSites < c.Threshold+1:
+		// The threat model allows t-1 colluding sites (t would decrypt anything).
+		// A sum of exactly t updates, t-1 of them the colluders', is the last
+		// site's update once they subtract their own; t+1 leaves two honest ones.
+		return fmt.Errorf("min_sites %d must be at least threshold + 1 = %d: a sum of %d updates lets the aggregator and %d colluding sites recover the remaining site's update", c.MinSites, c.Threshold+1, c.MinSites, c.Threshold-1)
 	case c.MinSites > len(c.Sites):
 		return fmt.Errorf("min_sites %d exceeds the %d allow-listed sites", c.MinSites, len(c.Sites))
 	case c.Rounds < 1:
@@ -107,6 +114,16 @@ type Share struct {
 	Round uint64
 }
 
+// Sealed reports what the sealed sum of Round holds: the sites whose every chunk
+// is in it (Complete) and those with only some (Partial). Chunks cannot be taken
+// out of a sum, so this, not which upload streams closed in time, decides who
+// contributed.
+type Sealed struct {
+	Round    uint64
+	Complete []string
+	Partial  []string
+}
+
 // Applied reports that Round's shares were combined and the global model updated.
 type Applied struct{ Round uint64 }
 
@@ -132,6 +149,7 @@ func (Uploaded) isMsg() {}
 func (Deadline) isMsg() {}
 func (Share) isMsg()    {}
 func (Applied) isMsg()  {}
+func (Sealed) isMsg()   {}
 func (Pause) isMsg()    {}
 func (Resume) isMsg()   {}
 func (Stop) isMsg()     {}
@@ -145,6 +163,9 @@ type Announce struct {
 	Version uint64
 }
 
+// Seal asks the I/O layer to stop Round's sum taking chunks and Step a Sealed.
+type Seal struct{ Round uint64 }
+
 // ShareRequest asks exactly these Sites, t of the round's contributors, for one
 // decryption share each of Round's sum. Threshold decryption fixes the decrypting
 // set before the shares are made (each share carries its Lagrange coefficient for
@@ -154,6 +175,9 @@ type ShareRequest struct {
 	Round        uint64
 	Sites        []string
 	Contributors []string
+	// Partial are the sites with only some chunks in the sum: those chunks decode
+	// into their means, but the sites are not contributors.
+	Partial []string
 }
 
 // Combine tells the I/O layer to combine the shares of these Sites (the decrypting
@@ -171,9 +195,11 @@ type Abort struct {
 }
 
 // Ready is what the state machine asks the I/O layer to do after one or more Steps,
-// in order: Announce, ShareRequest, Combine, Abort. A nil field means nothing to do.
+// in order: Announce, Seal, ShareRequest, Combine, Abort. A nil field means nothing
+// to do.
 type Ready struct {
 	Announce     *Announce
+	Seal         *Seal
 	ShareRequest *ShareRequest
 	Combine      *Combine
 	Abort        *Abort
@@ -183,7 +209,7 @@ type Ready struct {
 
 // IsEmpty reports whether rd asks for nothing.
 func (rd Ready) IsEmpty() bool {
-	return rd.Announce == nil && rd.ShareRequest == nil && rd.Combine == nil && rd.Abort == nil && !rd.Done
+	return rd.Announce == nil && rd.Seal == nil && rd.ShareRequest == nil && rd.Combine == nil && rd.Abort == nil && !rd.Done
 }
 
 // Refused is the error Step returns for a message the protocol does not accept. The
@@ -214,6 +240,14 @@ type State struct {
 	Paused  bool
 	// Stopped is final: no round opens again.
 	Stopped bool
+	// Withheld counts, per site, the decryptions in a row it was asked for and did
+	// not share in time. The decrypting set prefers sites with the lowest count, so
+	// one withholding site cannot stall every round; a share resets the count.
+	Withheld map[string]int `json:",omitempty"`
+	// SharesReleased counts the decryption shares accepted from each site, aborted
+	// rounds included: each one spends part of the flooding noise's budget
+	// (SECURITY.md).
+	SharesReleased map[string]uint64 `json:",omitempty"`
 }
 
 // Machine is the aggregator's round logic as a pure state machine, after etcd raft:
@@ -226,6 +260,7 @@ type Machine struct {
 	phase   Phase
 
 	contributors []string        // sites whose update is in the open round's sum, in arrival order
+	partial      []string        // sites with only some chunks in the sealed sum
 	contributed  map[string]bool // the same, as a set
 	decryptors   map[string]bool // the decrypting set, fixed when the sum closes
 	shares       map[string]bool // sites whose share of the open round was accepted
@@ -239,6 +274,7 @@ func NewMachine(cfg Rules, st State) (*Machine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("round rules: %w", err)
 	}
+	st.Withheld, st.SharesReleased = maps.Clone(st.Withheld), maps.Clone(st.SharesReleased)
 	m := &Machine{cfg: cfg, st: st, allowed: make(map[string]bool, len(cfg.Sites))}
 	for _, s := range cfg.Sites {
 		m.allowed[s] = true
@@ -250,7 +286,11 @@ func NewMachine(cfg Rules, st State) (*Machine, error) {
 }
 
 // State returns what must be persisted to resume.
-func (m *Machine) State() State { return m.st }
+func (m *Machine) State() State {
+	st := m.st
+	st.Withheld, st.SharesReleased = maps.Clone(st.Withheld), maps.Clone(st.SharesReleased)
+	return st
+}
 
 // Phase returns where the open round stands.
 func (m *Machine) Phase() Phase { return m.phase }
@@ -289,6 +329,8 @@ func (m *Machine) Step(msg Msg) error {
 		return m.share(msg)
 	case Applied:
 		return m.applied(msg)
+	case Sealed:
+		return m.sealed(msg)
 	case Failed:
 		if msg.Round != m.st.Round || m.phase != PhaseApplying {
 			return &Refused{Round: msg.Round, Reason: fmt.Sprintf("round %d is not being applied (open: %d, %s)", msg.Round, m.st.Round, m.phase)}
@@ -313,6 +355,7 @@ func (m *Machine) start() error {
 	m.st.Round++
 	m.phase = PhaseCollecting
 	m.contributors = m.contributors[:0]
+	m.partial = nil
 	m.contributed = make(map[string]bool)
 	m.decryptors = nil
 	m.shares = make(map[string]bool)
@@ -331,11 +374,56 @@ func (m *Machine) check(site string, round uint64) error {
 	return nil
 }
 
+// Contributing reports whether site's update counts in round's sum: an upload
+// whose stream ends after the sum was sealed is accepted, not refused, when its
+// every chunk made it in.
+func (m *Machine) Contributing(site string, round uint64) bool {
+	return round == m.st.Round && m.contributed[site]
+}
+
+// AdmitUpload says whether site may begin uploading an update for round: the
+// question a handler asks before it adds a single chunk to the sum.
+func (m *Machine) AdmitUpload(site string, round uint64) error {
+	if err := m.check(site, round); err != nil {
+		return err
+	}
+	if m.phase != PhaseCollecting {
+		return &Refused{Site: site, Round: round, Reason: "the sum is closed (" + m.phase.String() + ")"}
+	}
+	if m.contributed[site] {
+		return &Refused{Site: site, Round: round, Reason: "site already contributed to this round"}
+	}
+	return nil
+}
+
+// AdmitShare says whether site may send a decryption share for round.
+func (m *Machine) AdmitShare(site string, round uint64) error {
+	if err := m.check(site, round); err != nil {
+		return err
+	}
+	if m.phase != PhaseDecrypting {
+		return &Refused{Site: site, Round: round, Reason: "no decryption is under way (" + m.phase.String() + ")"}
+	}
+	if !m.decryptors[site] {
+		return &Refused{Site: site, Round: round, Reason: "site is not in this round's decrypting set"}
+	}
+	if m.shares[site] {
+		return &Refused{Site: site, Round: round, Reason: "site already sent its share"}
+	}
+	return nil
+}
+
 func (m *Machine) uploaded(u Uploaded) error {
 	if err := m.check(u.Site, u.Round); err != nil {
 		return err
 	}
 	if m.phase != PhaseCollecting {
+		if m.contributed[u.Site] {
+			return nil // sealed with every chunk in: counted at the seal
+		}
+		if slices.Contains(m.partial, u.Site) {
+			return &Refused{Site: u.Site, Round: u.Round, Reason: "the sum was sealed with only part of this site's update"}
+		}
 		return &Refused{Site: u.Site, Round: u.Round, Reason: "the sum is closed (" + m.phase.String() + ")"}
 	}
 	if m.contributed[u.Site] {
@@ -346,23 +434,65 @@ func (m *Machine) uploaded(u Uploaded) error {
 	m.digests[u.Site] = u.Digest
 	if len(m.contributors) == len(m.cfg.Sites) {
 		// Everyone is in: waiting for the deadline would only add latency.
-		m.closeSum()
+		m.seal()
 	}
 	return nil
 }
 
-// closeSum ends collection and picks the decrypting set: the first t contributors in
-// site-id order, so the choice does not depend on arrival order. Enough contributors
-// is the caller's check.
-func (m *Machine) closeSum() {
+// seal ends collection; the decision on contributors waits for Sealed.
+func (m *Machine) seal() {
+	m.phase = PhaseSealing
+	m.ready.Seal = &Seal{Round: m.st.Round}
+}
+
+// sealed decides the contributors from what the sealed sum holds and picks the
+// decrypting set.
+func (m *Machine) sealed(sl Sealed) error {
+	if sl.Round != m.st.Round || m.phase != PhaseSealing {
+		return &Refused{Round: sl.Round, Reason: fmt.Sprintf("round %d is not being sealed (open: %d, %s)", sl.Round, m.st.Round, m.phase)}
+	}
+	for _, s := range append(slices.Clone(sl.Complete), sl.Partial...) {
+		if !m.allowed[s] {
+			return fmt.Errorf("aggregator: sealed sum of round %d holds chunks of %q, not allow-listed", sl.Round, s)
+		}
+	}
+	// Every chunk of a complete site is in the sum whether or not its stream has
+	// closed: it contributes. Uploaded sites are complete by construction.
+	for _, s := range slices.Sorted(slices.Values(sl.Complete)) {
+		if !m.contributed[s] {
+			m.contributed[s] = true
+			m.contributors = append(m.contributors, s)
+		}
+	}
+	m.partial = slices.Sorted(slices.Values(sl.Partial))
+	if len(m.contributors) < m.cfg.MinSites {
+		m.abort(fmt.Sprintf("%d contributions at the deadline, min_sites is %d", len(m.contributors), m.cfg.MinSites))
+		return nil
+	}
 	m.phase = PhaseDecrypting
-	sorted := slices.Sorted(slices.Values(m.contributors))
-	set := sorted[:m.cfg.Threshold]
+	set := m.decryptingSet()
 	m.decryptors = make(map[string]bool, len(set))
 	for _, s := range set {
 		m.decryptors[s] = true
 	}
-	m.ready.ShareRequest = &ShareRequest{Round: m.st.Round, Sites: set, Contributors: slices.Clone(m.contributors)}
+	m.ready.ShareRequest = &ShareRequest{Round: m.st.Round, Sites: set, Contributors: slices.Clone(m.contributors), Partial: slices.Clone(m.partial)}
+	return nil
+}
+
+// decryptingSet picks t contributors: those that withheld fewest shares in a row
+// first, then by site id, so the choice does not depend on arrival order and a
+// site that failed to share is passed over while others can decrypt.
+func (m *Machine) decryptingSet() []string {
+	cand := slices.Clone(m.contributors)
+	slices.SortFunc(cand, func(a, b string) int {
+		if d := m.st.Withheld[a] - m.st.Withheld[b]; d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	set := cand[:m.cfg.Threshold]
+	slices.Sort(set)
+	return set
 }
 
 func (m *Machine) deadline(d Deadline) error {
@@ -371,13 +501,19 @@ func (m *Machine) deadline(d Deadline) error {
 	}
 	switch m.phase {
 	case PhaseCollecting:
-		if len(m.contributors) < m.cfg.MinSites {
-			m.abort(fmt.Sprintf("%d contributions at the deadline, min_sites is %d", len(m.contributors), m.cfg.MinSites))
-			return nil
-		}
-		m.closeSum()
+		m.seal()
 	case PhaseDecrypting:
-		m.abort(fmt.Sprintf("%d decryption shares at the deadline, threshold is %d", len(m.shares), m.cfg.Threshold))
+		var missing []string
+		for _, s := range slices.Sorted(maps.Keys(m.decryptors)) {
+			if !m.shares[s] {
+				missing = append(missing, s)
+				if m.st.Withheld == nil {
+					m.st.Withheld = map[string]int{}
+				}
+				m.st.Withheld[s]++
+			}
+		}
+		m.abort(fmt.Sprintf("%d decryption shares at the deadline, threshold is %d; withheld by %s", len(m.shares), m.cfg.Threshold, strings.Join(missing, ",")))
 	}
 	return nil
 }
@@ -388,19 +524,15 @@ func (m *Machine) abort(reason string) {
 }
 
 func (m *Machine) share(s Share) error {
-	if err := m.check(s.Site, s.Round); err != nil {
+	if err := m.AdmitShare(s.Site, s.Round); err != nil {
 		return err
 	}
-	if m.phase != PhaseDecrypting {
-		return &Refused{Site: s.Site, Round: s.Round, Reason: "no decryption is under way (" + m.phase.String() + ")"}
-	}
-	if !m.decryptors[s.Site] {
-		return &Refused{Site: s.Site, Round: s.Round, Reason: "site is not in this round's decrypting set"}
-	}
-	if m.shares[s.Site] {
-		return &Refused{Site: s.Site, Round: s.Round, Reason: "site already sent its share"}
-	}
 	m.shares[s.Site] = true
+	if m.st.SharesReleased == nil {
+		m.st.SharesReleased = map[string]uint64{}
+	}
+	m.st.SharesReleased[s.Site]++
+	delete(m.st.Withheld, s.Site)
 	if len(m.shares) == m.cfg.Threshold {
 		m.phase = PhaseApplying
 		m.ready.Combine = &Combine{Round: m.st.Round, Sites: slices.Sorted(maps.Keys(m.shares))}

@@ -21,6 +21,9 @@ func (s *Server) onRoundReady(ctx context.Context, rd Ready) {
 	if rd.Announce != nil {
 		s.announce(ctx, rd.Announce)
 	}
+	if rd.Seal != nil && s.fatal == nil {
+		s.seal(ctx, rd.Seal)
+	}
 	if rd.ShareRequest != nil && s.fatal == nil {
 		s.requestShares(ctx, rd.ShareRequest)
 	}
@@ -52,7 +55,7 @@ func (s *Server) announce(ctx context.Context, an *Announce) {
 		return
 	}
 	now := s.clock.Now()
-	cur := &roundIO{id: an.Round, started: now, deadline: now.Add(s.cfg.RoundDeadline), agg: agg, losses: map[string]float64{}}
+	cur := &roundIO{id: an.Round, started: now, deadline: now.Add(s.cfg.RoundDeadline), agg: agg, losses: map[string]float64{}, ended: make(chan struct{})}
 	s.cur = cur
 	round := an.Round
 	cur.stopTimer = s.clock.AfterFunc(s.cfg.RoundDeadline, func() {
@@ -79,18 +82,29 @@ func (s *Server) announce(ctx context.Context, an *Announce) {
 	s.log.Info("round started", "round", an.Round, "version", an.Version, "deadline", cur.deadline)
 }
 
-// requestShares closes the sum and asks the decrypting set for its shares.
-func (s *Server) requestShares(ctx context.Context, sr *ShareRequest) {
+// seal stops the round's sum taking chunks and tells the machine whose chunks it
+// holds; the machine, not the upload streams, decides who contributed.
+func (s *Server) seal(ctx context.Context, sl *Seal) {
 	cur := s.cur
 	if cur.stopTimer != nil {
 		cur.stopTimer()
 	}
-	sums := cur.agg.Seal()
-	set := make([]secureagg.SiteID, len(sr.Sites))
+	cur.sealed = cur.agg.Seal()
+	s.stepRound(ctx, Sealed{Round: sl.Round, Complete: s.roster.NamesOf(cur.agg.Contributors()), Partial: s.roster.NamesOf(cur.agg.Partial())})
+}
+
+// requestShares asks the decrypting set for its shares of the sealed sum.
+func (s *Server) requestShares(ctx context.Context, sr *ShareRequest) {
+	cur := s.cur
+	sums := cur.sealed
 	cur.decryptors = map[string]bool{}
-	for i, site := range sr.Sites {
-		set[i] = s.party[site]
+	for _, site := range sr.Sites {
 		cur.decryptors[site] = true
+	}
+	set, err := s.roster.IDsOf(sr.Sites)
+	if err != nil {
+		s.halt(err)
+		return
 	}
 	dec, err := secureagg.NewDecryption(cur.agg, set)
 	if err != nil {
@@ -113,6 +127,7 @@ func (s *Server) requestShares(ctx context.Context, sr *ShareRequest) {
 	cur.sumSHA = h.Sum(nil)
 	if !s.mustRecord(ctx, "decryption_request", sr.Round, "", map[string]string{
 		"contributors": strings.Join(sr.Contributors, ","), "decryptors": strings.Join(sr.Sites, ","), "aggregate_sha256": hexOf(cur.sumSHA),
+		"partial": strings.Join(sr.Partial, ","),
 	}) {
 		return
 	}
@@ -168,22 +183,30 @@ func (s *Server) combine(ctx context.Context, c *Combine) {
 	rec := RoundRecord{Round: c.Round, Version: s.round.State().Version, Contributors: contributors, TrainLoss: loss,
 		Duration: now.Sub(cur.started), UploadBytes: cur.bytes, Finished: now.UTC()}
 	s.history = append(s.history, rec)
-	if err := s.checkpoint(); err != nil {
+	// Fail closed: the checkpoint is written but becomes current only after its
+	// round_end entry is in the audit log, so no restart publishes an unaudited model.
+	ck, err := s.stageCheckpoint()
+	if err != nil {
+		s.halt(err)
+		return
+	}
+	if !s.mustRecord(ctx, audit.RoundEnd, c.Round, "", map[string]string{
+		"contributors": strings.Join(contributors, ","), "decryptors": strings.Join(c.Sites, ","),
+		"weight": fmt.Sprintf("%.6g", res.Weight), "train_loss": fmt.Sprintf("%.6g", loss), "upload_bytes": itoa(cur.bytes),
+		"model_sha256": ck.modelSHA256, "version": itoa(rec.Version),
+	}) {
+		return
+	}
+	if err := s.commitCheckpoint(ck); err != nil {
 		s.halt(err)
 		return
 	}
 	s.history[len(s.history)-1].ModelSHA256 = hexOf(s.blobSum)
-	if !s.mustRecord(ctx, audit.RoundEnd, c.Round, "", map[string]string{
-		"contributors": strings.Join(contributors, ","), "decryptors": strings.Join(c.Sites, ","),
-		"weight": fmt.Sprintf("%.6g", res.Weight), "train_loss": fmt.Sprintf("%.6g", loss), "upload_bytes": itoa(cur.bytes),
-	}) {
-		return
-	}
 	s.metrics.roundDone(rec)
 	for _, site := range contributors {
 		s.lastRnd[site] = c.Round
 	}
-	s.cur = nil
+	s.endRound()
 	s.publish(ctx, s.finished || s.round.Phase() == PhaseDone)
 	s.log.Info("round applied", "round", c.Round, "version", rec.Version, "contributors", contributors, "train_loss", loss, "duration", rec.Duration)
 	s.next(ctx)
@@ -192,17 +215,44 @@ func (s *Server) combine(ctx context.Context, c *Combine) {
 // checkpoint saves the model, optimizer, round state and history atomically, and
 // makes the saved model bytes the global model blob.
 func (s *Server) checkpoint() error {
-	opt, err := s.opt.MarshalBinary()
+	ck, err := s.stageCheckpoint()
 	if err != nil {
 		return err
 	}
-	if err := s.store.saveCheckpoint(&checkpoint{State: s.round.State(), Model: s.model, Vocab: s.vocab, Optimizer: opt, History: s.history}); err != nil {
+	return s.commitCheckpoint(ck)
+}
+
+// stageCheckpoint writes the checkpoint's directory without making it current.
+func (s *Server) stageCheckpoint() (staged, error) {
+	opt, err := s.opt.MarshalBinary()
+	if err != nil {
+		return staged{}, err
+	}
+	return s.store.stageCheckpoint(&checkpoint{State: s.round.State(), Model: s.model, Vocab: s.vocab, Optimizer: opt, History: s.history})
+}
+
+// commitCheckpoint makes a staged checkpoint current and its model the global blob.
+func (s *Server) commitCheckpoint(ck staged) error {
+	if err := s.store.commitCheckpoint(ck); err != nil {
 		return err
 	}
 	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
 		return err
 	}
 	return s.loadBlob()
+}
+
+// endRound lets go of the open round: its timer stops and the upload streams still
+// reading into it end, so nothing holds its aggregate.
+func (s *Server) endRound() {
+	if s.cur == nil {
+		return
+	}
+	if s.cur.stopTimer != nil {
+		s.cur.stopTimer()
+	}
+	close(s.cur.ended)
+	s.cur = nil
 }
 
 // publish audits the global model's publication and announces it to every site.
@@ -236,11 +286,14 @@ func (s *Server) publish(ctx context.Context, final bool) {
 
 // abort ends a round without an update; the next round, with a fresh id, follows.
 func (s *Server) abort(ctx context.Context, ab *Abort) {
-	if s.cur != nil && s.cur.stopTimer != nil {
-		s.cur.stopTimer()
-	}
-	s.cur = nil
+	s.endRound()
 	s.metrics.roundAborted()
+	// round.json carries the machine's Withheld counts: a restart must still pass
+	// over a site that withheld its share.
+	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+		s.halt(err)
+		return
+	}
 	if !s.mustRecord(ctx, "round_abort", ab.Round, "", map[string]string{"reason": ab.Reason}) {
 		return
 	}

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -38,6 +39,9 @@ func TestRulesValidation(t *testing.T) {
 		{"threshold zero", func(c *Rules) { c.Threshold = 0 }},
 		{"threshold above sites", func(c *Rules) { c.Threshold = 5; c.MinSites = 5 }},
 		{"min below threshold", func(c *Rules) { c.MinSites = 1 }},
+		// A sum of exactly t updates: the aggregator and t-1 colluders recover the
+		// last one. Accepted before min_sites >= t+1.
+		{"min equals threshold", func(c *Rules) { c.MinSites = 2 }},
 		{"min above sites", func(c *Rules) { c.MinSites = 5 }},
 		{"no rounds", func(c *Rules) { c.Rounds = 0 }},
 		{"repeated site", func(c *Rules) { c.Sites = []string{"a", "a", "b"}; c.MinSites = 2 }},
@@ -68,7 +72,7 @@ func TestRoundHappyPath(t *testing.T) {
 	if !m.Ready().IsEmpty() {
 		t.Fatalf("sum closed before the deadline with a site missing: %+v", m.Ready())
 	}
-	if err := m.Step(Deadline{Round: 1}); err != nil {
+	if err := stepAll(m, Deadline{Round: 1}, Sealed{Round: 1, Complete: []string{"a", "b", "c"}}); err != nil {
 		t.Fatal(err)
 	}
 	rd = m.Ready()
@@ -117,6 +121,12 @@ func TestRoundHappyPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if m.Ready().Seal == nil {
+		t.Fatal("all sites in, but the sum is not sealed")
+	}
+	if err := m.Step(Sealed{Round: 2, Complete: []string{"a", "b", "c", "d"}}); err != nil {
+		t.Fatal(err)
+	}
 	if m.Ready().ShareRequest == nil {
 		t.Fatal("all sites in, but no share request")
 	}
@@ -148,7 +158,7 @@ func TestRefusals(t *testing.T) {
 	}
 	decrypting := func(t *testing.T) *Machine {
 		m := open(t)
-		if err := stepAll(m, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}); err != nil {
+		if err := stepAll(m, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}, Sealed{Round: 1, Complete: []string{"a", "b", "c"}}); err != nil {
 			t.Fatal(err)
 		}
 		m.Advance()
@@ -177,7 +187,7 @@ func TestRefusals(t *testing.T) {
 			if err := m.Step(tc.msg); !errors.As(err, &ref) {
 				t.Fatalf("err = %v, want *Refused", err)
 			}
-			if m.State() != before || m.Phase() != phase || !slices.Equal(m.Contributors(), contributors) || !m.Ready().IsEmpty() {
+			if !reflect.DeepEqual(m.State(), before) || m.Phase() != phase || !slices.Equal(m.Contributors(), contributors) || !m.Ready().IsEmpty() {
 				t.Fatal("a refused message changed the state")
 			}
 		})
@@ -187,8 +197,10 @@ func TestRefusals(t *testing.T) {
 func TestDuplicateShareRefused(t *testing.T) {
 	cfg := testRules()
 	cfg.Threshold = 3
+	cfg.MinSites = 4
 	m := mustMachine(t, cfg)
-	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}, Share{Site: "a", Round: 1}); err != nil {
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Uploaded{Site: "d", Round: 1},
+		Sealed{Round: 1, Complete: []string{"a", "b", "c", "d"}}, Share{Site: "a", Round: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var ref *Refused
@@ -200,7 +212,8 @@ func TestDuplicateShareRefused(t *testing.T) {
 func TestAbortsAndRetries(t *testing.T) {
 	m := mustMachine(t, testRules())
 	// Too few contributions at the deadline: the round aborts, its id is spent.
-	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Deadline{Round: 1}); err != nil {
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Deadline{Round: 1},
+		Sealed{Round: 1, Complete: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
 	if ab := m.Ready().Abort; ab == nil || ab.Round != 1 || m.Phase() != PhaseIdle {
@@ -220,7 +233,7 @@ func TestAbortsAndRetries(t *testing.T) {
 	}
 	m.Advance()
 	// Too few shares at the decryption deadline aborts too.
-	if err := stepAll(m, Uploaded{Site: "a", Round: 2}, Uploaded{Site: "b", Round: 2}, Uploaded{Site: "c", Round: 2}, Deadline{Round: 2}, Share{Site: "a", Round: 2}, Deadline{Round: 2}); err != nil {
+	if err := stepAll(m, Uploaded{Site: "a", Round: 2}, Uploaded{Site: "b", Round: 2}, Uploaded{Site: "c", Round: 2}, Deadline{Round: 2}, Sealed{Round: 2, Complete: []string{"a", "b", "c"}}, Share{Site: "a", Round: 2}, Deadline{Round: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if ab := m.Ready().Abort; ab == nil || ab.Round != 2 {
@@ -279,7 +292,7 @@ func TestStop(t *testing.T) {
 		{"while idle", []Msg{Stop{}}, PhaseIdle},
 		// The open round runs to its end; only the next one is refused.
 		{"mid-round", []Msg{Start{}, Stop{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Uploaded{Site: "d", Round: 1},
-			Share{Site: "a", Round: 1}, Share{Site: "b", Round: 1}, Applied{Round: 1}}, PhaseIdle},
+			Sealed{Round: 1, Complete: []string{"a", "b", "c", "d"}}, Share{Site: "a", Round: 1}, Share{Site: "b", Round: 1}, Applied{Round: 1}}, PhaseIdle},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := mustMachine(t, testRules())
@@ -312,11 +325,81 @@ func TestFailedCombineAborts(t *testing.T) {
 	if err := m.Step(Failed{Round: 1, Reason: "x"}); !errors.As(err, &ref) {
 		t.Fatalf("failed outside applying: err = %v", err)
 	}
-	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1},
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Uploaded{Site: "c", Round: 1}, Deadline{Round: 1}, Sealed{Round: 1, Complete: []string{"a", "b", "c"}},
 		Share{Site: "a", Round: 1}, Share{Site: "b", Round: 1}, Failed{Round: 1, Reason: "bad share"}); err != nil {
 		t.Fatal(err)
 	}
 	if ab := m.Ready().Abort; ab == nil || ab.Round != 1 || ab.Reason != "bad share" || m.Phase() != PhaseIdle || m.State().Version != 0 {
 		t.Fatalf("abort %+v, phase %s, state %+v", ab, m.Phase(), m.State())
+	}
+}
+
+// TestSealDecidesContributors: a site whose every chunk is in the sealed sum
+// contributes even when its stream closes after the seal (before, it was refused
+// and audited as refused while its update was in the applied model); a site with
+// only part of its update in is not a contributor and its late Uploaded is refused.
+func TestSealDecidesContributors(t *testing.T) {
+	m := mustMachine(t, testRules())
+	if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: 1}, Uploaded{Site: "b", Round: 1}, Deadline{Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if rd := m.Ready(); rd.Seal == nil || rd.ShareRequest != nil {
+		t.Fatalf("deadline: %+v, want a Seal and no decision yet", rd)
+	}
+	m.Advance()
+	if err := m.Step(Sealed{Round: 1, Complete: []string{"a", "b", "c"}, Partial: []string{"d"}}); err != nil {
+		t.Fatal(err)
+	}
+	sr := m.Ready().ShareRequest
+	if sr == nil || !slices.Equal(sr.Contributors, []string{"a", "b", "c"}) || !slices.Equal(sr.Partial, []string{"d"}) {
+		t.Fatalf("share request = %+v", sr)
+	}
+	m.Advance()
+	if err := m.Step(Uploaded{Site: "c", Round: 1}); err != nil {
+		t.Fatalf("c's stream closed after the seal with all its chunks in: %v", err)
+	}
+	var ref *Refused
+	if err := m.Step(Uploaded{Site: "d", Round: 1}); !errors.As(err, &ref) {
+		t.Fatalf("partial site d: err = %v, want refused", err)
+	}
+	if !slices.Equal(m.Contributors(), []string{"a", "b", "c"}) {
+		t.Fatalf("contributors %v", m.Contributors())
+	}
+}
+
+// TestWithholderPassedOver: a decryptor that does not share by the deadline is
+// counted, and the next round's set passes over it while enough others
+// contributed; a share clears the count.
+func TestWithholderPassedOver(t *testing.T) {
+	m := mustMachine(t, testRules())
+	all := []string{"a", "b", "c", "d"}
+	round := func(r uint64) *ShareRequest {
+		t.Helper()
+		if err := stepAll(m, Start{}, Uploaded{Site: "a", Round: r}, Uploaded{Site: "b", Round: r}, Uploaded{Site: "c", Round: r}, Uploaded{Site: "d", Round: r},
+			Sealed{Round: r, Complete: all}); err != nil {
+			t.Fatal(err)
+		}
+		sr := m.Ready().ShareRequest
+		m.Advance()
+		return sr
+	}
+	if sr := round(1); !slices.Equal(sr.Sites, []string{"a", "b"}) {
+		t.Fatalf("round 1 set %v", sr.Sites)
+	}
+	if err := stepAll(m, Share{Site: "b", Round: 1}, Deadline{Round: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m.Advance()
+	if st := m.State(); st.Withheld["a"] != 1 || st.Withheld["b"] != 0 || st.SharesReleased["b"] != 1 {
+		t.Fatalf("after a withheld: %+v", st)
+	}
+	// Restored from its state, the machine still passes over a.
+	r, err := NewMachine(testRules(), m.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = r
+	if sr := round(2); !slices.Equal(sr.Sites, []string{"b", "c"}) {
+		t.Fatalf("round 2 set %v, want b and c (a withheld)", sr.Sites)
 	}
 }

@@ -83,8 +83,9 @@ type Server struct {
 	roots   *x509.CertPool
 	params  secureagg.Parameters
 	sacfg   secureagg.Config
-	party   map[string]secureagg.SiteID
-	sites   []string // sorted: party order
+	roster  secureagg.Roster
+	sites   []string // roster.Names(): party order
+	uploads uploadSlots
 	metrics *metrics
 
 	events chan func()
@@ -126,11 +127,14 @@ type roundIO struct {
 	agg        *secureagg.Aggregate
 	dec        *secureagg.Decryption
 	decryptors map[string]bool
+	sealed     []*secureagg.SumChunk
 	sums       [][]byte
 	sumSize    uint64
-	sumSHA     []byte
-	bytes      uint64
-	losses     map[string]float64
+	// ended is closed when the round ends, releasing the uploads reading into it.
+	ended  chan struct{}
+	sumSHA []byte
+	bytes  uint64
+	losses map[string]float64
 }
 
 // NewServer opens the audit log and the state directory and restores the federation
@@ -159,20 +163,19 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	sites := slices.Sorted(slices.Values(cfg.Sites))
+	roster, err := secureagg.NewRoster(cfg.Sites)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: sites: %w", err)
+	}
 	s := &Server{
-		cfg: cfg, log: opts.Log, clock: opts.Clock, store: st, roots: roots, params: params, sites: sites,
-		party: map[string]secureagg.SiteID{}, metrics: newMetrics(),
+		cfg: cfg, log: opts.Log, clock: opts.Clock, store: st, roots: roots, params: params, roster: roster, sites: roster.Names(),
+		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, metrics: newMetrics(),
 		events: make(chan func(), 64), done: make(chan struct{}),
 		seqs: map[string]uint64{}, outbox: map[string][]*proto.Assignment{}, notify: map[string]map[chan struct{}]bool{},
 		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*proto.SignedKey{}, dealt: map[string]map[string]bool{},
 	}
-	ids := make([]secureagg.SiteID, len(sites))
-	for i, id := range sites {
-		s.party[id] = secureagg.SiteID(i)
-		ids[i] = secureagg.SiteID(i)
-	}
-	s.sacfg = secureagg.Config{Params: params, Federation: cfg.Federation, Sites: ids, Threshold: cfg.Threshold, WeightCap: cfg.SecureAgg.WeightCap}
+	s.sacfg = secureagg.Config{Params: params, Federation: cfg.Federation, Sites: roster.IDs(), Threshold: cfg.Threshold,
+		WeightCap: cfg.SecureAgg.WeightCap, MinSites: cfg.MinSites}
 	if s.opt, err = NewOptimizer(cfg.Server); err != nil {
 		return nil, err
 	}
@@ -255,6 +258,7 @@ func (s *Server) restore() error {
 		return err
 	} else if ok && latest.Round >= st.Round {
 		st.Round, st.Paused, st.Stopped = latest.Round, latest.Paused, latest.Stopped
+		st.Withheld, st.SharesReleased = latest.Withheld, latest.SharesReleased
 	}
 	if s.round, err = NewMachine(s.cfg.Rules(), st); err != nil {
 		return err
@@ -296,7 +300,10 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	guard := proto.Guard{Allow: s.allow, Refused: s.refused}
-	gs := grpc.NewServer(proto.ServerOptions(tlsConf, guard)...)
+	// Each site holds a Work stream and at most maxUploadsPerSite uploads; the
+	// admin a few calls. Beyond that a peer is misbehaving.
+	opts := append(proto.ServerOptions(tlsConf, guard), grpc.MaxConcurrentStreams(uint32(len(s.sites)*(maxUploadsPerSite+2)+16)))
+	gs := grpc.NewServer(opts...)
 	proto.RegisterFederationServer(gs, s)
 	proto.RegisterAdminServer(gs, s)
 
@@ -361,9 +368,7 @@ func (s *Server) loop(ctx context.Context) error {
 	for s.fatal == nil {
 		select {
 		case <-ctx.Done():
-			if s.cur != nil && s.cur.stopTimer != nil {
-				s.cur.stopTimer()
-			}
+			s.endRound()
 			return ctx.Err()
 		case f := <-s.events:
 			f()

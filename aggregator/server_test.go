@@ -54,7 +54,8 @@ func newTestFed(t *testing.T, mut func(*Config)) *testFed {
 	cfg.StateDir = filepath.Join(dir, "state")
 	cfg.Metrics = ""
 	cfg.Sites = []string{"c", "a", "b"} // party order is sorted order, whatever the file says
-	cfg.MinSites, cfg.Threshold, cfg.Rounds = 2, 2, 2
+	// t = 1 keeps min_sites >= t+1 with three sites and still lets one drop out.
+	cfg.MinSites, cfg.Threshold, cfg.Rounds = 2, 1, 2
 	cfg.RoundDeadline, cfg.DecryptDeadline = time.Minute, time.Minute
 	cfg.AutoStart = true
 	cfg.SecureAgg.WeightCap = 100
@@ -705,9 +706,11 @@ func TestRestartDuringSetup(t *testing.T) {
 	}
 }
 
-// TestDecryptionDeadlineRetries has a decryptor withhold its share: the round aborts
-// at the decryption deadline, and the next round, under a fresh id (no site shares
-// twice under one), applies the same updates.
+// TestDecryptionDeadlineRetries has a decryptor withhold its share in every round:
+// the round aborts at the decryption deadline, and the next round, under a fresh id
+// (no site shares twice under one), passes over the withholding site and applies.
+// Before the machine counted withheld shares, the decrypting set was always the
+// first t contributors by id, so site a stalled every round forever.
 func TestDecryptionDeadlineRetries(t *testing.T) {
 	f := newTestFed(t, func(c *Config) { c.Rounds = 1 })
 	f.start()
@@ -721,14 +724,14 @@ func TestDecryptionDeadlineRetries(t *testing.T) {
 		}
 		return randomDelta(site, v, len(g))
 	}, func(s *testSite) {
-		if s.id == "b" {
-			s.withhold = func(round uint64) bool { return round == 1 }
+		if s.id == "a" {
+			s.withhold = func(uint64) bool { return true }
 		}
 	})
-	// The decrypting set is a and b, the first two contributors by id.
-	for !sites[0].hasShared(1) {
+	// The first decrypting set is a (t = 1), the first contributor by id.
+	for !sites[0].hasWithheld(1) {
 		if ctx.Err() != nil {
-			t.Fatal("a never sent its share of round 1")
+			t.Fatal("a was never asked for its share of round 1")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -748,6 +751,9 @@ func TestDecryptionDeadlineRetries(t *testing.T) {
 	}
 	if m := a.published[0].Metrics; m.Round != 2 {
 		t.Fatalf("applied round %d, want 2 (round 1 aborted)", m.Round)
+	}
+	if a.hasShared(2) || !sites[1].hasShared(2) {
+		t.Fatalf("round 2 decrypted by a: %v, by b: %v; want b, passing over a", a.hasShared(2), sites[1].hasShared(2))
 	}
 	f.stop()
 	if n := auditTypes(t, filepath.Join(f.cfg.StateDir, "audit.jsonl"))["round_abort"]; n != 1 {

@@ -185,14 +185,23 @@ func (m *SetupMachine) Step(msg Msg) error {
 	return fmt.Errorf("aggregator: setup: unknown message %T", msg)
 }
 
-func (m *SetupMachine) stepDone(d StepDone) error {
+// AdmitStep says whether site may do phase's step now: the question a handler asks
+// before it reads a byte of a setup upload, the same rule stepDone applies.
+func (m *SetupMachine) AdmitStep(site string, phase SetupPhase) error {
 	switch {
-	case !m.allowed[d.Site]:
-		return &Refused{Site: d.Site, Reason: "site is not allow-listed"}
-	case d.Phase != m.phase || m.phase == SetupEnrolling || m.phase == SetupDone:
-		return &Refused{Site: d.Site, Reason: fmt.Sprintf("setup step %q is not under way (phase: %s)", d.Phase, m.phase)}
-	case m.finished[d.Site]:
-		return &Refused{Site: d.Site, Reason: "site already finished step " + d.Phase.String()}
+	case !m.allowed[site]:
+		return &Refused{Site: site, Reason: "site is not allow-listed"}
+	case phase != m.phase || m.phase == SetupEnrolling || m.phase == SetupDone:
+		return &Refused{Site: site, Reason: fmt.Sprintf("setup step %q is not under way (phase: %s)", phase, m.phase)}
+	case m.finished[site]:
+		return &Refused{Site: site, Reason: "site already finished step " + phase.String()}
+	}
+	return nil
+}
+
+func (m *SetupMachine) stepDone(d StepDone) error {
+	if err := m.AdmitStep(d.Site, d.Phase); err != nil {
+		return err
 	}
 	m.finished[d.Site] = true
 	if len(m.finished) < len(m.rules.Sites) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"strings"
@@ -20,11 +21,14 @@ import (
 
 func unmarshalProto(b []byte, m gproto.Message) error { return gproto.Unmarshal(b, m) }
 
-// Setup blob names under setup/.
-func pkShareBlob(site string) string      { return "pkshare-" + site }
-func shamirBlob(dealer, to string) string { return "shamir-" + dealer + "-" + to }
-func countsBlob(site string) string       { return "counts-" + site }
-func enrolBlob(site string) string        { return "enrol-" + site }
+// Setup blob names under setup/. A name joining two site ids hex-encodes each, since
+// "-" is legal in site ids: "shamir-a-b-c" could be a to b-c or a-b to c.
+func pkShareBlob(site string) string { return "pkshare-" + site }
+func shamirBlob(dealer, to string) string {
+	return "shamir-" + hex.EncodeToString([]byte(dealer)) + "." + hex.EncodeToString([]byte(to))
+}
+func countsBlob(site string) string { return "counts-" + site }
+func enrolBlob(site string) string  { return "enrol-" + site }
 func crsSeed(federation string) []byte {
 	h := sha256.Sum256([]byte("fedclaims crs " + federation))
 	return h[:]
@@ -156,6 +160,13 @@ func (s *Server) buildVocabulary(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	capped := 0
+	if v.Len()-tokenizer.NumSpecial > s.cfg.Vocabulary.MaxVocab {
+		capped = v.Len() - tokenizer.NumSpecial
+		if v, err = tokenizer.NewTop(merged, s.cfg.Vocabulary.KFloor, s.cfg.Vocabulary.MaxVocab); err != nil {
+			return err
+		}
+	}
 	var vb bytes.Buffer
 	if err := v.Save(&vb); err != nil {
 		return err
@@ -170,7 +181,7 @@ func (s *Server) buildVocabulary(ctx context.Context) error {
 	}
 	if err := s.record(ctx, audit.Vocabulary, 0, "", map[string]string{
 		"tokens": itoa(v.Len()), "k_floor": itoa(s.cfg.Vocabulary.KFloor), "sha256": audit.SHA256(vb.Bytes()),
-		"model_preset": s.cfg.Model.Preset, "model_params": itoa(mc.Params()),
+		"model_preset": s.cfg.Model.Preset, "model_params": itoa(mc.Params()), "codes_over_max_vocab": itoa(max(0, capped-s.cfg.Vocabulary.MaxVocab)),
 	}); err != nil {
 		return err
 	}
@@ -183,18 +194,23 @@ func (s *Server) buildVocabulary(ctx context.Context) error {
 }
 
 // parseCountTable decodes an uploaded CountTable (protobuf), checks it against the
-// federation's floor kFloor and returns it with its canonical JSON encoding, which
-// is what the state directory keeps.
-func parseCountTable(b []byte, kFloor int) (*tokenizer.CountTable, []byte, error) {
+// federation's floor and bounds vc and returns it with its canonical JSON encoding,
+// which is what the state directory keeps.
+func parseCountTable(b []byte, vc VocabularyConfig) (*tokenizer.CountTable, []byte, error) {
 	var ct proto.CountTable
 	if err := gproto.Unmarshal(b, &ct); err != nil {
 		return nil, nil, fmt.Errorf("count table: %w", err)
 	}
-	if int64(ct.KFloor) < int64(kFloor) {
-		return nil, nil, fmt.Errorf("count table: field k_floor: %d is below the federation's %d", ct.KFloor, kFloor)
+	if int64(ct.KFloor) < int64(vc.KFloor) {
+		return nil, nil, fmt.Errorf("count table: field k_floor: %d is below the federation's %d", ct.KFloor, vc.KFloor)
 	}
 	if ct.Patients > math.MaxInt64 {
 		return nil, nil, fmt.Errorf("count table: field patients: %d overflows", ct.Patients)
+	}
+	if n := uint64(len(ct.Counts)); n > uint64(vc.MaxCodesPerTable) {
+		return nil, nil, fmt.Errorf("count table: field counts: %d codes, more than the federation's vocabulary.max_codes_per_table %d", n, vc.MaxCodesPerTable)
+	} else if n > ct.Patients*uint64(vc.MaxCodesPerPatient) {
+		return nil, nil, fmt.Errorf("count table: field counts: %d codes from %d patients, more than %d per patient (vocabulary.max_codes_per_patient): not a plausible table", n, ct.Patients, vc.MaxCodesPerPatient)
 	}
 	t := &tokenizer.CountTable{MinCount: int(ct.KFloor), Patients: int64(ct.Patients), Counts: make(map[string]int64, len(ct.Counts))}
 	for i, c := range ct.Counts {
@@ -219,4 +235,17 @@ func parseCountTable(b []byte, kFloor int) (*tokenizer.CountTable, []byte, error
 		return nil, nil, err
 	}
 	return t, out.Bytes(), nil
+}
+
+// setupPhaseOf is the setup step a blob kind belongs to.
+func setupPhaseOf(k proto.BlobKind) SetupPhase {
+	switch k {
+	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE:
+		return SetupPublicKey
+	case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
+		return SetupDealing
+	case proto.BlobKind_BLOB_KIND_COUNT_TABLE:
+		return SetupVocabulary
+	}
+	return SetupDone // no step: AdmitStep refuses it
 }

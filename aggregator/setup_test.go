@@ -2,8 +2,14 @@ package aggregator
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/fedclaims/fedclaims/proto"
 )
 
 func TestSetupSequence(t *testing.T) {
@@ -21,11 +27,10 @@ func TestSetupSequence(t *testing.T) {
 		phases    []SetupPhase // assigned in this order after Begin
 	}{
 		{"threshold below sites", 2, []SetupPhase{SetupPublicKey, SetupDealing, SetupCollecting, SetupInstallingKey, SetupVocabulary}},
-		{"threshold equals sites", 4, []SetupPhase{SetupPublicKey, SetupInstallingKey, SetupVocabulary}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := testRules()
-			r.Threshold, r.MinSites = tc.threshold, tc.threshold
+			r.Threshold, r.MinSites = tc.threshold, tc.threshold+1
 			m, err := NewSetupMachine(r, SetupState{})
 			if err != nil {
 				t.Fatal(err)
@@ -91,5 +96,57 @@ func TestSetupStateValidation(t *testing.T) {
 		if _, err := NewSetupMachine(testRules(), st); err == nil {
 			t.Errorf("state %+v accepted", st)
 		}
+	}
+}
+
+// TestShamirBlobNamesUnambiguous: site ids may contain "-", so "shamir-D-R" made
+// the share a deals to b-a and the one a-b deals to a the same file.
+func TestShamirBlobNamesUnambiguous(t *testing.T) {
+	sites := []string{"a", "a-b", "b-a", "b", "a-b-a"}
+	seen := map[string]string{}
+	for _, d := range sites {
+		for _, r := range sites {
+			n := shamirBlob(d, r)
+			if prev, dup := seen[n]; dup {
+				t.Fatalf("%s and %s->%s share blob name %q", prev, d, r, n)
+			}
+			seen[n] = d + "->" + r
+		}
+	}
+}
+
+// TestCountTableBounds: a table of implausibly many codes is refused with the
+// reason, before it can inflate every party's model.
+func TestCountTableBounds(t *testing.T) {
+	vc := DefaultConfig().Vocabulary
+	table := func(patients uint64, codes int) []byte {
+		ct := &proto.CountTable{KFloor: 10, Patients: patients}
+		for i := range codes {
+			ct.Counts = append(ct.Counts, &proto.CodeCount{Code: fmt.Sprintf("ICD10//X%06d", i), Patients: 10})
+		}
+		b, err := gproto.Marshal(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, _, err := parseCountTable(table(100, 300), vc); err != nil {
+		t.Fatalf("plausible table refused: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		b    []byte
+		want string
+	}{
+		"codes per patient": {table(10, 10*vc.MaxCodesPerPatient+1), "max_codes_per_patient"},
+	} {
+		_, _, err := parseCountTable(tc.b, vc)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
+		}
+	}
+	small := vc
+	small.MaxCodesPerTable = 100
+	if _, _, err := parseCountTable(table(1000, 101), small); err == nil || !strings.Contains(err.Error(), "max_codes_per_table") {
+		t.Errorf("table over max_codes_per_table: err = %v", err)
 	}
 }

@@ -40,6 +40,7 @@ type testSite struct {
 	hold func(*proto.KeySetupTask)
 	// withhold, when set, says whether to ignore a round's decryption task.
 	withhold func(round uint64) bool
+	withheld map[uint64]bool
 
 	mu        sync.Mutex
 	conn      *grpc.ClientConn
@@ -61,7 +62,7 @@ type testSite struct {
 
 func newTestSite(t *testing.T, id, addr, certDir string, count float64) *testSite {
 	return &testSite{t: t, id: id, addr: addr, files: certs.SiteFiles(certDir, id), count: count,
-		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, seeds: map[uint64][]uint64{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
+		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, withheld: map[uint64]bool{}, seeds: map[uint64][]uint64{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
 }
 
 func (s *testSite) env(round uint64) *proto.Envelope {
@@ -200,6 +201,9 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 	case *proto.Assignment_Decrypt:
 		dt := task.Decrypt
 		if s.withhold != nil && s.withhold(round) {
+			s.mu.Lock()
+			s.withheld[round] = true
+			s.mu.Unlock()
 			return nil
 		}
 		if len(dt.Contributors) < int(s.fc.MinSites) || !slices.Contains(dt.Decryptors, s.id) {
@@ -263,6 +267,12 @@ func (s *testSite) hasUploaded(version uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.uploaded[version]
+}
+
+func (s *testSite) hasWithheld(round uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.withheld[round]
 }
 
 func (s *testSite) hasShared(round uint64) bool {

@@ -1,6 +1,8 @@
 package aggregator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,47 +108,76 @@ type ckptMeta struct {
 	History []RoundRecord `json:"history"`
 }
 
+// staged is a checkpoint written to its directory but not yet current.
+type staged struct {
+	name        string
+	modelSHA256 string
+}
+
 // saveCheckpoint writes ck to a new directory and then points CURRENT at it, removing
 // older checkpoint directories only after that.
 func (s store) saveCheckpoint(ck *checkpoint) error {
+	st, err := s.stageCheckpoint(ck)
+	if err != nil {
+		return err
+	}
+	return s.commitCheckpoint(st)
+}
+
+// stageCheckpoint writes ck to its own directory, synced, without touching CURRENT:
+// a restart still loads the previous checkpoint until commitCheckpoint.
+func (s store) stageCheckpoint(ck *checkpoint) (staged, error) {
 	tmp, err := os.MkdirTemp(s.dir, ".ckpt-tmp-")
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
 	if err := ck.Model.Save(tmp, ck.Vocab); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(tmp, optimizerFile), ck.Optimizer, 0o600); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	meta, err := json.MarshalIndent(ckptMeta{State: ck.State, History: ck.History}, "", " ")
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(tmp, ckptMetaFile), meta, 0o600); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	// model.Save renames its files into place but leaves syncing to us.
 	for _, f := range []string{model.ModelFile, model.ConfigFile, model.VocabFile} {
 		if err := syncFile(filepath.Join(tmp, f)); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+			return staged{}, fmt.Errorf("checkpoint: %w", err)
 		}
 	}
 	if err := atomicfile.SyncDir(tmp); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	name := fmt.Sprintf("ckpt-%06d", ck.State.Version)
+	mb, err := os.ReadFile(filepath.Join(tmp, model.ModelFile))
+	if err != nil {
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	sum := sha256.Sum256(mb)
+	// The staged name differs from CURRENT's even at the same version (a retried
+	// stage after a failed audit), so staging never overwrites the live checkpoint.
+	name := fmt.Sprintf("ckpt-%06d-%x", ck.State.Version, sum[:4])
 	final := s.path(name)
 	if err := os.RemoveAll(final); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := atomicfile.SyncDir(s.dir); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
+	return staged{name: name, modelSHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// commitCheckpoint points CURRENT at a staged checkpoint and removes the others.
+func (s store) commitCheckpoint(st staged) error {
+	name := st.name
 	if err := atomicfile.WriteFile(s.path(currentFile), []byte(name+"\n"), 0o600); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

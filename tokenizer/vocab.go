@@ -89,7 +89,14 @@ type Vocab struct {
 // New builds the vocabulary of the codes in t with a count of at least minCount (t's
 // own floor when minCount is smaller). Ids are given by decreasing count, ties by code,
 // after the special tokens, so the result depends only on the table's contents.
-func New(t *CountTable, minCount int) (*Vocab, error) {
+func New(t *CountTable, minCount int) (*Vocab, error) { return NewTop(t, minCount, 0) }
+
+// NewTop is New keeping at most maxCodes codes, the most frequent (0: no bound), so
+// that no table can force a vocabulary, and a model, larger than the parties agreed.
+func NewTop(t *CountTable, minCount, maxCodes int) (*Vocab, error) {
+	if maxCodes < 0 {
+		return nil, fmt.Errorf("tokenizer: max codes %d is negative", maxCodes)
+	}
 	if minCount < 1 {
 		return nil, fmt.Errorf("tokenizer: min count %d: must be at least 1", minCount)
 	}
@@ -113,6 +120,9 @@ func New(t *CountTable, minCount int) (*Vocab, error) {
 		}
 		return strings.Compare(a.code, b.code)
 	})
+	if maxCodes > 0 && len(entries) > maxCodes {
+		entries = entries[:maxCodes]
+	}
 	tokens := append(make([]string, 0, NumSpecial+len(entries)), SpecialTokens()...)
 	counts := make([]int64, NumSpecial, NumSpecial+len(entries))
 	for _, e := range entries {
