@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
 )
 
@@ -29,7 +32,50 @@ type Guard struct {
 	// is zero when the caller had no identity. Handshakes that fail (another CA, a
 	// revoked certificate) never become calls and are not reported here.
 	Refused func(ctx context.Context, fullMethod string, id certs.Identity, err error)
+	// Refusals, when set, limits what reaches Refused, so that a peer refused in a
+	// loop cannot fill the disk with audit entries: per peer (RefusalPeer) and reason
+	// (RefusalReason), the first refusal in each of the limiter's intervals is
+	// reported and the rest are only counted, for the owner to audit from
+	// Refusals.Flush; a peer refused more than the limiter's burst in an interval is
+	// answered codes.ResourceExhausted, unreported, for the rest of it. Calls that
+	// pass the checks are never limited. The owner may pass the same limiter to its
+	// handlers' refusals, so that one burst covers both.
+	Refusals *audit.RefusalLimiter
+	// Now is the clock of Refusals; nil means time.Now.
+	Now func() time.Time
 }
+
+// Kinds of refusal the guard makes, the second half of its RefusalReason.
+const (
+	RefusedUnauthenticated = "unauthenticated"
+	RefusedUnknownService  = "unknown_service"
+	RefusedRole            = "wrong_role"
+	RefusedNotAllowed      = "not_allowed"
+)
+
+// RefusalPeer is the key under which a caller's refusals are counted in
+// Guard.Refusals: its identity (fedclaims://site/b), or for a caller without one,
+// the address it called from without the port, since a peer can open connections
+// from as many ports as it likes.
+func RefusalPeer(ctx context.Context, id certs.Identity) string {
+	if id.Role != "" {
+		return id.String()
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "unknown"
+	}
+	addr := p.Addr.String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	return "addr:" + addr
+}
+
+// RefusalReason is the reason under which Guard counts a refusal: the method and the
+// kind of refusal (one of the Refused* constants), never the message, which could
+// give a peer a new reason per call.
+func RefusalReason(fullMethod, kind string) string { return fullMethod + " " + kind }
 
 type callerKey struct{}
 
@@ -55,37 +101,58 @@ func roleFor(fullMethod string) (certs.Role, bool) {
 // its role against the service and asks g.Allow; it returns the context carrying the
 // identity, or reports the refusal to g.Refused.
 func (g Guard) authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
-	id, err := g.check(ctx, fullMethod)
+	id, kind, err := g.check(ctx, fullMethod)
 	if err != nil {
-		if g.Refused != nil {
-			g.Refused(ctx, fullMethod, id, err)
-		}
-		return nil, err
+		return nil, g.refuse(ctx, fullMethod, id, kind, err)
 	}
 	return context.WithValue(ctx, callerKey{}, id), nil
 }
 
-func (g Guard) check(ctx context.Context, fullMethod string) (certs.Identity, error) {
+// refuse reports a refusal to g.Refused, as g.Refusals permits, and returns the
+// status to send.
+func (g Guard) refuse(ctx context.Context, fullMethod string, id certs.Identity, kind string, err error) error {
+	if g.Refusals != nil {
+		now := time.Now
+		if g.Now != nil {
+			now = g.Now
+		}
+		d := g.Refusals.Allow(now(), RefusalPeer(ctx, id), RefusalReason(fullMethod, kind))
+		if d.Throttled {
+			return status.Errorf(codes.ResourceExhausted, "%s: too many refused calls; retry after %v", fullMethod, g.Refusals.Limits().Interval)
+		}
+		if !d.Record {
+			return err
+		}
+	}
+	if g.Refused != nil {
+		g.Refused(ctx, fullMethod, id, err)
+	}
+	return err
+}
+
+// check returns the caller's identity, or why it is refused: the kind of refusal
+// and the status.
+func (g Guard) check(ctx context.Context, fullMethod string) (certs.Identity, string, error) {
 	id, err := certs.PeerIdentity(ctx)
 	if err != nil {
-		return certs.Identity{}, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
+		return certs.Identity{}, RefusedUnauthenticated, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
 	}
 	role, ok := roleFor(fullMethod)
 	if !ok {
-		return id, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
+		return id, RefusedUnknownService, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
 	}
 	if id.Role != role {
-		return id, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
+		return id, RefusedRole, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
 	}
 	if g.Allow != nil {
 		if err := g.Allow(ctx, id, fullMethod); err != nil {
 			if _, ok := status.FromError(err); ok {
-				return id, err
+				return id, RefusedNotAllowed, err
 			}
-			return id, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
+			return id, RefusedNotAllowed, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
 		}
 	}
-	return id, nil
+	return id, "", nil
 }
 
 type identityStream struct {

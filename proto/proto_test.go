@@ -114,8 +114,19 @@ type federationFixture struct {
 	refused []string // "identity method" of each call refused before its handler
 }
 
-func newFixture(t *testing.T) *federationFixture {
+// fixtureConfig changes the fixture: which sites are revoked before the server
+// starts (c by default) and what the guard adds.
+type fixtureConfig struct {
+	revoked []string
+	guard   func(f *federationFixture, g *Guard)
+}
+
+func newFixture(t *testing.T, opts ...func(*fixtureConfig)) *federationFixture {
 	t.Helper()
+	cfg := fixtureConfig{revoked: []string{"c"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	f := &federationFixture{dir: t.TempDir(), other: t.TempDir()}
 	if err := certs.Init(f.dir, certs.Options{Sites: []string{"a", "b", "c"}}); err != nil {
 		t.Fatal(err)
@@ -123,8 +134,10 @@ func newFixture(t *testing.T) *federationFixture {
 	if err := certs.Init(f.other, certs.Options{Sites: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := certs.Revoke(f.dir, certs.SiteFiles(f.dir, "c").Cert); err != nil {
-		t.Fatal(err)
+	for _, id := range cfg.revoked {
+		if err := certs.Revoke(f.dir, certs.SiteFiles(f.dir, id).Cert); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tlsConf, err := certs.ServerTLS(certs.AggregatorFiles(f.dir))
 	if err != nil {
@@ -142,6 +155,9 @@ func newFixture(t *testing.T) *federationFixture {
 			defer f.mu.Unlock()
 			f.refused = append(f.refused, id.String()+" "+method)
 		},
+	}
+	if cfg.guard != nil {
+		cfg.guard(f, &guard)
 	}
 	rng := rand.New(rand.NewChaCha8([32]byte{1}))
 	f.blob = make([]byte, 5*MaxChunk/2+123)
