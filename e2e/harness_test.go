@@ -58,7 +58,8 @@ func aggregatorConfig(t *testing.T, pki string, sites []string) aggregator.Confi
 	c.Certs = pki
 	c.StateDir = filepath.Join(t.TempDir(), "aggregator")
 	c.Sites = sites
-	c.Threshold = 2
+	// t = 1 and min_sites = t + 1 = 2: three sites, one of which may drop out.
+	c.Threshold = 1
 	c.MinSites = 2
 	c.Rounds = 2
 	c.RoundDeadline = 2 * time.Minute

@@ -46,7 +46,7 @@ func TestProcesses(t *testing.T) {
 	defer cancel()
 	f, err := localfed.Prepare(ctx, localfed.Options{
 		Dir: filepath.Join(t.TempDir(), "fed"), Binary: bin, Hospitals: 3, Patients: 120, Seed: 1,
-		Federation: "e2e", MinSites: 2, Threshold: 2, Rounds: 2, LocalSteps: 40, BatchSize: 4, MaxLen: 32,
+		Federation: "e2e", MinSites: 2, Threshold: 1, Rounds: 2, LocalSteps: 40, BatchSize: 4, MaxLen: 32,
 		Aggregator: map[string]any{
 			"model.hidden": 16, "model.layers": 1, "model.heads": 2, "model.max_len": 32,
 			"vocabulary.k_floor": 5, "secureagg.weight_cap": 400, "round_deadline": "6s",

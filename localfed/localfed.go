@@ -43,7 +43,8 @@ type Options struct {
 	Seed                uint64
 	// Federation is the federation id; empty means "localfed".
 	Federation string
-	// MinSites and Threshold default to a majority of the hospitals.
+	// Threshold defaults to half the hospitals (rounded up, at most all but one) and
+	// MinSites to Threshold + 1, the smallest sum that t-1 colluders cannot undo.
 	MinSites, Threshold int
 	// Rounds of federated pretraining, each of LocalSteps optimizer steps of
 	// BatchSize sequences at every site.
@@ -83,10 +84,10 @@ func (o *Options) setDefaults() error {
 		o.Federation = "localfed"
 	}
 	if o.Threshold == 0 {
-		o.Threshold = o.Hospitals/2 + 1
+		o.Threshold = max(1, min(o.Hospitals-1, (o.Hospitals+1)/2))
 	}
 	if o.MinSites == 0 {
-		o.MinSites = o.Threshold
+		o.MinSites = o.Threshold + 1
 	}
 	if o.Rounds == 0 {
 		o.Rounds = 2

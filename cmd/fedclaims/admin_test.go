@@ -25,7 +25,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	cfg := aggregator.DefaultConfig()
 	cfg.Federation, cfg.Certs, cfg.StateDir, cfg.Metrics = "fed-admin", pki, filepath.Join(dir, "state"), ""
-	cfg.Sites, cfg.MinSites, cfg.Threshold = []string{"a", "b"}, 2, 2
+	cfg.Sites, cfg.MinSites, cfg.Threshold = []string{"a", "b"}, 2, 1
 	srv, err := aggregator.NewServer(cfg, aggregator.Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

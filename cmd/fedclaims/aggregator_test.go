@@ -46,7 +46,7 @@ func TestAggregatorConfigErrors(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"unknown key", "auto_start: false", "auto_start: false\nauto_stop: true", "auto_stop"},
-		{"invalid value", "min_sites: 2", "min_sites: 9", "min_sites"},
+		{"invalid value", "min_sites: 3", "min_sites: 9", "min_sites"},
 		{"bad type", "rounds: 3", "rounds: many", "rounds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
