@@ -500,11 +500,8 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 		if err := sh.UnmarshalBinary(data); err != nil {
 			return s.blobErr(ctx, 0, what, err)
 		}
-		if sh.Params != s.params.ID() {
-			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "public-key share from site %q is of parameter set %d; the federation's %s is %d", site, sh.Params, s.params.Preset(), s.params.ID()))
-		}
-		if sh.Federation != s.cfg.Federation || !slices.Equal(sh.Sites, []secureagg.SiteID{party}) {
-			return s.refuse(ctx, 0, what, status.Errorf(codes.PermissionDenied, "public-key share %s of sites %v; site %q is party %d", sh.Header, sh.Sites, site, party))
+		if err := checkKeyShare(&sh, s.params, s.cfg.Federation, site, party); err != nil {
+			return s.refuse(ctx, 0, what, err)
 		}
 		name, field["step"] = pkShareBlob(site), "public key share"
 	case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
@@ -737,4 +734,18 @@ func taskName(a *proto.Assignment) string {
 func sha(b []byte) []byte {
 	h := sha256.Sum256(b)
 	return h[:]
+}
+
+// checkKeyShare is the rule for a site's public-key share at upload: it must be of
+// the federation's parameter set and federation and the sender's own. Checking the
+// parameter set here, not when the key is built, names the sender instead of
+// halting the aggregator at every restart.
+func checkKeyShare(sh *secureagg.PublicKeyShare, params secureagg.Parameters, federation, site string, party secureagg.SiteID) error {
+	switch {
+	case sh.Params != params.ID():
+		return status.Errorf(codes.InvalidArgument, "public-key share from site %q is of parameter set %d; the federation's %s is %d", site, sh.Params, params.Preset(), params.ID())
+	case sh.Federation != federation || !slices.Equal(sh.Sites, []secureagg.SiteID{party}):
+		return status.Errorf(codes.PermissionDenied, "public-key share %s of sites %v; site %q is party %d", sh.Header, sh.Sites, site, party)
+	}
+	return nil
 }

@@ -7,9 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/secureagg"
 )
 
 func TestSetupSequence(t *testing.T) {
@@ -148,5 +151,49 @@ func TestCountTableBounds(t *testing.T) {
 	small.MaxCodesPerTable = 100
 	if _, _, err := parseCountTable(table(1000, 101), small); err == nil || !strings.Contains(err.Error(), "max_codes_per_table") {
 		t.Errorf("table over max_codes_per_table: err = %v", err)
+	}
+}
+
+// TestKeyShareOfAnotherParameterSet: a public-key share made under another
+// parameter set is refused at upload, naming its sender. Before, it was stored,
+// and building the collective key failed at every restart, naming no one.
+func TestKeyShareOfAnotherParameterSet(t *testing.T) {
+	ours, err := secureagg.NewParameters(secureagg.PresetN12Q60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		preset secureagg.Preset
+		fed    string
+		party  secureagg.SiteID
+		want   codes.Code
+	}{
+		{"ours", secureagg.PresetN12Q60, "fed", 0, codes.OK},
+		{"another parameter set", secureagg.PresetN13Q60, "fed", 0, codes.InvalidArgument},
+		{"another federation", secureagg.PresetN12Q60, "other", 0, codes.PermissionDenied},
+		{"another party", secureagg.PresetN12Q60, "fed", 1, codes.PermissionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params, err := secureagg.NewParameters(tc.preset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := secureagg.NewParty(secureagg.Config{Params: params, Federation: tc.fed, Sites: []secureagg.SiteID{0, 1, 2}, Threshold: 2, MinSites: 3}, tc.party)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh, err := p.PublicKeyShare()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkKeyShare(sh, ours, "fed", "h01", 0)
+			if status.Code(err) != tc.want {
+				t.Fatalf("err = %v, want %s", err, tc.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), "h01") {
+				t.Fatalf("refusal does not name the sender: %v", err)
+			}
+		})
 	}
 }
