@@ -16,7 +16,9 @@ import (
 // certificate required and verified against the consortium CA, the client's identity
 // checked to be a site or an admin, and the revocation list (if f.CRL names an
 // existing file) consulted on every handshake, so a revocation takes effect for new
-// connections without a restart.
+// connections without a restart. Connections already open are not affected by the
+// handshake check: pass a RevocationList to proto.Guard.Revocations to check every
+// call and end open streams.
 func ServerTLS(f Files) (*tls.Config, error) {
 	pair, id, pool, err := load(f)
 	if err != nil {

@@ -3,6 +3,8 @@ package proto
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -28,9 +30,12 @@ type Guard struct {
 	// call; it reaches the caller as PermissionDenied unless it is a gRPC status.
 	Allow func(ctx context.Context, id certs.Identity, fullMethod string) error
 	// Refused, when set, is told of every call refused before it reached a handler
-	// (no identity, wrong role, not allowed), so that the refusal can be audited. id
-	// is zero when the caller had no identity. Handshakes that fail (another CA, a
-	// revoked certificate) never become calls and are not reported here.
+	// (no identity, a revoked certificate, wrong role, not allowed) and of every
+	// stream ended because its caller was revoked, so that the refusal can be
+	// audited; with Refusals set, only of those the limiter records. id is zero when
+	// the caller had no identity. Handshakes that fail (another CA, a certificate
+	// already revoked) never become calls and are not reported here. It may be
+	// called from several goroutines at once.
 	Refused func(ctx context.Context, fullMethod string, id certs.Identity, err error)
 	// Refusals, when set, limits what reaches Refused, so that a peer refused in a
 	// loop cannot fill the disk with audit entries: per peer (RefusalPeer) and reason
@@ -43,7 +48,30 @@ type Guard struct {
 	Refusals *audit.RefusalLimiter
 	// Now is the clock of Refusals; nil means time.Now.
 	Now func() time.Time
+	// Revocations, when set, is consulted on every call, not only at the TLS
+	// handshake, since connections are long-lived: a caller whose certificate it
+	// lists is refused with PermissionDenied "certificate revoked" (reported to
+	// Refused), and a list that cannot be checked refuses every call with
+	// Unavailable. A stream already open is re-checked every RevocationCheckInterval
+	// and ended with PermissionDenied once its caller is revoked: its context is
+	// cancelled, so a handler waiting on stream.Context() returns, and its next
+	// Send or Recv fails. Use certs.LoadRevocationList(certs.AggregatorFiles(dir)).
+	Revocations RevocationChecker
+	// RevocationCheckInterval is how often open streams are re-checked; zero means
+	// DefaultRevocationCheckInterval.
+	RevocationCheckInterval time.Duration
 }
+
+// RevocationChecker says whether a verified peer certificate is revoked;
+// *certs.RevocationList is one. An error means the check could not be made.
+type RevocationChecker interface {
+	Revoked(leaf *x509.Certificate) (bool, error)
+}
+
+// DefaultRevocationCheckInterval is how often the guard re-checks an open stream's
+// caller: a revoked site loses its Work stream within seconds, at the cost of one
+// stat of the revocation list per open stream per interval.
+const DefaultRevocationCheckInterval = 5 * time.Second
 
 // Kinds of refusal the guard makes, the second half of its RefusalReason.
 const (
@@ -51,6 +79,9 @@ const (
 	RefusedUnknownService  = "unknown_service"
 	RefusedRole            = "wrong_role"
 	RefusedNotAllowed      = "not_allowed"
+	RefusedRevoked         = "revoked"
+	// RefusedUnchecked: the revocation list could not be checked.
+	RefusedUnchecked = "revocation_unchecked"
 )
 
 // RefusalPeer is the key under which a caller's refusals are counted in
@@ -100,12 +131,12 @@ func roleFor(fullMethod string) (certs.Role, bool) {
 // authenticate derives the caller's identity from its verified certificate, checks
 // its role against the service and asks g.Allow; it returns the context carrying the
 // identity, or reports the refusal to g.Refused.
-func (g Guard) authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
-	id, kind, err := g.check(ctx, fullMethod)
+func (g Guard) authenticate(ctx context.Context, fullMethod string) (context.Context, certs.Identity, *x509.Certificate, error) {
+	id, leaf, kind, err := g.check(ctx, fullMethod)
 	if err != nil {
-		return nil, g.refuse(ctx, fullMethod, id, kind, err)
+		return nil, id, nil, g.refuse(ctx, fullMethod, id, kind, err)
 	}
-	return context.WithValue(ctx, callerKey{}, id), nil
+	return context.WithValue(ctx, callerKey{}, id), id, leaf, nil
 }
 
 // refuse reports a refusal to g.Refused, as g.Refusals permits, and returns the
@@ -130,29 +161,112 @@ func (g Guard) refuse(ctx context.Context, fullMethod string, id certs.Identity,
 	return err
 }
 
-// check returns the caller's identity, or why it is refused: the kind of refusal
-// and the status.
-func (g Guard) check(ctx context.Context, fullMethod string) (certs.Identity, string, error) {
+// check returns the caller's identity and certificate, or why it is refused: the
+// kind of refusal and the status.
+func (g Guard) check(ctx context.Context, fullMethod string) (certs.Identity, *x509.Certificate, string, error) {
 	id, err := certs.PeerIdentity(ctx)
 	if err != nil {
-		return certs.Identity{}, RefusedUnauthenticated, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
+		return certs.Identity{}, nil, RefusedUnauthenticated, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
+	}
+	leaf, err := certs.PeerCertificate(ctx)
+	if err != nil {
+		return certs.Identity{}, nil, RefusedUnauthenticated, status.Errorf(codes.Unauthenticated, "%s: %v", fullMethod, err)
+	}
+	if kind, err := g.revoked(fullMethod, id, leaf); err != nil {
+		return id, nil, kind, err
 	}
 	role, ok := roleFor(fullMethod)
 	if !ok {
-		return id, RefusedUnknownService, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
+		return id, nil, RefusedUnknownService, status.Errorf(codes.Unimplemented, "%s: unknown service", fullMethod)
 	}
 	if id.Role != role {
-		return id, RefusedRole, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
+		return id, nil, RefusedRole, status.Errorf(codes.PermissionDenied, "%s: %s may not call a %s method", fullMethod, id, role)
 	}
 	if g.Allow != nil {
 		if err := g.Allow(ctx, id, fullMethod); err != nil {
 			if _, ok := status.FromError(err); ok {
-				return id, RefusedNotAllowed, err
+				return id, nil, RefusedNotAllowed, err
 			}
-			return id, RefusedNotAllowed, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
+			return id, nil, RefusedNotAllowed, status.Errorf(codes.PermissionDenied, "%s: %s: %v", fullMethod, id, err)
 		}
 	}
-	return id, "", nil
+	return id, leaf, "", nil
+}
+
+// revoked checks leaf against g.Revocations, returning the kind of refusal and the
+// status when it is revoked or cannot be checked.
+func (g Guard) revoked(fullMethod string, id certs.Identity, leaf *x509.Certificate) (string, error) {
+	if g.Revocations == nil {
+		return "", nil
+	}
+	revoked, err := g.Revocations.Revoked(leaf)
+	if err != nil {
+		return RefusedUnchecked, status.Errorf(codes.Unavailable, "%s: %s: %v", fullMethod, id, err)
+	}
+	if revoked {
+		return RefusedRevoked, status.Errorf(codes.PermissionDenied, "%s: %s serial %x: %v", fullMethod, id, leaf.SerialNumber, certs.ErrRevoked)
+	}
+	return "", nil
+}
+
+// streamEnded is the cancellation cause of a stream the revocation watch ended.
+type streamEnded struct{ err error }
+
+func (e *streamEnded) Error() string { return e.err.Error() }
+
+// watch re-checks an open stream's caller every interval until ctx ends, and ends the
+// stream (cancel) once the caller is revoked or the list cannot be checked, after
+// reporting the refusal.
+func (g Guard) watch(ctx context.Context, cancel context.CancelCauseFunc, fullMethod string, id certs.Identity, leaf *x509.Certificate) {
+	interval := g.RevocationCheckInterval
+	if interval <= 0 {
+		interval = DefaultRevocationCheckInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if kind, err := g.revoked(fullMethod, id, leaf); err != nil {
+			g.refuse(ctx, fullMethod, id, kind, err)
+			cancel(&streamEnded{err})
+			return
+		}
+	}
+}
+
+// watchedStream is a stream the revocation watch may end: its context is cancelled,
+// and Send and Recv fail with the status that ended it.
+type watchedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s watchedStream) Context() context.Context { return s.ctx }
+
+func (s watchedStream) ended() error {
+	var e *streamEnded
+	if errors.As(context.Cause(s.ctx), &e) {
+		return e.err
+	}
+	return nil
+}
+
+func (s watchedStream) SendMsg(m any) error {
+	if err := s.ended(); err != nil {
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func (s watchedStream) RecvMsg(m any) error {
+	if err := s.ended(); err != nil {
+		return err
+	}
+	return s.ServerStream.RecvMsg(m)
 }
 
 type identityStream struct {
@@ -165,25 +279,38 @@ func (s identityStream) Context() context.Context { return s.ctx }
 // ServerOptions returns the options of the aggregator's gRPC server: mutual TLS with
 // tlsConf (certs.ServerTLS), interceptors that authenticate every call by its
 // certificate, admit only sites to Federation and only admins to Admin and put the
-// identity in the context for Caller, and keepalive rules for long-lived Work streams. g adds the
-// aggregator's allow-list and refusal auditing; its zero value admits every
-// authenticated caller of the right role.
+// identity in the context for Caller, and keepalive rules for long-lived Work streams.
+// g adds the aggregator's allow-list, the per-call revocation check, refusal
+// auditing and its rate limit; its zero value admits every authenticated caller of
+// the right role.
 func ServerOptions(tlsConf *tls.Config, g Guard) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsConf)),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			ctx, err := g.authenticate(ctx, info.FullMethod)
+			ctx, _, _, err := g.authenticate(ctx, info.FullMethod)
 			if err != nil {
 				return nil, err
 			}
 			return handler(ctx, req)
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			ctx, err := g.authenticate(ss.Context(), info.FullMethod)
+			ctx, id, leaf, err := g.authenticate(ss.Context(), info.FullMethod)
 			if err != nil {
 				return err
 			}
-			return handler(srv, identityStream{ss, ctx})
+			if g.Revocations == nil {
+				return handler(srv, identityStream{ss, ctx})
+			}
+			ctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			go g.watch(ctx, cancel, info.FullMethod, id, leaf)
+			ws := watchedStream{ss, ctx}
+			err = handler(srv, ws)
+			// The handler saw its context cancelled; the caller should hear why.
+			if ended := ws.ended(); ended != nil {
+				return ended
+			}
+			return err
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),

@@ -91,6 +91,20 @@ func (s *testFederation) Download(req *DownloadRequest, stream grpc.ServerStream
 	return err
 }
 
+// Work sends one assignment and then holds the stream open until the caller leaves,
+// as the aggregator's Work does between assignments.
+func (s *testFederation) Work(req *WorkRequest, stream grpc.ServerStreamingServer[Assignment]) error {
+	ctx := stream.Context()
+	if err := CheckEnvelope(ctx, req.Envelope, federation, 0); err != nil {
+		return err
+	}
+	if err := stream.Send(&Assignment{Envelope: req.Envelope, Seq: req.AfterSeq + 1}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return status.FromContextError(ctx.Err()).Err()
+}
+
 type testAdmin struct {
 	UnimplementedAdminServer
 }
