@@ -101,7 +101,7 @@ func (s *Server) control(ctx context.Context, req *proto.ControlRequest, action 
 			}
 			return s.refuse(ctx, s.round.State().Round, action, err)
 		}
-		if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+		if err := s.saveRound(); err != nil {
 			s.halt(err)
 			return status.Error(codes.Internal, err.Error())
 		}

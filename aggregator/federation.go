@@ -139,7 +139,7 @@ func (s *Server) Enroll(ctx context.Context, req *proto.EnrollRequest) (*proto.E
 		if err := s.setup.Step(Enrolled{Site: id.ID}); err != nil {
 			return status.Error(codes.PermissionDenied, err.Error())
 		}
-		if err := s.store.writeJSON(setupFile, s.setup.State()); err != nil {
+		if err := s.saveSetup(); err != nil {
 			s.halt(err)
 			return status.Error(codes.Internal, err.Error())
 		}
@@ -561,7 +561,7 @@ func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.Upload
 		if err := s.setup.Step(StepDone{Site: site, Phase: phase}); err != nil {
 			return status.Error(codes.FailedPrecondition, err.Error())
 		}
-		return s.store.writeJSON(setupFile, s.setup.State())
+		return s.saveSetup()
 	})
 }
 
@@ -705,7 +705,7 @@ func (s *Server) Acknowledge(ctx context.Context, req *proto.AcknowledgeRequest)
 		if err := s.setup.Step(StepDone{Site: id.ID, Phase: phase}); err != nil {
 			return status.Error(codes.FailedPrecondition, err.Error())
 		}
-		return s.store.writeJSON(setupFile, s.setup.State())
+		return s.saveSetup()
 	})
 	if err != nil {
 		return nil, err

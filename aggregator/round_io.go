@@ -40,7 +40,7 @@ func (s *Server) onRoundReady(ctx context.Context, rd Ready) {
 
 // announce opens a round: persist its id, audit, then hand every site its TrainTask.
 func (s *Server) announce(ctx context.Context, an *Announce) {
-	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+	if err := s.saveRound(); err != nil {
 		s.halt(err)
 		return
 	}
@@ -228,7 +228,7 @@ func (s *Server) stageCheckpoint() (staged, error) {
 	if err != nil {
 		return staged{}, err
 	}
-	return s.store.stageCheckpoint(&checkpoint{State: s.round.State(), Model: s.model, Vocab: s.vocab, Optimizer: opt, History: s.history})
+	return s.store.stageCheckpoint(&checkpoint{AuditHead: s.audit.Anchor(), State: s.round.State(), Model: s.model, Vocab: s.vocab, Optimizer: opt, History: s.history})
 }
 
 // commitCheckpoint makes a staged checkpoint current and its model the global blob.
@@ -236,7 +236,7 @@ func (s *Server) commitCheckpoint(ck staged) error {
 	if err := s.store.commitCheckpoint(ck); err != nil {
 		return err
 	}
-	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+	if err := s.saveRound(); err != nil {
 		return err
 	}
 	return s.loadBlob()
@@ -290,7 +290,7 @@ func (s *Server) abort(ctx context.Context, ab *Abort) {
 	s.metrics.roundAborted()
 	// round.json carries the machine's Withheld counts: a restart must still pass
 	// over a site that withheld its share.
-	if err := s.store.writeJSON(roundFile, s.round.State()); err != nil {
+	if err := s.saveRound(); err != nil {
 		s.halt(err)
 		return
 	}

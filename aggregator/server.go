@@ -193,28 +193,44 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	if !ok {
 		return nil, fmt.Errorf("aggregator: key of %s cannot sign", certs.AggregatorFiles(cfg.Certs).Cert)
 	}
-	if s.audit, err = audit.Open(auditPath, audit.Options{Actor: "aggregator", Signer: signer, RepairTorn: true, Now: s.clock.Now}); err != nil {
+	// The state files name the audit head they were written after; a log that no
+	// longer reaches one of them lost entries, and the federation must not go on.
+	heads, err := s.restore()
+	if err != nil {
 		return nil, err
 	}
-	if err := s.restore(); err != nil {
-		s.audit.Close()
+	if s.audit, err = audit.Open(auditPath, audit.Options{Actor: "aggregator", Signer: signer, RepairTorn: true, Now: s.clock.Now, Expect: heads}); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// restore loads the setup state, the assignment seqs and the last checkpoint.
-func (s *Server) restore() error {
-	var sst SetupState
-	if _, err := s.store.readJSON(setupFile, &sst); err != nil {
-		return err
+// saveSetup writes setup.json with the audit head it follows.
+func (s *Server) saveSetup() error {
+	return s.store.writeJSON(setupFile, setupJSON{SetupState: s.setup.State(), AuditHead: s.audit.Anchor()})
+}
+
+// saveRound writes round.json with the audit head it follows.
+func (s *Server) saveRound() error {
+	return s.store.writeJSON(roundFile, roundJSON{State: s.round.State(), AuditHead: s.audit.Anchor()})
+}
+
+// restore loads the setup state, the assignment seqs and the last checkpoint, and
+// returns the audit heads they recorded.
+func (s *Server) restore() ([]audit.Head, error) {
+	var heads []audit.Head
+	var sj setupJSON
+	if _, err := s.store.readJSON(setupFile, &sj); err != nil {
+		return nil, err
 	}
+	heads = append(heads, sj.AuditHead)
+	sst := sj.SetupState
 	var err error
 	if s.setup, err = NewSetupMachine(s.cfg.Rules(), sst); err != nil {
-		return fmt.Errorf("%s: %w", s.store.path(setupFile), err)
+		return nil, fmt.Errorf("%s: %w", s.store.path(setupFile), err)
 	}
 	if _, err := s.store.readJSON(seqsFile, &s.seqs); err != nil {
-		return err
+		return nil, err
 	}
 	if s.seqs == nil {
 		s.seqs = map[string]uint64{}
@@ -222,49 +238,51 @@ func (s *Server) restore() error {
 	for _, id := range sst.Enrolled {
 		b, err := s.store.getBlob("enrol-" + id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var k proto.SignedKey
 		if err := unmarshalProto(b, &k); err != nil {
-			return fmt.Errorf("state: enrolment of %s: %w", id, err)
+			return nil, fmt.Errorf("state: enrolment of %s: %w", id, err)
 		}
 		s.keys[id] = &k
 	}
 	if s.store.hasBlob("collective.key") {
 		if s.pubKey, err = s.store.getBlob("collective.key"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var st State
 	ck, err := s.store.loadCheckpoint()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ck != nil {
 		if err := s.opt.UnmarshalBinary(ck.Optimizer); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
 		s.model, s.vocab, s.history, st = ck.Model, ck.Vocab, ck.History, ck.State
+		heads = append(heads, ck.AuditHead)
 		if err := s.loadBlob(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// round.json is written after every checkpoint, when a round opens and on every
 	// pause, resume and stop, so it is never older than the checkpoint: it names the
 	// latest round id spent and the coordinator's latest command. The model version
 	// is the checkpoint's.
-	var latest State
-	if ok, err := s.store.readJSON(roundFile, &latest); err != nil {
-		return err
-	} else if ok && latest.Round >= st.Round {
+	var rj roundJSON
+	if ok, err := s.store.readJSON(roundFile, &rj); err != nil {
+		return nil, err
+	} else if latest := rj.State; ok && latest.Round >= st.Round {
 		st.Round, st.Paused, st.Stopped = latest.Round, latest.Paused, latest.Stopped
 		st.Withheld, st.SharesReleased = latest.Withheld, latest.SharesReleased
 	}
 	if s.round, err = NewMachine(s.cfg.Rules(), st); err != nil {
-		return err
+		return nil, err
 	}
 	s.finished = s.round.Phase() == PhaseDone
-	return nil
+	heads = append(heads, rj.AuditHead)
+	return heads, nil
 }
 
 // loadBlob reads the current checkpoint's model bytes, the global model blob.

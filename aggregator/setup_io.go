@@ -36,7 +36,7 @@ func crsSeed(federation string) []byte {
 
 // onSetupReady carries out what the setup machine asks, in SetupReady's order.
 func (s *Server) onSetupReady(ctx context.Context, rd SetupReady) {
-	if err := s.store.writeJSON(setupFile, s.setup.State()); err != nil {
+	if err := s.saveSetup(); err != nil {
 		s.halt(err)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/model"
 )
@@ -95,6 +96,9 @@ func (s store) hasBlob(name string) bool {
 
 // checkpoint is the federation after an applied round (or after setup, at version 0).
 type checkpoint struct {
+	// AuditHead is the audit log's head when the checkpoint was written: a log
+	// that no longer reaches it lost entries (audit.Options.Expect).
+	AuditHead audit.Head
 	State     State
 	Model     *model.Model
 	Vocab     []byte
@@ -104,7 +108,8 @@ type checkpoint struct {
 
 // ckptMeta is checkpoint.json.
 type ckptMeta struct {
-	State   State         `json:"state"`
+	AuditHead audit.Head    `json:"audit_head"`
+	State     State         `json:"state"`
 	History []RoundRecord `json:"history"`
 }
 
@@ -138,7 +143,7 @@ func (s store) stageCheckpoint(ck *checkpoint) (staged, error) {
 	if err := atomicfile.WriteFile(filepath.Join(tmp, optimizerFile), ck.Optimizer, 0o600); err != nil {
 		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	meta, err := json.MarshalIndent(ckptMeta{State: ck.State, History: ck.History}, "", " ")
+	meta, err := json.MarshalIndent(ckptMeta{AuditHead: ck.AuditHead, State: ck.State, History: ck.History}, "", " ")
 	if err != nil {
 		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -236,5 +241,17 @@ func (s store) loadCheckpoint() (*checkpoint, error) {
 	if _, err := (store{dir: dir}).readJSON(ckptMetaFile, &meta); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	return &checkpoint{State: meta.State, Model: m, Vocab: vocab, Optimizer: opt, History: meta.History}, nil
+	return &checkpoint{AuditHead: meta.AuditHead, State: meta.State, Model: m, Vocab: vocab, Optimizer: opt, History: meta.History}, nil
+}
+
+// setupJSON and roundJSON are setup.json and round.json: the machine's state and
+// the audit log's head when it was written, which a restart checks the log against.
+type setupJSON struct {
+	SetupState
+	AuditHead audit.Head `json:"audit_head"`
+}
+
+type roundJSON struct {
+	State
+	AuditHead audit.Head `json:"audit_head"`
 }

@@ -1,6 +1,9 @@
 package aggregator
 
 import (
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/proto"
 )
@@ -127,5 +131,37 @@ func TestAuditFailsClosed(t *testing.T) {
 	var saved State
 	if ok, err := f.srv.store.readJSON(roundFile, &saved); err != nil || (ok && saved.Paused) {
 		t.Fatalf("round state: %+v, %v", saved, err)
+	}
+}
+
+// TestCutAuditLogRefused cuts entries off the end of the aggregator's audit log
+// after round.json recorded them: the restart refuses the log. Before the state
+// files kept the audit head, the chain simply continued from the earlier entry.
+func TestCutAuditLogRefused(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.AutoStart = false })
+	f.start()
+	ctx := t.Context()
+	env := &proto.Envelope{FederationId: f.cfg.Federation}
+	if _, err := f.admin().Pause(ctx, &proto.ControlRequest{Envelope: env}); err != nil {
+		t.Fatal(err)
+	}
+	f.stop()
+	var rj roundJSON
+	if ok, err := f.srv.store.readJSON(roundFile, &rj); err != nil || !ok || rj.AuditHead.Seq == 0 {
+		t.Fatalf("round.json: %+v, %v, %v", rj, ok, err)
+	}
+	path := filepath.Join(f.cfg.StateDir, "audit.jsonl")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	// Keep the entries before the one round.json names.
+	if err := os.WriteFile(path, []byte(strings.Join(lines[:rj.AuditHead.Seq-1], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewServer(f.cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Clock: f.clock})
+	if !errors.Is(err, audit.ErrCut) {
+		t.Fatalf("restart with entries cut off the log: err = %v, want %v", err, audit.ErrCut)
 	}
 }
