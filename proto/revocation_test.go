@@ -69,6 +69,20 @@ func TestLoopbackRevocationLive(t *testing.T) {
 				_, err := stream.Recv()
 				ended <- err
 			}()
+			// Site a's stream, on its own connection, must outlive c's revocation.
+			aEnv := &Envelope{FederationId: federation, SiteId: "a"}
+			aStream, err := NewFederationClient(f.dial(t, certs.SiteFiles(f.dir, "a"))).Work(streamCtx, &WorkRequest{Envelope: aEnv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := aStream.Recv(); err != nil {
+				t.Fatalf("site a's first assignment: %v", err)
+			}
+			aEnded := make(chan error, 1)
+			go func() {
+				_, err := aStream.Recv()
+				aEnded <- err
+			}()
 
 			if err := certs.Revoke(f.dir, certs.SiteFiles(f.dir, "c").Cert); err != nil {
 				t.Fatal(err)
@@ -98,6 +112,11 @@ func TestLoopbackRevocationLive(t *testing.T) {
 				t.Logf("stream ended %v after the revocation (interval %v)", time.Since(revokedAt).Round(time.Millisecond), interval)
 			case <-time.After(interval + 5*time.Second):
 				t.Fatal("the revoked site's stream is still open")
+			}
+			select {
+			case err := <-aEnded:
+				t.Fatalf("site a's stream ended with c's revocation: %v", err)
+			case <-time.After(5 * interval):
 			}
 			err = enroll()
 			if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "certificate revoked") {
