@@ -7,7 +7,7 @@ BIN := bin/fedclaims
 # Packages with goroutines, run under the race detector; the rest run plain.
 RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|proto)($$|/)')
 
-.PHONY: all deps build test vet demo sweep bench proto clean
+.PHONY: all deps build test vet demo sweep bench bench-federation proto clean
 
 all: build
 
@@ -40,6 +40,13 @@ sweep: build
 
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
+
+# bench-federation runs 3, 10, 30 and 64 (secureagg.MaxSites) site agents against one
+# aggregator process on loopback, two rounds of a small encoder each, and prints one
+# JSON line per site count: the aggregator's peak RSS and heap, the round time. Not
+# part of test.
+bench-federation: build
+	./$(BIN) bench federation --sites 3,10,30,64 --rounds 2 --log-level warn
 
 proto:
 	@dpkg -s protobuf-compiler >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null)

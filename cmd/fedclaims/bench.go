@@ -21,6 +21,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		newBenchSecureAggCmd(a),
 		newBenchSynthCmd(a),
 		newBenchIngestCmd(a),
+		newBenchFederationCmd(a),
 	)
 	return cmd
 }
