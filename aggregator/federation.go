@@ -51,10 +51,20 @@ func (s *Server) refused(ctx context.Context, method string, id certs.Identity, 
 	s.log.Warn("call refused", "method", method, "caller", who, "err", err)
 }
 
-// refuse audits a refused message and returns err, the status to send.
+// refuse audits a refused message and returns err, the status to send. Repeated
+// refusals of one peer for one reason are counted, not each recorded, and audited
+// as one summary per interval (audit.RefusalLimiter).
 func (s *Server) refuse(ctx context.Context, round uint64, what string, err error) error {
 	s.metrics.refusal()
 	id, _ := proto.Caller(ctx)
+	// A throttled peer is answered as before, only not audited: ResourceExhausted
+	// would read to a site as transient and make it retry in a loop.
+	if d := s.refusals.Allow(s.clock.Now(), proto.RefusalPeer(ctx, id), what+" "+status.Code(err).String()); !d.Record {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
 	if aerr := s.record(ctx, audit.Refusal, round, id.ID, map[string]string{"message": what, "caller": id.String(), "reason": trim(status.Convert(err).Message())}); aerr != nil {
 		return aerr
 	}

@@ -86,7 +86,10 @@ type Server struct {
 	roster  secureagg.Roster
 	sites   []string // roster.Names(): party order
 	uploads uploadSlots
-	metrics *metrics
+	// refusals keeps a peer refused in a loop from filling the disk with audit
+	// entries (the guard's refusals and the handlers' share it).
+	refusals *audit.RefusalLimiter
+	metrics  *metrics
 
 	events chan func()
 	done   chan struct{}
@@ -169,7 +172,7 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: opts.Log, clock: opts.Clock, store: st, roots: roots, params: params, roster: roster, sites: roster.Names(),
-		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, metrics: newMetrics(),
+		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, refusals: audit.NewRefusalLimiter(audit.RefusalLimits{}), metrics: newMetrics(),
 		events: make(chan func(), 64), done: make(chan struct{}),
 		seqs: map[string]uint64{}, outbox: map[string][]*proto.Assignment{}, notify: map[string]map[chan struct{}]bool{},
 		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*proto.SignedKey{}, dealt: map[string]map[string]bool{},
@@ -313,11 +316,22 @@ func trimNL(b []byte) []byte {
 // entry that cannot be written.
 func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 	defer s.audit.Close()
+	// Refusals counted since the last summary are audited before the log closes.
+	defer s.flushRefusals(context.Background())
 	tlsConf, err := certs.ServerTLS(certs.AggregatorFiles(s.cfg.Certs))
 	if err != nil {
 		return err
 	}
-	guard := proto.Guard{Allow: s.allow, Refused: s.refused}
+	// The revocation list is checked on every call and open streams re-checked, not
+	// only at the handshake: site connections live for hours.
+	crl, err := certs.LoadRevocationList(certs.AggregatorFiles(s.cfg.Certs))
+	if err != nil {
+		return fmt.Errorf("aggregator: %w", err)
+	}
+	guard := proto.Guard{Allow: s.allow, Refused: s.refused, Refusals: s.refusals, Now: s.clock.Now}
+	if crl != nil {
+		guard.Revocations = crl
+	}
 	// Each site holds a Work stream and at most maxUploadsPerSite uploads; the
 	// admin a few calls. Beyond that a peer is misbehaving.
 	opts := append(proto.ServerOptions(tlsConf, guard), grpc.MaxConcurrentStreams(uint32(len(s.sites)*(maxUploadsPerSite+2)+16)))
@@ -383,6 +397,7 @@ func (s *Server) loop(ctx context.Context) error {
 	defer close(s.done)
 	s.loopCtx = ctx
 	s.resume(ctx)
+	s.scheduleRefusalFlush(ctx)
 	for s.fatal == nil {
 		select {
 		case <-ctx.Done():
@@ -564,3 +579,22 @@ func seedFor(seed, version uint64, site string) uint64 {
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
 func itoa[T ~int | ~uint64 | ~uint32 | ~int64](v T) string { return strconv.FormatInt(int64(v), 10) }
+
+// scheduleRefusalFlush audits, once per limiter interval, the refusals that were
+// counted instead of recorded one by one.
+func (s *Server) scheduleRefusalFlush(ctx context.Context) {
+	s.clock.AfterFunc(s.refusals.Limits().Interval, func() {
+		s.post(func() {
+			s.flushRefusals(ctx)
+			s.scheduleRefusalFlush(ctx)
+		})
+	})
+}
+
+func (s *Server) flushRefusals(ctx context.Context) {
+	for _, sum := range s.refusals.Flush(s.clock.Now()) {
+		if err := s.record(ctx, audit.Refusals, 0, "", sum.Fields()); err != nil {
+			s.log.Error("refusal summary not audited", "peer", sum.Peer, "reason", sum.Reason, "err", err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -507,7 +508,9 @@ func TestCallRefusals(t *testing.T) {
 		{"site not allow-listed", func() error { return enroll(dial(site("d"), false), env(f.cfg.Federation, 0, "d")) }, codes.PermissionDenied, "not allow-listed"},
 		{"envelope names another site", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 0, "b")) }, codes.PermissionDenied, `envelope site_id \"b\"`},
 		{"envelope names another round", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 5, "a")) }, codes.FailedPrecondition, "envelope round_id 5"},
-		{"envelope names another federation", func() error { return enroll(dial(site("a"), false), env("other-fed", 0, "a")) }, codes.FailedPrecondition, "other-fed"},
+		// From b: a's second refusal of the same kind would be counted, not recorded
+		// (TestRefusalsRateLimited).
+		{"envelope names another federation", func() error { return enroll(dial(site("b"), false), env("other-fed", 0, "b")) }, codes.FailedPrecondition, "other-fed"},
 		{"share key missing", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 0, "a")) }, codes.InvalidArgument, "share key"},
 		{"admin calling a site method", func() error { return enroll(dial(certs.AdminFiles(f.certDir), false), env(f.cfg.Federation, 0, "")) }, codes.PermissionDenied, "may not call"},
 		{"site calling an admin method", func() error {
@@ -852,5 +855,44 @@ func TestForgedUploadsRefused(t *testing.T) {
 		if !found {
 			t.Errorf("no refusal of site a mentioning %q in the audit log", want)
 		}
+	}
+}
+
+// TestRefusalsRateLimited has a site send the same refused call in a loop: the first
+// is recorded, the rest only counted, and the count audited as one refusal_summary
+// entry when the interval ends. Before, every refusal was a signed, fsynced entry
+// of its own.
+func TestRefusalsRateLimited(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.AutoStart = false })
+	f.start()
+	ctx := t.Context()
+	tlsConf, err := certs.ClientTLS(certs.SiteFiles(f.certDir, "a"), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := proto.NewFederationClient(conn)
+	const calls = 30
+	for range calls {
+		_, err := cl.Enroll(ctx, &proto.EnrollRequest{Envelope: &proto.Envelope{FederationId: "other-fed", SiteId: "a"}})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	path := filepath.Join(f.cfg.StateDir, "audit.jsonl")
+	if n := auditTypes(t, path)[audit.Refusal]; n != 1 {
+		t.Fatalf("%d refusal entries for %d identical refusals, want 1", n, calls)
+	}
+	f.clock.fire() // the limiter's interval ends: its summary is audited
+	deadline := time.Now().Add(30 * time.Second)
+	for auditTypes(t, path)[audit.Refusals] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no refusal_summary entry after the interval")
+		}
+		runtime.Gosched()
 	}
 }

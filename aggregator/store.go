@@ -110,7 +110,7 @@ type checkpoint struct {
 type ckptMeta struct {
 	AuditHead audit.Head    `json:"audit_head"`
 	State     State         `json:"state"`
-	History []RoundRecord `json:"history"`
+	History   []RoundRecord `json:"history"`
 }
 
 // staged is a checkpoint written to its directory but not yet current.
