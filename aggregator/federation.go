@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -55,11 +56,18 @@ func (s *Server) refused(ctx context.Context, method string, id certs.Identity, 
 // refusals of one peer for one reason are counted, not each recorded, and audited
 // as one summary per interval (audit.RefusalLimiter).
 func (s *Server) refuse(ctx context.Context, round uint64, what string, err error) error {
+	return s.refuseAs(ctx, round, what, "", err)
+}
+
+// refuseAs is refuse with a class that tells apart refusals of one message and
+// status (which envelope field was wrong) for the rate limit; it is ours, never
+// the peer's text, so that a peer cannot mint a new reason per call.
+func (s *Server) refuseAs(ctx context.Context, round uint64, what, class string, err error) error {
 	s.metrics.refusal()
 	id, _ := proto.Caller(ctx)
 	// A throttled peer is answered as before, only not audited: ResourceExhausted
 	// would read to a site as transient and make it retry in a loop.
-	if d := s.refusals.Allow(s.clock.Now(), proto.RefusalPeer(ctx, id), what+" "+status.Code(err).String()); !d.Record {
+	if d := s.refusals.Allow(s.clock.Now(), proto.RefusalPeer(ctx, id), strings.TrimSpace(what+" "+status.Code(err).String()+" "+class)); !d.Record {
 		if _, ok := status.FromError(err); ok {
 			return err
 		}
@@ -110,7 +118,12 @@ func (s *Server) snapshot(ctx context.Context, site string) (snapshot, error) {
 // a refusal.
 func (s *Server) checkEnv(ctx context.Context, env *proto.Envelope, round uint64, what string) error {
 	if err := proto.CheckEnvelope(ctx, env, s.cfg.Federation, round); err != nil {
-		return s.refuse(ctx, env.GetRoundId(), what, err)
+		// CheckEnvelope's messages read "envelope <field> ...": the field is the class.
+		class := ""
+		if f := strings.Fields(status.Convert(err).Message()); len(f) > 1 && f[0] == "envelope" {
+			class = strings.Trim(f[1], ":")
+		}
+		return s.refuseAs(ctx, env.GetRoundId(), what, class, err)
 	}
 	return nil
 }
