@@ -14,7 +14,7 @@ import (
 type BenchConfig struct {
 	Params    int    // model parameters per update
 	Sites     int    // contributing sites
-	Threshold int    // decrypting sites
+	Threshold int    // decrypting sites, 1 to Sites-1
 	Seed      uint64 // seed of the synthetic updates
 	Preset    Preset // parameter preset; empty means PresetN12Q60
 }
@@ -62,8 +62,8 @@ func cpuSeconds() float64 {
 // sizes, per-core rates, CPU seconds per party and the largest error of the
 // decrypted sum.
 func Bench(ctx context.Context, bc BenchConfig) (*BenchResult, error) {
-	if bc.Params <= 0 || bc.Sites <= 0 || bc.Sites > MaxSites || bc.Threshold <= 0 || bc.Threshold > bc.Sites {
-		return nil, fmt.Errorf("secureagg: bench: need params > 0, 1 <= threshold <= sites <= %d; got %+v", MaxSites, bc)
+	if bc.Params <= 0 || bc.Sites <= 0 || bc.Sites > MaxSites || bc.Threshold <= 0 || bc.Threshold >= bc.Sites {
+		return nil, fmt.Errorf("secureagg: bench: need params > 0, 1 <= threshold < sites <= %d (Config requires t <= N-1); got %+v", MaxSites, bc)
 	}
 	if bc.Preset == "" {
 		bc.Preset = PresetN12Q60

@@ -30,8 +30,8 @@ type ShareChunk struct {
 }
 
 // additiveKey returns the party's additive share of the secret key for a
-// decrypting set: its own key share when every site decrypts, else its
-// threshold share times its Lagrange coefficient for the set.
+// decrypting set: its threshold share times its Lagrange coefficient for the
+// set.
 func (p *Party) additiveKey(set []SiteID) (*rlwe.SecretKey, error) {
 	cfg := p.cfg
 	if len(set) != cfg.Threshold {
@@ -45,6 +45,7 @@ func (p *Party) additiveKey(set []SiteID) (*rlwe.SecretKey, error) {
 			return nil, fmt.Errorf("secureagg: %w: site %d of the decrypting set is not in the federation", ErrNotInSet, s)
 		}
 	}
+	// Unreachable: Config.normalize refuses a threshold equal to the number of sites.
 	if cfg.Threshold == len(cfg.Sites) {
 		return p.sk, nil
 	}

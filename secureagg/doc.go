@@ -7,14 +7,23 @@
 // MarshalBinary and UnmarshalBinary, starting with a version byte and a header
 // that binds it to (parameter set, federation, round, site, chunk index).
 //
+// A federation has N ≥ 2 sites and a threshold t with 1 ≤ t ≤ N−1 (zero
+// means N−1); every sum a site helps decrypt must hold at least
+// Config.MinSites ≥ t+1 contributions (zero means t+1). Config refuses
+// anything less: the t decrypting sites see the decrypted sum, so with only t
+// contributors the aggregator and t−1 colluding decryptors would subtract
+// their own updates and read the remaining site's exactly. t = 1 is allowed
+// but lets the aggregator with any one site decrypt every update: tests and
+// simulations only.
+//
 // Setup, once per federation:
 //
-//	cfg := secureagg.Config{Params: params, Federation: "fed", Sites: ids, Threshold: t}
+//	cfg := secureagg.Config{Params: params, Federation: "fed", Sites: ids, Threshold: t} // MinSites: t+1
 //	party, _ := secureagg.NewParty(cfg, id)          // at each site: secret-key share
 //	share, _ := party.PublicKeyShare()              // site -> aggregator
 //	g, _ := secureagg.NewPublicKeyGen(params, "fed") // aggregator: AggregateShares, GenPublicKey
 //	party.SetPublicKey(pk)                          // aggregator -> every site
-//	tk, _ := secureagg.NewTransportKey()            // t < N only: each site publishes tk.PublicKey()
+//	tk, _ := secureagg.NewTransportKey()            // each site publishes tk.PublicKey()
 //	shamir, _ := party.ShamirShares()               // one per site, in Config.Sites order
 //	sealed, _ := shamir[j].Seal(recipientPublicKey) // relayed by the aggregator, opened with sealed.Open(tk)
 //	party.SetShamirShares(received)                 // one from every site
@@ -25,7 +34,7 @@
 //	chunks, _ := party.Encrypt(ctx, r, delta, sampleCount) // site -> aggregator
 //	agg, _ := secureagg.NewAggregate(cfg, r, len(delta))   // aggregator
 //	agg.AddBinary(wireBytes)                               // as chunks arrive, in place (or agg.Add)
-//	sums := agg.Seal()                                     // after the deadline; aggregator -> decrypting set
+//	sums := agg.Seal()                                     // after the deadline, from >= MinSites sites; aggregator -> decrypting set
 //	shares, _ := party.DecryptShare(ctx, set, sums)        // each of exactly t sites -> aggregator
 //	dec, _ := secureagg.NewDecryption(agg, set)
 //	dec.AddBinary(wireBytes)                               // or dec.Add

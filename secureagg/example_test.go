@@ -7,7 +7,10 @@ import (
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
-// One round among three sites, any two of which can decrypt.
+// One round among three sites, any two of which can decrypt. A sum must hold
+// at least Threshold+1 updates (Config.MinSites, by default Threshold+1), here
+// all three: with only two, the aggregator and one decrypting site could
+// subtract that site's update from the mean and read the other's.
 func Example() {
 	ctx := context.Background()
 	params, err := secureagg.NewParameters(secureagg.PresetN12Q60)

@@ -159,3 +159,65 @@ func farFrom(got []float64, want []float32) error {
 	}
 	return nil
 }
+
+// federationInMemory runs the same setup as federation, but hands the Shamir
+// shares over directly instead of sealing and encoding each of the n² of them:
+// for large federations, where that relay dominates the test's time.
+func federationInMemory(t testing.TB, n, threshold int) (Config, []*Party) {
+	t.Helper()
+	params, err := NewParameters(PresetN12Q60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := make([]SiteID, n)
+	for i := range sites {
+		sites[i] = SiteID(10 + 3*i)
+	}
+	cfg := Config{Params: params, Federation: "fed-test", Sites: sites, Threshold: threshold, WeightCap: 1000}
+	parties := make([]*Party, n)
+	g, err := NewPublicKeyGen(params, cfg.Federation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acc *PublicKeyShare
+	for i, s := range sites {
+		if parties[i], err = NewParty(cfg, s); err != nil {
+			t.Fatal(err)
+		}
+		share, err := parties[i].PublicKeyShare()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc == nil {
+			acc = share
+		} else if err := g.AggregateShares(acc, share, acc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pk, err := g.GenPublicKey(acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := make([][]*ShamirShare, n)
+	for _, p := range parties {
+		if err := p.SetPublicKey(pk); err != nil {
+			t.Fatal(err)
+		}
+		shares, err := p.ShamirShares()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, s := range shares {
+			inbox[j] = append(inbox[j], s)
+		}
+	}
+	for j, p := range parties {
+		if err := p.SetShamirShares(inbox[j]); err != nil {
+			t.Fatal(err)
+		}
+		if !p.Ready() {
+			t.Fatalf("site %d not ready after setup", p.Site())
+		}
+	}
+	return parties[0].Config(), parties
+}

@@ -3,8 +3,7 @@ package secureagg
 import "fmt"
 
 // SetupLocal runs the whole key setup in one process: a Party per site, the
-// collective public key and, for a threshold below the number of sites, the
-// Shamir re-sharing with every share sealed to its recipient's transport key. Every message goes through its binary encoding, as it
+// collective public key and the Shamir re-sharing with every share sealed to its recipient's transport key. Every message goes through its binary encoding, as it
 // would on the wire. It is for simulations, benchmarks and tests; a real
 // federation runs the same steps across machines.
 func SetupLocal(cfg Config) ([]*Party, error) {
@@ -53,6 +52,7 @@ func SetupLocal(cfg Config) ([]*Party, error) {
 			return nil, err
 		}
 	}
+	// Unreachable: Config.normalize refuses a threshold equal to the number of sites.
 	if cfg.Threshold == len(cfg.Sites) {
 		return parties, nil
 	}

@@ -20,7 +20,14 @@ type Config struct {
 	Federation string
 	// Sites lists every site of the federation.
 	Sites []SiteID
-	// Threshold is how many sites must take part in a decryption; zero means all.
+	// Threshold t is how many sites take part in a decryption: any t sites can
+	// decrypt, no coalition of the aggregator and fewer than t sites can. It
+	// must be between 1 and len(Sites)-1; zero means len(Sites)-1. A threshold
+	// equal to the number of sites is refused: MinSites must exceed it (below),
+	// and a sum of every site's update leaves nothing for a threshold of all to
+	// protect that a threshold of N-1 does not. Threshold 1 (two sites or more)
+	// is allowed, but there the aggregator with any one site decrypts every
+	// update: it is for tests and simulations.
 	Threshold int
 	// WeightCap is the sample count at which a site's weight saturates: a site
 	// with count samples weighs min(1, count/WeightCap). Capping keeps the sum
@@ -28,7 +35,11 @@ type Config struct {
 	// privacy needs.
 	WeightCap float64
 	// MinSites is the fewest contributing sites a sum may have for a site to
-	// help decrypt it; zero means 1. Sites check it on every sum chunk.
+	// help decrypt it; zero means Threshold+1. Sites check it on every sum
+	// chunk. It must be at least Threshold+1 and at most len(Sites): the t
+	// decrypting sites all see the decrypted sum, so with exactly t
+	// contributors the aggregator and t-1 colluding decryptors subtract their
+	// own updates from it and recover the remaining site's update exactly.
 	MinSites int
 }
 
@@ -44,21 +55,26 @@ func (c Config) normalize() (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("secureagg: config sites: %w", err)
 	}
-	if len(sites) == 0 || len(sites) > MaxSites {
-		return c, fmt.Errorf("secureagg: %w: %d sites, want 1 to %d", ErrSetup, len(sites), MaxSites)
+	if len(sites) < 2 || len(sites) > MaxSites {
+		return c, fmt.Errorf("secureagg: %w: sites: %d sites, want 2 to %d (a threshold t needs at least t+1 sites)", ErrSetup, len(sites), MaxSites)
 	}
 	c.Sites = sites
 	if c.Threshold == 0 {
-		c.Threshold = len(sites)
+		c.Threshold = len(sites) - 1
 	}
-	if c.Threshold < 1 || c.Threshold > len(sites) {
-		return c, fmt.Errorf("secureagg: %w: threshold %d for %d sites", ErrSetup, c.Threshold, len(sites))
+	if c.Threshold < 1 || c.Threshold > len(sites)-1 {
+		return c, fmt.Errorf("secureagg: %w: threshold %d for %d sites, want 1 to %d: a sum must hold at least threshold+1 updates, which needs threshold+1 sites",
+			ErrSetup, c.Threshold, len(sites), len(sites)-1)
 	}
 	if c.MinSites == 0 {
-		c.MinSites = 1
+		c.MinSites = c.Threshold + 1
 	}
-	if c.MinSites < 1 || c.MinSites > len(sites) {
-		return c, fmt.Errorf("secureagg: %w: minimum of %d contributing sites for %d sites", ErrSetup, c.MinSites, len(sites))
+	switch {
+	case c.MinSites < c.Threshold+1:
+		return c, fmt.Errorf("secureagg: %w: min sites %d below threshold+1 = %d: a sum of %d updates lets the aggregator and %d colluding decryptors subtract theirs from the decrypted sum and recover the remaining site's update",
+			ErrSetup, c.MinSites, c.Threshold+1, c.Threshold, c.Threshold-1)
+	case c.MinSites > len(sites):
+		return c, fmt.Errorf("secureagg: %w: min sites %d for %d sites: no round could ever be decrypted", ErrSetup, c.MinSites, len(sites))
 	}
 	if c.WeightCap == 0 {
 		c.WeightCap = DefaultWeightCap
@@ -140,9 +156,9 @@ func (p *Party) SetPublicKey(pk *PublicKey) error {
 }
 
 // ShamirShares deals the party's Shamir shares, one per site in the order of
-// Config.Sites (its own included). With a threshold equal to the number of
-// sites no re-sharing is needed and it returns nil.
+// Config.Sites (its own included).
 func (p *Party) ShamirShares() ([]*ShamirShare, error) {
+	// Unreachable: Config.normalize refuses a threshold equal to the number of sites.
 	if p.cfg.Threshold == len(p.cfg.Sites) {
 		return nil, nil
 	}
@@ -152,6 +168,7 @@ func (p *Party) ShamirShares() ([]*ShamirShare, error) {
 // SetShamirShares sums the shares every site dealt to this party into its
 // threshold secret. It needs exactly one share from every site.
 func (p *Party) SetShamirShares(shares []*ShamirShare) error {
+	// Unreachable: Config.normalize refuses a threshold equal to the number of sites.
 	if p.cfg.Threshold == len(p.cfg.Sites) {
 		return fmt.Errorf("secureagg: %w: threshold equals the number of sites, no re-sharing", ErrSetup)
 	}
@@ -195,10 +212,11 @@ func (p *Party) SetShamirShares(shares []*ShamirShare) error {
 }
 
 // Ready reports whether the party's setup is complete: public key installed
-// and, for a threshold below the number of sites, its threshold secret.
+// and its threshold secret.
 func (p *Party) Ready() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Unreachable: Config.normalize refuses a threshold equal to the number of sites.
 	return p.pk != nil && (p.tsk != nil || p.cfg.Threshold == len(p.cfg.Sites))
 }
 

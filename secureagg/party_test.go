@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -88,10 +89,11 @@ func TestSetupRefused(t *testing.T) {
 // chunk decoding to the weighted mean of the sites that sent it.
 func TestPartialUpload(t *testing.T) {
 	ctx := context.Background()
-	cfg, parties := federation(t, 3, 0)
+	// Four sites, threshold 2: every chunk needs three contributions (MinSites).
+	cfg, parties := federation(t, 4, 2)
 	const values = 3 * 4095
-	u := [][]float32{randomUpdate(1, values), randomUpdate(2, values), randomUpdate(3, values)}
-	counts := []float64{100, 300, 600}
+	u := [][]float32{randomUpdate(1, values), randomUpdate(2, values), randomUpdate(3, values), randomUpdate(4, values)}
+	counts := []float64{100, 300, 200, 600}
 	agg, err := NewAggregate(cfg, 1, values)
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +103,8 @@ func TestPartialUpload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i == 2 {
-			chunks = chunks[:1] // site 2 drops after its first chunk
+		if i == 3 {
+			chunks = chunks[:1] // site 3 drops after its first chunk
 		}
 		for _, c := range chunks {
 			if err := agg.Add(c); err != nil {
@@ -110,17 +112,17 @@ func TestPartialUpload(t *testing.T) {
 			}
 		}
 	}
-	if got := agg.Contributors(); len(got) != 2 {
-		t.Fatalf("contributors %v, want the two complete sites", got)
+	if got := agg.Contributors(); len(got) != 3 {
+		t.Fatalf("contributors %v, want the three complete sites", got)
 	}
-	if got := agg.Partial(); len(got) != 1 || got[0] != cfg.Sites[2] {
-		t.Fatalf("partial %v, want site %d", got, cfg.Sites[2])
+	if got := agg.Partial(); len(got) != 1 || got[0] != cfg.Sites[3] {
+		t.Fatalf("partial %v, want site %d", got, cfg.Sites[3])
 	}
 	res := decryptAll(t, cfg, parties, agg)
 	for j := range values {
 		var num, den float64
 		for i := range parties {
-			if i == 2 && j >= cfg.Params.Slots() {
+			if i == 3 && j >= cfg.Params.Slots() {
 				continue
 			}
 			w := Weight(counts[i], cfg.WeightCap)
@@ -132,8 +134,8 @@ func TestPartialUpload(t *testing.T) {
 			t.Fatalf("value %d: mean %v, want %v", j, res.Mean[j], num/den)
 		}
 	}
-	if math.Abs(res.Count-400) > 0.1 {
-		t.Fatalf("count %v, want 400 (the smallest chunk total)", res.Count)
+	if math.Abs(res.Count-600) > 0.1 {
+		t.Fatalf("count %v, want 600 (the smallest chunk total)", res.Count)
 	}
 }
 
@@ -178,5 +180,63 @@ func TestEncryptStopsOnContextAndSetup(t *testing.T) {
 	}
 	if fresh.Ready() {
 		t.Fatal("a party without public key reports ready")
+	}
+}
+
+// TestConfigNormalize: a threshold t needs 1 <= t <= N-1 and every sum at least
+// t+1 contributions (MinSites, defaulting to t+1): with exactly t contributors
+// the aggregator and t-1 colluding decryptors would subtract their own updates
+// from the decrypted sum and read the remaining site's.
+func TestConfigNormalize(t *testing.T) {
+	params, err := NewParameters(PresetN12Q60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name                string
+		sites               int
+		threshold, minSites int
+		wantT, wantMin      int
+		wantErr             string // substring naming the field; "" for none
+	}{
+		{"defaults: t = N-1, min = t+1", 3, 0, 0, 2, 3, ""},
+		{"min defaults to t+1", 5, 2, 0, 2, 3, ""},
+		{"min above t+1", 5, 2, 4, 2, 4, ""},
+		{"min = N", 5, 2, 5, 2, 5, ""},
+		{"two sites, t = 1", 2, 0, 0, 1, 2, ""},
+		{"two sites, t = 1 explicit", 2, 1, 2, 1, 2, ""},
+		{"threshold of all sites", 3, 3, 0, 0, 0, "threshold 3"},
+		{"threshold above the sites", 3, 4, 0, 0, 0, "threshold 4"},
+		{"negative threshold", 3, -1, 0, 0, 0, "threshold -1"},
+		{"min = t: the aggregator and t-1 sites recover an update", 3, 2, 2, 0, 0, "min sites 2 below threshold+1"},
+		{"min below t", 4, 3, 2, 0, 0, "min sites 2 below threshold+1"},
+		{"negative min", 4, 2, -1, 0, 0, "min sites -1"},
+		{"min above the sites", 3, 2, 4, 0, 0, "min sites 4 for 3 sites"},
+		{"one site", 1, 0, 0, 0, 0, "1 sites"},
+		{"one site, t = 1", 1, 1, 1, 0, 0, "1 sites"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sites := make([]SiteID, tc.sites)
+			for i := range sites {
+				sites[i] = SiteID(i)
+			}
+			cfg := Config{Params: params, Federation: "f", Sites: sites, Threshold: tc.threshold, MinSites: tc.minSites}
+			got, err := cfg.normalize()
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrSetup) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("normalize: %v, want ErrSetup naming %q", err, tc.wantErr)
+				}
+				if _, err := NewParty(cfg, 0); !errors.Is(err, ErrSetup) {
+					t.Fatalf("NewParty: %v, want ErrSetup", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Threshold != tc.wantT || got.MinSites != tc.wantMin {
+				t.Fatalf("threshold %d, min sites %d; want %d, %d", got.Threshold, got.MinSites, tc.wantT, tc.wantMin)
+			}
+		})
 	}
 }

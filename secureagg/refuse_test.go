@@ -59,19 +59,46 @@ func TestChunkRefused(t *testing.T) {
 	if err := agg.Add(chunks[1]); err != nil {
 		t.Fatal(err)
 	}
-	// The refused chunks left no trace: the sum decodes to this one site's update.
-	res := decryptAll(t, cfg, parties, agg)
+	// The other sites contribute too: a sum needs MinSites (t+1) of them.
+	want := make([]float64, values)
 	for j, v := range update {
-		if d := math.Abs(float64(res.Mean[j]) - float64(v)); d > 1e-5 {
-			t.Fatalf("value %d: %v, want %v: a refused chunk was summed", j, res.Mean[j], v)
+		want[j] = float64(v)
+	}
+	for i, p := range parties[1:] {
+		u := randomUpdate(uint64(10+i), values)
+		addUpdate(t, agg, p, 4, u, cfg.WeightCap)
+		for j, v := range u {
+			want[j] += float64(v)
 		}
 	}
-	if math.Abs(res.Weight-1) > 1e-5 {
-		t.Fatalf("weight %v, want 1", res.Weight)
+	// The refused chunks left no trace: the sum decodes to the three sites' mean.
+	res := decryptAll(t, cfg, parties, agg)
+	for j := range want {
+		if d := math.Abs(float64(res.Mean[j]) - want[j]/3); d > 1e-5 {
+			t.Fatalf("value %d: %v, want %v: a refused chunk was summed", j, res.Mean[j], want[j]/3)
+		}
+	}
+	if math.Abs(res.Weight-3) > 1e-5 {
+		t.Fatalf("weight %v, want 3", res.Weight)
 	}
 	if err := agg.Add(chunks[0]); !errors.Is(err, ErrSealed) {
 		t.Fatalf("Add after Seal: %v, want ErrSealed", err)
 	}
+}
+
+// addUpdate encrypts a site's whole update and adds every chunk to agg.
+func addUpdate(t *testing.T, agg *Aggregate, p *Party, round uint64, u []float32, count float64) []*Chunk {
+	t.Helper()
+	chunks, err := p.Encrypt(context.Background(), round, u, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chunks {
+		if err := agg.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return chunks
 }
 
 // decryptAll seals agg and decrypts it with the first Threshold parties.
@@ -188,12 +215,16 @@ func TestBelowThresholdDoesNotDecrypt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := parties[4].Encrypt(ctx, 1, update, cfg.WeightCap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agg.Add(chunks[0]); err != nil {
-		t.Fatal(err)
+	chunks := addUpdate(t, agg, parties[4], 1, update, cfg.WeightCap)
+	// Three more sites contribute, for the MinSites (t+1 = 4) a sum needs; the
+	// plaintext t-1 shares must not reveal is their sum.
+	sum := append([]float32(nil), update...)
+	for i, p := range parties[1:4] {
+		u := randomUpdate(uint64(20+i), values)
+		addUpdate(t, agg, p, 1, u, cfg.WeightCap)
+		for j, v := range u {
+			sum[j] += v
+		}
 	}
 	sums := agg.Seal()
 	set := cfg.Sites[:3]
@@ -213,7 +244,7 @@ func TestBelowThresholdDoesNotDecrypt(t *testing.T) {
 	if _, err := dec.Result(ctx); !errors.Is(err, ErrTooFewShares) {
 		t.Fatalf("Result with t-1 shares: %v, want ErrTooFewShares", err)
 	}
-	if err := farFrom(decodeRaw(t, cfg, dec.acc[0]), update); err != nil {
+	if err := farFrom(decodeRaw(t, cfg, dec.acc[0]), sum); err != nil {
 		t.Fatalf("t-1 shares: %v", err)
 	}
 
@@ -323,14 +354,8 @@ func TestShareAddBinaryMatchesAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := parties[0].Encrypt(ctx, 1, u, cfg.WeightCap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range chunks {
-		if err := agg.Add(c); err != nil {
-			t.Fatal(err)
-		}
+	for i, p := range parties { // all three: MinSites is t+1
+		addUpdate(t, agg, p, 1, randomUpdate(uint64(4+i), len(u)), cfg.WeightCap)
 	}
 	sums := agg.Seal()
 	set := cfg.Sites[:2]
@@ -492,7 +517,8 @@ func TestParameterMismatch(t *testing.T) {
 	if err := oagg.Add(foreign[0]); err != nil {
 		t.Fatal(err)
 	}
-	set := cfg.Sites
+	addUpdate(t, oagg, oparties[1], 1, u, 1) // MinSites is t+1 = 2
+	set := cfg.Sites[:cfg.Threshold]
 	agg.Seal()
 	dec, err := NewDecryption(agg, set)
 	if err != nil {
@@ -511,30 +537,45 @@ func TestParameterMismatch(t *testing.T) {
 }
 
 // TestMinSites: a site refuses to help decrypt a sum of fewer contributions
-// than the federation's minimum.
+// than the federation's minimum, which is at least t+1: a sum of exactly t
+// updates (here 2 of a 2-of-4 federation with MinSites 3 by default) is refused,
+// as is one of 3 when MinSites is 4; a sum of MinSites is decrypted.
 func TestMinSites(t *testing.T) {
 	ctx := context.Background()
 	params, err := NewParameters(PresetN12Q60)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Params: params, Federation: "min", Sites: []SiteID{1, 2, 3}, Threshold: 2, MinSites: 2}
-	parties, err := SetupLocal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg, err := NewAggregate(cfg, 1, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks, err := parties[0].Encrypt(ctx, 1, randomUpdate(1, 10), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agg.Add(chunks[0]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parties[1].DecryptShare(ctx, []SiteID{1, 2}, agg.Seal()); !errors.Is(err, ErrTooFewSites) {
-		t.Fatalf("DecryptShare of a one-site sum: %v, want ErrTooFewSites", err)
+	for _, tc := range []struct {
+		name         string
+		minSites     int // 0: the default, t+1
+		contributors int
+		want         error
+	}{
+		{"one site", 0, 1, ErrTooFewSites},
+		{"t sites", 0, 2, ErrTooFewSites},
+		{"t+1 sites", 0, 3, nil},
+		{"t+1 sites below a minimum of 4", 4, 3, ErrTooFewSites},
+		{"all sites", 4, 4, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Params: params, Federation: "min", Sites: []SiteID{1, 2, 3, 4}, Threshold: 2, MinSites: tc.minSites}
+			parties, err := SetupLocal(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = parties[0].Config()
+			agg, err := NewAggregate(cfg, 1, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range parties[:tc.contributors] {
+				addUpdate(t, agg, p, 1, randomUpdate(uint64(i), 10), 1)
+			}
+			_, err = parties[1].DecryptShare(ctx, []SiteID{1, 2}, agg.Seal())
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("DecryptShare of a sum of %d of min %d: %v, want %v", tc.contributors, cfg.MinSites, err, tc.want)
+			}
+		})
 	}
 }

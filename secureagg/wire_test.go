@@ -29,16 +29,22 @@ func messages(t testing.TB) map[string]binaryMessage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, err := parties[0].Encrypt(ctx, 3, randomUpdate(1, 10), 5)
-	if err != nil {
-		t.Fatal(err)
-	}
 	agg, err := NewAggregate(cfg, 3, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := agg.Add(chunks[0]); err != nil {
-		t.Fatal(err)
+	var chunks []*Chunk
+	for i, p := range parties { // MinSites is t+1 = 3: every site contributes
+		c, err := p.Encrypt(ctx, 3, randomUpdate(uint64(1+i), 10), 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agg.Add(c[0]); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			chunks = c
+		}
 	}
 	sums := agg.Seal()
 	shares, err := parties[1].DecryptShare(ctx, cfg.Sites[:2], sums)
