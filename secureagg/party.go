@@ -43,6 +43,11 @@ type Config struct {
 	MinSites int
 }
 
+// Normalize validates c and returns it with its defaults filled in and its
+// sites sorted: what NewParty, NewAggregate and SetupLocal work with. A site
+// calls it to refuse a federation configuration before taking part in it.
+func (c Config) Normalize() (Config, error) { return c.normalize() }
+
 // normalize validates c and fills its defaults.
 func (c Config) normalize() (Config, error) {
 	if c.Params.ID() == 0 {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -192,8 +193,9 @@ func (a *Agent) record(ctx context.Context, typ string, round uint64, fields map
 // installed (with Config.ExitOnFinal) or the federation stops. It reconnects with
 // exponential backoff and seeded jitter after any connection failure, resuming after
 // the last assignment handled; it returns early only when it cannot go on: a failed
-// audit write, a refusal of its certificate, or a state directory of another
-// federation.
+// audit write, a refusal of its certificate, a federation configuration it refuses
+// (errUnsafeConfig: a threshold or min_sites secureagg.Config does not accept), or a
+// state directory of another federation.
 func (a *Agent) Run(ctx context.Context) error {
 	conn, err := grpc.NewClient(a.cfg.Aggregator, proto.DialOptions(a.tls)...)
 	if err != nil {
@@ -232,7 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // opens its work stream.
 func fatal(err error) bool {
 	var ae *auditError
-	return errors.As(err, &ae) || errors.Is(err, errForeignState) || errors.Is(err, errRefused)
+	return errors.As(err, &ae) || errors.Is(err, errForeignState) || errors.Is(err, errRefused) || errors.Is(err, errUnsafeConfig)
 }
 
 // refusedSite marks the aggregator's refusal of the site itself (its certificate,
@@ -261,6 +263,11 @@ func transient(err error) bool {
 var (
 	errForeignState = errors.New("state directory belongs to another federation")
 	errRefused      = errors.New("refused by the aggregator")
+	// errUnsafeConfig: the aggregator offers a federation configuration this site
+	// refuses to take part in (a threshold or min_sites that would let the
+	// aggregator and colluding sites read one site's update). Reconnecting does
+	// not change it: the agent stops and says why.
+	errUnsafeConfig = errors.New("federation configuration refused by this site")
 	errLate         = errors.New("too late")
 )
 
@@ -383,14 +390,24 @@ func (a *Agent) checkConfig(fc *proto.FederationConfig) error {
 		return errors.New("no federation configuration")
 	case fc.FederationId != a.cfg.Federation:
 		return fmt.Errorf("federation %q, this site is configured for %q", fc.FederationId, a.cfg.Federation)
-	case fc.Threshold < 1 || int(fc.Threshold) > len(fc.Sites):
-		return fmt.Errorf("threshold %d of %d sites", fc.Threshold, len(fc.Sites))
-	case fc.MinSites < fc.Threshold:
-		return fmt.Errorf("min_sites %d below the threshold %d: a sum of fewer updates than decryptors", fc.MinSites, fc.Threshold)
-	case a.fed != nil && a.fed.FederationId == fc.FederationId && a.party != nil && fmt.Sprint(a.fed.Sites) != fmt.Sprint(fc.Sites):
+	case fc.Threshold == 0:
+		return errors.New("threshold 0: the aggregator must state the federation's threshold")
+	case fc.MinSites == 0:
+		return errors.New("min_sites 0: the aggregator must state the fewest contributors a sum may have")
+	case a.fed != nil && a.fed.FederationId == fc.FederationId && a.party != nil &&
+		!slices.Equal(slices.Sorted(slices.Values(a.fed.Sites)), slices.Sorted(slices.Values(fc.Sites))):
 		return fmt.Errorf("site list changed from %v to %v after key setup", a.fed.Sites, fc.Sites)
 	}
-	if _, err := partyID(fc.Sites, a.cfg.SiteID); err != nil {
+	// secureagg.Config is the one rule: 1 <= threshold <= N-1 and
+	// threshold+1 <= min_sites <= N, over a valid site list.
+	if _, err := secureaggConfig(fc, 0); err != nil {
+		return fmt.Errorf("%w: %w", errUnsafeConfig, err)
+	}
+	roster, err := secureagg.NewRoster(fc.Sites)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUnsafeConfig, err)
+	}
+	if _, err := partyID(roster, a.cfg.SiteID); err != nil {
 		return err
 	}
 	return nil

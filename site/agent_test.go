@@ -18,6 +18,7 @@ import (
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -148,13 +149,13 @@ func TestFederation(t *testing.T) {
 	}
 }
 
-// startAggregator serves a small federation "fed" of sites (threshold 2, two rounds,
-// a tiny model) on a loopback port until the test ends.
+// startAggregator serves a small federation "fed" of sites (threshold 2, sums of at
+// least 3 updates, two rounds, a tiny model) on a loopback port until the test ends.
 func startAggregator(t *testing.T, ctx context.Context, pki string, sites []string, state string) string {
 	t.Helper()
 	ac := aggregator.DefaultConfig()
 	ac.Federation, ac.Listen, ac.Metrics, ac.Certs, ac.StateDir = "fed", "127.0.0.1:0", "", pki, state
-	ac.Sites, ac.Threshold, ac.MinSites, ac.Rounds = sites, 2, 2, 2
+	ac.Sites, ac.Threshold, ac.MinSites, ac.Rounds = sites, 2, 3, 2
 	ac.RoundDeadline, ac.DecryptDeadline, ac.AutoStart = 2*time.Minute, time.Minute, true
 	ac.Model.Hidden, ac.Model.Layers, ac.Model.Heads, ac.Model.MaxLen = 16, 1, 2, 32
 	ac.Vocabulary.KFloor = 3
@@ -214,6 +215,53 @@ func TestRefusedSiteStops(t *testing.T) {
 			err = a.Run(ctx)
 			if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckConfig: the site refuses, for good, a federation configuration that
+// secureagg.Config does not accept (a threshold of every site, min_sites below
+// threshold+1), naming the field; the order of the site list does not matter.
+func TestCheckConfig(t *testing.T) {
+	a := newTestAgent(t)
+	abc := []string{"a", "b", "c"}
+	tests := []struct {
+		name                string
+		federation          string
+		sites               []string
+		threshold, minSites uint32
+		want                string // "" for accepted
+		unsafe              bool   // refused as errUnsafeConfig (fatal)
+	}{
+		{"2 of 3, sums of 3", "fed", abc, 2, 3, "", false},
+		{"site list in another order", "fed", []string{"c", "a", "b"}, 2, 3, "", false},
+		{"1 of 2, sums of 2", "fed", []string{"b", "a"}, 1, 2, "", false},
+		{"min_sites equal to the threshold", "fed", abc, 2, 2, "min sites 2 below threshold+1", true},
+		{"min_sites below the threshold", "fed", []string{"a", "b", "c", "d"}, 3, 2, "min sites 2 below threshold+1", true},
+		{"threshold of every site", "fed", abc, 3, 3, "threshold 3", true},
+		{"min_sites above the sites", "fed", abc, 2, 4, "min sites 4 for 3 sites", true},
+		{"one site", "fed", []string{"a"}, 1, 1, "1 sites", true},
+		{"site listed twice", "fed", []string{"a", "b", "b", "c"}, 2, 3, "listed twice", true},
+		{"threshold unset", "fed", abc, 0, 3, "threshold 0", false},
+		{"min_sites unset", "fed", abc, 2, 0, "min_sites 0", false},
+		{"another federation", "other", abc, 2, 3, "configured for", false},
+		{"site not in the list", "fed", []string{"b", "c", "d"}, 2, 3, "not in the federation's site list", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := a.checkConfig(&proto.FederationConfig{FederationId: tt.federation, Sites: tt.sites, Threshold: tt.threshold, MinSites: tt.minSites})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("checkConfig: %v, want an error with %q", err, tt.want)
+			}
+			if errors.Is(err, errUnsafeConfig) != tt.unsafe || (tt.unsafe && !fatal(err)) {
+				t.Fatalf("checkConfig: %v: unsafe %v (fatal %v), want %v", err, errors.Is(err, errUnsafeConfig), fatal(err), tt.unsafe)
 			}
 		})
 	}

@@ -29,7 +29,7 @@ func BenchmarkLocalRound(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	parties, err := secureagg.SetupLocal(secureagg.Config{Params: params, Federation: "bench", Sites: partyIDs([]string{"a", "b", "c"}), Threshold: 2})
+	parties, err := secureagg.SetupLocal(secureagg.Config{Params: params, Federation: "bench", Sites: rosterIDs(b, []string{"a", "b", "c"}), Threshold: 2})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,13 +18,13 @@ import (
 // came too late would panic on the nil client.
 func TestDecryptRefusals(t *testing.T) {
 	a := newTestAgent(t)
-	sites := []string{"a", "b", "c"}
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: sites, Threshold: 2, MinSites: 2}
+	sites := []string{"a", "b", "c", "d"}
+	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: sites, Threshold: 2, MinSites: 3}
 	params, err := secureagg.NewParameters(secureagg.PresetN12Q60)
 	if err != nil {
 		t.Fatal(err)
 	}
-	parties, err := secureagg.SetupLocal(secureagg.Config{Params: params, Federation: "fed", Sites: partyIDs(sites), Threshold: 2, MinSites: 2})
+	parties, err := secureagg.SetupLocal(secureagg.Config{Params: params, Federation: "fed", Sites: rosterIDs(t, sites), Threshold: 2, MinSites: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +44,10 @@ func TestDecryptRefusals(t *testing.T) {
 		want                     string
 		wantReleased             bool
 	}{
-		{"too few contributors", 6, []string{"a"}, []string{"a", "b"}, "below min_sites", false},
+		{"as few contributors as decryptors", 6, []string{"a", "b"}, []string{"a", "b"}, "below min_sites", false},
 		{"not a decryptor", 6, sites, []string{"b", "c"}, "not among the decryptors", false},
-		{"set larger than the threshold", 6, sites, sites, "threshold", false},
-		{"decryptor that did not contribute", 6, []string{"a", "b"}, []string{"a", "c"}, "did not contribute", false},
+		{"set larger than the threshold", 6, sites, []string{"a", "b", "c"}, "threshold", false},
+		{"decryptor that did not contribute", 6, []string{"a", "b", "c"}, []string{"a", "d"}, "did not contribute", false},
 		{"unknown site", 6, []string{"a", "b", "x"}, []string{"a", "b"}, "not in the federation", false},
 		{"share already released", 5, sites, []string{"a", "b"}, "already released", true},
 	}

@@ -46,7 +46,7 @@ func newTestAgent(t *testing.T) *Agent {
 // so an action that went ahead would panic on the nil client.
 func TestFailClosed(t *testing.T) {
 	a := newTestAgent(t)
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a"}, Threshold: 1, MinSites: 1}
+	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
 	if err := a.audit.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestNewRefuses(t *testing.T) {
 // TestLateRoundTask: a round task past its deadline is reported, not worked on.
 func TestLateRoundTask(t *testing.T) {
 	a := newTestAgent(t)
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a"}, Threshold: 1, MinSites: 1}
+	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
 	a.now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
 	asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", RoundId: 4, SiteId: "a"}, Seq: 9,
 		Deadline: timestamppb.New(time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)),
@@ -128,6 +128,7 @@ func TestErrorClasses(t *testing.T) {
 		{"connection lost mid-work", fmt.Errorf("download: %w", status.Error(codes.Unavailable, "eof")), false, true},
 		{"deadline passed", fmt.Errorf("round 3: %w", errLate), false, false},
 		{"another federation's state", fmt.Errorf("enrol: %w", errForeignState), true, false},
+		{"federation config refused", fmt.Errorf("enrol: %w: min sites 2 below threshold+1", errUnsafeConfig), true, false},
 		{"local failure", errors.New("no sequences"), false, false},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/model"
+	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -65,4 +66,14 @@ func tinyModel(t testing.TB, vocab int, seed uint64) *model.Model {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// rosterIDs returns the secureagg ids of a federation's sites.
+func rosterIDs(t testing.TB, sites []string) []secureagg.SiteID {
+	t.Helper()
+	r, err := secureagg.NewRoster(sites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.IDs()
 }

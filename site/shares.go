@@ -10,21 +10,14 @@ import (
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
-// partyID is a site's secureagg id: its position in the federation's site list.
-func partyID(sites []string, site string) (secureagg.SiteID, error) {
-	i := slices.Index(sites, site)
-	if i < 0 {
-		return 0, fmt.Errorf("site %q is not in the federation's site list %v", site, sites)
+// partyID is a site's secureagg id in the federation's roster (secureagg.Roster:
+// its position in the sorted site list, whatever order the list came in).
+func partyID(r secureagg.Roster, site string) (secureagg.SiteID, error) {
+	id, ok := r.ID(site)
+	if !ok {
+		return 0, fmt.Errorf("site %q is not in the federation's site list %v", site, r.Names())
 	}
-	return secureagg.SiteID(i), nil
-}
-
-func partyIDs(sites []string) []secureagg.SiteID {
-	ids := make([]secureagg.SiteID, len(sites))
-	for i := range ids {
-		ids[i] = secureagg.SiteID(i)
-	}
-	return ids
+	return id, nil
 }
 
 // sealedShare is one Shamir share sealed to its recipient, ready to upload.
@@ -39,7 +32,13 @@ type sealedShare struct {
 // federation, site and key), because the keys come relayed through the aggregator,
 // which could otherwise swap in its own and read the shares. A missing, extra or bad
 // key refuses the whole dealing: no share leaves unless every one can go safely.
+// Each share goes to the site its recipient id names in the roster of sites, never
+// to a position in the list as received.
 func dealShares(party *secureagg.Party, federation string, sites []string, participants []*proto.SignedKey, roots *x509.CertPool, now time.Time) ([]sealedShare, error) {
+	roster, err := secureagg.NewRoster(sites)
+	if err != nil {
+		return nil, fmt.Errorf("dealing: federation sites: %w", err)
+	}
 	keys := make(map[string][]byte, len(participants))
 	for _, k := range participants {
 		if err := proto.VerifyShareKey(k, federation, roots, now); err != nil {
@@ -62,7 +61,10 @@ func dealShares(party *secureagg.Party, federation string, sites []string, parti
 	}
 	out := make([]sealedShare, len(sites))
 	for i, sh := range shares {
-		to := sites[sh.Index]
+		to := roster.Name(secureagg.SiteID(sh.Index))
+		if to == "" {
+			return nil, fmt.Errorf("dealing: share %d for party %d, not in the roster of %d sites", i, sh.Index, roster.Len())
+		}
 		pub, ok := keys[to]
 		if !ok {
 			return nil, fmt.Errorf("%w: no share key for site %q", proto.ErrShareKey, to)

@@ -38,7 +38,7 @@ func setup(t *testing.T) *dealt {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := secureagg.Config{Params: params, Federation: "fed", Sites: partyIDs(d.sites), Threshold: 2}
+	cfg := secureagg.Config{Params: params, Federation: "fed", Sites: rosterIDs(t, d.sites), Threshold: 2}
 	for i, s := range d.sites {
 		pair, _, err := certs.LoadPair(certs.SiteFiles(d.dir, s))
 		if err != nil {
@@ -176,5 +176,24 @@ func TestShareKeysChecked(t *testing.T) {
 	}
 	if _, err := dealShares(d.parties[0], "other", d.sites, d.keys, d.roots, time.Now()); !errors.Is(err, proto.ErrShareKey) {
 		t.Fatalf("keys signed for another federation: %v", err)
+	}
+}
+
+// TestDealSharesIgnoresListOrder: the site list may reach a site in any order; each
+// share still goes to the site its recipient id names in the roster (the sorted
+// list), which is the id the aggregator and the recipient use.
+func TestDealSharesIgnoresListOrder(t *testing.T) {
+	d := setup(t)
+	for _, received := range [][]string{{"c", "a", "b"}, {"b", "c", "a"}, {"a", "b", "c"}} {
+		out, err := dealShares(d.parties[0], "fed", received, d.keys, d.roots, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range out {
+			id := slices.Index(d.sites, s.To) // d.sites is sorted: its positions are the roster ids
+			if _, err := openShare(s.Blob, d.tks[id], "fed", 0, secureagg.SiteID(id)); err != nil {
+				t.Fatalf("list %v: the share for %s does not open with its key as party %d: %v", received, s.To, id, err)
+			}
+		}
 	}
 }

@@ -46,8 +46,27 @@ func secureaggConfig(fc *proto.FederationConfig, threshold uint32) (secureagg.Co
 	if threshold == 0 {
 		threshold = fc.Threshold
 	}
-	return secureagg.Config{Params: params, Federation: fc.FederationId, Sites: partyIDs(fc.Sites),
-		Threshold: int(threshold), WeightCap: fc.WeightCap, MinSites: int(fc.MinSites)}, nil
+	roster, err := secureagg.NewRoster(fc.Sites)
+	if err != nil {
+		return secureagg.Config{}, fmt.Errorf("federation sites: %w", err)
+	}
+	cfg := secureagg.Config{Params: params, Federation: fc.FederationId, Sites: roster.IDs(),
+		Threshold: int(threshold), WeightCap: fc.WeightCap, MinSites: int(fc.MinSites)}
+	// The site decides for itself what is safe: a threshold of 1 to N-1 and sums of
+	// at least threshold+1 updates, whatever the aggregator asks.
+	if cfg, err = cfg.Normalize(); err != nil {
+		return secureagg.Config{}, fmt.Errorf("federation config: %w", err)
+	}
+	return cfg, nil
+}
+
+// roster is the federation's mapping of site names to secureagg ids.
+func (a *Agent) roster() (secureagg.Roster, error) {
+	r, err := secureagg.NewRoster(a.fed.Sites)
+	if err != nil {
+		return secureagg.Roster{}, fmt.Errorf("federation sites: %w", err)
+	}
+	return r, nil
 }
 
 func (a *Agent) saveParty() error {
@@ -71,9 +90,14 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 	case proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
 		cfg, err := secureaggConfig(a.fed, t.Threshold)
 		if err != nil {
+			a.refuse(ctx, 0, "key setup", err)
 			return err
 		}
-		self, err := partyID(a.fed.Sites, a.cfg.SiteID)
+		roster, err := a.roster()
+		if err != nil {
+			return err
+		}
+		self, err := partyID(roster, a.cfg.SiteID)
 		if err != nil {
 			return err
 		}
@@ -128,7 +152,11 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 		if a.party == nil {
 			return errors.New("collecting shamir shares before the secret-key share was made")
 		}
-		self, err := partyID(a.fed.Sites, a.cfg.SiteID)
+		roster, err := a.roster()
+		if err != nil {
+			return err
+		}
+		self, err := partyID(roster, a.cfg.SiteID)
 		if err != nil {
 			return err
 		}
@@ -143,7 +171,7 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 			if err != nil {
 				return err
 			}
-			from, _ := partyID(a.fed.Sites, dealer)
+			from, _ := partyID(roster, dealer)
 			sh, err := openShare(b.bytes(), a.tk, a.fed.FederationId, from, self)
 			if err != nil {
 				a.refuse(ctx, 0, "shamir share from "+dealer, err)
@@ -506,15 +534,22 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	if a.party == nil || !a.party.Ready() {
 		return refuse(errors.New("decryption before the key setup completed"))
 	}
-	contributors, err := idsOf(a.fed.Sites, t.Contributors)
+	roster, err := a.roster()
+	if err != nil {
+		return refuse(err)
+	}
+	contributors, err := roster.IDsOf(t.Contributors)
 	if err != nil {
 		return refuse(fmt.Errorf("contributors: %w", err))
 	}
-	set, err := idsOf(a.fed.Sites, t.Decryptors)
+	set, err := roster.IDsOf(t.Decryptors)
 	if err != nil {
 		return refuse(fmt.Errorf("decryptors: %w", err))
 	}
-	self, _ := partyID(a.fed.Sites, a.cfg.SiteID)
+	self, err := partyID(roster, a.cfg.SiteID)
+	if err != nil {
+		return refuse(err)
+	}
 	switch {
 	case len(contributors) < int(a.fed.MinSites):
 		return refuse(fmt.Errorf("an aggregate of %d contributors, below min_sites %d", len(contributors), a.fed.MinSites))
@@ -525,7 +560,7 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	}
 	for _, d := range set {
 		if !slices.Contains(contributors, d) {
-			return refuse(fmt.Errorf("decryptor %s did not contribute", a.fed.Sites[d]))
+			return refuse(fmt.Errorf("decryptor %s did not contribute", roster.Name(d)))
 		}
 	}
 	released, err := a.st.releasedRounds(a.fed.FederationId)
@@ -616,23 +651,6 @@ func subset(a, b []secureagg.SiteID) bool {
 		}
 	}
 	return true
-}
-
-// idsOf maps site ids to secureagg ids, sorted, refusing unknown or repeated sites.
-func idsOf(sites, names []string) ([]secureagg.SiteID, error) {
-	ids := make([]secureagg.SiteID, 0, len(names))
-	for _, n := range names {
-		id, err := partyID(sites, n)
-		if err != nil {
-			return nil, err
-		}
-		if slices.Contains(ids, id) {
-			return nil, fmt.Errorf("site %q listed twice", n)
-		}
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids, nil
 }
 
 func (a *Agent) published(ctx context.Context, asg *proto.Assignment, t *proto.PublishedModel) error {
