@@ -896,3 +896,42 @@ func TestRefusalsRateLimited(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestUnexpectedSetupUploadNotRead: a setup upload the setup machine does not expect
+// (a count table during enrolment) is refused after its header, before a byte of it
+// is read. Before,
+// the handler read the whole blob (up to 64 MiB) before the phase check, and a
+// stream that never closed held the buffer.
+func TestUnexpectedSetupUploadNotRead(t *testing.T) {
+	f := newTestFed(t, func(c *Config) { c.AutoStart = false })
+	f.start()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tlsConf, err := certs.ClientTLS(certs.SiteFiles(f.certDir, "a"), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := proto.NewFederationClient(conn)
+	env := &proto.Envelope{FederationId: f.cfg.Federation, SiteId: "a"}
+	open := func() proto.Federation_UploadClient {
+		st, err := cl.Upload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_COUNT_TABLE, Size: 32 << 20, Sha256: make([]byte, 32)}
+		if err := st.Send(&proto.UploadRequest{Envelope: env, Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// The header alone, the stream left open: the answer comes without a byte more.
+	var resp proto.UploadResponse
+	if err := open().RecvMsg(&resp); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("count table during enrolment: err = %v, want FailedPrecondition before the body", err)
+	}
+}

@@ -165,3 +165,32 @@ func TestCutAuditLogRefused(t *testing.T) {
 		t.Fatalf("restart with entries cut off the log: err = %v, want %v", err, audit.ErrCut)
 	}
 }
+
+// TestStagedCheckpointNotCurrent: a round's checkpoint is staged, its round_end
+// entry written, and only then committed; a restart between the two (the audit
+// write failed) loads the previous checkpoint, so no model is published without
+// its entry. Before, saving the checkpoint made it current at once.
+func TestStagedCheckpointNotCurrent(t *testing.T) {
+	st, _ := openStore(t.TempDir())
+	old := tinyModel(t, 1)
+	if err := st.saveCheckpoint(&checkpoint{State: State{Round: 1, Version: 1}, Model: old, Vocab: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	staged, err := st.stageCheckpoint(&checkpoint{State: State{Round: 2, Version: 2}, Model: tinyModel(t, 2), Vocab: []byte("v")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.loadCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State.Version != 1 || !slices.Equal(got.Model.Params(), old.Params()) {
+		t.Fatalf("a staged checkpoint is current (version %d)", got.State.Version)
+	}
+	if err := st.commitCheckpoint(staged); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = st.loadCheckpoint(); err != nil || got.State.Version != 2 {
+		t.Fatalf("after commit: version %v, %v", got.State.Version, err)
+	}
+}
