@@ -14,15 +14,16 @@ import (
 
 // The state directory's files.
 const (
-	seqFile        = "assignment.json" // the last assignment handled
-	federationFile = "federation.json" // the FederationConfig from enrolment
-	transportFile  = "transport.key"   // the secureagg transport key (secret)
-	partyFile      = "party.bin"       // the secureagg party (secret)
-	releasedFile   = "released.json"   // rounds a decryption share was released for
-	countsFile     = "counts.json"     // the count table uploaded (k-floored)
-	vocabFile      = "vocab.json"      // the federated vocabulary
-	globalDir      = "global"          // the latest global model, a checkpoint
-	finalDir       = "final"           // the final published model, a checkpoint
+	seqFile        = "assignment.json"  // the last assignment handled
+	federationFile = "federation.json"  // the FederationConfig from enrolment
+	transportFile  = "transport.key"    // the secureagg transport key (secret)
+	partyFile      = "party.bin"        // the secureagg party (secret)
+	partySitesFile = "party_sites.json" // the site names the party was made for
+	releasedFile   = "released.json"    // rounds a decryption share was released for
+	countsFile     = "counts.json"      // the count table uploaded (k-floored)
+	vocabFile      = "vocab.json"       // the federated vocabulary
+	globalDir      = "global"           // the latest global model, a checkpoint
+	finalDir       = "final"            // the final published model, a checkpoint
 )
 
 // ErrReleased reports a second decryption share asked for one round.

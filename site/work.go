@@ -69,6 +69,24 @@ func (a *Agent) roster() (secureagg.Roster, error) {
 	return r, nil
 }
 
+// partySites returns the site names the party was made for; for a party saved
+// before they were recorded, the federation's, which checkConfig keeps from changing
+// while a party exists.
+func (a *Agent) partySites() ([]string, error) {
+	b, err := a.st.read(partySitesFile)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return slices.Sorted(slices.Values(a.fed.Sites)), nil
+	}
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return nil, fmt.Errorf("state %s: %w", a.st.path(partySitesFile), err)
+	}
+	return names, nil
+}
+
 func (a *Agent) saveParty() error {
 	b, err := a.party.MarshalBinary()
 	if err != nil {
@@ -102,13 +120,28 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 			return err
 		}
 		// A party kept from before a restart answers again with the same share; a new
-		// one is made only for a new federation or configuration.
-		if a.party == nil || a.party.Config().Federation != cfg.Federation || len(a.party.Config().Sites) != len(cfg.Sites) ||
-			a.party.Config().Threshold != cfg.Threshold {
+		// one is made only for a new federation or configuration (needNewParty).
+		spec := partySpec{Config: cfg, Self: self, Sites: roster.Names()}
+		var old *partySpec
+		if a.party != nil {
+			names, err := a.partySites()
+			if err != nil {
+				return err
+			}
+			old = &partySpec{Config: a.party.Config(), Self: a.party.Site(), Sites: names}
+		}
+		if needNewParty(old, spec) {
 			if a.party, err = secureagg.NewParty(cfg, self); err != nil {
 				return err
 			}
+			// The party first, then the names it was made for: a crash in between
+			// leaves names that do not match, and so another new party, never an old
+			// party taken for a new site list.
 			if err := a.saveParty(); err != nil {
+				return err
+			}
+			b, _ := json.Marshal(spec.Sites)
+			if err := a.st.write(partySitesFile, b, 0o600); err != nil {
 				return err
 			}
 			if err := os.Remove(a.st.path(dealtFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -550,25 +583,15 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	if err != nil {
 		return refuse(err)
 	}
-	switch {
-	case len(contributors) < int(a.fed.MinSites):
-		return refuse(fmt.Errorf("an aggregate of %d contributors, below min_sites %d", len(contributors), a.fed.MinSites))
-	case !slices.Contains(set, self):
-		return refuse(fmt.Errorf("site not among the decryptors %v", t.Decryptors))
-	case len(set) != a.party.Config().Threshold:
-		return refuse(fmt.Errorf("%d decryptors, the threshold is %d", len(set), a.party.Config().Threshold))
-	}
-	for _, d := range set {
-		if !slices.Contains(contributors, d) {
-			return refuse(fmt.Errorf("decryptor %s did not contribute", roster.Name(d)))
-		}
-	}
+	pc := a.party.Config()
+	policy := decryptPolicy{Roster: roster, Self: self, Threshold: pc.Threshold, MinSites: max(int(a.fed.MinSites), pc.MinSites)}
+	req := decryptRequest{Round: r, Contributors: contributors, Decryptors: set}
 	released, err := a.st.releasedRounds(a.fed.FederationId)
 	if err != nil {
 		return err
 	}
-	if slices.Contains(released, r) {
-		return refuse(fmt.Errorf("round %d: %w", r, ErrReleased))
+	if err := checkDecrypt(policy, req, released, nil); err != nil {
+		return refuse(err)
 	}
 	b, err := a.download(ctx, r, proto.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
 	if err != nil {
@@ -580,12 +603,10 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 		if err := s.UnmarshalBinary(c); err != nil {
 			return refuse(fmt.Errorf("aggregate chunk %d: %w", i, err))
 		}
-		// The sum itself says whose updates it holds: the site trusts that, not the
-		// task's list, when it checks min_sites.
-		if s.Round != r || len(s.Sites) < int(a.fed.MinSites) || !subset(contributors, s.Sites) {
-			return refuse(fmt.Errorf("aggregate chunk %d of round %d sums sites %v; the task names %v, min_sites is %d", i, s.Round, s.Sites, contributors, a.fed.MinSites))
-		}
 		sums[i] = &s
+	}
+	if err := checkDecrypt(policy, req, released, sums); err != nil {
+		return refuse(err)
 	}
 	shares, err := a.party.DecryptShare(ctx, set, sums)
 	if err != nil {

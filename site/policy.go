@@ -1,0 +1,101 @@
+package site
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/fedclaims/fedclaims/secureagg"
+)
+
+// decryptPolicy is the site's own rule for giving a decryption share: who it is
+// and what its federation requires, whatever a task says.
+type decryptPolicy struct {
+	Roster    secureagg.Roster // names the ids in refusals
+	Self      secureagg.SiteID
+	Threshold int // size of every decrypting set: the party's threshold
+	// MinSites is the fewest contributions a sum may hold: the larger of the
+	// federation configuration's min_sites and the party's (normalized, so at
+	// least Threshold+1).
+	MinSites int
+}
+
+// decryptRequest is a decryption task with its site names mapped to party ids.
+type decryptRequest struct {
+	Round        uint64
+	Contributors []secureagg.SiteID // sorted, distinct
+	Decryptors   []secureagg.SiteID // sorted, distinct
+}
+
+// checkDecrypt decides whether the site may give its decryption share for req:
+// enough contributors, the site among the decryptors, exactly Threshold of them,
+// every decryptor a contributor, the round not released before (released lists the
+// rounds it gave a share for; a refusal then wraps ErrReleased) and, once the
+// aggregate is downloaded (sums not nil), every sum chunk of the task's round,
+// summing at least MinSites sites and every contributor the task names: the sum
+// itself says whose updates it holds, and the site trusts that, not the task's
+// list. sums nil means the aggregate is not downloaded yet, so that everything
+// that can be refused is refused before the download; an empty, non-nil sums is
+// an aggregate without chunks and is refused.
+func checkDecrypt(p decryptPolicy, req decryptRequest, released []uint64, sums []*secureagg.SumChunk) error {
+	switch {
+	case len(req.Contributors) < p.MinSites:
+		return fmt.Errorf("contributors: an aggregate of %d contributors, below min_sites %d", len(req.Contributors), p.MinSites)
+	case !slices.Contains(req.Decryptors, p.Self):
+		return fmt.Errorf("decryptors: site not among the decryptors %v", p.Roster.NamesOf(req.Decryptors))
+	case len(req.Decryptors) != p.Threshold:
+		return fmt.Errorf("decryptors: %d decryptors, the threshold is %d", len(req.Decryptors), p.Threshold)
+	}
+	for _, d := range req.Decryptors {
+		if !slices.Contains(req.Contributors, d) {
+			return fmt.Errorf("decryptors: decryptor %s did not contribute", p.Roster.Name(d))
+		}
+	}
+	if slices.Contains(released, req.Round) {
+		return fmt.Errorf("round %d: %w", req.Round, ErrReleased)
+	}
+	if sums == nil {
+		return nil
+	}
+	if len(sums) == 0 {
+		return fmt.Errorf("aggregate: no chunks")
+	}
+	for i, s := range sums {
+		if s.Round != req.Round || len(s.Sites) < p.MinSites || !subset(req.Contributors, s.Sites) {
+			return fmt.Errorf("aggregate chunk %d of round %d sums sites %v; the task names %v for round %d, min_sites is %d",
+				i, s.Round, p.Roster.NamesOf(s.Sites), p.Roster.NamesOf(req.Contributors), req.Round, p.MinSites)
+		}
+	}
+	return nil
+}
+
+// partySpec is what a site's secureagg party was made for: the normalized
+// configuration, the site's own id and the federation's site names (the roster).
+// secureagg.Config holds ids only, and ids are positions in the sorted name list:
+// another set of names of the same size has the same ids, so the names are kept
+// beside it.
+type partySpec struct {
+	Config secureagg.Config
+	Self   secureagg.SiteID
+	Sites  []string // roster names, sorted
+}
+
+// needNewParty reports whether a key-setup request for spec needs a fresh party
+// (a new secret-key share, and so a new key setup) rather than the one made for old
+// (nil: none). Any difference that changes what the key material is for needs one:
+// the federation, the parameter set, the site names (not only their number), the
+// site's own id, the threshold, min_sites or the weight cap. A party kept from
+// before a restart, for the same spec, answers again with the same share.
+func needNewParty(old *partySpec, spec partySpec) bool {
+	if old == nil {
+		return true
+	}
+	o, n := old.Config, spec.Config
+	return o.Federation != n.Federation ||
+		o.Params.ID() != n.Params.ID() ||
+		!slices.Equal(o.Sites, n.Sites) ||
+		!slices.Equal(old.Sites, spec.Sites) ||
+		old.Self != spec.Self ||
+		o.Threshold != n.Threshold ||
+		o.MinSites != n.MinSites ||
+		o.WeightCap != n.WeightCap
+}
