@@ -2,6 +2,7 @@ package secureagg
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"slices"
@@ -24,8 +25,16 @@ type Decryption struct {
 	acc   []*rlwe.Ciphertext // c0 + sum of shares, per chunk; Value[1] unused
 
 	seenMu sync.Mutex
-	seen   map[SiteID][]bool
+	seen   map[SiteID][]shareSeen // per site, per chunk index
 	counts map[SiteID]int
+}
+
+// shareSeen records a share that was added: the SHA-256 of its wire encoding
+// after the header (set digest and coefficients), to tell a repeat of it from
+// another share for the same site and chunk.
+type shareSeen struct {
+	added bool
+	sum   [32]byte
 }
 
 // Result is a decrypted aggregate.
@@ -62,7 +71,7 @@ func NewDecryption(agg *Aggregate, set []SiteID) (*Decryption, error) {
 		agg: agg, set: set, digest: SetDigest(set),
 		locks:  make([]sync.Mutex, agg.total),
 		acc:    make([]*rlwe.Ciphertext, agg.total),
-		seen:   map[SiteID][]bool{},
+		seen:   map[SiteID][]shareSeen{},
 		counts: map[SiteID]int{},
 	}
 	for i, s := range agg.sums {
@@ -74,7 +83,16 @@ func NewDecryption(agg *Aggregate, set []SiteID) (*Decryption, error) {
 
 // Add adds a decryption share. It refuses a share of another parameter set,
 // federation or round, of another shape, from a site outside the decrypting set
-// or made for another set, and a duplicate; a refused share changes nothing.
+// or made for another set; a refused share changes nothing.
+//
+// Adding is idempotent per (site, chunk index): a share identical to one already
+// added (same header, same set, same coefficients: same bytes on the wire) returns
+// nil and changes nothing, so that an upload broken mid-stream can be sent again
+// whole. A different share for a (site, index) already added is refused with
+// ErrDuplicate: a site's share is counted once, and never replaced.
+//
+// Two identical shares added concurrently both return nil once the first is
+// counted, possibly before it is summed: call Result after every Add returned.
 func (d *Decryption) Add(s *ShareChunk) error {
 	if err := d.check(s.Header); err != nil {
 		return err
@@ -85,7 +103,7 @@ func (d *Decryption) Add(s *ShareChunk) error {
 	if s.Set != d.digest {
 		return refuse("decryption share", s.Header, fmt.Errorf("%w: share made for another decrypting set", ErrNotInSet))
 	}
-	if err := d.claim(s.Header); err != nil {
+	if first, err := d.claim(s.Header, shareSum(appendPoly(append([]byte(nil), s.Set[:]...), s.value.Value))); !first {
 		return err
 	}
 	d.locks[s.Index].Lock()
@@ -114,20 +132,30 @@ func (d *Decryption) check(h Header) error {
 	return nil
 }
 
-func (d *Decryption) claim(s Header) error {
+// shareSum is the digest claim compares shares by: SHA-256 of the share's
+// encoding after its header.
+func shareSum(body []byte) [32]byte { return sha256.Sum256(body) }
+
+// claim counts the share of (site, index) with digest sum. first reports whether
+// it is the first share for that slot, to be summed; otherwise err is nil for a
+// repeat of the same share and ErrDuplicate for another one.
+func (d *Decryption) claim(s Header, sum [32]byte) (first bool, err error) {
 	d.seenMu.Lock()
 	defer d.seenMu.Unlock()
-	bits, ok := d.seen[s.Site]
+	slots, ok := d.seen[s.Site]
 	if !ok {
-		bits = make([]bool, d.agg.total)
-		d.seen[s.Site] = bits
+		slots = make([]shareSeen, d.agg.total)
+		d.seen[s.Site] = slots
 	}
-	if bits[s.Index] {
-		return refuse("decryption share", s, ErrDuplicate)
+	if prev := slots[s.Index]; prev.added {
+		if prev.sum == sum {
+			return false, nil
+		}
+		return false, refuse("decryption share", s, fmt.Errorf("%w: another share for this site and chunk was already added", ErrDuplicate))
 	}
-	bits[s.Index] = true
+	slots[s.Index] = shareSeen{added: true, sum: sum}
 	d.counts[s.Site]++
-	return nil
+	return true, nil
 }
 
 // Result decodes the aggregate once every site of the decrypting set has sent
@@ -193,7 +221,9 @@ func decode(ctx context.Context, cfg Config, values int, acc []*rlwe.Ciphertext)
 
 // AddBinary decodes a decryption share from its wire encoding and adds it,
 // reading the coefficients straight from p. It refuses what Add refuses, and a
-// malformed encoding, before touching the accumulator.
+// malformed encoding, before touching the accumulator; like Add, it returns nil
+// for a repeat of a share already added (the same bytes, by either path) and
+// ErrDuplicate for another share of the same site and chunk.
 func (d *Decryption) AddBinary(p []byte) error {
 	h, rest, err := decodeHeader(p, kindShareChunk)
 	if err != nil {
@@ -215,7 +245,7 @@ func (d *Decryption) AddBinary(p []byte) error {
 	if err := checkReduced(rest[8:], q); err != nil {
 		return fmt.Errorf("%w: decryption share %s: %v", ErrMalformed, h, err)
 	}
-	if err := d.claim(h); err != nil {
+	if first, err := d.claim(h, shareSum(rest)); !first {
 		return err
 	}
 	d.locks[h.Index].Lock()

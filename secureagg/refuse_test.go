@@ -174,6 +174,9 @@ func TestShareRefused(t *testing.T) {
 	}
 	roundShare := share(parties[1], set)
 	roundShare.Round = 3
+	if err := dec.Add(first); err != nil {
+		t.Fatalf("Add of the same share again: %v, want nil (idempotent)", err)
+	}
 	for _, tc := range []struct {
 		name  string
 		share *ShareChunk
@@ -181,7 +184,7 @@ func TestShareRefused(t *testing.T) {
 	}{
 		{"site outside the decrypting set", share(parties[3], otherSet), ErrNotInSet},
 		{"made for another set", share(parties[1], otherSet), ErrNotInSet},
-		{"duplicate", first, ErrDuplicate},
+		{"another share for an added (site, chunk)", share(parties[0], set), ErrDuplicate},
 		{"other round", roundShare, ErrRound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,8 +389,11 @@ func TestShareAddBinaryMatchesAdd(t *testing.T) {
 			if err := viaBytes.AddBinary(b); err != nil {
 				t.Fatal(err)
 			}
-			if err := viaBytes.AddBinary(b); !errors.Is(err, ErrDuplicate) {
-				t.Fatalf("AddBinary of a duplicate share: %v, want ErrDuplicate", err)
+			if err := viaBytes.AddBinary(b); err != nil {
+				t.Fatalf("AddBinary of the same share again: %v, want nil (idempotent)", err)
+			}
+			if err := viaAdd.AddBinary(b); err != nil {
+				t.Fatalf("AddBinary of a share already added by Add: %v, want nil (idempotent)", err)
 			}
 		}
 	}
@@ -577,5 +583,119 @@ func TestMinSites(t *testing.T) {
 				t.Fatalf("DecryptShare of a sum of %d of min %d: %v, want %v", tc.contributors, cfg.MinSites, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestShareUploadRetry: a decryption-share upload broken mid-stream is sent again
+// whole; the chunks already added are accepted again without effect (Add and
+// AddBinary are idempotent per site and chunk), and the result is the same as
+// without the break. A different share for an added (site, chunk) stays refused.
+func TestShareUploadRetry(t *testing.T) {
+	ctx := context.Background()
+	cfg, parties := federation(t, 3, 2)
+	const values = 3 * 4095
+	agg, err := NewAggregate(cfg, 1, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range parties {
+		addUpdate(t, agg, p, 1, randomUpdate(uint64(30+i), values), cfg.WeightCap)
+	}
+	sums := agg.Seal()
+	set := cfg.Sites[:2]
+	shares := make([][][]byte, len(set))
+	for i, p := range parties[:2] {
+		s, err := p.DecryptShare(ctx, set, sums)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range s {
+			b, err := c.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			shares[i] = append(shares[i], b)
+		}
+	}
+	clean, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retried, err := NewDecryption(agg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range shares {
+		for _, b := range shares[i] {
+			if err := clean.AddBinary(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Site 0's first upload stops after its first chunk; the retry sends all three,
+	// the first through Add, the others from the wire.
+	if err := retried.AddBinary(shares[0][0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := retried.Result(ctx); !errors.Is(err, ErrTooFewShares) {
+		t.Fatalf("Result after a broken upload: %v, want ErrTooFewShares", err)
+	}
+	for k, b := range shares[0] {
+		var add func() error
+		if k == 0 {
+			var s ShareChunk
+			if err := s.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			add = func() error { return retried.Add(&s) }
+		} else {
+			add = func() error { return retried.AddBinary(b) }
+		}
+		if err := add(); err != nil {
+			t.Fatalf("chunk %d of the retried upload: %v", k, err)
+		}
+	}
+	for _, b := range shares[1] {
+		for range 2 { // and site 1 sends everything twice
+			if err := retried.AddBinary(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Another share for a slot already added: fresh flooding noise, other bytes.
+	parties[0].mu.Lock()
+	parties[0].shared = nil
+	parties[0].mu.Unlock()
+	again, err := parties[0].DecryptShare(ctx, set, sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := again[1].MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, add := range map[string]func() error{
+		"Add":       func() error { return retried.Add(again[1]) },
+		"AddBinary": func() error { return retried.AddBinary(other) },
+	} {
+		if err := add(); !errors.Is(err, ErrDuplicate) {
+			t.Fatalf("%s of another share for an added (site, chunk): %v, want ErrDuplicate", name, err)
+		}
+	}
+	want, err := clean.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := retried.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Weight != want.Weight {
+		t.Fatalf("weight %v after the retry, %v without", got.Weight, want.Weight)
+	}
+	for j := range want.Mean {
+		if got.Mean[j] != want.Mean[j] {
+			t.Fatalf("value %d: %v after the retry, %v without: a repeated share was summed twice", j, got.Mean[j], want.Mean[j])
+		}
 	}
 }
