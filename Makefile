@@ -33,6 +33,15 @@ test: deps vet
 demo: build
 	./$(BIN) demo --out out/demo
 
+# faults runs the aggregator and three sites as processes, each site's link through
+# its own toxiproxy proxy, without faults and then under delay, bandwidth limits,
+# dropped and reset connections, a 30 s blackhole and kill -9 of a site and of the
+# aggregator, and prints what each kept (out/faults/faults.md); not part of test.
+# FAULTS_SEED picks where the faults land.
+FAULTS_SEED ?= 1
+faults: build
+	./$(BIN) faults --out out/faults --seed $(FAULTS_SEED)
+
 # sweep pretrains the 2m and 11m presets on synthetic hospitals and recommends a
 # model size per task (out/sweep/sweep.md); not part of test. Rerun to resume.
 sweep: build

@@ -59,6 +59,11 @@ type Options struct {
 	// localfed writes (dotted keys name nested ones: "model.hidden"). Site applies to
 	// every site.
 	Aggregator, Site map[string]any
+	// SiteAggregator, when set, is asked once per site, at Prepare, for the address
+	// that site dials instead of the aggregator's own (addr): a fault-injecting proxy
+	// in front of the aggregator, one per site. The address must be on loopback
+	// (127.0.0.1), the name the aggregator's certificate carries.
+	SiteAggregator func(site, addr string) (string, error)
 	// Log receives localfed's own progress; nil discards it.
 	Log *slog.Logger
 }
@@ -230,10 +235,16 @@ func Prepare(ctx context.Context, opts Options) (*Federation, error) {
 		bin: opts.Binary, args: []string{"aggregator", "--config", f.AggregatorConfig}}
 
 	for _, s := range f.Sites {
+		dial := f.Addr
+		if opts.SiteAggregator != nil {
+			if dial, err = opts.SiteAggregator(s.ID, f.Addr); err != nil {
+				return nil, fmt.Errorf("localfed: the aggregator address of site %s: %w", s.ID, err)
+			}
+		}
 		cfg := map[string]any{
 			"site_id":                s.ID,
 			"federation_id":          opts.Federation,
-			"aggregator.address":     f.Addr,
+			"aggregator.address":     dial,
 			"aggregator.server_name": "127.0.0.1",
 			"certs_dir":              f.PKI,
 			"data":                   []string{s.Data},

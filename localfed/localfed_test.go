@@ -165,3 +165,31 @@ func TestProcessKillReachesGroup(t *testing.T) {
 		t.Errorf("log lacks the start line: %q", p.Tail(1024))
 	}
 }
+
+// SiteAggregator points each site at the address it returns (a proxy), asked with
+// the aggregator's own address.
+func TestPrepareSiteAggregator(t *testing.T) {
+	var asked []string
+	f, err := Prepare(context.Background(), Options{
+		Dir: filepath.Join(t.TempDir(), "fed"), Binary: "/nonexistent/fedclaims", Hospitals: 2, Patients: 60, Seed: 7,
+		SiteAggregator: func(site, addr string) (string, error) {
+			asked = append(asked, site+"->"+addr)
+			return "127.0.0.1:1" + site[1:], nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"h01->" + f.Addr, "h02->" + f.Addr}; !slices.Equal(asked, want) {
+		t.Errorf("asked %v, want %v", asked, want)
+	}
+	for _, s := range f.Sites {
+		b, err := os.ReadFile(s.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "address: 127.0.0.1:1" + s.ID[1:]; !strings.Contains(string(b), want) {
+			t.Errorf("site %s config lacks %q:\n%s", s.ID, want, b)
+		}
+	}
+}

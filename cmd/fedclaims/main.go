@@ -87,6 +87,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newSweepCmd(a),
 		newSynthCmd(a),
 		newDemoCmd(a),
+		newFaultsCmd(a),
 		newSiteCmd(a),
 		newAggregatorCmd(a),
 		newAdminCmd(a),
