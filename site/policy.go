@@ -1,6 +1,7 @@
 package site
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -98,4 +99,26 @@ func needNewParty(old *partySpec, spec partySpec) bool {
 		o.Threshold != n.Threshold ||
 		o.MinSites != n.MinSites ||
 		o.WeightCap != n.WeightCap
+}
+
+// checkResend decides whether a site that already released its decryption share
+// for req's round may send the kept bytes again: only the very same shares, for the
+// same aggregate (aggregate: its SHA-256) and the same decrypting set. That is what
+// an upload broken mid-stream asks again; a different aggregate or set for a
+// released round is refused (wrapping ErrReleased), since a second share of
+// another sum is what the one-share-per-round rule is there to prevent. aggregate
+// nil means the aggregate is not known yet (the task names no SHA-256 and it is not
+// downloaded): everything else is checked, so that a refusal comes first.
+func checkResend(kept *releasedShares, req decryptRequest, aggregate []byte) error {
+	switch {
+	case kept == nil || kept.Round != req.Round:
+		return fmt.Errorf("round %d: %w, and its share is not kept to send again", req.Round, ErrReleased)
+	case len(kept.Msgs) == 0:
+		return fmt.Errorf("round %d: %w, and the kept share has no chunks", req.Round, ErrReleased)
+	case !slices.Equal(req.Decryptors, kept.Set):
+		return fmt.Errorf("round %d: %w for decrypting set %v, asked for %v", req.Round, ErrReleased, kept.Set, req.Decryptors)
+	case aggregate != nil && !bytes.Equal(aggregate, kept.Aggregate[:]):
+		return fmt.Errorf("round %d: %w for aggregate %x, asked for aggregate %x", req.Round, ErrReleased, kept.Aggregate, aggregate)
+	}
+	return nil
 }

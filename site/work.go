@@ -590,7 +590,11 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	if err != nil {
 		return err
 	}
-	if err := checkDecrypt(policy, req, released, nil); err != nil {
+	err = checkDecrypt(policy, req, released, nil)
+	if errors.Is(err, ErrReleased) {
+		return a.resendShares(ctx, asg, t, req, refuse)
+	}
+	if err != nil {
 		return refuse(err)
 	}
 	b, err := a.download(ctx, r, proto.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
@@ -626,6 +630,15 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 		"bytes": fmt.Sprint(size), "contributors": strings.Join(t.Contributors, ","), "decryptors": strings.Join(t.Decryptors, ",")}); err != nil {
 		return err
 	}
+	// The shares are kept before the release is recorded, and the release before
+	// they leave: an upload broken mid-stream is answered again with these very
+	// bytes (resendShares), and a crash before the record only loses shares that
+	// never left.
+	kept := &releasedShares{Federation: a.fed.FederationId, Round: r, Set: set, Msgs: msgs}
+	copy(kept.Aggregate[:], b.sum)
+	if err := a.st.saveShares(kept); err != nil {
+		return err
+	}
 	if err := a.st.release(a.fed.FederationId, r); err != nil {
 		return refuse(err)
 	}
@@ -633,6 +646,50 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 		return err
 	}
 	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, msgs, true)
+	return err
+}
+
+// resendShares answers a decryption task for a round whose share was already
+// released: when the kept share is for the same aggregate and decrypting set
+// (checkResend), the same bytes are uploaded again, so that an upload broken
+// mid-stream does not cost the round; anything else is refused. The aggregate is
+// identified by the task's SHA-256, or downloaded when the task gives none.
+func (a *Agent) resendShares(ctx context.Context, asg *proto.Assignment, t *proto.DecryptTask, req decryptRequest, refuse func(error) error) error {
+	r := req.Round
+	kept, err := a.st.loadShares(a.fed.FederationId, r)
+	if err != nil {
+		return refuse(fmt.Errorf("round %d: %w; the kept share does not load: %w", r, ErrReleased, err))
+	}
+	sum := t.GetAggregate().GetSha256()
+	if len(sum) == 0 {
+		sum = nil
+	}
+	if err := checkResend(kept, req, sum); err != nil {
+		return refuse(err)
+	}
+	if sum == nil {
+		b, err := a.download(ctx, r, proto.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
+		if err != nil {
+			return err
+		}
+		sum = b.sum
+	}
+	if err := checkResend(kept, req, sum); err != nil {
+		return refuse(err)
+	}
+	h := sha256.New()
+	var size int
+	for _, m := range kept.Msgs {
+		h.Write(m)
+		size += len(m)
+	}
+	if err := a.record(ctx, audit.DecryptionShare, r, map[string]string{"aggregate_sha256": hexSum(sum), "sha256": hexSum(h.Sum(nil)),
+		"bytes": fmt.Sprint(size), "contributors": strings.Join(t.Contributors, ","), "decryptors": strings.Join(t.Decryptors, ","),
+		"resent": "true"}); err != nil {
+		return err
+	}
+	a.log.Info("decryption share sent again", "round", r, "bytes", size, "chunks", len(kept.Msgs))
+	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, kept.Msgs, true)
 	return err
 }
 
