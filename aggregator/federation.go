@@ -100,6 +100,7 @@ type snapshot struct {
 	// The machine's answers for this site and round, asked once at the start.
 	admitUpload error
 	admitShare  error
+	hasShared   bool
 }
 
 func (s *Server) snapshot(ctx context.Context, site string) (snapshot, error) {
@@ -107,7 +108,7 @@ func (s *Server) snapshot(ctx context.Context, site string) (snapshot, error) {
 	err := s.call(ctx, func() error {
 		r := s.round.State().Round
 		sn = snapshot{round: r, phase: s.round.Phase(), setup: s.setup.Phase(), cur: s.cur, finished: s.finished,
-			admitUpload: s.round.AdmitUpload(site, r), admitShare: s.round.AdmitShare(site, r)}
+			admitUpload: s.round.AdmitUpload(site, r), admitShare: s.round.AdmitShare(site, r), hasShared: s.round.HasShared(site, r)}
 		s.lastSeen[site] = s.clock.Now()
 		return nil
 	})
@@ -449,13 +450,16 @@ func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr
 	})
 }
 
-// uploadShare adds a decryption share into the round's decryption.
+// uploadShare adds a decryption share into the round's decryption. It is
+// idempotent per (round, site, chunk): a retry after a broken stream re-sends the
+// same bytes, which the decryption holds once (secureagg.Decryption.Add), and a
+// retry of a share already accepted is answered again.
 func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *proto.BlobReader) error {
 	what := "decryption share"
 	if sn.cur == nil || sn.cur.dec == nil {
 		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not decrypting (%s)", sn.round, sn.phase))
 	}
-	if sn.admitShare != nil {
+	if sn.admitShare != nil && !sn.hasShared {
 		return s.refuse(ctx, sn.round, what, status.Error(codes.FailedPrecondition, sn.admitShare.Error()))
 	}
 	party, _ := s.roster.ID(site)
@@ -482,6 +486,9 @@ func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *p
 	}
 	if n != sn.cur.agg.Total() {
 		return s.refuse(ctx, sn.round, what, status.Errorf(codes.InvalidArgument, "%d share chunks, the aggregate has %d", n, sn.cur.agg.Total()))
+	}
+	if sn.hasShared {
+		return nil // every chunk identical to the share already accepted
 	}
 	return s.call(ctx, func() error {
 		if err := s.record(ctx, audit.DecryptionShare, sn.round, site, map[string]string{"sha256": hexOf(r.Sum()), "bytes": itoa(r.Size())}); err != nil {

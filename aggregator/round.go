@@ -396,6 +396,13 @@ func (m *Machine) AdmitUpload(site string, round uint64) error {
 	return nil
 }
 
+// HasShared reports whether site's share of round was accepted: a second upload of
+// the same share (a retry whose first answer was lost) is then answered, not
+// refused, as long as the decryption holds identical bytes.
+func (m *Machine) HasShared(site string, round uint64) bool {
+	return round == m.st.Round && m.shares[site]
+}
+
 // AdmitShare says whether site may send a decryption share for round.
 func (m *Machine) AdmitShare(site string, round uint64) error {
 	if err := m.check(site, round); err != nil {

@@ -935,3 +935,35 @@ func TestUnexpectedSetupUploadNotRead(t *testing.T) {
 		t.Fatalf("count table during enrolment: err = %v, want FailedPrecondition before the body", err)
 	}
 }
+
+// TestShareUploadRetried: a decryptor's share upload breaks off after its first
+// chunk and is sent again whole; the round applies. Before, the first chunk stayed
+// in the decryption and the retry was refused as a duplicate, so one network blip
+// aborted the round.
+func TestShareUploadRetried(t *testing.T) {
+	// Hidden 32: about 15k parameters, four ciphertext chunks.
+	f := newTestFed(t, func(c *Config) { c.Rounds = 1; c.Model.Hidden = 32 })
+	f.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
+	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
+		return randomDelta(site, v, len(g))
+	}, func(s *testSite) {
+		s.breakShare = func(uint64) bool { return true }
+	})
+	waitFinal(t, ctx, sites)
+	a := sites[0]
+	if m := a.published[0].Metrics; m.Round != 1 {
+		t.Fatalf("applied round %d, want 1 (no abort)", m.Round)
+	}
+	n := 0
+	for _, s := range sites {
+		s.mu.Lock()
+		n = max(n, s.broke[1])
+		s.mu.Unlock()
+	}
+	if n < 2 {
+		t.Fatalf("the share has %d chunks: breaking it after the first tests nothing", n)
+	}
+}

@@ -41,6 +41,10 @@ type testSite struct {
 	// withhold, when set, says whether to ignore a round's decryption task.
 	withhold func(round uint64) bool
 	withheld map[uint64]bool
+	// breakShare, when set, says whether to break the first upload of a round's
+	// share off after one chunk; broke records the rounds it did, with their chunks.
+	breakShare func(round uint64) bool
+	broke      map[uint64]int
 
 	mu        sync.Mutex
 	conn      *grpc.ClientConn
@@ -62,7 +66,7 @@ type testSite struct {
 
 func newTestSite(t *testing.T, id, addr, certDir string, count float64) *testSite {
 	return &testSite{t: t, id: id, addr: addr, files: certs.SiteFiles(certDir, id), count: count,
-		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, withheld: map[uint64]bool{}, seeds: map[uint64][]uint64{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
+		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, withheld: map[uint64]bool{}, broke: map[uint64]int{}, seeds: map[uint64][]uint64{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
 }
 
 func (s *testSite) env(round uint64) *proto.Envelope {
@@ -236,6 +240,16 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 			}
 			size += uint64(len(out[i]))
 		}
+		if s.breakShare != nil && s.breakShare(round) {
+			// The first attempt breaks off after its first chunk, as a network blip
+			// would; the retry sends the same bytes whole.
+			if err := s.uploadPartial(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.broke[round] = len(out)
+			s.mu.Unlock()
+		}
 		if err := s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
 			return err
 		}
@@ -402,6 +416,33 @@ func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.Uplo
 	}
 	if !bytes.Equal(resp.Sha256, hdr.Sha256) || resp.Size != hdr.Size {
 		return fmt.Errorf("aggregator received %d bytes hashing to %x, sent %d hashing to %x", resp.Size, resp.Sha256, hdr.Size, hdr.Sha256)
+	}
+	return nil
+}
+
+// uploadPartial sends hdr and the first chunk of msgs, then ends the stream.
+func (s *testSite) uploadPartial(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) error {
+	st, err := s.client.Upload(ctx)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	for _, m := range msgs {
+		h.Write(m)
+	}
+	hdr = gproto.Clone(hdr).(*proto.UploadHeader)
+	hdr.Sha256 = h.Sum(nil)
+	if err := st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
+		return err
+	}
+	c := &proto.Chunk{Index: 0, Data: msgs[0]}
+	if err := st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Chunk{Chunk: c}}); err != nil {
+		return err
+	}
+	// The stream ends early: the aggregator reads chunk 0 into the decryption, then
+	// refuses the short share.
+	if _, err := st.CloseAndRecv(); err == nil {
+		return errors.New("a share cut after its first chunk was accepted")
 	}
 	return nil
 }
