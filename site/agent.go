@@ -109,7 +109,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err := a.loadState(); err != nil {
 		return nil, err
 	}
-	if a.audit, err = audit.Open(cfg.AuditLog, audit.Options{Actor: "site/" + cfg.SiteID, Signer: signer, RepairTorn: true}); err != nil {
+	heads, err := a.st.auditHeads()
+	if err != nil {
+		return nil, err
+	}
+	if a.audit, err = audit.Open(cfg.AuditLog, audit.Options{Actor: "site/" + cfg.SiteID, Signer: signer, RepairTorn: true, Expect: heads}); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return a, nil
@@ -301,7 +305,7 @@ func (a *Agent) session(ctx context.Context) (progressed bool, err error) {
 		herr := a.handle(ctx, asg)
 		switch {
 		case errors.Is(herr, errFinished):
-			if err := a.st.setLastSeq(fed, asg.Seq); err != nil {
+			if err := a.st.setLastSeq(fed, asg.Seq, a.audit.Anchor()); err != nil {
 				return true, err
 			}
 			return true, herr
@@ -311,7 +315,7 @@ func (a *Agent) session(ctx context.Context) (progressed bool, err error) {
 			a.log.Error("assignment failed", "seq", asg.Seq, "round", asg.Envelope.GetRoundId(), "err", herr)
 			a.acknowledge(ctx, asg, herr)
 		}
-		if err := a.st.setLastSeq(fed, asg.Seq); err != nil {
+		if err := a.st.setLastSeq(fed, asg.Seq, a.audit.Anchor()); err != nil {
 			return true, err
 		}
 		after = asg.Seq

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
@@ -29,7 +30,7 @@ func TestDecryptRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.party = parties[0]
-	if err := a.st.release("fed", 5); err != nil {
+	if err := a.st.release("fed", 5, audit.Head{}); err != nil {
 		t.Fatal(err)
 	}
 	// A restarted agent reads the record from the state directory.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/proto"
 )
@@ -137,5 +139,34 @@ func TestErrorClasses(t *testing.T) {
 				t.Fatalf("fatal %v transient %v, want %v %v", fatal(tt.err), transient(tt.err), tt.fatal, tt.transient)
 			}
 		})
+	}
+}
+
+// TestCutAuditLogRefused: entries cut off the end of the site's audit log after its
+// state recorded them are found at the next start. Before the state kept the audit
+// head, the log reopened and its chain went on from the earlier entry.
+func TestCutAuditLogRefused(t *testing.T) {
+	a := newTestAgent(t)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := a.record(ctx, audit.KeySetup, 0, map[string]string{"step": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.st.setLastSeq("fed", 9, a.audit.Anchor()); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	path := a.cfg.AuditLog
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.WriteFile(path, []byte(strings.Join(lines[:len(lines)-2], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(a.cfg, slog.New(slog.DiscardHandler)); !errors.Is(err, audit.ErrCut) {
+		t.Fatalf("restart with entries cut off the log: err = %v, want %v", err, audit.ErrCut)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/model/safetensors"
 	"github.com/fedclaims/fedclaims/secureagg"
@@ -101,13 +102,13 @@ func FuzzStateRecords(f *testing.F) {
 		_, _ = st.lastSeq("fed")
 		rounds, err := st.releasedRounds("fed")
 		if err != nil {
-			if rerr := st.release("fed", 1); rerr == nil {
+			if rerr := st.release("fed", 1, audit.Head{}); rerr == nil {
 				t.Fatal("release went ahead over an unreadable record")
 			}
 			return
 		}
 		for _, r := range rounds {
-			if err := st.release("fed", r); !errors.Is(err, ErrReleased) {
+			if err := st.release("fed", r, audit.Head{}); !errors.Is(err, ErrReleased) {
 				t.Fatalf("round %d is recorded but release allowed it: %v", r, err)
 			}
 		}

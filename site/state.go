@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
@@ -70,6 +71,9 @@ func (s *state) write(name string, data []byte, perm os.FileMode) error {
 type seqRecord struct {
 	Federation string `json:"federation"`
 	Seq        uint64 `json:"seq"`
+	// AuditHead is the site's audit log head when the record was written; a restart
+	// refuses a log that no longer reaches it (entries cut off its end).
+	AuditHead audit.Head `json:"audit_head"`
 }
 
 // lastSeq returns the last assignment handled in federation, 0 for none.
@@ -88,14 +92,15 @@ func (s *state) lastSeq(federation string) (uint64, error) {
 	return r.Seq, nil
 }
 
-func (s *state) setLastSeq(federation string, seq uint64) error {
-	b, _ := json.Marshal(seqRecord{Federation: federation, Seq: seq})
+func (s *state) setLastSeq(federation string, seq uint64, head audit.Head) error {
+	b, _ := json.Marshal(seqRecord{Federation: federation, Seq: seq, AuditHead: head})
 	return s.write(seqFile, b, 0o600)
 }
 
 type releasedRecord struct {
-	Federation string   `json:"federation"`
-	Rounds     []uint64 `json:"rounds"`
+	Federation string     `json:"federation"`
+	Rounds     []uint64   `json:"rounds"`
+	AuditHead  audit.Head `json:"audit_head"`
 }
 
 func (s *state) releasedRounds(federation string) ([]uint64, error) {
@@ -118,7 +123,7 @@ func (s *state) releasedRounds(federation string) ([]uint64, error) {
 // one share per round, across restarts. The record is written before the share
 // leaves, so a crash in between costs the round this site's share, never a second
 // one.
-func (s *state) release(federation string, round uint64) error {
+func (s *state) release(federation string, round uint64, head audit.Head) error {
 	rounds, err := s.releasedRounds(federation)
 	if err != nil {
 		return err
@@ -128,7 +133,7 @@ func (s *state) release(federation string, round uint64) error {
 	}
 	rounds = append(rounds, round)
 	slices.Sort(rounds)
-	b, _ := json.Marshal(releasedRecord{Federation: federation, Rounds: rounds})
+	b, _ := json.Marshal(releasedRecord{Federation: federation, Rounds: rounds, AuditHead: head})
 	return s.write(releasedFile, b, 0o600)
 }
 
@@ -276,4 +281,27 @@ func decodeShares(b []byte) (*releasedShares, error) {
 		return nil, fmt.Errorf("kept decryption share: %d trailing bytes", len(p))
 	}
 	return &r, nil
+}
+
+// auditHeads returns the audit heads the state files recorded, whatever federation
+// they name: the log must reach each of them (audit.Options.Expect).
+func (s *state) auditHeads() ([]audit.Head, error) {
+	var heads []audit.Head
+	for _, name := range []string{seqFile, releasedFile} {
+		b, err := s.read(name)
+		if err != nil {
+			return nil, err
+		}
+		if b == nil {
+			continue
+		}
+		var r struct {
+			AuditHead audit.Head `json:"audit_head"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("state %s: %w", s.path(name), err)
+		}
+		heads = append(heads, r.AuditHead)
+	}
+	return heads, nil
 }

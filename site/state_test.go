@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/fedclaims/fedclaims/audit"
 )
 
 // TestReleaseOncePerRoundAcrossRestart: the record of a released share is on disk
@@ -15,23 +17,23 @@ func TestReleaseOncePerRoundAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.release("fed", 3); err != nil {
+	if err := st.release("fed", 3, audit.Head{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.release("fed", 3); !errors.Is(err, ErrReleased) {
+	if err := st.release("fed", 3, audit.Head{}); !errors.Is(err, ErrReleased) {
 		t.Fatalf("second share in one process: %v", err)
 	}
 	restarted, err := openState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := restarted.release("fed", 3); !errors.Is(err, ErrReleased) {
+	if err := restarted.release("fed", 3, audit.Head{}); !errors.Is(err, ErrReleased) {
 		t.Fatalf("second share after a restart: %v", err)
 	}
-	if err := restarted.release("fed", 4); err != nil {
+	if err := restarted.release("fed", 4, audit.Head{}); err != nil {
 		t.Fatalf("next round refused: %v", err)
 	}
-	if err := restarted.release("other", 5); err == nil {
+	if err := restarted.release("other", 5, audit.Head{}); err == nil {
 		t.Fatal("a state directory of one federation accepted another's round")
 	}
 	fi, err := os.Stat(restarted.path(releasedFile))
@@ -51,7 +53,7 @@ func TestLastSeq(t *testing.T) {
 	if n, err := st.lastSeq("fed"); err != nil || n != 0 {
 		t.Fatalf("fresh state: %d, %v", n, err)
 	}
-	if err := st.setLastSeq("fed", 7); err != nil {
+	if err := st.setLastSeq("fed", 7, audit.Head{}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := st.lastSeq("fed"); err != nil || n != 7 {

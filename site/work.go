@@ -639,7 +639,7 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	if err := a.st.saveShares(kept); err != nil {
 		return err
 	}
-	if err := a.st.release(a.fed.FederationId, r); err != nil {
+	if err := a.st.release(a.fed.FederationId, r, a.audit.Anchor()); err != nil {
 		return refuse(err)
 	}
 	if err := a.saveParty(); err != nil {
