@@ -49,8 +49,8 @@ func TestPrepare(t *testing.T) {
 		t.Errorf("listen %q, address %q: want the same loopback address", ac.Listen, f.Addr)
 	case ac.Rounds != 4 || ac.Local.Steps != 3 || ac.Model.Seed != 7:
 		t.Errorf("rounds %d, local steps %d, model seed %d: want 4, 3, 7", ac.Rounds, ac.Local.Steps, ac.Model.Seed)
-	case ac.Threshold != 2 || ac.MinSites != 2:
-		t.Errorf("threshold %d, min_sites %d: want a majority, 2", ac.Threshold, ac.MinSites)
+	case ac.Threshold != 2 || ac.MinSites != 3:
+		t.Errorf("threshold %d, min_sites %d: want half the sites rounded up, 2, and threshold + 1", ac.Threshold, ac.MinSites)
 	case ac.Model.Hidden != 32 || ac.RoundDeadline != 30*time.Second:
 		t.Errorf("overrides lost: hidden %d, round_deadline %v", ac.Model.Hidden, ac.RoundDeadline)
 	case !ac.AutoStart:
