@@ -866,16 +866,7 @@ func TestRefusalsRateLimited(t *testing.T) {
 	f := newTestFed(t, func(c *Config) { c.AutoStart = false })
 	f.start()
 	ctx := t.Context()
-	tlsConf, err := certs.ClientTLS(certs.SiteFiles(f.certDir, "a"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cl := proto.NewFederationClient(conn)
+	cl := f.siteClient("a")
 	const calls = 30
 	for range calls {
 		_, err := cl.Enroll(ctx, &proto.EnrollRequest{Envelope: &proto.Envelope{FederationId: "other-fed", SiteId: "a"}})
@@ -907,16 +898,7 @@ func TestUnexpectedSetupUploadNotRead(t *testing.T) {
 	f.start()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	tlsConf, err := certs.ClientTLS(certs.SiteFiles(f.certDir, "a"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cl := proto.NewFederationClient(conn)
+	cl := f.siteClient("a")
 	env := &proto.Envelope{FederationId: f.cfg.Federation, SiteId: "a"}
 	open := func() proto.Federation_UploadClient {
 		st, err := cl.Upload(ctx)
@@ -966,4 +948,20 @@ func TestShareUploadRetried(t *testing.T) {
 	if n < 2 {
 		t.Fatalf("the share has %d chunks: breaking it after the first tests nothing", n)
 	}
+}
+
+// siteClient is a Federation client dialled with site's certificate, closed with
+// the test.
+func (f *testFed) siteClient(site string) proto.FederationClient {
+	f.t.Helper()
+	tlsConf, err := certs.ClientTLS(certs.SiteFiles(f.certDir, site), "127.0.0.1")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { conn.Close() })
+	return proto.NewFederationClient(conn)
 }

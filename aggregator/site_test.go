@@ -392,10 +392,11 @@ func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetu
 	return err
 }
 
-func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) error {
+// startUpload opens an upload and sends hdr, with the SHA-256 of msgs.
+func (s *testSite) startUpload(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) (proto.Federation_UploadClient, error) {
 	st, err := s.client.Upload(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := sha256.New()
 	for _, m := range msgs {
@@ -403,6 +404,14 @@ func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.Uplo
 	}
 	hdr.Sha256 = h.Sum(nil)
 	if err := st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) error {
+	st, err := s.startUpload(ctx, round, hdr, msgs)
+	if err != nil {
 		return err
 	}
 	if _, _, err := proto.SendMessages(msgs, func(c *proto.Chunk) error {
@@ -422,17 +431,8 @@ func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.Uplo
 
 // uploadPartial sends hdr and the first chunk of msgs, then ends the stream.
 func (s *testSite) uploadPartial(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) error {
-	st, err := s.client.Upload(ctx)
+	st, err := s.startUpload(ctx, round, gproto.Clone(hdr).(*proto.UploadHeader), msgs)
 	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	for _, m := range msgs {
-		h.Write(m)
-	}
-	hdr = gproto.Clone(hdr).(*proto.UploadHeader)
-	hdr.Sha256 = h.Sum(nil)
-	if err := st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
 		return err
 	}
 	c := &proto.Chunk{Index: 0, Data: msgs[0]}
