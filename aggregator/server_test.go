@@ -177,7 +177,14 @@ func (f *testFed) sites(ctx context.Context, counts map[string]float64, delta fu
 
 func (f *testFed) admin() proto.AdminClient {
 	f.t.Helper()
-	tlsConf, err := certs.ClientTLS(certs.AdminFiles(f.certDir), "127.0.0.1")
+	return proto.NewAdminClient(f.dial(certs.AdminFiles(f.certDir)))
+}
+
+// dial connects to the aggregator with files' certificate; the connection closes
+// with the test.
+func (f *testFed) dial(files certs.Files) *grpc.ClientConn {
+	f.t.Helper()
+	tlsConf, err := certs.ClientTLS(files, "127.0.0.1")
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -186,7 +193,7 @@ func (f *testFed) admin() proto.AdminClient {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { conn.Close() })
-	return proto.NewAdminClient(conn)
+	return conn
 }
 
 func waitFinal(t *testing.T, ctx context.Context, sites []*testSite) {
@@ -950,18 +957,8 @@ func TestShareUploadRetried(t *testing.T) {
 	}
 }
 
-// siteClient is a Federation client dialled with site's certificate, closed with
-// the test.
+// siteClient is a Federation client with site's certificate.
 func (f *testFed) siteClient(site string) proto.FederationClient {
 	f.t.Helper()
-	tlsConf, err := certs.ClientTLS(certs.SiteFiles(f.certDir, site), "127.0.0.1")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { conn.Close() })
-	return proto.NewFederationClient(conn)
+	return proto.NewFederationClient(f.dial(certs.SiteFiles(f.certDir, site)))
 }
