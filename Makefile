@@ -40,7 +40,7 @@ demo: build
 # FAULTS_SEED picks where the faults land.
 FAULTS_SEED ?= 1
 faults: build
-	./$(BIN) faults --out out/faults --seed $(FAULTS_SEED)
+	./$(BIN) faults --out out/faults --seed $(FAULTS_SEED) --log-level warn
 
 # sweep pretrains the 2m and 11m presets on synthetic hospitals and recommends a
 # model size per task (out/sweep/sweep.md); not part of test. Rerun to resume.
