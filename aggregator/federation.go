@@ -672,6 +672,13 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 		ref.Size = uint64(len(blob))
 		ref.Sha256 = sha(blob)
 	}
+	// Wait for a download slot (downloads.go) before sending anything, so that the
+	// N² share relay and the N-way model download do not all buffer at once.
+	release, err := s.downloadSlots().acquire(ctx, id.ID)
+	if err != nil {
+		return status.FromContextError(err).Err()
+	}
+	defer release()
 	out := &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}
 	if err := stream.Send(&proto.DownloadResponse{Envelope: out, Part: &proto.DownloadResponse_Header{Header: ref}}); err != nil {
 		return err
@@ -682,7 +689,9 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 	if msgs != nil {
 		_, _, err = proto.SendMessages(msgs, send)
 	} else {
-		_, _, err = proto.SendBlob(bytes.NewReader(blob), send)
+		// The blobs are never written again once made (a new model, key or share
+		// is a new slice), so the chunks are slices of it, not copies.
+		_, _, err = proto.SendBytes(blob, send)
 	}
 	return err
 }

@@ -16,11 +16,40 @@ const MaxChunk = 1 << 20
 // chunk, more or fewer bytes than announced, or a hash that does not match.
 var ErrBlob = errors.New("bad blob")
 
+// SendBytes passes b to send in chunks of at most MaxChunk bytes, each a slice of b
+// rather than a copy, returning the blob's size and SHA-256. b must not change while
+// send may hold a chunk: use it for blobs held in memory and never written again (a
+// gRPC stream's Send has encoded the message by the time it returns). An empty b
+// sends no chunk.
+func SendBytes(b []byte, send func(*Chunk) error) (uint64, []byte, error) {
+	h := sha256.New()
+	var off uint64
+	for index := uint32(0); len(b) > 0; index++ {
+		n := min(len(b), MaxChunk)
+		h.Write(b[:n])
+		// A full slice expression, so that nothing send does with the chunk's Data
+		// (an append) can reach the bytes after it.
+		if err := send(&Chunk{Offset: off, Index: index, Data: b[:n:n]}); err != nil {
+			return off, nil, fmt.Errorf("sending chunk %d at offset %d: %w", index, off, err)
+		}
+		off += uint64(n)
+		b = b[n:]
+	}
+	return off, h.Sum(nil), nil
+}
+
 // SendBlob reads r to EOF and passes it to send in chunks of at most MaxChunk bytes,
-// returning the blob's size and SHA-256.
+// returning the blob's size and SHA-256. Its read buffer is MaxChunk, or the length
+// left in r when r says (a *bytes.Reader, *bytes.Buffer or *strings.Reader) and it is
+// less, so that a small blob does not cost a 1 MiB buffer per download.
 func SendBlob(r io.Reader, send func(*Chunk) error) (uint64, []byte, error) {
 	h := sha256.New()
-	buf := make([]byte, MaxChunk)
+	size := MaxChunk
+	if l, ok := r.(interface{ Len() int }); ok && l.Len() < size {
+		// One byte more, so that the read that fills it sees EOF and ends the loop.
+		size = l.Len() + 1
+	}
+	buf := make([]byte, size)
 	var off uint64
 	for index := uint32(0); ; index++ {
 		n, err := io.ReadFull(r, buf)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 )
@@ -155,4 +156,76 @@ func FuzzBlobReader(f *testing.F) {
 			t.Fatalf("read %q, want %q", got, data)
 		}
 	})
+}
+
+// TestSendBytes: chunks of at most MaxChunk, split exactly at its multiples, each a
+// slice of the blob (no copy) that cannot be appended into the next, and a blob
+// that BlobReader reassembles with the size and hash SendBytes returns.
+func TestSendBytes(t *testing.T) {
+	for _, n := range []int{0, 1, MaxChunk - 1, MaxChunk, MaxChunk + 1, 2 * MaxChunk, 2*MaxChunk + 5} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i % 251)
+		}
+		var chunks []*Chunk
+		size, sum, err := SendBytes(data, func(c *Chunk) error { chunks = append(chunks, c); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(data)
+		if size != uint64(n) || !bytes.Equal(sum, want[:]) {
+			t.Fatalf("%d bytes: size %d, sum %x", n, size, sum)
+		}
+		if wantChunks := (n + MaxChunk - 1) / MaxChunk; len(chunks) != wantChunks {
+			t.Fatalf("%d bytes: %d chunks, want %d", n, len(chunks), wantChunks)
+		}
+		for i, c := range chunks {
+			off := i * MaxChunk
+			wantLen := min(MaxChunk, n-off)
+			switch {
+			case c.Index != uint32(i) || c.Offset != uint64(off):
+				t.Fatalf("%d bytes: chunk %d has index %d offset %d", n, i, c.Index, c.Offset)
+			case len(c.Data) != wantLen || cap(c.Data) != wantLen:
+				t.Fatalf("%d bytes: chunk %d has %d bytes (capacity %d), want %d", n, i, len(c.Data), cap(c.Data), wantLen)
+			case &c.Data[0] != &data[off]:
+				t.Fatalf("%d bytes: chunk %d is a copy, not a slice of the blob", n, i)
+			}
+		}
+		r := NewBlobReader(feed(chunks...), size, sum)
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: reassembled %d bytes, %v", n, len(got), err)
+		}
+	}
+	// A send that fails stops the blob at the chunk it failed on.
+	boom := errors.New("boom")
+	sent := 0
+	off, _, err := SendBytes(make([]byte, 3*MaxChunk), func(*Chunk) error {
+		if sent++; sent == 2 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || off != MaxChunk || sent != 2 {
+		t.Fatalf("after a failed send: offset %d, %d sends, %v", off, sent, err)
+	}
+}
+
+// TestSendBlobSizes: SendBlob over a reader that tells its length (its read buffer
+// sized to it) and over one that does not cuts the same chunks at the same
+// boundaries.
+func TestSendBlobSizes(t *testing.T) {
+	for _, n := range []int{0, 1, MaxChunk - 1, MaxChunk, MaxChunk + 1, 2*MaxChunk + 5} {
+		data := bytes.Repeat([]byte{7}, n)
+		var lens [2][]int
+		for i, r := range []io.Reader{bytes.NewReader(data), io.MultiReader(bytes.NewReader(data))} {
+			size, _, err := SendBlob(r, func(c *Chunk) error { lens[i] = append(lens[i], len(c.Data)); return nil })
+			if err != nil || size != uint64(n) {
+				t.Fatalf("%d bytes: size %d, %v", n, size, err)
+			}
+		}
+		if fmt.Sprint(lens[0]) != fmt.Sprint(lens[1]) {
+			t.Fatalf("%d bytes: chunks %v with the length known, %v without", n, lens[0], lens[1])
+		}
+	}
 }
