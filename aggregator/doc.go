@@ -6,10 +6,12 @@
 //
 // The rules live in two pure state machines in the manner of etcd's raft package:
 // Machine for rounds and SetupMachine for enrolment, key setup and vocabulary. The
-// I/O layer Steps messages (uploads, shares, deadlines, admin commands) into them and
-// acts on what Ready returns. They hold no network, clock or ciphertext, so every
-// rule (min_sites, the threshold, one share per site per round, round ids never
-// reused, every site in every setup step) is tested without either.
+// I/O layer Steps messages (uploads, the sealed sum, shares, deadlines, admin
+// commands) into them and acts on what Ready returns; a handler asks the same rules
+// (AdmitUpload, AdmitShare, AdmitStep) before it reads a body. They hold no network,
+// clock or ciphertext, so every rule (min_sites >= t + 1, who contributed, who
+// decrypts and who is passed over after withholding, one share per site per round,
+// round ids never reused, every site in every setup step) is tested without either.
 //
 // Server is that I/O layer: the gRPC Federation and Admin services of package proto
 // over mutual TLS, where a caller is its certificate and every message's envelope is
@@ -27,6 +29,8 @@
 // Determinism: the initial model and every site's local-training seed derive from
 // the configured seed and the model version (not the round id, which a restart
 // advances). The encrypted path adds CKKS noise, so the same seeds give the same
-// final model within the secure-aggregation error bound
-// (secureagg.Parameters.ErrorStdDev per round), not bit for bit.
+// one-round model within the secure-aggregation error bound
+// (secureagg.Parameters.ErrorStdDev), not bit for bit; over several rounds local
+// training carries that noise forward and can enlarge it in a few parameters
+// (`make faults` measures by how much).
 package aggregator
