@@ -43,17 +43,6 @@ func newDownloadSlots(limit, perSite int) *downloadSlots {
 	return &downloadSlots{all: make(chan struct{}, limit), perSite: perSite, sites: map[string]*siteDownloads{}}
 }
 
-// downloadGates holds each Server's slots: a Server gets them on its first download.
-var downloadGates sync.Map // *Server -> *downloadSlots
-
-func (s *Server) downloadSlots() *downloadSlots {
-	if d, ok := downloadGates.Load(s); ok {
-		return d.(*downloadSlots)
-	}
-	d, _ := downloadGates.LoadOrStore(s, newDownloadSlots(maxDownloads, maxDownloadsPerSite))
-	return d.(*downloadSlots)
-}
-
 // acquire waits for one of site's slots and then one of the aggregator's, or until
 // ctx ends (its error returned). On success the caller must call the returned
 // release once, when the download is over.

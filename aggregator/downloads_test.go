@@ -75,13 +75,3 @@ func TestDownloadSlots(t *testing.T) {
 		t.Fatalf("idle: %d busy, %d sites kept", all, len(d.sites))
 	}
 }
-
-// TestDownloadSlotsPerServer: each Server has its own slots, the same on every call.
-func TestDownloadSlotsPerServer(t *testing.T) {
-	s1, s2 := &Server{}, &Server{}
-	defer downloadGates.Delete(s1)
-	defer downloadGates.Delete(s2)
-	if s1.downloadSlots() != s1.downloadSlots() || s1.downloadSlots() == s2.downloadSlots() {
-		t.Fatal("slots not kept per server")
-	}
-}

@@ -267,6 +267,14 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 		return s.refuse(ctx, 0, "upload", status.Errorf(codes.ResourceExhausted, "site %q already has %d uploads open", id.ID, maxUploadsPerSite))
 	}
 	defer s.uploads.release(id.ID)
+	// At most maxUploads streams are read at once, whatever the number of sites: the
+	// others wait, their data held by gRPC's flow control, not in our buffers.
+	select {
+	case s.uploadGate <- struct{}{}:
+		defer func() { <-s.uploadGate }()
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 	in := s.receive(ctx, stream)
 	first, err := in.next(nil)
 	if err != nil {
@@ -674,7 +682,7 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 	}
 	// Wait for a download slot (downloads.go) before sending anything, so that the
 	// N² share relay and the N-way model download do not all buffer at once.
-	release, err := s.downloadSlots().acquire(ctx, id.ID)
+	release, err := s.downloads.acquire(ctx, id.ID)
 	if err != nil {
 		return status.FromContextError(err).Err()
 	}

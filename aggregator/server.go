@@ -86,6 +86,10 @@ type Server struct {
 	roster  secureagg.Roster
 	sites   []string // roster.Names(): party order
 	uploads uploadSlots
+	// uploadGate holds one token per upload being read (maxUploads); downloads
+	// wait for their slots likewise (downloads.go).
+	uploadGate chan struct{}
+	downloads  *downloadSlots
 	// refusals keeps a peer refused in a loop from filling the disk with audit
 	// entries (the guard's refusals and the handlers' share it).
 	refusals *audit.RefusalLimiter
@@ -172,7 +176,8 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: opts.Log, clock: opts.Clock, store: st, roots: roots, params: params, roster: roster, sites: roster.Names(),
-		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, refusals: audit.NewRefusalLimiter(audit.RefusalLimits{}), metrics: newMetrics(),
+		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, uploadGate: make(chan struct{}, maxUploads),
+		downloads: newDownloadSlots(maxDownloads, maxDownloadsPerSite), refusals: audit.NewRefusalLimiter(audit.RefusalLimits{}), metrics: newMetrics(),
 		events: make(chan func(), 64), done: make(chan struct{}),
 		seqs: map[string]uint64{}, outbox: map[string][]*proto.Assignment{}, notify: map[string]map[chan struct{}]bool{},
 		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*proto.SignedKey{}, dealt: map[string]map[string]bool{},

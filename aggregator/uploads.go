@@ -7,6 +7,13 @@ import "sync"
 // it replaces. Without a bound, streams that never finish pile up buffers.
 const maxUploadsPerSite = 2
 
+// maxUploads bounds the upload streams read at once across all sites, so that the
+// aggregator's memory does not grow with the number of sites uploading together
+// (64 sites each mid-upload held about 4 MB of chunk data and decode copies). A
+// waiting upload costs its site time, not the aggregator memory: its data stays
+// in gRPC's 64 KiB flow-control window.
+const maxUploads = 8
+
 // uploadSlots counts each site's open upload streams. Handlers take a slot before
 // reading anything and give it back when the stream ends; it is safe for
 // concurrent use because it is consulted outside the loop.
