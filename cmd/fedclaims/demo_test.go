@@ -17,31 +17,12 @@ import (
 )
 
 func TestDemoRefusesBadFlags(t *testing.T) {
-	other := t.TempDir()
-	keep := filepath.Join(other, "precious.txt")
-	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		args []string
-		want string
-	}{
+	checkRefusesFlags(t, "demo", []flagCase{
 		{[]string{"demo", "--out", t.TempDir(), "--hospitals", "1"}, "--hospitals"},
 		{[]string{"demo", "--out", t.TempDir(), "--patients", "10"}, "--patients"},
 		{[]string{"demo", "--out", t.TempDir(), "--rounds", "0"}, "--rounds"},
 		{[]string{"demo", "--out", t.TempDir(), "--bootstrap", "0"}, "--bootstrap"},
-		{[]string{"demo", "--out", other}, "not empty"},
-	}
-	for _, tt := range tests {
-		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), tt.args, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("fedclaims %s: %v, want an error naming %s", strings.Join(tt.args, " "), err, tt.want)
-		}
-	}
-	if _, err := os.Stat(keep); err != nil {
-		t.Errorf("a refused demo touched a directory it did not write: %v", err)
-	}
+	})
 }
 
 func TestClaimDemoDirReplacesOnlyADemo(t *testing.T) {
