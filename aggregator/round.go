@@ -374,13 +374,6 @@ func (m *Machine) check(site string, round uint64) error {
 	return nil
 }
 
-// Contributing reports whether site's update counts in round's sum: an upload
-// whose stream ends after the sum was sealed is accepted, not refused, when its
-// every chunk made it in.
-func (m *Machine) Contributing(site string, round uint64) bool {
-	return round == m.st.Round && m.contributed[site]
-}
-
 // AdmitUpload says whether site may begin uploading an update for round: the
 // question a handler asks before it adds a single chunk to the sum.
 func (m *Machine) AdmitUpload(site string, round uint64) error {
@@ -421,20 +414,18 @@ func (m *Machine) AdmitShare(site string, round uint64) error {
 }
 
 func (m *Machine) uploaded(u Uploaded) error {
-	if err := m.check(u.Site, u.Round); err != nil {
-		return err
-	}
-	if m.phase != PhaseCollecting {
+	// An upload whose stream ends after the seal is accepted, not refused, when its
+	// every chunk made it into the sum.
+	if m.phase != PhaseCollecting && m.check(u.Site, u.Round) == nil {
 		if m.contributed[u.Site] {
 			return nil // sealed with every chunk in: counted at the seal
 		}
 		if slices.Contains(m.partial, u.Site) {
 			return &Refused{Site: u.Site, Round: u.Round, Reason: "the sum was sealed with only part of this site's update"}
 		}
-		return &Refused{Site: u.Site, Round: u.Round, Reason: "the sum is closed (" + m.phase.String() + ")"}
 	}
-	if m.contributed[u.Site] {
-		return &Refused{Site: u.Site, Round: u.Round, Reason: "site already contributed to this round"}
+	if err := m.AdmitUpload(u.Site, u.Round); err != nil {
+		return err
 	}
 	m.contributed[u.Site] = true
 	m.contributors = append(m.contributors, u.Site)
