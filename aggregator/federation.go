@@ -92,23 +92,24 @@ func trim(s string) string {
 
 // snapshot is what a handler reads of the loop's state before acting outside it.
 type snapshot struct {
-	round    uint64
-	phase    Phase
-	setup    SetupPhase
-	cur      *roundIO
-	finished bool
-	// The machine's answers for this site and round, asked once at the start.
+	round uint64
+	phase Phase
+	cur   *roundIO
+	// The machines' answers for this site and round (and, for a setup blob, its
+	// step), asked once at the start, before a byte of the body is read.
 	admitUpload error
 	admitShare  error
 	hasShared   bool
+	admitStep   error
 }
 
-func (s *Server) snapshot(ctx context.Context, site string) (snapshot, error) {
+func (s *Server) snapshot(ctx context.Context, site string, kind proto.BlobKind) (snapshot, error) {
 	var sn snapshot
 	err := s.call(ctx, func() error {
 		r := s.round.State().Round
-		sn = snapshot{round: r, phase: s.round.Phase(), setup: s.setup.Phase(), cur: s.cur, finished: s.finished,
-			admitUpload: s.round.AdmitUpload(site, r), admitShare: s.round.AdmitShare(site, r), hasShared: s.round.HasShared(site, r)}
+		sn = snapshot{round: r, phase: s.round.Phase(), cur: s.cur,
+			admitUpload: s.round.AdmitUpload(site, r), admitShare: s.round.AdmitShare(site, r), hasShared: s.round.HasShared(site, r),
+			admitStep: s.setup.AdmitStep(site, setupPhaseOf(kind))}
 		s.lastSeen[site] = s.clock.Now()
 		return nil
 	})
@@ -284,7 +285,7 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 	if hdr == nil {
 		return s.refuse(ctx, first.GetEnvelope().GetRoundId(), "upload", status.Error(codes.InvalidArgument, "the first upload message is not a header"))
 	}
-	sn, err := s.snapshot(ctx, id.ID)
+	sn, err := s.snapshot(ctx, id.ID, hdr.Kind)
 	if err != nil {
 		return err
 	}
@@ -321,7 +322,7 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 	case proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE:
 		err = s.uploadShare(ctx, id.ID, sn, r)
 	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE, proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, proto.BlobKind_BLOB_KIND_COUNT_TABLE:
-		err = s.uploadSetup(ctx, id.ID, hdr, r)
+		err = s.uploadSetup(ctx, id.ID, sn, hdr, r)
 	default:
 		err = s.refuse(ctx, round, what, status.Errorf(codes.InvalidArgument, "sites do not upload %s", hdr.Kind))
 	}
@@ -510,18 +511,15 @@ func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *p
 }
 
 // uploadSetup stores a setup blob and steps the setup machine.
-func (s *Server) uploadSetup(ctx context.Context, site string, hdr *proto.UploadHeader, r *proto.BlobReader) error {
+func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr *proto.UploadHeader, r *proto.BlobReader) error {
 	what := "upload " + hdr.Kind.String()
 	if hdr.Size > maxSetupBlob {
 		return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "%d bytes, more than the %d a setup blob may have", hdr.Size, maxSetupBlob))
 	}
 	phase := setupPhaseOf(hdr.Kind)
-	// Ask before reading: a blob nobody expects is never buffered.
-	if err := s.call(ctx, func() error { return s.setup.AdmitStep(site, phase) }); err != nil {
-		if _, ok := status.FromError(err); ok {
-			return err
-		}
-		return s.refuse(ctx, 0, what, status.Error(codes.FailedPrecondition, err.Error()))
+	// Asked before reading (snapshot): a blob nobody expects is never buffered.
+	if sn.admitStep != nil {
+		return s.refuse(ctx, 0, what, status.Error(codes.FailedPrecondition, sn.admitStep.Error()))
 	}
 	data, err := io.ReadAll(r)
 	if err != nil {
