@@ -239,7 +239,8 @@ func (s *Server) commitCheckpoint(ck staged) error {
 	if err := s.saveRound(); err != nil {
 		return err
 	}
-	return s.loadBlob()
+	s.setBlob(ck.model)
+	return nil
 }
 
 // endRound lets go of the open round: its timer stops and the upload streams still

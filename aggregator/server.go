@@ -303,10 +303,15 @@ func (s *Server) loadBlob() error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	s.setBlob(b)
+	return nil
+}
+
+// setBlob makes b, a checkpoint's model bytes, the global model blob.
+func (s *Server) setBlob(b []byte) {
 	sum := sha256.Sum256(b)
 	vs := sha256.Sum256(s.vocab)
 	s.blob, s.blobSum, s.vocabSum = b, sum[:], vs[:]
-	return nil
 }
 
 func trimNL(b []byte) []byte {

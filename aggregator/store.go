@@ -115,7 +115,10 @@ type ckptMeta struct {
 
 // staged is a checkpoint written to its directory but not yet current.
 type staged struct {
-	name        string
+	name string
+	// model is the checkpoint's model.safetensors bytes, the global model blob once
+	// committed; read back once here, so the commit need not read it again.
+	model       []byte
 	modelSHA256 string
 }
 
@@ -177,7 +180,7 @@ func (s store) stageCheckpoint(ck *checkpoint) (staged, error) {
 	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return staged{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	return staged{name: name, modelSHA256: hex.EncodeToString(sum[:])}, nil
+	return staged{name: name, model: mb, modelSHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 // commitCheckpoint points CURRENT at a staged checkpoint and removes the others.
