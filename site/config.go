@@ -46,10 +46,17 @@ type Config struct {
 	MaxLen int
 	// SplitSalt salts the train/validation/test split of the site's patients
 	// (tasks.SplitOf). Local training and the vocabulary counts read the training
-	// split only (tasks.InPretraining), and the local evaluation scores the test split
+	// split only (tasks.InPretraining; all of it with PretrainOnly), and the local evaluation scores the test split
 	// under the same salt, so that no test patient's outcome shapes the encoder it
 	// scores. Default tasks.DefaultSalt, eval's default.
 	SplitSalt string
+	// PretrainOnly marks a site whose datasets serve pretraining alone: no
+	// evaluation will ever score an encoder on them, so local training and the
+	// vocabulary counts read every patient, not the training split, and the site
+	// runs no local evaluation (Validate refuses Eval.Out with it). A consortium's
+	// unlabelled data can then make the pretraining corpus many times the labelled
+	// set. The rule is pretrainingReader's.
+	PretrainOnly bool
 	// ExitOnFinal makes Run return once the final model is installed.
 	ExitOnFinal bool
 	// Seed seeds the reconnection jitter.
@@ -90,6 +97,7 @@ func keyList() []string {
 		"train.batch_size",
 		"train.max_len",
 		"split_salt",
+		"pretrain_only",
 		"exit_on_final",
 		"seed",
 		"backoff.min",
@@ -156,22 +164,23 @@ func Load(v *viper.Viper, file string) (Config, error) {
 	}
 	r := reader{v: v}
 	c := Config{
-		SiteID:      r.str("site_id"),
-		Federation:  r.str("federation_id"),
-		Aggregator:  r.str("aggregator.address"),
-		ServerName:  r.str("aggregator.server_name"),
-		CertsDir:    r.str("certs_dir"),
-		Data:        r.strs("data"),
-		StateDir:    r.str("state_dir"),
-		AuditLog:    r.str("audit_log"),
-		Threads:     r.int("threads", 0),
-		BatchSize:   r.int("train.batch_size", 0),
-		MaxLen:      r.int("train.max_len", 256),
-		SplitSalt:   r.str("split_salt"),
-		ExitOnFinal: r.bool("exit_on_final", true),
-		Seed:        r.uint64("seed", 1),
-		BackoffMin:  r.duration("backoff.min", 500*time.Millisecond),
-		BackoffMax:  r.duration("backoff.max", 30*time.Second),
+		SiteID:       r.str("site_id"),
+		Federation:   r.str("federation_id"),
+		Aggregator:   r.str("aggregator.address"),
+		ServerName:   r.str("aggregator.server_name"),
+		CertsDir:     r.str("certs_dir"),
+		Data:         r.strs("data"),
+		StateDir:     r.str("state_dir"),
+		AuditLog:     r.str("audit_log"),
+		Threads:      r.int("threads", 0),
+		BatchSize:    r.int("train.batch_size", 0),
+		MaxLen:       r.int("train.max_len", 256),
+		SplitSalt:    r.str("split_salt"),
+		PretrainOnly: r.bool("pretrain_only", false),
+		ExitOnFinal:  r.bool("exit_on_final", true),
+		Seed:         r.uint64("seed", 1),
+		BackoffMin:   r.duration("backoff.min", 500*time.Millisecond),
+		BackoffMax:   r.duration("backoff.max", 30*time.Second),
 		Eval: EvalConfig{
 			Out:                r.str("eval.out"),
 			Bootstrap:          r.int("eval.bootstrap", 0),
@@ -220,6 +229,11 @@ func (c Config) Validate() error {
 		return keyErr("backoff.min", "%v must be positive", c.BackoffMin)
 	case c.BackoffMax < c.BackoffMin:
 		return keyErr("backoff.max", "%v is below backoff.min %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.PretrainOnly && c.Eval.Out != "" {
+		// The site's every patient shapes the encoder, the test split's outcomes
+		// included: a local evaluation would score an encoder on patients it read.
+		return keyErr("pretrain_only", "a pretraining-only site pretrains on its test split and runs no local evaluation; eval.out %q must be empty", c.Eval.Out)
 	}
 	if c.Eval.Bootstrap < 0 {
 		return keyErr("eval.bootstrap", "%d must not be negative", c.Eval.Bootstrap)

@@ -121,3 +121,42 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal("example names no site")
 	}
 }
+
+// TestPretrainOnlyConfig: pretrain_only defaults to off, and a site that pretrains
+// on every patient may not also evaluate locally on them.
+func TestPretrainOnlyConfig(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       bool
+		err        []string // every string the refusal names; nil for accepted
+	}{
+		{"default", "", false, nil},
+		{"on", "pretrain_only: true\n", true, nil},
+		{"off with a local evaluation", "pretrain_only: false\neval:\n  out: /var/lib/fedclaims/eval\n", false, nil},
+		{"on with a local evaluation", "pretrain_only: true\neval:\n  out: /var/lib/fedclaims/eval\n", false,
+			[]string{"key pretrain_only", "eval.out", "/var/lib/fedclaims/eval"}},
+		{"not a bool", "pretrain_only: sometimes\n", false, []string{"key pretrain_only"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(viper.New(), writeYAML(t, goodYAML+tt.yaml))
+			if tt.err == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.PretrainOnly != tt.want {
+					t.Fatalf("pretrain_only %v, want %v", c.PretrainOnly, tt.want)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("Load: %v, want a config error", err)
+			}
+			for _, s := range tt.err {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %s", err, s)
+				}
+			}
+		})
+	}
+}

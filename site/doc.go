@@ -23,7 +23,10 @@
 // The entries, signed with the site certificate's key: enrol (the share key's
 // SHA-256), config_change (the federation configuration received), key_setup (each
 // step, the SHA-256 of each blob sent), vocabulary (the count table's floor, size
-// and SHA-256; the vocabulary installed), round_start, upload (the encrypted
+// and SHA-256, which patients were counted, training_split or, for a site with
+// pretrain_only, every_patient, how many, and how many were left out; the
+// vocabulary installed), round_start (the same patients field: what local
+// training reads), upload (the encrypted
 // update's SHA-256 and size, local steps, mean training loss, update norm),
 // decryption_share (the aggregate's and the share's SHA-256, contributors,
 // decryptors; resent=true for a share sent again), model_published, control and refusal. None holds patient data, keys

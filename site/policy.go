@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 // decryptPolicy is the site's own rule for giving a decryption share: who it is
@@ -121,4 +123,24 @@ func checkResend(kept *releasedShares, req decryptRequest, aggregate []byte) err
 		return fmt.Errorf("round %d: %w for aggregate %x, asked for aggregate %x", req.Round, ErrReleased, kept.Aggregate, aggregate)
 	}
 	return nil
+}
+
+// The patients a site's encoder is shaped by, as the audit log names them.
+const (
+	trainingSplit = "training_split" // tasks.InPretraining under the site's split salt
+	everyPatient  = "every_patient"  // a pretraining-only site's
+)
+
+// pretrainingReader is the one rule for which of a site's patients its local
+// training and its code counts read: the training split under its split salt,
+// since the site's local evaluation scores the test split and an encoder that read
+// a test patient's later events has read the labels it is scored on; or, for a
+// pretraining-only site, which no evaluation scores, every patient. It returns the
+// wrapper a dataset is read through and the set's name for the audit log.
+func pretrainingReader(cfg Config) (wrap func(claims.Reader) claims.Reader, patients string) {
+	if cfg.PretrainOnly {
+		return func(r claims.Reader) claims.Reader { return r }, everyPatient
+	}
+	salt := cfg.SplitSalt
+	return func(r claims.Reader) claims.Reader { return tasks.NewPretrainingReader(r, salt) }, trainingSplit
 }

@@ -1,11 +1,16 @@
 package site
 
 import (
+	"context"
 	"errors"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 func TestCheckDecrypt(t *testing.T) {
@@ -118,6 +123,83 @@ func TestNeedNewParty(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := needNewParty(tt.old, tt.new); got != tt.want {
 				t.Fatalf("needNewParty = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// idReader is a claims.Reader over patients with the given ids and no events.
+type idReader struct {
+	ids    []int64
+	closed bool
+}
+
+func (r *idReader) Next(context.Context) (*claims.Patient, error) {
+	if len(r.ids) == 0 {
+		return nil, io.EOF
+	}
+	p := &claims.Patient{ID: r.ids[0]}
+	r.ids = r.ids[1:]
+	return p, nil
+}
+
+func (r *idReader) Close() error { r.closed = true; return nil }
+
+// TestPretrainingReader: a site pretrains and counts on its training split under
+// its split salt, and a pretraining-only site on every patient, whatever the salt.
+func TestPretrainingReader(t *testing.T) {
+	const n = 400
+	train := func(salt string) func(int64) bool {
+		return func(id int64) bool { return tasks.InPretraining(id, salt) }
+	}
+	every := func(int64) bool { return true }
+	tests := []struct {
+		name     string
+		cfg      Config
+		admit    func(int64) bool
+		patients string
+	}{
+		{"default salt", Config{SplitSalt: tasks.DefaultSalt}, train(tasks.DefaultSalt), trainingSplit},
+		{"empty salt is the default", Config{}, train(tasks.DefaultSalt), trainingSplit},
+		{"site salt", Config{SplitSalt: "consortium-2026"}, train("consortium-2026"), trainingSplit},
+		{"pretraining only", Config{PretrainOnly: true, SplitSalt: tasks.DefaultSalt}, every, everyPatient},
+		{"pretraining only ignores the salt", Config{PretrainOnly: true, SplitSalt: "consortium-2026"}, every, everyPatient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids := make([]int64, n)
+			var want []int64
+			for i := range ids {
+				ids[i] = int64(1000 + 7*i)
+				if tt.admit(ids[i]) {
+					want = append(want, ids[i])
+				}
+			}
+			wrap, patients := pretrainingReader(tt.cfg)
+			if patients != tt.patients {
+				t.Errorf("patients %q, want %q", patients, tt.patients)
+			}
+			src := &idReader{ids: ids}
+			r := wrap(src)
+			var got []int64
+			for {
+				p, err := r.Next(context.Background())
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, p.ID)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("read %d of %d patients, want %d", len(got), n, len(want))
+			}
+			if tt.patients == trainingSplit && (len(got) == 0 || len(got) == n) {
+				t.Errorf("the training split of %d patients has %d: the split left nobody out", n, len(got))
+			}
+			if err := r.Close(); err != nil || !src.closed {
+				t.Errorf("Close: %v; the dataset closed: %v", err, src.closed)
 			}
 		})
 	}

@@ -1,17 +1,25 @@
 package site
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/spf13/viper"
+	gproto "google.golang.org/protobuf/proto"
 
+	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
@@ -141,4 +149,102 @@ func count(t *testing.T, src claims.Reader, each func(*claims.Patient)) *tokeniz
 		c.Add(p)
 		each(p)
 	}
+}
+
+// TestPretrainOnlyReadsEveryPatient: a pretraining-only site's local training reads
+// every patient, the test split's included.
+func TestPretrainOnlyReadsEveryPatient(t *testing.T) {
+	dir, v, splits := markedHospital(t, 120, tasks.DefaultSalt)
+	a := &Agent{cfg: Config{Data: []string{dir}, SplitSalt: tasks.DefaultSalt, PretrainOnly: true}}
+	a.vocab = v
+	seqs, err := a.sequences(context.Background(), 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leak := v.ID(leakCode)
+	marked := 0
+	for _, s := range seqs {
+		if slices.Contains(s.Tokens, leak) {
+			marked++
+		}
+	}
+	if len(seqs) <= splits[tasks.Train] || marked == 0 {
+		t.Errorf("%d sequences, %d of test-split patients, from %v patients by split; want more than the training split, the test split among them", len(seqs), marked, splits)
+	}
+}
+
+// TestCountsAuditPatients: the vocabulary entry of the audit log says which patients
+// the counts were made on and how many were left out, and the count table sent holds
+// as many patients: the training split, or every patient of a pretraining-only site.
+func TestCountsAuditPatients(t *testing.T) {
+	dir, _, splits := markedHospital(t, 120, tasks.DefaultSalt)
+	all := splits[tasks.Train] + splits[tasks.Validation] + splits[tasks.Test]
+	tests := []struct {
+		name              string
+		pretrainOnly      bool
+		patients          string
+		counted, leftOut  int
+		countsTestPatient bool
+	}{
+		{"training split", false, trainingSplit, splits[tasks.Train], all - splits[tasks.Train], false},
+		{"pretraining only", true, everyPatient, all, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pki := consortium(t, "a")
+			state := filepath.Join(t.TempDir(), "state")
+			a, err := New(Config{SiteID: "a", Federation: "fed", Aggregator: "127.0.0.1:1", CertsDir: pki, Data: []string{dir},
+				StateDir: state, AuditLog: filepath.Join(state, "audit.jsonl"), MaxLen: 32, SplitSalt: tasks.DefaultSalt,
+				PretrainOnly: tt.pretrainOnly, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			fake := &fakeAggregator{}
+			a.client = fake
+			a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
+			asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", SiteId: "a"}, Seq: 1}
+			if err := a.counts(context.Background(), asg, &proto.VocabularyTask{KFloor: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if len(fake.uploads) != 1 {
+				t.Fatalf("%d uploads, want the count table", len(fake.uploads))
+			}
+			var table proto.CountTable
+			if err := gproto.Unmarshal(bytes.Join(fake.uploads[0], nil), &table); err != nil {
+				t.Fatal(err)
+			}
+			hasLeak := slices.ContainsFunc(table.Counts, func(c *proto.CodeCount) bool { return c.Code == leakCode })
+			if table.Patients != uint64(tt.counted) || hasLeak != tt.countsTestPatient {
+				t.Errorf("count table of %d patients, %s in it: %v; want %d, %v", table.Patients, leakCode, hasLeak, tt.counted, tt.countsTestPatient)
+			}
+			e := auditEntry(t, a.cfg.AuditLog, audit.Vocabulary)
+			want := map[string]string{"patients": tt.patients, "patients_counted": fmt.Sprint(tt.counted), "patients_left_out": fmt.Sprint(tt.leftOut)}
+			for k, v := range want {
+				if e.Fields[k] != v {
+					t.Errorf("vocabulary entry %s = %q, want %q (fields %v)", k, e.Fields[k], v, e.Fields)
+				}
+			}
+		})
+	}
+}
+
+// auditEntry returns the first entry of type typ in the audit log at path.
+func auditEntry(t *testing.T, path, typ string) audit.Entry {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		e, err := audit.ParseLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == typ {
+			return e
+		}
+	}
+	t.Fatalf("%s: no %s entry", path, typ)
+	return audit.Entry{}
 }

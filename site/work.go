@@ -278,11 +278,13 @@ func (a *Agent) dealt(t *proto.KeySetupTask) ([]sealedShare, error) {
 const minFloor = 2
 
 // counts uploads the site's code counts, floored at k patients: no code seen in fewer
-// than k of the site's training-split patients leaves it. The vocabulary shapes the
-// encoder, so it is counted on the patients local training reads.
+// than k of the patients counted leaves it. The vocabulary shapes the encoder, so it
+// is counted on the patients local training reads (pretrainingReader), and the audit
+// entry says which those were and how many were left out.
 func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.VocabularyTask) error {
 	k := max(int(t.KFloor), minFloor)
 	c := tokenizer.NewCounter()
+	var leftOut int
 	for _, path := range a.cfg.Data {
 		src, err := a.openPretraining(path)
 		if err != nil {
@@ -298,6 +300,9 @@ func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.Voca
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			c.Add(p)
+		}
+		if pr, ok := src.(*tasks.PretrainingReader); ok {
+			leftOut += pr.Excluded
 		}
 		src.Close()
 	}
@@ -320,8 +325,10 @@ func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.Voca
 	if err := table.WriteFile(a.st.path(countsFile)); err != nil {
 		return err
 	}
+	_, patients := pretrainingReader(a.cfg)
 	if err := a.record(ctx, audit.Vocabulary, 0, map[string]string{"k": fmt.Sprint(k), "codes": fmt.Sprint(len(msg.Counts)),
-		"sha256": audit.SHA256(b)}); err != nil {
+		"sha256": audit.SHA256(b), "patients": patients, "patients_counted": fmt.Sprint(table.Patients),
+		"patients_left_out": fmt.Sprint(leftOut)}); err != nil {
 		return err
 	}
 	_, _, err = a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_COUNT_TABLE}, [][]byte{b}, false)
@@ -367,17 +374,19 @@ type dataset struct {
 }
 
 // openPretraining opens the dataset at path restricted to the patients the encoder
-// may be pretrained on (tasks.InPretraining under the site's split salt).
+// may be pretrained on (pretrainingReader).
 func (a *Agent) openPretraining(path string) (claims.Reader, error) {
 	src, err := claims.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return tasks.NewPretrainingReader(src, a.cfg.SplitSalt), nil
+	wrap, _ := pretrainingReader(a.cfg)
+	return wrap(src), nil
 }
 
-// sequences encodes the whole histories of the site's training-split patients with
-// the current vocabulary, at most maxLen tokens each, once per vocabulary.
+// sequences encodes the whole histories of the patients the site pretrains on
+// (pretrainingReader) with the current vocabulary, at most maxLen tokens each, once
+// per vocabulary.
 func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, error) {
 	if d := a.data; d != nil && bytes.Equal(d.vocabSum, a.vocabSum) && d.maxLen == maxLen {
 		return d.seqs, nil
@@ -400,7 +409,8 @@ func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, er
 		all = append(all, seqs...)
 	}
 	if len(all) == 0 {
-		return nil, fmt.Errorf("data %v: no training-split patient has a code in the federation's vocabulary", a.cfg.Data)
+		_, patients := pretrainingReader(a.cfg)
+		return nil, fmt.Errorf("data %v: no patient (of %s) has a code in the federation's vocabulary", a.cfg.Data, patients)
 	}
 	a.data = &dataset{vocabSum: a.vocabSum, maxLen: maxLen, seqs: all}
 	return all, nil
@@ -493,7 +503,8 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		a.refuse(ctx, r, "train", err)
 		return err
 	}
-	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()),
+	_, patients := pretrainingReader(a.cfg)
+	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()), "patients": patients,
 		"local_steps": fmt.Sprint(t.LocalSteps), "local_epochs": fmt.Sprint(t.LocalEpochs), "fedprox_mu": fmt.Sprint(t.FedproxMu),
 		"clip_norm": fmt.Sprint(t.ClipNorm), "dp_noise_stddev": fmt.Sprint(t.DpNoiseStddev)}); err != nil {
 		return err
