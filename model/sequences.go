@@ -22,10 +22,26 @@ func FromEncoding(e *tokenizer.Encoding) Sequence {
 	}
 }
 
-// ReadSequences encodes every patient of r's whole history with enc, keeping
-// those with at least one code token (the rest give MLM nothing to predict). It
-// returns the sequences and the number of patients read.
+// Windows chooses where each pretraining sequence ends.
+type Windows struct {
+	// RandomCut ends each patient's window at tokenizer.RandomCutoff(p, Seed)
+	// instead of encoding the whole history, so that pretraining also sees the
+	// truncated histories that fine-tuning windows (ending at an index date) give.
+	RandomCut bool
+	// Seed picks the cuts; with RandomCut unset it is ignored.
+	Seed uint64
+}
+
+// ReadSequences is ReadSequencesWindows with the zero Windows: every patient's
+// whole history.
 func ReadSequences(ctx context.Context, r claims.Reader, enc *tokenizer.Encoder) ([]Sequence, int, error) {
+	return ReadSequencesWindows(ctx, r, enc, Windows{})
+}
+
+// ReadSequencesWindows encodes every patient of r with enc, each window ending
+// where w says, keeping those with at least one code token (the rest give MLM
+// nothing to predict). It returns the sequences and the number of patients read.
+func ReadSequencesWindows(ctx context.Context, r claims.Reader, enc *tokenizer.Encoder, w Windows) ([]Sequence, int, error) {
 	var seqs []Sequence
 	var e tokenizer.Encoding
 	n := 0
@@ -35,10 +51,14 @@ func ReadSequences(ctx context.Context, r claims.Reader, enc *tokenizer.Encoder)
 			return seqs, n, nil
 		}
 		if err != nil {
-			return nil, n, err
+			return nil, n, fmt.Errorf("read sequences: patient %d: %w", n, err)
 		}
 		n++
-		enc.EncodeTo(&e, p, tokenizer.NoCutoff)
+		cutoff := tokenizer.NoCutoff
+		if w.RandomCut {
+			cutoff = tokenizer.RandomCutoff(p, w.Seed)
+		}
+		enc.EncodeTo(&e, p, cutoff)
 		for _, id := range e.IDs {
 			if id >= FirstCode {
 				seqs = append(seqs, FromEncoding(&e))
