@@ -1,5 +1,5 @@
 // Package localfed runs a whole fedclaims federation on one machine: synthetic
-// hospitals of different kinds, the consortium PKI, and the aggregator and one site
+// hospitals of different kinds (or datasets already on disk), the consortium PKI, and the aggregator and one site
 // agent per hospital as separate processes of the fedclaims binary on loopback,
 // driven to the end over the admin API with the admin certificate. It is what
 // `fedclaims demo` runs, and what end-to-end tests use when the test is about
@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
@@ -39,11 +40,15 @@ type Options struct {
 	Binary string
 	// Hospitals, Patients and Seed are the synthetic data's (synth.Config):
 	// hospitals cycle through a general hospital, a cancer centre and a clinic.
+	// Seed also seeds the model and the sites' jitter when Datasets are given.
 	Hospitals, Patients int
 	Seed                uint64
+	// Datasets, when set, are the federation's sites instead of synthetic
+	// hospitals: nothing is synthesised, and Hospitals and Patients must be zero.
+	Datasets []Dataset
 	// Federation is the federation id; empty means "localfed".
 	Federation string
-	// Threshold defaults to half the hospitals (rounded up, at most all but one) and
+	// Threshold defaults to half the sites (rounded up, at most all but one) and
 	// MinSites to Threshold + 1, the smallest sum that t-1 colluders cannot undo.
 	MinSites, Threshold int
 	// Rounds of federated pretraining, each of LocalSteps optimizer steps of
@@ -68,15 +73,42 @@ type Options struct {
 	Log *slog.Logger
 }
 
+// Dataset is a site of a federation over data already on disk.
+type Dataset struct {
+	// ID is the site's id (certs.ValidID), Dir its MEDS or OMOP CDM directory.
+	ID, Dir string
+	// PretrainOnly writes pretrain_only: true into the site's configuration: it
+	// pretrains and counts on every patient and runs no local evaluation.
+	PretrainOnly bool
+}
+
 func (o *Options) setDefaults() error {
 	if o.Dir == "" {
 		return errors.New("localfed: no directory")
 	}
-	if o.Hospitals < 1 {
-		return fmt.Errorf("localfed: hospitals %d: need at least one", o.Hospitals)
-	}
-	if o.Patients < 1 {
-		return fmt.Errorf("localfed: patients %d: need at least one", o.Patients)
+	if len(o.Datasets) > 0 {
+		if o.Hospitals != 0 || o.Patients != 0 {
+			return fmt.Errorf("localfed: %d datasets and hospitals %d, patients %d: synthetic hospitals or existing datasets, not both", len(o.Datasets), o.Hospitals, o.Patients)
+		}
+		seen := map[string]bool{}
+		for i, d := range o.Datasets {
+			switch {
+			case certs.ValidID(d.ID) != nil:
+				return fmt.Errorf("localfed: dataset %d: id: %w", i, certs.ValidID(d.ID))
+			case seen[d.ID]:
+				return fmt.Errorf("localfed: dataset %d: site %q listed twice", i, d.ID)
+			case d.Dir == "":
+				return fmt.Errorf("localfed: dataset %s: no directory", d.ID)
+			}
+			seen[d.ID] = true
+		}
+	} else {
+		if o.Hospitals < 1 {
+			return fmt.Errorf("localfed: hospitals %d: need at least one", o.Hospitals)
+		}
+		if o.Patients < 1 {
+			return fmt.Errorf("localfed: patients %d: need at least one", o.Patients)
+		}
 	}
 	if o.Binary == "" {
 		exe, err := os.Executable()
@@ -89,7 +121,8 @@ func (o *Options) setDefaults() error {
 		o.Federation = "localfed"
 	}
 	if o.Threshold == 0 {
-		o.Threshold = max(1, min(o.Hospitals-1, (o.Hospitals+1)/2))
+		n := o.sites()
+		o.Threshold = max(1, min(n-1, (n+1)/2))
 	}
 	if o.MinSites == 0 {
 		o.MinSites = o.Threshold + 1
@@ -115,11 +148,23 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
+// sites is the number of sites the options make.
+func (o *Options) sites() int {
+	if len(o.Datasets) > 0 {
+		return len(o.Datasets)
+	}
+	return o.Hospitals
+}
+
 // Site is one hospital of the federation and where its files are.
 type Site struct {
-	ID        string
+	ID string
+	// Archetype and Patients describe a synthetic hospital; a site of
+	// Options.Datasets has none ("" and 0).
 	Archetype string
 	Patients  int
+	// PretrainOnly: the site pretrains on every patient and evaluates nothing.
+	PretrainOnly bool
 	// Data is the hospital's MEDS dataset, StateDir the agent's state directory,
 	// Config its YAML file and AuditLog its audit log.
 	Data, StateDir, Config, AuditLog string
@@ -149,8 +194,9 @@ type Federation struct {
 	Sites                                              []*Site
 }
 
-// Prepare synthesises the hospitals, issues the certificates and writes every
-// party's configuration under opts.Dir. It starts nothing.
+// Prepare synthesises the hospitals (unless opts.Datasets names the sites' data),
+// issues the certificates and writes every party's configuration under opts.Dir. It
+// starts nothing.
 func Prepare(ctx context.Context, opts Options) (*Federation, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
@@ -169,28 +215,20 @@ func Prepare(ctx context.Context, opts Options) (*Federation, error) {
 	}
 	f := &Federation{opts: opts, Dir: dir, PKI: filepath.Join(dir, "pki")}
 
-	g, err := synth.New(synth.Config{Hospitals: opts.Hospitals, Patients: opts.Patients, Seed: opts.Seed})
+	if len(opts.Datasets) > 0 {
+		f.Sites, err = datasetSites(dir, opts.Datasets)
+	} else {
+		f.Sites, err = synthesise(ctx, dir, opts)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("localfed: %w", err)
+		return nil, err
 	}
 	var ids []string
-	for i, h := range g.Hospitals() {
-		start := time.Now()
-		events, err := g.WriteHospital(ctx, filepath.Join(dir, "data"), i)
-		if err != nil {
-			return nil, fmt.Errorf("localfed: hospital %s: %w", h.ID, err)
-		}
-		opts.Log.Info("synthesised hospital", "site", h.ID, "archetype", h.Archetype.String(),
-			"patients", h.Patients, "events", events, "elapsed", time.Since(start).Round(time.Millisecond))
-		s := &Site{
-			ID: h.ID, Archetype: h.Archetype.String(), Patients: h.Patients,
-			Data:     filepath.Join(dir, "data", h.ID),
-			StateDir: filepath.Join(dir, "state", h.ID),
-			Config:   filepath.Join(dir, "site-"+h.ID+".yaml"),
-		}
+	for _, s := range f.Sites {
+		s.StateDir = filepath.Join(dir, "state", s.ID)
+		s.Config = filepath.Join(dir, "site-"+s.ID+".yaml")
 		s.AuditLog = filepath.Join(s.StateDir, "audit.jsonl")
-		f.Sites = append(f.Sites, s)
-		ids = append(ids, h.ID)
+		ids = append(ids, s.ID)
 	}
 	if err := certs.Init(f.PKI, certs.Options{Consortium: opts.Federation, Sites: ids,
 		ServerNames: []string{"localhost", "127.0.0.1"}}); err != nil {
@@ -260,6 +298,9 @@ func Prepare(ctx context.Context, opts Options) (*Federation, error) {
 			"backoff.max":   "2s",
 		}
 		maps.Copy(cfg, opts.Site)
+		if s.PretrainOnly {
+			cfg["pretrain_only"] = true
+		}
 		if err := writeYAML(s.Config, "site "+s.ID, cfg); err != nil {
 			return nil, err
 		}
@@ -267,6 +308,46 @@ func Prepare(ctx context.Context, opts Options) (*Federation, error) {
 			bin: opts.Binary, args: []string{"site", "--config", s.Config}}
 	}
 	return f, nil
+}
+
+// synthesise writes opts' synthetic hospitals under dir/data.
+func synthesise(ctx context.Context, dir string, opts Options) ([]*Site, error) {
+	g, err := synth.New(synth.Config{Hospitals: opts.Hospitals, Patients: opts.Patients, Seed: opts.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("localfed: %w", err)
+	}
+	var sites []*Site
+	for i, h := range g.Hospitals() {
+		start := time.Now()
+		events, err := g.WriteHospital(ctx, filepath.Join(dir, "data"), i)
+		if err != nil {
+			return nil, fmt.Errorf("localfed: hospital %s: %w", h.ID, err)
+		}
+		opts.Log.Info("synthesised hospital", "site", h.ID, "archetype", h.Archetype.String(),
+			"patients", h.Patients, "events", events, "elapsed", time.Since(start).Round(time.Millisecond))
+		sites = append(sites, &Site{ID: h.ID, Archetype: h.Archetype.String(), Patients: h.Patients, Data: filepath.Join(dir, "data", h.ID)})
+	}
+	return sites, nil
+}
+
+// datasetSites makes the sites of existing datasets. Each directory must open as a
+// dataset now: a site whose data does not would stop only once its process started.
+// The paths are made absolute, since every party runs in its own working directory.
+func datasetSites(dir string, datasets []Dataset) ([]*Site, error) {
+	var sites []*Site
+	for _, d := range datasets {
+		data, err := filepath.Abs(d.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("localfed: dataset %s: %w", d.ID, err)
+		}
+		src, err := claims.Open(data)
+		if err != nil {
+			return nil, fmt.Errorf("localfed: dataset %s: %w", d.ID, err)
+		}
+		src.Close()
+		sites = append(sites, &Site{ID: d.ID, PretrainOnly: d.PretrainOnly, Data: data})
+	}
+	return sites, nil
 }
 
 // Site returns the site with id, or nil.
