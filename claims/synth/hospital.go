@@ -85,6 +85,9 @@ type Hospital struct {
 	bgATC  sampler
 	bgProc sampler
 	procs  []string
+
+	// strength is the generator's temporal strength (Config.TemporalStrength).
+	strength float64
 }
 
 func newHospital(cat *catalog, seed uint64, index, hospitals, patients int) (*Hospital, error) {

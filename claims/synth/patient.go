@@ -1,9 +1,11 @@
 package synth
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/fedclaims/fedclaims/claims"
 )
@@ -20,6 +22,12 @@ const (
 	prodromeProgress = 0.10
 	prodromeResolve  = 0.05
 	dayMicros        = 86400 * 1_000_000
+	// horizon is the months over which a recency or duration rule is averaged to
+	// give its value at temporal strength 0: the longest record.
+	horizon = 120
+	// flatYears is the mean of min(years since onset, 15) over the horizon, the
+	// duration the duration rules assume at temporal strength 0.
+	flatYears = horizon / 12 / 2
 )
 
 // Visit codes, one per visit, at the visit's time. They are the OMOP standard
@@ -55,6 +63,12 @@ type sim struct {
 	visit  []string
 	events []claims.Event
 
+	// ts is the temporal strength. Below 1 the prodromal codes of a visit are held
+	// in pend, then in moved, and placed on visits once the record is complete.
+	ts    float64
+	pend  []string
+	moved []claims.Event
+
 	// Age terms of the hazards change little within a year of age: term[c] holds
 	// condition c's (and term[nCond] death's) for age termYear[c]-1.
 	term     [nCond + 1]float64
@@ -66,7 +80,7 @@ type sim struct {
 // alone and the output never depends on the order patients are made in.
 func patient(h *Hospital, i int) *claims.Patient {
 	r := rand.New(rand.NewPCG(h.salt, uint64(i)))
-	s := &sim{h: h, r: r, visit: make([]string, 0, 32)}
+	s := &sim{h: h, r: r, visit: make([]string, 0, 32), ts: h.strength}
 	for c := range s.onset {
 		s.onset[c], s.prodrome[c], s.dx[c] = never, never, never
 	}
@@ -99,6 +113,9 @@ func patient(h *Hospital, i int) *claims.Patient {
 		if !s.month(m, acute) {
 			break
 		}
+	}
+	if s.ts < 1 {
+		s.placeProdromes(h, i)
 	}
 	sex := claims.SexMale
 	if s.female {
@@ -159,6 +176,58 @@ func (s *sim) years(c cond, m int32) float64 {
 		return 0
 	}
 	return float64(m-s.onset[c]) / 12
+}
+
+// tmix moves an order- or recency-dependent value v toward flat, its value
+// without order or timing, by the temporal strength: v at 1, flat at 0.
+func (s *sim) tmix(v, flat float64) float64 {
+	if s.ts == 1 {
+		return v // exactly, so that strength 1 is the model as it was
+	}
+	return flat + s.ts*(v-flat)
+}
+
+// recency is a value that depends on the months since an event: v1 up to k1
+// months after it, v2 up to k2, rest later (k2 = k1 for two tiers). At temporal
+// strength 0 it is its mean over the first h months after the event.
+func (s *sim) recency(since int32, h float64, k1 int32, v1 float64, k2 int32, v2, rest float64) float64 {
+	v := rest
+	switch {
+	case since <= k1:
+		v = v1
+	case since <= k2:
+		v = v2
+	}
+	if s.ts == 1 {
+		return v
+	}
+	return s.tmix(v, windowMean(h, k1, v1, k2, v2, rest))
+}
+
+// windowMean is the mean over months 0 to h-1 after an event of a value that is v1
+// up to month k1, v2 up to k2 and rest later.
+func windowMean(h float64, k1 int32, v1 float64, k2 int32, v2, rest float64) float64 {
+	n1 := min(float64(k1+1), h)
+	n2 := max(min(float64(k2+1), h)-n1, 0)
+	return (v1*n1 + v2*n2 + rest*(h-n1-n2)) / h
+}
+
+// onsetRecency is recency over the months since c's onset; c must have begun.
+func (s *sim) onsetRecency(c cond, m, k1 int32, v1 float64, k2 int32, v2, rest float64) float64 {
+	return s.recency(m-s.onset[c], horizon, k1, v1, k2, v2, rest)
+}
+
+// courseMonths is the mean length of a course of d, at most the horizon: the span
+// a rule about how long ago d was started is averaged over.
+func courseMonths(d drug) float64 { return min(1/drugTable[d].stop, horizon) }
+
+// course is a value that depends on how long the patient has been on d: early up
+// to k months after the start, later after that, 0 when not on d.
+func (s *sim) course(d drug, m, k int32, early, later float64) float64 {
+	if !s.on[d] {
+		return 0
+	}
+	return s.recency(m-s.started[d], courseMonths(d), k, early, k, early, later)
 }
 
 // step advances the latent state over n months from m and reports whether an acute
@@ -259,11 +328,11 @@ func (s *sim) rate(c cond, m int32) float64 {
 		r := 0.006 * s.ageTerm(c, 0.035, 50, a) * s.x(condDyslipidaemia, m, 1.4) * s.x(condHTN, m, 1.3) * s.x(condDepression, m, 1.2)
 		if s.has(condObesity, m) {
 			// Obesity that started young weighs more than obesity of late onset.
+			v := 2.0
 			if s.age(s.onset[condObesity]) < 45 {
-				r *= 4
-			} else {
-				r *= 2
+				v = 4
 			}
+			r *= s.tmix(v, 3)
 		}
 		if !s.female {
 			r *= 1.3
@@ -276,7 +345,7 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if !s.has(condT2D, m) {
 			return 0
 		}
-		r := 0.015 * min(s.years(condT2D, m), 15) / 3
+		r := 0.015 * s.tmix(min(s.years(condT2D, m), 15), flatYears) / 3
 		if s.on[drugInsulin] {
 			r *= 1.5
 		}
@@ -287,10 +356,10 @@ func (s *sim) rate(c cond, m int32) float64 {
 		}
 		r := 0.002 * s.ageTerm(c, 0.06, 60, a) * s.x(condHF, m, 1.5) * s.x(condRetinopathy, m, 1.5)
 		if s.has(condHTN, m) {
-			r *= 1.5 + 0.1*min(s.years(condHTN, m), 15)
+			r *= 1.5 + 0.1*s.tmix(min(s.years(condHTN, m), 15), flatYears)
 		}
 		if s.has(condT2D, m) {
-			r *= 1.8 + 0.1*min(s.years(condT2D, m), 15)
+			r *= 1.8 + 0.1*s.tmix(min(s.years(condT2D, m), 15), flatYears)
 		}
 		if s.on[drugNSAID] {
 			r *= 1.5
@@ -320,18 +389,17 @@ func (s *sim) rate(c cond, m int32) float64 {
 		return r
 	case condHF:
 		r := 0.0016 * s.ageTerm(c, 0.07, 65, a) * s.x(condIHD, m, 2.5) * s.x(condT2D, m, 1.5) * s.x(condObesity, m, 1.3)
-		switch {
-		case s.within(condAF, m, 12):
-			r *= 4
-		case s.has(condAF, m):
-			r *= 2
+		if s.has(condAF, m) {
+			r *= s.onsetRecency(condAF, m, 12, 4, 12, 4, 2)
 		}
 		htn, ckd := s.has(condHTN, m), s.has(condCKD, m)
 		switch {
-		case htn && ckd && s.onset[condHTN] < s.onset[condCKD]:
-			r *= 6 // the hypertensive kidney chain
 		case htn && ckd:
-			r *= 1.5
+			v := 1.5
+			if s.onset[condHTN] < s.onset[condCKD] {
+				v = 6 // the hypertensive kidney chain
+			}
+			r *= s.tmix(v, 3.75)
 		case htn:
 			r *= 1.5
 		case ckd:
@@ -353,18 +421,11 @@ func (s *sim) rate(c cond, m int32) float64 {
 		case !s.has(condAF, m):
 		case s.anticoagulated():
 			r *= 1.3
-		case s.within(condAF, m, 12):
-			r *= 6
 		default:
-			r *= 4
+			r *= s.onsetRecency(condAF, m, 12, 6, 12, 6, 4)
 		}
-		switch {
-		case s.within(condTIA, m, 3):
-			r *= 15
-		case s.within(condTIA, m, 12):
-			r *= 4
-		case s.has(condTIA, m):
-			r *= 2
+		if s.has(condTIA, m) {
+			r *= s.onsetRecency(condTIA, m, 3, 15, 12, 4, 2)
 		}
 		if s.on[drugStatin] {
 			r *= 0.8
@@ -375,8 +436,8 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if s.female {
 			r *= 1.7
 		}
-		if s.within(condStroke, m, 24) {
-			r *= 2.5
+		if s.has(condStroke, m) {
+			r *= s.onsetRecency(condStroke, m, 24, 2.5, 24, 2.5, 1)
 		}
 		if a > 75 {
 			r *= 1.3
@@ -390,18 +451,15 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if s.female {
 			r *= 1.2
 		}
-		switch {
-		case s.within(condStroke, m, 36):
-			r *= 3
-		case s.has(condStroke, m):
-			r *= 1.8
+		if s.has(condStroke, m) {
+			r *= s.onsetRecency(condStroke, m, 36, 3, 36, 3, 1.8)
 		}
 		if s.has(condDepression, m) {
+			v := 1.2
 			if s.age(s.onset[condDepression]) >= 60 {
-				r *= 2.2
-			} else {
-				r *= 1.2
+				v = 2.2
 			}
+			r *= s.tmix(v, 1.7)
 		}
 		return r
 	case condGERD:
@@ -429,14 +487,11 @@ func (s *sim) rate(c cond, m int32) float64 {
 		if s.on[drugSteroid] {
 			r *= 2.5
 		}
-		switch {
-		case s.within(condFracture, m, 6):
-			r *= 8
-		case s.has(condFracture, m):
-			r *= 2
+		if s.has(condFracture, m) {
+			r *= s.onsetRecency(condFracture, m, 6, 8, 6, 8, 2)
 		}
-		if s.on[drugPPI] && m-s.started[drugPPI] >= 12 {
-			r *= 1.3
+		if s.on[drugPPI] {
+			r *= s.course(drugPPI, m, 11, 1, 1.3)
 		}
 		return r
 	case condFracture:
@@ -464,8 +519,8 @@ func (s *sim) rate(c cond, m int32) float64 {
 		return 0.002 * s.ageTerm(c, 0.06, 60, a) * s.x(condSmoking, m, 1.8) * s.x(condObesity, m, 1.2)
 	case condVTE:
 		r := 0.0025 * s.ageTerm(c, 0.04, 60, a) * s.x(condCancer, m, 4) * s.x(condObesity, m, 1.5)
-		if s.within(condFracture, m, 3) {
-			r *= 10 // immobility after a fracture
+		if s.has(condFracture, m) {
+			r *= s.onsetRecency(condFracture, m, 3, 10, 3, 10, 1) // immobility after a fracture
 		}
 		return r
 	}
@@ -479,8 +534,8 @@ func (s *sim) deathRate(m int32) float64 {
 	if s.ckdStage >= 5 {
 		r *= 2
 	}
-	if s.within(condStroke, m, 1) {
-		r *= 5
+	if s.has(condStroke, m) {
+		r *= s.onsetRecency(condStroke, m, 1, 5, 1, 5, 1)
 	}
 	return r
 }
@@ -629,6 +684,7 @@ func (s *sim) month(m int32, acute bool) bool {
 func (s *sim) record(m int32, t int64, kind string, acuteVisit, dies bool) {
 	r := s.r
 	b := append(s.visit[:0], kind)
+	s.pend = s.pend[:0]
 	for c := range nCond {
 		def := &conditionTable[c]
 		switch {
@@ -662,7 +718,7 @@ func (s *sim) record(m int32, t int64, kind string, acuteVisit, dies bool) {
 		case s.prodrome[c] <= m:
 			if r.Float64() < 0.5 {
 				pr := s.h.prod[c]
-				b = append(b, pr[r.IntN(len(pr))])
+				b = s.prodromal(b, pr[r.IntN(len(pr))])
 			}
 		}
 	}
@@ -691,6 +747,75 @@ func (s *sim) record(m int32, t int64, kind string, acuteVisit, dies bool) {
 		s.events = append(s.events, claims.Event{Time: t, Code: code, Value: nan})
 	}
 	s.visit = b
+	// Held-back prodromal codes merge with the visit's own as they would at
+	// strength 1, so that moving them changes where they are, not how many.
+	slices.Sort(s.pend)
+	for _, code := range slices.Compact(s.pend) {
+		if _, found := slices.BinarySearch(b, code); !found {
+			s.moved = append(s.moved, claims.Event{Time: t, Code: code, Value: nan})
+		}
+	}
+}
+
+// prodromal adds a code that a brewing condition puts on the visit: to the visit
+// itself at temporal strength 1, and below it to the codes placeProdromes moves.
+func (s *sim) prodromal(b []string, code string) []string {
+	if s.ts == 1 {
+		return append(b, code)
+	}
+	s.pend = append(s.pend, code)
+	return b
+}
+
+// prodromeStream keys the random stream that places prodromal codes, apart from
+// the patient's own so that placing them leaves the rest of the record as it is.
+const prodromeStream = 0x9d0d3
+
+// placeProdromes puts the prodromal codes held back from the visits back on visits
+// of the finished record: each stays on its own visit with probability equal to
+// the temporal strength and otherwise goes to a visit drawn uniformly from the
+// whole record. At strength 0 the same symptoms and tests occur as often as at 1
+// (on the same simulated path) but say nothing about when the condition begins.
+func (s *sim) placeProdromes(h *Hospital, i int) {
+	if len(s.moved) == 0 {
+		return
+	}
+	r := rand.New(rand.NewPCG(h.salt^prodromeStream, uint64(i)))
+	type key struct {
+		t    int64
+		code string
+	}
+	present := make(map[key]bool, len(s.events))
+	var visits []int64
+	for _, e := range s.events {
+		present[key{e.Time, e.Code}] = true
+		if claims.System(e.Code) == claims.SystemVisit && (len(visits) == 0 || visits[len(visits)-1] != e.Time) {
+			visits = append(visits, e.Time)
+		}
+	}
+	for _, e := range s.moved {
+		t := e.Time
+		if r.Float64() >= s.ts {
+			t = visits[r.IntN(len(visits))]
+		}
+		if present[key{t, e.Code}] {
+			// The drawn visit has the code already; keep the count by leaving it
+			// where it was, unless that visit has it too.
+			if t == e.Time || present[key{e.Time, e.Code}] {
+				continue
+			}
+			t = e.Time
+		}
+		present[key{t, e.Code}] = true
+		e.Time = t
+		s.events = append(s.events, e)
+	}
+	slices.SortFunc(s.events, func(a, b claims.Event) int {
+		if a.Time != b.Time {
+			return cmp.Compare(a.Time, b.Time)
+		}
+		return strings.Compare(a.Code, b.Code)
+	})
 }
 
 func (s *sim) wrongSex(code string) bool {
@@ -728,6 +853,12 @@ func (s *sim) procedures(m int32, b []string) []string {
 			b = append(b, p[i])
 		}
 	}
+	// addP is add for the tests a brewing condition calls for (see prodromal).
+	addP := func(i int, prob float64) {
+		if r.Float64() < prob {
+			b = s.prodromal(b, p[i])
+		}
+	}
 	fresh := func(c cond) bool { return s.dx[c] == m }
 	brewing := func(c cond) bool { return s.prodrome[c] <= m && s.onset[c] == never }
 	known := func(c cond) bool { return s.dx[c] != never }
@@ -736,8 +867,8 @@ func (s *sim) procedures(m int32, b []string) []string {
 		add(procHbA1c, 0.6)
 		add(procFundus, 0.1)
 	} else if brewing(condT2D) {
-		add(procHbA1c, 0.3)
-		add(procGlucose, 0.3)
+		addP(procHbA1c, 0.3)
+		addP(procGlucose, 0.3)
 	}
 	if known(condRetinopathy) {
 		add(procFundus, 0.4)
@@ -753,16 +884,16 @@ func (s *sim) procedures(m int32, b []string) []string {
 			add(procDialysis, 0.9)
 		}
 	} else if brewing(condCKD) {
-		add(procCreatinine, 0.4)
-		add(procUrinalysis, 0.4)
+		addP(procCreatinine, 0.4)
+		addP(procUrinalysis, 0.4)
 	}
 	if known(condHF) {
 		add(procBNP, 0.4)
 		add(procEcho, 0.1)
 	} else if brewing(condHF) {
-		add(procBNP, 0.3)
-		add(procChestXray, 0.3)
-		add(procEcho, 0.15)
+		addP(procBNP, 0.3)
+		addP(procChestXray, 0.3)
+		addP(procEcho, 0.15)
 	}
 	if known(condAF) {
 		add(procECG, 0.3)
@@ -789,14 +920,14 @@ func (s *sim) procedures(m int32, b []string) []string {
 		add(procCarotidUS, 0.4)
 	}
 	if brewing(condDementia) {
-		add(procCognitive, 0.3)
-		add(procMRIBrain, 0.1)
+		addP(procCognitive, 0.3)
+		addP(procMRIBrain, 0.1)
 	} else if known(condDementia) {
 		add(procCognitive, 0.1)
 	}
 	if brewing(condOsteoporosis) {
-		add(procDXA, 0.4)
-		add(procSpineXray, 0.2)
+		addP(procDXA, 0.4)
+		addP(procSpineXray, 0.2)
 	} else if known(condOsteoporosis) {
 		add(procDXA, 0.08)
 	}
@@ -852,6 +983,8 @@ func (s *sim) prescribe(m int32, b []string) []string {
 // startProb is the chance that a visit at month m starts drug d. Treatment follows
 // diagnosis closely (months since diagnosis matter), and some drugs follow others:
 // a PPI after a new NSAID or antithrombotic, a DPP-4 inhibitor added to metformin.
+// Every rule that looks at how long ago something was diagnosed or started goes
+// through rec or course, which the temporal strength flattens.
 func (s *sim) startProb(d drug, m int32) float64 {
 	a := s.age(m)
 	year := 1900 + int(m/12)
@@ -859,27 +992,27 @@ func (s *sim) startProb(d drug, m int32) float64 {
 		return 0
 	}
 	known := func(c cond) bool { return s.dx[c] != never }
-	recent := func(c cond, k int32) bool { return s.dx[c] != never && m-s.dx[c] <= k }
-	startedWithin := func(d drug, k int32) bool { return s.on[d] && m-s.started[d] <= k }
+	// rec is recent while c was diagnosed at most k months ago, later after that,
+	// and 0 when c is not known.
+	rec := func(c cond, k int32, recent, later float64) float64 {
+		if s.dx[c] == never {
+			return 0
+		}
+		return s.recency(m-s.dx[c], horizon, k, recent, k, recent, later)
+	}
 	var p float64
-	or := func(q float64) { p = 1 - (1-p)*(1-q) }
+	// or adds an independent chance q of starting. A zero adds nothing and is
+	// skipped, since 1-(1-p) need not be p in floating point.
+	or := func(q float64) {
+		if q > 0 {
+			p = 1 - (1-p)*(1-q)
+		}
+	}
 	switch d {
 	case drugStatin:
-		switch {
-		case recent(condDyslipidaemia, 3):
-			or(0.35)
-		case known(condDyslipidaemia):
-			or(0.03)
-		}
-		switch {
-		case recent(condIHD, 3):
-			or(0.6)
-		case known(condIHD):
-			or(0.05)
-		}
-		if recent(condStroke, 3) {
-			or(0.5)
-		}
+		or(rec(condDyslipidaemia, 3, 0.35, 0.03))
+		or(rec(condIHD, 3, 0.6, 0.05))
+		or(rec(condStroke, 3, 0.5, 0))
 		if known(condT2D) && a >= 40 {
 			or(0.02)
 		}
@@ -887,33 +1020,22 @@ func (s *sim) startProb(d drug, m int32) float64 {
 		if !known(condT2D) || s.ckdStage >= 4 {
 			return 0
 		}
-		switch {
-		case recent(condT2D, 3) && a < 70:
-			or(0.4)
-		case recent(condT2D, 3):
-			or(0.1)
-		default:
-			or(0.03)
+		first := 0.1
+		if a < 70 {
+			first = 0.4
 		}
+		or(rec(condT2D, 3, first, 0.03))
 	case drugDPP4:
 		if !known(condT2D) {
 			return 0
 		}
-		elderly := a >= 65 || known(condCKD)
-		switch {
-		case recent(condT2D, 3) && elderly:
-			or(0.35)
-		case elderly:
-			or(0.04)
-		default:
+		if a >= 65 || known(condCKD) {
+			or(rec(condT2D, 3, 0.35, 0.04))
+		} else {
 			or(0.01)
 		}
-		if s.on[drugMetformin] && m-s.started[drugMetformin] >= 6 {
-			or(0.06) // add-on after metformin
-		}
-		if recent(condRetinopathy, 3) {
-			or(0.2)
-		}
+		or(s.course(drugMetformin, m, 5, 0, 0.06)) // add-on after metformin
+		or(rec(condRetinopathy, 3, 0.2, 0))
 	case drugSGLT2:
 		if known(condT2D) {
 			or(0.015)
@@ -922,19 +1044,12 @@ func (s *sim) startProb(d drug, m int32) float64 {
 			or(0.1)
 		}
 	case drugInsulin:
-		if known(condT2D) && m-s.dx[condT2D] >= 60 {
-			or(0.01)
-		}
+		or(rec(condT2D, 59, 0, 0.01)) // after five years of diabetes
 		if known(condRetinopathy) {
 			or(0.02)
 		}
 	case drugARB:
-		switch {
-		case recent(condHTN, 3):
-			or(0.4)
-		case known(condHTN):
-			or(0.04)
-		}
+		or(rec(condHTN, 3, 0.4, 0.04))
 		if known(condCKD) && known(condT2D) {
 			or(0.05)
 		}
@@ -942,29 +1057,15 @@ func (s *sim) startProb(d drug, m int32) float64 {
 			or(0.1)
 		}
 	case drugCCB:
-		switch {
-		case recent(condHTN, 3):
-			or(0.3)
-		case known(condHTN):
-			or(0.03)
-		}
+		or(rec(condHTN, 3, 0.3, 0.03))
 	case drugBeta:
-		if recent(condHF, 3) {
-			or(0.5)
-		}
-		if recent(condAF, 3) {
-			or(0.3)
-		}
+		or(rec(condHF, 3, 0.5, 0))
+		or(rec(condAF, 3, 0.3, 0))
 		if known(condIHD) {
 			or(0.05)
 		}
 	case drugLoop:
-		switch {
-		case recent(condHF, 3):
-			or(0.7)
-		case known(condHF):
-			or(0.05)
-		}
+		or(rec(condHF, 3, 0.7, 0.05))
 		if s.ckdStage >= 4 {
 			or(0.05)
 		}
@@ -984,26 +1085,25 @@ func (s *sim) startProb(d drug, m int32) float64 {
 		case year < 2016:
 			era = 0.8
 		}
-		if recent(condVTE, 1) {
-			or(0.7 * era)
-		}
+		or(rec(condVTE, 1, 0.7, 0) * era)
 		if !known(condAF) {
 			break
 		}
-		switch {
-		case recent(condStroke, 3):
-			or(0.7 * era)
-		case s.on[drugWarfarin]:
-			or(0.01 * era)
-		case recent(condAF, 3):
+		var q float64
+		if s.on[drugWarfarin] {
+			q = 0.01
+		} else {
 			f := 0.5
 			if a < 55 {
 				f = 0.25
 			}
-			or(f * era)
-		default:
-			or(0.02 * era)
+			q = rec(condAF, 3, f, 0.02)
 		}
+		// A recent stroke in atrial fibrillation calls for a DOAC whatever else.
+		if known(condStroke) {
+			q = s.recency(m-s.dx[condStroke], horizon, 3, 0.7, 3, 0.7, q)
+		}
+		or(q * era)
 	case drugWarfarin:
 		if s.on[drugDOAC] || !known(condAF) {
 			return 0
@@ -1015,19 +1115,13 @@ func (s *sim) startProb(d drug, m int32) float64 {
 		case year < 2016:
 			era = 0.4
 		}
-		if recent(condAF, 3) {
-			or(0.35 * (1 - era))
-		}
+		or(rec(condAF, 3, 0.35, 0) * (1 - era))
 	case drugAntiplatelet:
-		if recent(condIHD, 3) {
-			or(0.7)
+		or(rec(condIHD, 3, 0.7, 0))
+		if !known(condAF) {
+			or(rec(condStroke, 3, 0.6, 0))
 		}
-		if recent(condStroke, 3) && !known(condAF) {
-			or(0.6)
-		}
-		if recent(condTIA, 3) {
-			or(0.4)
-		}
+		or(rec(condTIA, 3, 0.4, 0))
 		if known(condT2D) {
 			or(0.005)
 		}
@@ -1036,79 +1130,35 @@ func (s *sim) startProb(d drug, m int32) float64 {
 		if a >= 60 {
 			or(0.0015)
 		}
-		if startedWithin(drugNSAID, 2) {
-			or(0.25)
+		or(s.course(drugNSAID, m, 2, 0.25, 0))
+		or(rec(condGERD, 3, 0.5, 0.03))
+		if a >= 65 {
+			or(max(s.course(drugAntiplatelet, m, 3, 0.15, 0), s.course(drugDOAC, m, 3, 0.15, 0), s.course(drugWarfarin, m, 3, 0.15, 0)))
 		}
-		switch {
-		case recent(condGERD, 3):
-			or(0.5)
-		case known(condGERD):
-			or(0.03)
-		}
-		if a >= 65 && (startedWithin(drugAntiplatelet, 3) || startedWithin(drugDOAC, 3) || startedWithin(drugWarfarin, 3)) {
-			or(0.15)
-		}
-		if startedWithin(drugSteroid, 3) {
-			or(0.1)
-		}
+		or(s.course(drugSteroid, m, 3, 0.1, 0))
 	case drugH2:
-		if recent(condGERD, 3) {
-			or(0.15)
-		}
+		or(rec(condGERD, 3, 0.15, 0))
 	case drugNSAID:
-		switch {
-		case recent(condMSK, 3):
-			or(0.4)
-		case known(condMSK):
-			or(0.05)
-		}
-		if recent(condFracture, 2) {
-			or(0.5)
-		}
+		or(rec(condMSK, 3, 0.4, 0.05))
+		or(rec(condFracture, 2, 0.5, 0))
 	case drugSteroid:
 		or(0.002)
 		if known(condCOPD) {
 			or(0.03)
 		}
 	case drugBisphosphonate:
-		switch {
-		case recent(condOsteoporosis, 3):
-			or(0.5)
-		case known(condOsteoporosis):
-			or(0.03)
-		}
+		or(rec(condOsteoporosis, 3, 0.5, 0.03))
 	case drugAntidementia:
-		switch {
-		case recent(condDementia, 3):
-			or(0.5)
-		case known(condDementia):
-			or(0.03)
-		}
+		or(rec(condDementia, 3, 0.5, 0.03))
 	case drugAntidepressant:
-		switch {
-		case recent(condDepression, 3):
-			or(0.5)
-		case known(condDepression):
-			or(0.03)
-		}
+		or(rec(condDepression, 3, 0.5, 0.03))
 	case drugInhaler:
-		switch {
-		case recent(condCOPD, 3):
-			or(0.6)
-		case known(condCOPD):
-			or(0.03)
-		}
+		or(rec(condCOPD, 3, 0.6, 0.03))
 	case drugChemo:
-		if recent(condCancer, 6) {
-			or(0.5)
-		}
+		or(rec(condCancer, 6, 0.5, 0))
 	case drugOpioid:
-		if known(condCancer) && m-s.dx[condCancer] >= 12 {
-			or(0.02)
-		}
-		if recent(condFracture, 1) {
-			or(0.2)
-		}
+		or(rec(condCancer, 11, 0, 0.02)) // after a year of cancer
+		or(rec(condFracture, 1, 0.2, 0))
 	}
 	return p
 }

@@ -42,6 +42,22 @@ type Config struct {
 	Patients int
 	// Seed determines everything generated.
 	Seed uint64
+	// TemporalStrength scales every order- and recency-dependent rule of the model
+	// (see the package documentation's table) between 1, the rules as written, and
+	// 0, where hazards and drug starts depend only on which conditions and drugs a
+	// patient has, not on when or in what order they came. It is a control: a gain
+	// of a sequence model over a count model that vanishes at 0 comes from order and
+	// timing. Nil means 1, so that configurations written before it existed keep
+	// their output byte for byte; it must lie in [0, 1].
+	TemporalStrength *float64
+}
+
+// strength is cfg's temporal strength, 1 when unset.
+func (cfg Config) strength() float64 {
+	if cfg.TemporalStrength == nil {
+		return 1
+	}
+	return *cfg.TemporalStrength
 }
 
 // Generator makes the patients of a set of synthetic hospitals.
@@ -62,6 +78,9 @@ func New(cfg Config) (*Generator, error) {
 	if cfg.Patients > 100_000_000 {
 		return nil, fmt.Errorf("synth: patients = %d, want at most 100000000", cfg.Patients)
 	}
+	if ts := cfg.strength(); !(ts >= 0 && ts <= 1) {
+		return nil, fmt.Errorf("synth: TemporalStrength = %g, want a value in [0, 1]", ts)
+	}
 	cat, err := loadCatalog()
 	if err != nil {
 		return nil, err
@@ -72,6 +91,7 @@ func New(cfg Config) (*Generator, error) {
 		if err != nil {
 			return nil, fmt.Errorf("synth: hospital %d: %w", i+1, err)
 		}
+		h.strength = cfg.strength()
 		g.hospitals = append(g.hospitals, h)
 	}
 	return g, nil
@@ -176,6 +196,11 @@ func (g *Generator) writeHospital(ctx context.Context, dir string, i int, codes 
 		Version: fmt.Sprintf("%s; seed %d; %d hospitals of %d patients on average",
 			h.Archetype, g.cfg.Seed, g.cfg.Hospitals, g.cfg.Patients),
 		ETLName: "fedclaims synth",
+	}
+	// Only a strength other than 1 is named, so that strength 1 writes the bytes it
+	// wrote before the knob existed.
+	if ts := g.cfg.strength(); ts != 1 {
+		meta.Version += fmt.Sprintf("; temporal strength %g", ts)
 	}
 	r := &countingReader{Reader: g.Reader(i)}
 	err := claims.WriteMEDS(ctx, filepath.Join(dir, h.ID), r, claims.Codes(codes), claims.Metadata(meta))
