@@ -44,6 +44,13 @@ type Config struct {
 	BatchSize int
 	// MaxLen is the longest patient history in tokens (the most recent kept).
 	MaxLen int
+	// RandomCut ends each patient's pretraining window at a random visit day
+	// (model.Windows, drawn from Seed and the patient's id, so the same every round
+	// and after a restart) rather than encoding the whole history: fine-tuning
+	// windows end at an index date, and pretraining on whole histories alone never
+	// shows the encoder a history cut there. Off by default until the study shows it
+	// helps.
+	RandomCut bool
 	// SplitSalt salts the train/validation/test split of the site's patients
 	// (tasks.SplitOf). Local training and the vocabulary counts read the training
 	// split only (tasks.InPretraining; all of it with PretrainOnly), and the local evaluation scores the test split
@@ -59,7 +66,7 @@ type Config struct {
 	PretrainOnly bool
 	// ExitOnFinal makes Run return once the final model is installed.
 	ExitOnFinal bool
-	// Seed seeds the reconnection jitter.
+	// Seed seeds the reconnection jitter and RandomCut's windows.
 	Seed uint64
 	// BackoffMin and BackoffMax bound the reconnection delay.
 	BackoffMin, BackoffMax time.Duration
@@ -96,6 +103,7 @@ func keyList() []string {
 		"threads",
 		"train.batch_size",
 		"train.max_len",
+		"train.random_cut",
 		"split_salt",
 		"pretrain_only",
 		"exit_on_final",
@@ -175,6 +183,7 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		Threads:      r.int("threads", 0),
 		BatchSize:    r.int("train.batch_size", 0),
 		MaxLen:       r.int("train.max_len", 256),
+		RandomCut:    r.bool("train.random_cut", false),
 		SplitSalt:    r.str("split_salt"),
 		PretrainOnly: r.bool("pretrain_only", false),
 		ExitOnFinal:  r.bool("exit_on_final", true),

@@ -26,7 +26,7 @@
 // and SHA-256, which patients were counted, training_split or, for a site with
 // pretrain_only, every_patient, how many, and how many were left out; the
 // vocabulary installed), round_start (the same patients field: what local
-// training reads), upload (the encrypted
+// training reads; random_cut), upload (the encrypted
 // update's SHA-256 and size, local steps, mean training loss, update norm),
 // decryption_share (the aggregate's and the share's SHA-256, contributors,
 // decryptors; resent=true for a share sent again), model_published, control and refusal. None holds patient data, keys

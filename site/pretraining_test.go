@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
@@ -247,4 +249,93 @@ func auditEntry(t *testing.T, path, typ string) audit.Entry {
 	}
 	t.Fatalf("%s: no %s entry", path, typ)
 	return audit.Entry{}
+}
+
+// TestRandomCutSequences: with train.random_cut the site's pretraining windows end
+// where model.Windows puts them under the site's seed, the same on every call and
+// other under another seed; without it they are the whole histories.
+func TestRandomCutSequences(t *testing.T) {
+	dir, v, _ := markedHospital(t, 120, tasks.DefaultSalt)
+	read := func(cfg Config) []model.Sequence {
+		t.Helper()
+		a := &Agent{cfg: cfg}
+		a.vocab = v
+		seqs, err := a.sequences(context.Background(), 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs
+	}
+	direct := func(w model.Windows) []model.Sequence {
+		t.Helper()
+		enc, err := tokenizer.NewEncoder(v, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := claims.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		seqs, _, err := model.ReadSequencesWindows(context.Background(), tasks.NewPretrainingReader(src, tasks.DefaultSalt), enc, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs
+	}
+	tokens := func(seqs []model.Sequence) (n int) {
+		for _, s := range seqs {
+			n += len(s.Tokens)
+		}
+		return n
+	}
+	base := Config{Data: []string{dir}, SplitSalt: tasks.DefaultSalt}
+	whole := read(base)
+	tests := []struct {
+		name string
+		cfg  func(c *Config)
+		want model.Windows
+	}{
+		{"off", func(c *Config) { c.Seed = 1 }, model.Windows{}},
+		{"on, seed 1", func(c *Config) { c.RandomCut, c.Seed = true, 1 }, model.Windows{RandomCut: true, Seed: 1}},
+		{"on, seed 2", func(c *Config) { c.RandomCut, c.Seed = true, 2 }, model.Windows{RandomCut: true, Seed: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base
+			tt.cfg(&cfg)
+			got := read(cfg)
+			if !slices.EqualFunc(got, direct(tt.want), seqEqual) {
+				t.Fatalf("the site's windows are not model.ReadSequencesWindows' under %+v", tt.want)
+			}
+			if cut := tt.want.RandomCut; cut == slices.EqualFunc(got, whole, seqEqual) || cut != (tokens(got) < tokens(whole)) {
+				t.Errorf("random cut %v: %d tokens in %d sequences, whole histories %d in %d", cut, tokens(got), len(got), tokens(whole), len(whole))
+			}
+		})
+	}
+	if slices.EqualFunc(direct(model.Windows{RandomCut: true, Seed: 1}), direct(model.Windows{RandomCut: true, Seed: 2}), seqEqual) {
+		t.Error("seeds 1 and 2 cut every history alike")
+	}
+}
+
+func seqEqual(a, b model.Sequence) bool {
+	return slices.Equal(a.Tokens, b.Tokens) && slices.Equal(a.Segments, b.Segments)
+}
+
+func TestRandomCutConfig(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{goodYAML, false},
+		{strings.Replace(goodYAML, "  batch_size: 8\n", "  batch_size: 8\n  random_cut: true\n", 1), true},
+	} {
+		cfg, err := Load(viper.New(), writeYAML(t, c.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RandomCut != c.want {
+			t.Errorf("%q: random_cut %v, want %v", c.yaml, cfg.RandomCut, c.want)
+		}
+	}
 }

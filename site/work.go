@@ -384,9 +384,9 @@ func (a *Agent) openPretraining(path string) (claims.Reader, error) {
 	return wrap(src), nil
 }
 
-// sequences encodes the whole histories of the patients the site pretrains on
+// sequences encodes the histories of the patients the site pretrains on
 // (pretrainingReader) with the current vocabulary, at most maxLen tokens each, once
-// per vocabulary.
+// per vocabulary: whole, or cut at a random visit with RandomCut.
 func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, error) {
 	if d := a.data; d != nil && bytes.Equal(d.vocabSum, a.vocabSum) && d.maxLen == maxLen {
 		return d.seqs, nil
@@ -401,7 +401,7 @@ func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, er
 		if err != nil {
 			return nil, err
 		}
-		seqs, _, err := model.ReadSequences(ctx, src, enc)
+		seqs, _, err := model.ReadSequencesWindows(ctx, src, enc, model.Windows{RandomCut: a.cfg.RandomCut, Seed: a.cfg.Seed})
 		src.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -504,7 +504,8 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		return err
 	}
 	_, patients := pretrainingReader(a.cfg)
-	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()), "patients": patients,
+	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()),
+		"patients": patients, "random_cut": fmt.Sprint(a.cfg.RandomCut),
 		"local_steps": fmt.Sprint(t.LocalSteps), "local_epochs": fmt.Sprint(t.LocalEpochs), "fedprox_mu": fmt.Sprint(t.FedproxMu),
 		"clip_norm": fmt.Sprint(t.ClipNorm), "dp_noise_stddev": fmt.Sprint(t.DpNoiseStddev)}); err != nil {
 		return err
