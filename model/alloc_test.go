@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 )
@@ -39,7 +40,15 @@ func stepBytes(t *testing.T, cfg Config, batch int) int64 {
 // scheduler's goroutine reuse); gonum's pure-Go sgemm also allocates its own work
 // queues on every call.
 func TestStepAllocations(t *testing.T) {
-	cfg := Config{Vocab: 500, Hidden: 64, Layers: 2, Heads: 2, MaxLen: 64, Segments: 3, Dropout: 0.1, LNEps: 1e-5}
+	for _, buckets := range []int{0, DefaultTimeBuckets} {
+		t.Run(fmt.Sprintf("time buckets %d", buckets), func(t *testing.T) {
+			cfg := Config{Vocab: 500, Hidden: 64, Layers: 2, Heads: 2, MaxLen: 64, Segments: 3, TimeBuckets: buckets, Dropout: 0.1, LNEps: 1e-5}
+			checkStepAllocations(t, cfg)
+		})
+	}
+}
+
+func checkStepAllocations(t *testing.T, cfg Config) {
 	activations := int64(8 * 64 * cfg.Hidden * 4) // one N×H float32 buffer at B=8, in bytes
 	small, large := stepBytes(t, cfg, 8), stepBytes(t, cfg, 32)
 	t.Logf("bytes allocated per step: %d at batch 8, %d at batch 32 (one activation buffer at batch 8 is %d)", small, large, activations)

@@ -5,7 +5,10 @@ import "fmt"
 // Batch is the encoder's input: B sequences padded to T tokens, row-major.
 // Tokens use the tokenizer's ids ([PAD]=0 marks padding, which attention ignores).
 // Ages are in years at each token; the age embedding is a learned projection of
-// age/100.
+// age/100. With Config.TimeBuckets set, the encoder also derives each token's time
+// before the cutoff and gap since the previous visit from Ages, [CLS] (column 0,
+// at the cutoff) and the [SEP]s between visits, as the tokenizer lays them out; see
+// timeBuckets.
 type Batch struct {
 	B, T      int
 	Tokens    []int32

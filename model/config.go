@@ -26,6 +26,10 @@ type Config struct {
 	Heads    int `json:"heads"`
 	MaxLen   int `json:"max_len"`  // positions 0..MaxLen-1
 	Segments int `json:"segments"` // segment (visit) ids 0..Segments-1
+	// TimeBuckets is the number of rows of each of the two time embeddings (time
+	// before the cutoff, gap since the previous visit), bucketed by TimeBucket;
+	// 0 leaves them out, the layout and numerics of the encoders before them.
+	TimeBuckets int `json:"time_buckets,omitempty"`
 	// Dropout is applied to the embedding sum, to the attention output projection
 	// and to the MLP output, during training only.
 	Dropout float32 `json:"dropout"`
@@ -67,14 +71,15 @@ func Presets() []string {
 }
 
 // Preset returns the configuration of a named scale at the given vocabulary size,
-// with 512 positions, three segments (the tokenizer's) and dropout 0.1.
+// with 512 positions, three segments (the tokenizer's), DefaultTimeBuckets time
+// buckets and dropout 0.1.
 func Preset(name string, vocab int) (Config, error) {
 	p, ok := presets[name]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q (want one of %v)", name, Presets())
 	}
 	c := Config{Vocab: vocab, Hidden: p.hidden, Layers: p.layers, Heads: p.heads,
-		MaxLen: 512, Segments: 3, Dropout: 0.1, LNEps: 1e-5}
+		MaxLen: 512, Segments: 3, TimeBuckets: DefaultTimeBuckets, Dropout: 0.1, LNEps: 1e-5}
 	return c, c.Validate()
 }
 
@@ -93,6 +98,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: max_len %d must be positive", c.MaxLen)
 	case c.Segments <= 0:
 		return fmt.Errorf("config: segments %d must be positive", c.Segments)
+	case c.TimeBuckets != 0 && (c.TimeBuckets < 2 || c.TimeBuckets > 64):
+		// Bucket 0 is "unknown", so one bucket would say nothing; TimeBucket never
+		// reaches past 64 (the bit length of a day count).
+		return fmt.Errorf("config: time_buckets %d must be 0 (none) or in [2, 64]", c.TimeBuckets)
 	case c.Dropout < 0 || c.Dropout >= 1:
 		return fmt.Errorf("config: dropout %g must be in [0, 1)", c.Dropout)
 	case c.LNEps <= 0:

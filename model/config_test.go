@@ -34,11 +34,13 @@ func TestPresets(t *testing.T) {
 }
 
 // TestParamsFormula checks the layout's count against the closed form
-// (V+P+S)·H + 2H + L·(12H² + 13H) + 2H + V.
+// (V+P+S+2·TB)·H + 2H + L·(12H² + 13H) + 2H + V.
 func TestParamsFormula(t *testing.T) {
-	for _, c := range []Config{tinyConfig(), {Vocab: 11000, Hidden: 256, Layers: 10, Heads: 4, MaxLen: 512, Segments: 3, LNEps: 1e-5}} {
+	timed := tinyConfig()
+	timed.TimeBuckets = DefaultTimeBuckets
+	for _, c := range []Config{tinyConfig(), timed, {Vocab: 11000, Hidden: 256, Layers: 10, Heads: 4, MaxLen: 512, Segments: 3, LNEps: 1e-5}} {
 		h := c.Hidden
-		want := (c.Vocab+c.MaxLen+c.Segments)*h + 2*h + c.Layers*(12*h*h+13*h) + 2*h + c.Vocab
+		want := (c.Vocab+c.MaxLen+c.Segments+2*c.TimeBuckets)*h + 2*h + c.Layers*(12*h*h+13*h) + 2*h + c.Vocab
 		if got := c.Params(); got != want {
 			t.Errorf("%+v: Params() = %d, want %d", c, got, want)
 		}
@@ -55,6 +57,9 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.MaxLen = 0 },
 		func(c *Config) { c.Segments = 0 },
 		func(c *Config) { c.LNEps = 0 },
+		func(c *Config) { c.TimeBuckets = -1 },
+		func(c *Config) { c.TimeBuckets = 1 },
+		func(c *Config) { c.TimeBuckets = 65 },
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)

@@ -84,8 +84,9 @@ type workspace struct {
 	b, t int // the current batch shape
 	// capacities: tokens, B·T² attention cells per head, longest sequence
 	capN, capBTT, capT int
-	dropped            bool   // the last Forward drew dropout masks
-	keep               []bool // token is not padding
+	dropped            bool    // the last Forward drew dropout masks
+	keep               []bool  // token is not padding
+	timeB, gapB        []int32 // time embedding rows, nil without them
 	embDrop            []float32
 	layers             []layerActs
 	xout               []float32 // residual stream after the last block
@@ -142,6 +143,9 @@ func (m *Model) allocWorkspace(n, btt, t int, dropout bool) *workspace {
 		xout: f(n * h), meanF: f(n), rstdF: f(n), hidden: f(n * h), tmp: f(n * h),
 		dx: f(n * h), dtmp: f(n * h), dh: f(n * h), dqkv: f(n * 3 * h), du: f(n * MLPRatio * h),
 		lnPart: f(2 * m.pool.workers * h), headPart: make([]float64, m.pool.workers)}
+	if c.TimeBuckets > 0 {
+		ws.timeB, ws.gapB = make([]int32, n), make([]int32, n)
+	}
 	ws.dp = make([][]float32, m.pool.workers)
 	for i := range ws.dp {
 		ws.dp[i] = f(t * t)
@@ -167,6 +171,9 @@ func (ws *workspace) resize(c Config, b, t int) {
 	}
 	ws.b, ws.t = b, t
 	ws.keep = ws.keep[:n]
+	if ws.timeB != nil {
+		ws.timeB, ws.gapB = ws.timeB[:n], ws.gapB[:n]
+	}
 	ws.embDrop = rs(ws.embDrop, n*h)
 	ws.xout, ws.meanF, ws.rstdF, ws.hidden, ws.tmp = ws.xout[:n*h], ws.meanF[:n], ws.rstdF[:n], ws.hidden[:n*h], ws.tmp[:n*h]
 	ws.dx, ws.dtmp, ws.dh, ws.dqkv, ws.du = ws.dx[:n*h], ws.dtmp[:n*h], ws.dh[:n*h], ws.dqkv[:n*3*h], ws.du[:n*f]
@@ -289,6 +296,19 @@ func (m *Model) Forward(b *Batch, train bool, rng *rand.Rand) []float32 {
 		age := b.Ages[r] / 100
 		for i := range xr {
 			xr[i] = te[i] + pe[i] + se[i] + age*w.ageW[i] + w.ageB[i]
+		}
+	}
+	if c.TimeBuckets > 0 {
+		// Added after the sum above, not inside it, so that a model without time
+		// embeddings computes exactly what it did before they existed.
+		timeBuckets(b, c.TimeBuckets, ws.timeB, ws.gapB)
+		for r := range n {
+			xr := x[r*h : (r+1)*h]
+			tb, gb := int(ws.timeB[r]), int(ws.gapB[r])
+			tt, gg := w.time[tb*h:(tb+1)*h], w.gap[gb*h:(gb+1)*h]
+			for i := range xr {
+				xr[i] += tt[i] + gg[i]
+			}
 		}
 	}
 	if dropping {
@@ -427,6 +447,14 @@ func (m *Model) Backward(b *Batch, dhidden []float32) {
 			se[i] += d
 			g.ageW[i] += age * d
 			g.ageB[i] += d
+		}
+		if c.TimeBuckets > 0 {
+			tb, gb := int(ws.timeB[r]), int(ws.gapB[r])
+			tt, gg := g.time[tb*h:(tb+1)*h], g.gap[gb*h:(gb+1)*h]
+			for i, d := range dr {
+				tt[i] += d
+				gg[i] += d
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -200,33 +201,56 @@ func tinyBatch(rng *rand.Rand, cfg Config, b, t int) *Batch {
 // with the padding mask, both LayerNorms, GELU MLP, tied decoder) against finite
 // differences on every parameter of a tiny model.
 func TestModelGrad(t *testing.T) {
-	for _, dropout := range []float32{0, 0.2} {
-		cfg := tinyConfig()
-		cfg.Dropout = dropout
-		m, err := New(cfg, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.SetThreads(2)
-		rng := rand.New(rand.NewPCG(9, 10))
-		// Larger weights than the default init make every path matter.
-		for i := range m.params {
-			m.params[i] += float32(rng.NormFloat64() * 0.3)
-		}
-		b := tinyBatch(rng, cfg, 3, 7)
-		mk := MaskTokens(b, cfg.Vocab, rng)
-		if len(mk.Index) == 0 {
-			t.Fatal("nothing masked")
-		}
-		// The same seed each call gives the same dropout masks.
-		loss := func() float64 { return m.MLM(b, mk, 1, dropout > 0, rand.New(rand.NewPCG(11, 12))) }
-		m.ZeroGrad()
-		m.MLM(b, mk, 1, true, rand.New(rand.NewPCG(11, 12)))
-		grads := append([]float32(nil), m.grads...)
-		for _, ts := range cfg.layout() {
-			x := m.params[ts.off : ts.off+ts.size()]
-			checkGrad(t, ts.name, x, grads[ts.off:ts.off+ts.size()], loss)
-		}
+	cases := []struct {
+		name        string
+		dropout     float32
+		timeBuckets int
+	}{
+		{"no dropout", 0, 0},
+		{"dropout", 0.2, 0},
+		{"time embeddings", 0, 6},
+		{"time embeddings, dropout", 0.2, 6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dropout := c.dropout
+			cfg := tinyConfig()
+			cfg.Dropout = dropout
+			cfg.TimeBuckets = c.timeBuckets
+			m, err := New(cfg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.SetThreads(2)
+			rng := rand.New(rand.NewPCG(9, 10))
+			// Larger weights than the default init make every path matter.
+			for i := range m.params {
+				m.params[i] += float32(rng.NormFloat64() * 0.3)
+			}
+			b := tinyBatch(rng, cfg, 3, 7)
+			if c.timeBuckets > 0 {
+				b = timeBatch(rng, cfg, 3, 7)
+				// Every table row a token uses must be checked, not only row 0.
+				tb, gb := make([]int32, len(b.Tokens)), make([]int32, len(b.Tokens))
+				timeBuckets(b, cfg.TimeBuckets, tb, gb)
+				if slices.Max(tb) < 3 || slices.Max(gb) < 3 {
+					t.Fatalf("time buckets %v, gap buckets %v: too few rows in use", tb, gb)
+				}
+			}
+			mk := MaskTokens(b, cfg.Vocab, rng)
+			if len(mk.Index) == 0 {
+				t.Fatal("nothing masked")
+			}
+			// The same seed each call gives the same dropout masks.
+			loss := func() float64 { return m.MLM(b, mk, 1, dropout > 0, rand.New(rand.NewPCG(11, 12))) }
+			m.ZeroGrad()
+			m.MLM(b, mk, 1, true, rand.New(rand.NewPCG(11, 12)))
+			grads := append([]float32(nil), m.grads...)
+			for _, ts := range cfg.layout() {
+				x := m.params[ts.off : ts.off+ts.size()]
+				checkGrad(t, ts.name, x, grads[ts.off:ts.off+ts.size()], loss)
+			}
+		})
 	}
 }
 

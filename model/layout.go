@@ -28,6 +28,8 @@ func (t tensorSpec) size() int {
 //	embeddings.segment.weight    [S, H]
 //	embeddings.age.weight        [H]      age embedding = age/100 * weight + bias
 //	embeddings.age.bias          [H]
+//	embeddings.time.weight       [TB, H]  time before the cutoff, by TimeBucket; only when TimeBuckets > 0
+//	embeddings.gap.weight        [TB, H]  gap since the previous visit, by TimeBucket; likewise
 //	layers.{i}.ln1.weight|bias   [H]
 //	layers.{i}.attn.qkv.weight   [H, 3H]  columns: queries, keys, values; heads contiguous
 //	layers.{i}.attn.qkv.bias     [3H]
@@ -51,6 +53,10 @@ func (c Config) layout() []tensorSpec {
 	add("embeddings.segment.weight", false, c.Segments, h)
 	add("embeddings.age.weight", false, h)
 	add("embeddings.age.bias", false, h)
+	if c.TimeBuckets > 0 {
+		add("embeddings.time.weight", false, c.TimeBuckets, h)
+		add("embeddings.gap.weight", false, c.TimeBuckets, h)
+	}
 	for i := range c.Layers {
 		p := fmt.Sprintf("layers.%d.", i)
 		add(p+"ln1.weight", false, h)
@@ -80,6 +86,7 @@ func (c Config) layout() []tensorSpec {
 // weights holds views into one flat vector (the parameters or their gradients).
 type weights struct {
 	tok, pos, seg, ageW, ageB []float32
+	time, gap                 []float32 // nil without time embeddings
 	layers                    []layerWeights
 	lnfG, lnfB, mlmB          []float32
 }
@@ -99,6 +106,9 @@ func (c Config) view(flat []float32) weights {
 	}
 	var w weights
 	w.tok, w.pos, w.seg, w.ageW, w.ageB = next(), next(), next(), next(), next()
+	if c.TimeBuckets > 0 {
+		w.time, w.gap = next(), next()
+	}
 	w.layers = make([]layerWeights, c.Layers)
 	for l := range w.layers {
 		lw := &w.layers[l]
