@@ -26,7 +26,7 @@ func newPretrainCmd(a *app) *cobra.Command {
 		Long: `Reads every --data dataset (MEDS or OMOP CDM), keeps the patients of the training
 split (tasks.SplitOf by subject id under --split-salt, the split fedclaims eval scores
 the test split of), encodes each one's whole history with the vocabulary (at most --seq
-tokens, the most recent kept), holds out --valid-fraction of them for the loss, and trains a --preset encoder for --steps optimiser
+tokens, the most recent kept; with --random-cut the history up to a random visit day), holds out --valid-fraction of them for the loss, and trains a --preset encoder for --steps optimiser
 steps of --batch sequences (times --accum micro-batches), length-bucketed. Writes the
 checkpoint directory --out (model.safetensors, config.json, vocab.json, and the
 optimiser and trainer state that --resume continues from exactly). Prints one JSON line:
@@ -78,6 +78,8 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 			if err != nil {
 				return err
 			}
+			seed := v.GetUint64("seed")
+			windows := model.Windows{RandomCut: v.GetBool("random-cut"), Seed: seed}
 			var all []model.Sequence
 			everyone, salt := v.GetBool("include-test-split"), v.GetString("split-salt")
 			excluded := 0
@@ -92,7 +94,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 					pr = tasks.NewPretrainingReader(src, salt)
 					r = pr
 				}
-				seqs, n, err := model.ReadSequences(ctx, r, enc)
+				seqs, n, err := model.ReadSequencesWindows(ctx, r, enc, windows)
 				src.Close()
 				if err != nil {
 					return fmt.Errorf("%s: %w", dir, err)
@@ -105,7 +107,6 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 				a.log.Info("encoded dataset", "data", dir, "patients", n, "left_out", left, "sequences", len(seqs))
 				all = append(all, seqs...)
 			}
-			seed := v.GetUint64("seed")
 			train, valid := splitSequences(all, v.GetFloat64("valid-fraction"), seed)
 			if len(train) == 0 {
 				return fmt.Errorf("flag --data: no patient with a code in the vocabulary in %v", data)
@@ -209,6 +210,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 				"train_sequences":   len(train),
 				"valid_sequences":   len(valid),
 				"left_out_patients": excluded,
+				"random_cut":        windows.RandomCut,
 				"valid_loss_start":  before,
 				"valid_loss_end":    after,
 				"last_train_loss":   last.Loss,
@@ -234,8 +236,9 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 	f.Float64("clip", 1, "clip gradients to this global norm (0: off)")
 	f.Float64("dropout", 0.1, "dropout rate")
 	f.Float64("valid-fraction", 0.05, "share of patients held out for the validation loss")
-	f.Uint64("seed", 1, "seed of initialisation, data order, masking and dropout")
+	f.Uint64("seed", 1, "seed of initialisation, data order, masking, dropout and --random-cut's windows")
 	f.String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; pretrain on the training split under it (fedclaims eval --split-salt)")
+	f.Bool("random-cut", false, "end each patient's window at a random visit day (drawn from --seed and the subject id) instead of encoding the whole history, as fine-tuning windows end at an index date")
 	f.Bool("include-test-split", false, "pretrain on every patient, validation and test splits included: only for an encoder no evaluation on these datasets will score")
 	f.Int("save-every", 0, "also checkpoint every this many steps (0: only at the end)")
 	f.Bool("resume", false, "continue from the trainer state in --out when there is one")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,5 +130,32 @@ func TestPretrainResume(t *testing.T) {
 		if !bytes.Equal(a, b) {
 			t.Errorf("%s of the interrupted and resumed run differs from the uninterrupted run's", f)
 		}
+	}
+}
+
+// --random-cut pretrains on histories cut at a random visit day: the training
+// sequences' code distribution is not the whole histories', and the run says so.
+func TestPretrainRandomCut(t *testing.T) {
+	paths := synthHospitals(t)[:1]
+	dir := t.TempDir()
+	vocab := filepath.Join(dir, "vocab.json")
+	if _, err := runCmd(t, "vocab", "build", "--data", paths[0], "--out", vocab); err != nil {
+		t.Fatal(err)
+	}
+	results := map[bool]map[string]any{}
+	for _, cut := range []bool{false, true} {
+		out, err := runCmd(t, "pretrain", "--data", paths[0], "--vocab", vocab, "--preset", "2m", "--steps", "1", "--seq", "48",
+			"--batch", "8", "--random-cut="+strconv.FormatBool(cut), "--out", filepath.Join(dir, "ckpt-"+strconv.FormatBool(cut)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := jsonLines(t, out)
+		if len(res) != 1 || res[0]["random_cut"] != cut {
+			t.Fatalf("--random-cut=%v printed %v", cut, res)
+		}
+		results[cut] = res[0]
+	}
+	if whole, cut := results[false]["unigram_entropy"], results[true]["unigram_entropy"]; whole == cut {
+		t.Errorf("unigram entropy %v of the training sequences with and without --random-cut: want the cut windows to differ", whole)
 	}
 }
