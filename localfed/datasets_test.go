@@ -48,7 +48,8 @@ func TestPrepareDatasets(t *testing.T) {
 	f, err := Prepare(context.Background(), Options{
 		Dir: dir, Binary: "/nonexistent/fedclaims", Seed: 7,
 		Datasets: []Dataset{{ID: "north", Dir: dirs[0]}, {ID: "south", Dir: dirs[1]}, {ID: "registry", Dir: dirs[2], PretrainOnly: true}},
-		Site:     map[string]any{"threads": 2},
+		// Keys localfed does not write reach every site through Site.
+		Site: map[string]any{"threads": 2, "train.random_cut": true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestPrepareDatasets(t *testing.T) {
 			t.Errorf("site %s: data %v (Site.Data %s), want %s", s.ID, sc.Data, s.Data, dirs[i])
 		case sc.PretrainOnly != wantOnly || s.PretrainOnly != wantOnly:
 			t.Errorf("site %s: pretrain_only %v (Site.PretrainOnly %v), want %v", s.ID, sc.PretrainOnly, s.PretrainOnly, wantOnly)
-		case sc.Threads != 2 || sc.StateDir != s.StateDir || sc.AuditLog != s.AuditLog:
+		case sc.Threads != 2 || !sc.RandomCut || sc.StateDir != s.StateDir || sc.AuditLog != s.AuditLog:
 			t.Errorf("site %s config: %+v", s.ID, sc)
 		case s.Archetype != "" || s.Patients != 0:
 			t.Errorf("site %s: archetype %q, %d patients: a dataset's are unknown", s.ID, s.Archetype, s.Patients)
