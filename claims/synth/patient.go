@@ -22,12 +22,14 @@ const (
 	prodromeProgress = 0.10
 	prodromeResolve  = 0.05
 	dayMicros        = 86400 * 1_000_000
-	// horizon is the months over which a recency or duration rule is averaged to
-	// give its value at temporal strength 0: the longest record.
-	horizon = 120
-	// flatYears is the mean of min(years since onset, 15) over the horizon, the
-	// duration the duration rules assume at temporal strength 0.
-	flatYears = horizon / 12 / 2
+	// horizon is the months over which a recency rule is averaged to give its value
+	// at temporal strength 0: five years, about the follow-up left after a
+	// diagnosis in records that last 6.6 years on average.
+	horizon = 60
+	// flatYears is the duration the duration rules (which count years since onset
+	// up to 15) assume at temporal strength 0: the middle of their range, since
+	// conditions present when the records start are often decades old.
+	flatYears = 7.5
 )
 
 // Visit codes, one per visit, at the visit's time. They are the OMOP standard
@@ -794,20 +796,23 @@ func (s *sim) placeProdromes(h *Hospital, i int) {
 		}
 	}
 	for _, e := range s.moved {
-		t := e.Time
+		k, _ := slices.BinarySearch(visits, e.Time)
 		if r.Float64() >= s.ts {
-			t = visits[r.IntN(len(visits))]
+			k = r.IntN(len(visits))
 		}
-		if present[key{t, e.Code}] {
-			// The drawn visit has the code already; keep the count by leaving it
-			// where it was, unless that visit has it too.
-			if t == e.Time || present[key{e.Time, e.Code}] {
-				continue
+		// A visit records a code once: when the chosen visit has it already, the
+		// next one that does not takes it, so that the count is kept.
+		for range visits {
+			if !present[key{visits[k], e.Code}] {
+				break
 			}
-			t = e.Time
+			k = (k + 1) % len(visits)
 		}
-		present[key{t, e.Code}] = true
-		e.Time = t
+		e.Time = visits[k]
+		if present[key{e.Time, e.Code}] {
+			continue // every visit has it
+		}
+		present[key{e.Time, e.Code}] = true
 		s.events = append(s.events, e)
 	}
 	slices.SortFunc(s.events, func(a, b claims.Event) int {
@@ -1044,7 +1049,11 @@ func (s *sim) startProb(d drug, m int32) float64 {
 			or(0.1)
 		}
 	case drugInsulin:
-		or(rec(condT2D, 59, 0, 0.01)) // after five years of diabetes
+		// After five years of diabetes; averaged over ten, since over the usual
+		// five the rule would vanish.
+		if known(condT2D) {
+			or(s.recency(m-s.dx[condT2D], 2*horizon, 59, 0, 59, 0, 0.01))
+		}
 		if known(condRetinopathy) {
 			or(0.02)
 		}

@@ -17,6 +17,72 @@
 // clinic) that differ in age mix, size, case mix, prescribing and coding depth; one
 // clinic in two records only 3-character ICD-10 categories.
 //
+// # Order and timing
+//
+// Config.TemporalStrength s scales every rule below, the model's only dependences
+// on order, recency or duration. At s = 1 each applies as written; at s = 0 each is
+// replaced by its order-free value, so hazards and drug starts depend only on
+// which conditions and drugs a patient has (and age, sex, calendar year); between,
+// each value v becomes flat + s*(v - flat), which for a multiplier m relative to
+// its flat value is 1 + s*(m - 1). The flat value of a recency rule is its mean
+// over the first five years after the event (ten for the insulin rule, which
+// starts at five), over a drug course's mean length (1/monthly stop chance) for a
+// rule about how long a drug has been taken; of a duration rule, its value at 7.5
+// years, the middle of its 0-15 year range; of an order or onset-age rule, the mean
+// of its two branches.
+//
+//	rule (hazard ratio at s = 1)                          motivation                          flat
+//	HF: HTN began before CKD x6, CKD before HTN x1.5      hypertensive nephropathy -> HF       x3.75
+//	HF: AF within 12 months x4, later x2                  new AF, rate not yet controlled      x2.43
+//	stroke: untreated AF within 12 months x6, later x4    early embolic risk                   x4.43
+//	stroke: TIA within 3 months x15, 12 x4, later x2      stroke risk peaks right after TIA    x3.17
+//	T2D: obesity from before 45 x4, from 45 on x2         duration of adiposity                x3
+//	retinopathy: 0.015/yr x (years of T2D, <= 15)/3       microvascular damage accrues         7.5 yr
+//	CKD: HTN x(1.5 + 0.1 x years, <= 15)                  as above                             x2.25
+//	CKD: T2D x(1.8 + 0.1 x years, <= 15)                  diabetic nephropathy                 x2.55
+//	depression: stroke within 24 months x2.5              post-stroke depression               x1.63
+//	dementia: stroke within 36 months x3, later x1.8      post-stroke dementia                 x2.54
+//	dementia: depression from 60 on x2.2, earlier x1.2    late-life depression as a prodrome   x1.7
+//	osteoporosis: fracture within 6 months x8, later x2   a fragility fracture prompts work-up x2.7
+//	osteoporosis: PPI taken for 12 months or more x1.3    long-term PPI and bone loss          x1.16
+//	VTE: fracture within 3 months x10                     immobility                           x1.6
+//	death: stroke this month or last x5                   early case fatality                  x1.13
+//	drug starts (per visit): the first 3 months after a diagnosis give 0.3-0.7
+//	  (statin, metformin, DPP-4, ARB, CCB, beta blocker, loop diuretic, DOAC,
+//	  warfarin, antiplatelet, PPI, H2 blocker, NSAID, bisphosphonate,
+//	  antidementia, antidepressant, inhaler; chemotherapy 6 months, DOAC after
+//	  VTE 1, NSAID and opioid after a fracture 2 and 1), later 0-0.05   treatment follows diagnosis   5-year mean
+//	drug starts: PPI in the 2-3 months after an NSAID, antithrombotic (65+) or
+//	  steroid start 0.25/0.15/0.1; DPP-4 after 6 months of metformin 0.06;
+//	  insulin after 5 years of T2D 0.01; opioid after a year of cancer 0.02      prescribing cascades          course or 5-year mean
+//	prodromes: symptoms and tests of a brewing T2D, CKD, HF, dementia or
+//	  osteoporosis, recorded in the months before onset                          conditions announce themselves  see below
+//
+// Prodromes are timing itself, so they are not scaled: below 1 the simulation runs
+// as before, but each prodromal code stays on its visit with probability s and
+// otherwise moves to a visit drawn uniformly from the patient's record. The same
+// codes occur as often on the same simulated path, at s = 0 with no relation to
+// when the condition begins. Two traces of timing remain at every strength: a
+// brewing condition still makes visits more frequent in its months, and a
+// condition is first recorded at a visit after its onset.
+//
+// Left as they are: calendar-year rules (SGLT2 inhibitors from 2014, DOACs
+// displacing warfarin), drug states (on a statin, anticoagulated, on steroids: what
+// the patient has now), and coding rules (tests and procedures at the diagnosis
+// visit, rehabilitation in the months after a stroke or fracture, a stroke recoded
+// as its sequelae after a month, osteoporosis coded with a fracture when one is
+// recent, vascular dementia after a stroke), which say how a visit records the
+// history rather than what happens in it.
+//
+// What s = 0 does to the marginals (seed 1, a general hospital of 4,200
+// patients, share of patients with a code at s = 1 -> 0): conditions stay within
+// 15% (hypertension 0.489 -> 0.485, T2D 0.373 -> 0.362, heart failure 0.131 ->
+// 0.122, CKD 0.155 -> 0.134, retinopathy 0.134 -> 0.116) but for stroke (0.032 ->
+// 0.038, the averaged TIA and AF windows); drugs are started less often and
+// later, so refilled less (statin 0.51 -> 0.45, DOAC 0.062 -> 0.045, warfarin
+// 0.021 -> 0.015), except chemotherapy (0.027 -> 0.041), whose averaged start
+// chance lasts as long as the cancer; events per patient fall from 241 to 221.
+//
 // Generation is a pure function of the seed: patient i of hospital h is generated
 // from its own random stream, so any patient can be made alone, in any order, and
 // the same seed gives the same bytes.

@@ -187,3 +187,103 @@ func TestOrderFreeRules(t *testing.T) {
 		})
 	}
 }
+
+// TestProdromesLoseTheirTiming counts the diabetes prodrome codes (raised glucose,
+// polyuria, weight loss: only prodromes write them) in the year before the first
+// diabetes code. At strength 1 most of them are there; at 0 no more than chance,
+// the share of each patient's visits that fall in that year.
+func TestProdromesLoseTheirTiming(t *testing.T) {
+	share := func(ts float64) (observed, chance float64, total int) {
+		g := newGen(t, Config{Hospitals: 3, Patients: 2500, Seed: 17, TemporalStrength: strength(ts)})
+		var before int
+		for h, hosp := range g.Hospitals() {
+			for i := range hosp.Patients {
+				p := g.Patient(h, i)
+				dx, ok := firstTime(p, "ICD10//E11")
+				if !ok {
+					continue
+				}
+				in := func(t int64) bool { return t >= dx-365*dayMicrosTest && t < dx }
+				var visits, visitsIn, codes int
+				last := int64(math.MinInt64)
+				for _, e := range p.Events {
+					if claims.System(e.Code) == claims.SystemVisit && e.Time != last {
+						last = e.Time
+						visits++
+						if in(e.Time) {
+							visitsIn++
+						}
+					}
+					v := claims.Value(e.Code)
+					if strings.HasPrefix(v, "R73") || strings.HasPrefix(v, "R35") || strings.HasPrefix(v, "R63") {
+						codes++
+						if in(e.Time) {
+							before++
+						}
+					}
+				}
+				total += codes
+				chance += float64(codes) * float64(visitsIn) / float64(visits)
+			}
+		}
+		return float64(before) / float64(total), chance / float64(total), total
+	}
+	s1, c1, n1 := share(1)
+	s0, c0, n0 := share(0)
+	t.Logf("share of T2D prodrome codes in the year before the first T2D code: strength 1 %.3f of %d (chance %.3f), strength 0 %.3f of %d (chance %.3f)", s1, n1, c1, s0, n0, c0)
+	if n1 < 200 || n0 < 200 {
+		t.Fatalf("%d and %d prodrome codes: too few to tell", n1, n0)
+	}
+	if s1 < 0.5 || s1 < 2*c1 {
+		t.Errorf("strength 1: %.3f of prodrome codes in the year before diagnosis (chance %.3f), want most", s1, c1)
+	}
+	// The binomial spread of the share is about 0.02 here.
+	if s0 > c0+0.06 {
+		t.Errorf("strength 0: %.3f of prodrome codes in the year before diagnosis, chance %.3f: want no more than chance", s0, c0)
+	}
+	// Placing keeps every code (TestPlaceProdromesKeepsCounts); the totals still
+	// differ because strength 0 moves some onsets into or out of the records, and
+	// only onsets within them have a recorded prodrome.
+	if r := float64(n0) / float64(n1); r < 0.5 || r > 2 {
+		t.Errorf("prodrome codes: %d at strength 0, %d at 1: want comparable counts", n0, n1)
+	}
+}
+
+// TestPlaceProdromesKeepsCounts places held-back codes on a record and checks that
+// each is placed once, on a visit, with the events left sorted.
+func TestPlaceProdromesKeepsCounts(t *testing.T) {
+	h := newGen(t, Config{Hospitals: 1, Patients: 1, Seed: 1}).hospitals[0]
+	day := func(d int64) int64 { return d * dayMicrosTest }
+	nan := float32(math.NaN())
+	for _, ts := range []float64{0, 0.5} {
+		s := blankSim(h, ts)
+		for d := range int64(20) {
+			s.events = append(s.events, claims.Event{Time: day(100 + 7*d), Code: codeOutpatient, Value: nan})
+		}
+		s.events = append(s.events, claims.Event{Time: day(107), Code: "ICD10//R73.9", Value: nan})
+		for d := range int64(20) {
+			s.moved = append(s.moved, claims.Event{Time: day(100 + 7*d), Code: "PROC//HBA1C", Value: nan})
+			s.moved = append(s.moved, claims.Event{Time: day(100 + 7*d), Code: "ICD10//R73.9", Value: nan})
+		}
+		s.placeProdromes(h, 3)
+		p := &claims.Patient{ID: 1, Events: s.events}
+		checkSorted(t, p)
+		visitDays := make(map[int64]bool)
+		counts := make(map[string]int)
+		for _, e := range s.events {
+			if e.Code == codeOutpatient {
+				visitDays[e.Time] = true
+			}
+			counts[e.Code]++
+		}
+		for _, e := range s.events {
+			if !visitDays[e.Time] {
+				t.Errorf("strength %g: %s placed on %d, not a visit", ts, e.Code, e.Time)
+			}
+		}
+		// Twenty visits hold twenty R73.9 at most, one of them the record's own.
+		if counts["PROC//HBA1C"] != 20 || counts["ICD10//R73.9"] != 20 || counts[codeOutpatient] != 20 {
+			t.Errorf("strength %g: counts %v, want 20 of each", ts, counts)
+		}
+	}
+}
