@@ -68,6 +68,9 @@ type ModelConfig struct {
 	Layers int    `mapstructure:"layers"`
 	Heads  int    `mapstructure:"heads"`
 	MaxLen int    `mapstructure:"max_len"`
+	// TimeBuckets is the encoder's time embedding (model.Config.TimeBuckets): -1,
+	// the default, keeps the preset's; 0 turns it off.
+	TimeBuckets int `mapstructure:"time_buckets"`
 }
 
 // VocabularyConfig is the federated vocabulary's k-anonymity floor and the bounds
@@ -114,7 +117,7 @@ func DefaultConfig() Config {
 		UploadIdleTimeout: time.Minute,
 		Rounds:            1,
 		SecureAgg:         SecureAggConfig{Preset: string(secureagg.PresetN12Q60), WeightCap: secureagg.DefaultWeightCap},
-		Model:             ModelConfig{Preset: "2m", Seed: 1},
+		Model:             ModelConfig{Preset: "2m", Seed: 1, TimeBuckets: -1},
 		Vocabulary:        VocabularyConfig{KFloor: 10, MaxVocab: 100_000, MaxCodesPerTable: 200_000, MaxCodesPerPatient: 50},
 		Local:             LocalConfig{Steps: 20, BatchSize: 16, LearningRate: 5e-4, ClipNorm: 1},
 		Server:            ServerConfig{Optimizer: "fedavg", LearningRate: 1, Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-3},
@@ -273,6 +276,12 @@ func (c *Config) ModelConfig(vocab int) (model.Config, error) {
 		if o.v > 0 {
 			*o.dst = o.v
 		}
+	}
+	switch tb := c.Model.TimeBuckets; {
+	case tb >= 0:
+		mc.TimeBuckets = tb
+	case tb != -1:
+		return model.Config{}, fmt.Errorf("model.time_buckets %d: want -1 (the preset's), 0 (none) or more", tb)
 	}
 	return mc, mc.Validate()
 }

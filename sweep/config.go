@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedclaims/fedclaims/baseline"
+	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/model"
 )
 
@@ -36,18 +38,19 @@ const DefaultMargin = 0.01
 //	    layers: 1
 //	    heads: 2
 //	    budget: {steps: 20}       # overrides the default budget for this preset
-//	budget: {steps: 300}          # or {tokens: 2000000}
+//	budget: {steps: 300}          # or {tokens: 2000000} or {tokens_per_param: 20}
 //	data:
-//	  synthetic: {hospitals: 3, patients: 500, seed: 1}   # or dirs: [a, b]
+//	  synthetic: {hospitals: 3, pretrain_only: 0, patients: 500, seed: 1, temporal_strength: 1}
+//	  # or dirs: [a, b] and pretrain_only_dirs: [c]
 //	  vocab_min_count: 5
 //	tasks: ""                     # task file; the shipped default tasks when empty
 //	seed: 1
 //	margin: 0.01                  # non-inferiority margin in AUPRC (see Rule)
 //	alpha: 0.05
-//	pretrain: {batch: 16, seq: 128, lr: 5e-4}
+//	pretrain: {batch: 16, seq: 128, lr: 5e-4, random_cut: false, time_embedding: true}
 //	finetune: {frozen: true, pooling: cls, epochs: 3}
 //	eval: {bootstrap: 1000, grid: true, iterations: 500, features: time, max_index_per_patient: 1}
-//	federated: {local_steps: 20}  # mode federated only; needs data.synthetic
+//	federated: {local_steps: 20}  # mode federated only
 type Config struct {
 	Mode    string       `yaml:"mode" json:"mode"`
 	Presets []PresetSpec `yaml:"presets" json:"presets"`
@@ -89,17 +92,31 @@ type PresetSpec struct {
 // Custom reports whether p is a custom shape rather than a named preset.
 func (p PresetSpec) Custom() bool { return p.Hidden != 0 || p.Layers != 0 || p.Heads != 0 }
 
-// Budget is how much pretraining one preset gets: optimiser steps, or tokens (real,
-// non-padding tokens seen), exactly one of them.
+// Budget is how much pretraining one preset gets: optimiser steps, tokens (real,
+// non-padding tokens seen, by every site together in a federation), or tokens per
+// parameter of the preset (as scaling studies state budgets), exactly one of them.
 type Budget struct {
-	Steps  int   `yaml:"steps" json:"steps,omitempty"`
-	Tokens int64 `yaml:"tokens" json:"tokens,omitempty"`
+	Steps          int     `yaml:"steps" json:"steps,omitempty"`
+	Tokens         int64   `yaml:"tokens" json:"tokens,omitempty"`
+	TokensPerParam float64 `yaml:"tokens_per_param" json:"tokens_per_param,omitempty"`
+}
+
+// total is the budget in tokens for a model of params parameters, 0 for a budget
+// in steps.
+func (b Budget) total(params int) int64 {
+	if b.TokensPerParam > 0 {
+		return int64(math.Round(b.TokensPerParam * float64(params)))
+	}
+	return b.Tokens
 }
 
 // Data is where the hospitals come from.
 type Data struct {
 	// Dirs are datasets (MEDS or OMOP CDM), one per site.
 	Dirs []string `yaml:"dirs" json:"dirs,omitempty"`
+	// PretrainOnlyDirs are datasets of sites without labels: every patient of
+	// theirs pretrains, and nothing scores them.
+	PretrainOnlyDirs []string `yaml:"pretrain_only_dirs" json:"pretrain_only_dirs,omitempty"`
 	// Synthetic generates hospitals under the output directory instead.
 	Synthetic *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
 	// VocabMinCount is the k-anonymity floor of the vocabulary built from the sites'
@@ -109,9 +126,20 @@ type Data struct {
 
 // Synthetic is the claims/synth generator's configuration.
 type Synthetic struct {
-	Hospitals int    `yaml:"hospitals" json:"hospitals"`
-	Patients  int    `yaml:"patients" json:"patients"`
-	Seed      uint64 `yaml:"seed" json:"seed"`
+	// Hospitals are labelled; PretrainOnly more hospitals, generated after them,
+	// that only pretrain.
+	Hospitals    int    `yaml:"hospitals" json:"hospitals"`
+	PretrainOnly int    `yaml:"pretrain_only" json:"pretrain_only,omitempty"`
+	Patients     int    `yaml:"patients" json:"patients"`
+	Seed         uint64 `yaml:"seed" json:"seed"`
+	// TemporalStrength scales the generator's order and recency effects
+	// (synth.Config; default 1, 0 turns them off).
+	TemporalStrength *float64 `yaml:"temporal_strength" json:"temporal_strength,omitempty"`
+}
+
+// Generator is the synthetic configuration's generator.
+func (s Synthetic) Generator() (*synth.Generator, error) {
+	return synth.New(synth.Config{Hospitals: s.Hospitals + s.PretrainOnly, Patients: s.Patients, Seed: s.Seed, TemporalStrength: s.TemporalStrength})
 }
 
 // Pretrain sets the MLM pretraining shared by every preset.
@@ -124,6 +152,24 @@ type Pretrain struct {
 	EvalEvery int `yaml:"eval_every" json:"eval_every"`
 	// ValidSequences caps the validation-split histories the loss is measured on.
 	ValidSequences int `yaml:"valid_sequences" json:"valid_sequences"`
+	// RandomCut ends each pretraining window at a random visit of the history
+	// (tokenizer.RandomCutoff), as a fine-tuning window ends at an index date,
+	// instead of at the end of the record.
+	RandomCut bool `yaml:"random_cut" json:"random_cut,omitempty"`
+	// TimeEmbedding gives the encoder learned embeddings of the time before the
+	// window's end and of the gap since the previous visit (model.Config's
+	// TimeBuckets; default true).
+	TimeEmbedding *bool `yaml:"time_embedding" json:"time_embedding"`
+	// CutSeed seeds RandomCut; the sweep's seed.
+	CutSeed uint64 `yaml:"-" json:"-"`
+}
+
+// TimeBuckets is the encoder's model.Config.TimeBuckets under p.
+func (p Pretrain) TimeBuckets() int {
+	if p.TimeEmbedding != nil && !*p.TimeEmbedding {
+		return 0
+	}
+	return model.DefaultTimeBuckets
 }
 
 // FineTune sets the heads' training, as fedclaims eval's flags do.
@@ -162,7 +208,7 @@ func ReadFile(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.resolve(filepath.Dir(path))
+	c.Resolve(filepath.Dir(path))
 	return c, nil
 }
 
@@ -178,17 +224,20 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	c.defaults()
+	c.Defaults()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &c, nil
 }
 
-func (c *Config) resolve(dir string) {
-	for i, d := range c.Data.Dirs {
-		if !filepath.IsAbs(d) {
-			c.Data.Dirs[i] = filepath.Join(dir, d)
+// Resolve makes c's relative paths relative to dir, the file's directory.
+func (c *Config) Resolve(dir string) {
+	for _, ds := range [][]string{c.Data.Dirs, c.Data.PretrainOnlyDirs} {
+		for i, d := range ds {
+			if !filepath.IsAbs(d) {
+				ds[i] = filepath.Join(dir, d)
+			}
 		}
 	}
 	if c.Tasks != "" && !filepath.IsAbs(c.Tasks) {
@@ -196,7 +245,8 @@ func (c *Config) resolve(dir string) {
 	}
 }
 
-func (c *Config) defaults() {
+// Defaults fills in every field the file leaves out.
+func (c *Config) Defaults() {
 	if c.Mode == "" {
 		c.Mode = ModeCentral
 	}
@@ -233,6 +283,11 @@ func (c *Config) defaults() {
 	if p.ValidSequences == 0 {
 		p.ValidSequences = 256
 	}
+	if p.TimeEmbedding == nil {
+		t := true
+		p.TimeEmbedding = &t
+	}
+	p.CutSeed = c.Seed
 	if c.Federated.LocalSteps == 0 {
 		c.Federated.LocalSteps = 20
 	}
@@ -309,13 +364,16 @@ func (c *Config) Validate() error {
 		return errors.New("field data: give dirs or synthetic, not both")
 	case d.Synthetic != nil && d.Synthetic.Hospitals < 1:
 		return fmt.Errorf("field data.synthetic.hospitals: %d must be at least 1", d.Synthetic.Hospitals)
+	case d.Synthetic != nil && d.Synthetic.PretrainOnly < 0:
+		return fmt.Errorf("field data.synthetic.pretrain_only: %d must not be negative", d.Synthetic.PretrainOnly)
+	case d.Synthetic != nil && d.Synthetic.TemporalStrength != nil && !(*d.Synthetic.TemporalStrength >= 0 && *d.Synthetic.TemporalStrength <= 1):
+		return fmt.Errorf("field data.synthetic.temporal_strength: %g must be in [0, 1]", *d.Synthetic.TemporalStrength)
+	case len(d.PretrainOnlyDirs) > 0 && d.Synthetic != nil:
+		return errors.New("field data.pretrain_only_dirs: give them with dirs, not with synthetic (which has pretrain_only)")
 	case d.Synthetic != nil && d.Synthetic.Patients < 1:
 		return fmt.Errorf("field data.synthetic.patients: %d must be at least 1", d.Synthetic.Patients)
 	case d.VocabMinCount < 1:
 		return fmt.Errorf("field data.vocab_min_count: %d must be at least 1", d.VocabMinCount)
-	}
-	if c.Mode == ModeFederated && d.Synthetic == nil {
-		return errors.New("field data: mode federated runs a local federation of synthetic hospitals; give data.synthetic")
 	}
 	if c.Federated.LocalSteps < 1 {
 		return fmt.Errorf("field federated.local_steps: %d must be positive", c.Federated.LocalSteps)
@@ -323,6 +381,11 @@ func (c *Config) Validate() error {
 	for i, dir := range d.Dirs {
 		if dir == "" {
 			return fmt.Errorf("field data.dirs[%d]: empty path", i)
+		}
+	}
+	for i, dir := range d.PretrainOnlyDirs {
+		if dir == "" {
+			return fmt.Errorf("field data.pretrain_only_dirs[%d]: empty path", i)
 		}
 	}
 	switch m := *c.Margin; {
@@ -384,10 +447,21 @@ func (b Budget) validate(field string) error {
 		return fmt.Errorf("field %s.steps: %d must not be negative", field, b.Steps)
 	case b.Tokens < 0:
 		return fmt.Errorf("field %s.tokens: %d must not be negative", field, b.Tokens)
-	case b.Steps == 0 && b.Tokens == 0:
-		return fmt.Errorf("field %s: give steps or tokens", field)
-	case b.Steps > 0 && b.Tokens > 0:
-		return fmt.Errorf("field %s: give steps or tokens, not both", field)
+	case b.TokensPerParam < 0 || b.TokensPerParam != b.TokensPerParam:
+		return fmt.Errorf("field %s.tokens_per_param: %g must be positive", field, b.TokensPerParam)
+	}
+	given := 0
+	for _, set := range []bool{b.Steps > 0, b.Tokens > 0, b.TokensPerParam > 0} {
+		if set {
+			given++
+		}
+	}
+	switch given {
+	case 0:
+		return fmt.Errorf("field %s: give steps, tokens or tokens_per_param", field)
+	case 1:
+	default:
+		return fmt.Errorf("field %s: give one of steps, tokens and tokens_per_param", field)
 	}
 	return nil
 }
@@ -398,20 +472,4 @@ func (c *Config) budget(i int) Budget {
 		return *b
 	}
 	return c.Budget
-}
-
-// modelConfig is preset p's encoder shape at vocabulary size vocab.
-func (c *Config) modelConfig(p PresetSpec, vocab int) (model.Config, error) {
-	var cfg model.Config
-	if p.Custom() {
-		cfg = model.Config{Vocab: vocab, Hidden: p.Hidden, Layers: p.Layers, Heads: p.Heads,
-			MaxLen: 512, Segments: 3, LNEps: 1e-5}
-	} else {
-		var err error
-		if cfg, err = model.Preset(p.Name, vocab); err != nil {
-			return cfg, err
-		}
-	}
-	cfg.Dropout = float32(*c.Pretrain.Dropout)
-	return cfg, cfg.Validate()
 }

@@ -45,11 +45,14 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate preset", "presets: [{name: 2m}, {name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "is already presets[0]"},
 		{"bad custom", "presets: [{name: x, hidden: 30, layers: 1, heads: 4}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0]: config: heads 4 must divide hidden 30"},
 		{"custom without layers", "presets: [{name: x, hidden: 32, heads: 4}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "field presets[0].layers"},
-		{"no budget", "presets: [{name: 2m}]\ndata: {dirs: [a]}\n", "field budget: give steps or tokens"},
-		{"both budgets", "presets: [{name: 2m, budget: {steps: 1, tokens: 2}}]\ndata: {dirs: [a]}\n", "field presets[0].budget: give steps or tokens, not both"},
+		{"no budget", "presets: [{name: 2m}]\ndata: {dirs: [a]}\n", "field budget: give steps, tokens or tokens_per_param"},
+		{"both budgets", "presets: [{name: 2m, budget: {steps: 1, tokens: 2}}]\ndata: {dirs: [a]}\n", "field presets[0].budget: give one of steps, tokens and tokens_per_param"},
+		{"per-param and tokens", "presets: [{name: 2m}]\nbudget: {tokens: 5, tokens_per_param: 2}\ndata: {dirs: [a]}\n", "give one of steps"},
+		{"negative per-param", "presets: [{name: 2m}]\nbudget: {tokens_per_param: -2}\ndata: {dirs: [a]}\n", "field budget.tokens_per_param"},
+		{"pretrain-only with synthetic", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {pretrain_only_dirs: [b], synthetic: {hospitals: 1, patients: 1}}\n", "field data.pretrain_only_dirs"},
+		{"temporal strength", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {synthetic: {hospitals: 1, patients: 1, temporal_strength: 2}}\n", "field data.synthetic.temporal_strength"},
 		{"no data", "presets: [{name: 2m}]\nbudget: {steps: 1}\n", "field data: give dirs or synthetic"},
 		{"both data", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a], synthetic: {hospitals: 1, patients: 1}}\n", "not both"},
-		{"federated on dirs", "mode: federated\npresets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [a]}\n", "give data.synthetic"},
 		{"alpha", ok + "alpha: 1.5\n", "field alpha"},
 		{"seq", ok + "pretrain: {seq: 1000}\n", "field pretrain.seq"},
 		{"dropout", ok + "pretrain: {dropout: 1}\n", "field pretrain.dropout"},
@@ -112,10 +115,10 @@ func FuzzParse(f *testing.F) {
 		}
 		// Whatever parses is usable: every preset has a shape and a budget.
 		for i, p := range c.Presets {
-			if _, err := c.modelConfig(p, 100); err != nil {
+			if _, err := (PresetRun{Spec: p}).modelConfig(100, c.Pretrain); err != nil {
 				t.Errorf("presets[%d] parsed but has no model: %v", i, err)
 			}
-			if b := c.budget(i); b.Steps <= 0 && b.Tokens <= 0 {
+			if b := c.budget(i); b.Steps <= 0 && b.Tokens <= 0 && b.TokensPerParam <= 0 {
 				t.Errorf("presets[%d] parsed without a budget", i)
 			}
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims"
-	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
@@ -61,12 +60,18 @@ type PresetTask struct {
 
 // PresetResult is everything measured for one preset.
 type PresetResult struct {
-	Name   string       `json:"name"`
+	Name string `json:"name"`
+	// Mode is how it was pretrained (ModeCentral, ModeFederated, ModeSiteAlone);
+	// Site the site of a ModeSiteAlone run.
+	Mode   string       `json:"mode,omitempty"`
+	Site   string       `json:"site,omitempty"`
 	Config model.Config `json:"config"`
 	Params int          `json:"params"`
 	Budget Budget       `json:"budget"`
 	Steps  int          `json:"steps"`
 	Tokens int64        `json:"tokens"`
+	// TokensPerParam is Tokens over Params, the budget's size against the model's.
+	TokensPerParam float64 `json:"tokens_per_param,omitempty"`
 	// TokensEstimated is set when Tokens and FLOPs are estimated from the mean
 	// history length (federated sweeps: the sites do not report their tokens).
 	TokensEstimated bool `json:"tokens_estimated,omitempty"`
@@ -150,125 +155,49 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, PresetsDir), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
-	if err := claimDir(c, dir); err != nil {
+	if err := ClaimDir(dir, c); err != nil {
 		return nil, err
 	}
-	sites, err := siteDirs(ctx, c, dir)
+	sites, pretrainOnly, err := SiteDirs(ctx, c.Data, dir)
 	if err != nil {
 		return nil, err
 	}
-	patients, bySite, err := loadSites(ctx, sites)
-	if err != nil {
-		return nil, err
-	}
-	vocab, vocabBytes, err := buildVocab(bySite, c.Data.VocabMinCount)
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.Write(filepath.Join(dir, VocabFile), 0o644, func(w io.Writer) error {
-		_, err := w.Write(vocabBytes)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	log.Info("sweep data", "sites", len(sites), "patients", len(patients), "vocab", vocab.Len())
-
 	ts := tasks.Default()
 	if c.Tasks != "" {
 		if ts, err = tasks.ReadFile(c.Tasks); err != nil {
 			return nil, fmt.Errorf("field tasks: %w", err)
 		}
 	}
-	opts := c.pipelineOptions(log)
-	cohort, err := pipeline.Label(patients, ts, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", sites, err)
-	}
-	base, err := loadOrTrainBaseline(ctx, cohort, filepath.Join(dir, BaselineFile), opts, log)
-	if err != nil {
-		return nil, err
-	}
-
-	train, valid, err := pretrainSequences(patients, vocab, c.Pretrain)
+	w, err := Prepare(ctx, WorkspaceSpec{Dir: dir, Labelled: sites, PretrainOnly: pretrainOnly, VocabMinCount: c.Data.VocabMinCount,
+		Tasks: ts, Pipeline: c.PipelineOptions(log), Pretrain: c.Pretrain}, log)
 	if err != nil {
 		return nil, err
 	}
 	var results []PresetResult
 	for i, spec := range c.Presets {
-		path := filepath.Join(dir, PresetsDir, spec.Name+".json")
-		var done PresetResult
-		if err := readJSON(path, &done); err == nil {
-			if err := done.check(base); err != nil {
-				return nil, fmt.Errorf("%s: %w; remove it to run the preset again", path, err)
-			}
-			log.Info("preset already done", "preset", spec.Name, "file", path)
-			results = append(results, done)
-			continue
-		} else if !errors.Is(err, os.ErrNotExist) {
+		r, err := w.Run(ctx, PresetRun{Spec: spec, Mode: c.Mode, Budget: c.budget(i), Seed: c.Seed,
+			TimeBuckets: c.Pretrain.TimeBuckets(), Federated: c.Federated, Binary: o.Binary}, log.With("preset", spec.Name))
+		if err != nil {
 			return nil, err
 		}
-		var (
-			r        PresetResult
-			m        *model.Model
-			preVocab = vocab
-		)
-		if c.Mode == ModeFederated {
-			var vb []byte
-			r, m, preVocab, vb, err = pretrainFederated(ctx, c, i, dir, o.Binary, train, patients, log.With("preset", spec.Name))
-			if err == nil {
-				err = m.Save(filepath.Join(dir, PresetsDir, spec.Name), vb)
-			}
-		} else {
-			var cfg model.Config
-			if cfg, err = c.modelConfig(spec, vocab.Len()); err != nil {
-				return nil, fmt.Errorf("field presets[%d]: %w", i, err)
-			}
-			log.Info("pretraining", "preset", spec.Name, "params", cfg.Params())
-			r, m, err = pretrain(ctx, cfg, c.budget(i), c.Pretrain, c.Seed, train, valid, log.With("preset", spec.Name))
-			if err == nil {
-				err = m.Save(filepath.Join(dir, PresetsDir, spec.Name), vocabBytes)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
-		}
-		r.Name = spec.Name
-		heads, err := cohort.EncoderScores(ctx, m, preVocab, opts)
-		if err != nil {
-			return nil, fmt.Errorf("preset %s: %w", spec.Name, err)
-		}
-		for k, bt := range base {
-			met, err := eval.Score(heads[k].Test, bt.Labels, bt.Patient, eval.Bootstrap{Resamples: opts.Resamples, Seed: opts.Seed})
-			if err != nil {
-				return nil, fmt.Errorf("preset %s: task %s: %w", spec.Name, bt.Name, err)
-			}
-			r.Tasks = append(r.Tasks, PresetTask{Name: bt.Name, Metrics: met, ValidLogLoss: heads[k].ValidLogLoss, Scores: heads[k].Test})
-		}
-		// Written last, in one rename: a preset is either wholly done or redone.
-		if err := writeJSON(path, r); err != nil {
-			return nil, err
-		}
-		log.Info("preset done", "preset", spec.Name, "cpu_seconds", r.CPUSeconds, "valid_loss", r.FinalLoss())
-		results = append(results, r)
+		results = append(results, *r)
 	}
-
-	res, err := assemble(c, sites, len(patients), vocab.Len(), results, base)
-	if err == nil {
-		res.Skipped = cohort.Skipped
-	}
+	rule := Rule{Margin: *c.Margin, Alpha: c.Alpha, Resamples: c.Eval.Bootstrap, Seed: c.Seed}
+	res, err := Assemble(c.Mode, sites, len(w.Patients), w.Vocab.Len(), rule, results, w.Baseline)
 	if err != nil {
 		return nil, err
 	}
+	res.Skipped = w.Cohort.Skipped
 	if err := res.Save(dir); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func (c *Config) pipelineOptions(log *slog.Logger) pipeline.Options {
+func (c *Config) PipelineOptions(log *slog.Logger) pipeline.Options {
 	return pipeline.Options{
 		Seed: c.Seed, Resamples: c.Eval.Bootstrap, Grid: *c.Eval.Grid, Iterations: c.Eval.Iterations,
 		MinCount: c.Eval.MinCount, RecentDays: *c.Eval.RecentDays, Threads: c.Eval.Threads,
@@ -278,10 +207,10 @@ func (c *Config) pipelineOptions(log *slog.Logger) pipeline.Options {
 	}
 }
 
-// claimDir records c in dir, or checks that dir holds a sweep of this same
-// configuration, so that a resume never mixes results of different settings.
-func claimDir(c *Config, dir string) error {
-	want, err := json.MarshalIndent(c, "", "  ")
+// ClaimDir records cfg in dir/config.json, or checks that dir holds a run of this
+// same configuration, so that a resume never mixes results of different settings.
+func ClaimDir(dir string, cfg any) error {
+	want, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -290,7 +219,7 @@ func claimDir(c *Config, dir string) error {
 	have, err := os.ReadFile(path)
 	switch {
 	case err == nil && !bytes.Equal(have, want):
-		return fmt.Errorf("%s: the output directory holds a sweep of another configuration; choose another --out or remove it", path)
+		return fmt.Errorf("%s: the output directory holds a run of another configuration; choose another --out or remove it", path)
 	case err == nil:
 		return nil
 	case !errors.Is(err, os.ErrNotExist):
@@ -302,70 +231,74 @@ func claimDir(c *Config, dir string) error {
 	})
 }
 
-// siteDirs returns the sites' dataset directories, generating synthetic hospitals
-// under dir when the configuration asks for them.
-func siteDirs(ctx context.Context, c *Config, dir string) ([]string, error) {
-	if s := c.Data.Synthetic; s != nil {
-		g, err := synth.New(synth.Config{Hospitals: s.Hospitals, Patients: s.Patients, Seed: s.Seed})
-		if err != nil {
-			return nil, fmt.Errorf("field data.synthetic: %w", err)
-		}
-		data := filepath.Join(dir, dataDir)
-		var sites []string
-		for _, h := range g.Hospitals() {
-			sites = append(sites, filepath.Join(data, h.ID))
-		}
-		if _, err := os.Stat(data); err == nil {
-			return sites, nil
-		}
-		// Generated aside and renamed, so that an interrupted generation is redone.
-		tmp := data + ".partial"
-		if err := os.RemoveAll(tmp); err != nil {
-			return nil, err
-		}
-		if err := g.Write(ctx, tmp); err != nil {
-			return nil, fmt.Errorf("synthetic hospitals: %w", err)
-		}
-		if err := os.Rename(tmp, data); err != nil {
-			return nil, fmt.Errorf("synthetic hospitals: %w", err)
-		}
-		return sites, nil
+// SiteDirs returns the labelled and the pretraining-only sites' dataset
+// directories of d, generating synthetic hospitals under dir/data when d asks for
+// them (an interrupted generation is redone; a finished one is kept).
+func SiteDirs(ctx context.Context, d Data, dir string) (labelled, pretrainOnly []string, err error) {
+	s := d.Synthetic
+	if s == nil {
+		return d.Dirs, d.PretrainOnlyDirs, nil
 	}
-	return c.Data.Dirs, nil
+	g, err := s.Generator()
+	if err != nil {
+		return nil, nil, fmt.Errorf("field data.synthetic: %w", err)
+	}
+	data := filepath.Join(dir, dataDir)
+	for i, h := range g.Hospitals() {
+		if i < s.Hospitals {
+			labelled = append(labelled, filepath.Join(data, h.ID))
+		} else {
+			pretrainOnly = append(pretrainOnly, filepath.Join(data, h.ID))
+		}
+	}
+	if _, err := os.Stat(data); err == nil {
+		return labelled, pretrainOnly, nil
+	}
+	// Generated aside and renamed, so that an interrupted generation is redone.
+	tmp := data + ".partial"
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, nil, err
+	}
+	if err := g.Write(ctx, tmp); err != nil {
+		return nil, nil, fmt.Errorf("synthetic hospitals: %w", err)
+	}
+	if err := os.Rename(tmp, data); err != nil {
+		return nil, nil, fmt.Errorf("synthetic hospitals: %w", err)
+	}
+	return labelled, pretrainOnly, nil
 }
 
-// loadSites reads every site and returns the pooled patients and each site's.
-func loadSites(ctx context.Context, sites []string) ([]*claims.Patient, [][]*claims.Patient, error) {
-	var all []*claims.Patient
+// loadSites reads every site's patients.
+func loadSites(ctx context.Context, sites []string) ([][]*claims.Patient, error) {
 	var bySite [][]*claims.Patient
 	from := map[int64]string{}
 	for _, s := range sites {
 		ps, err := pipeline.LoadPatients(ctx, s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("field data: %w", err)
+			return nil, fmt.Errorf("field data: %w", err)
 		}
 		for _, p := range ps {
 			if other, dup := from[p.ID]; dup {
-				return nil, nil, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
+				return nil, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
 			}
 			from[p.ID] = s
 		}
-		all = append(all, ps...)
 		bySite = append(bySite, ps)
 	}
-	return all, bySite, nil
+	return bySite, nil
 }
 
 // buildVocab builds the vocabulary as a federation would: each site counts the
-// patients of its training split, floors its table at k, and the tables are merged.
-// Validation and test patients are left out so that nothing about them shapes the
-// encoder.
-func buildVocab(bySite [][]*claims.Patient, k int) (*tokenizer.Vocab, []byte, error) {
+// patients it may pretrain on (a labelled site, the first labelled of bySite, its
+// training split; a pretraining-only site every patient), floors its table at k,
+// and the tables are merged. A labelled site's validation and test patients are
+// left out so that nothing about them shapes the encoder.
+func buildVocab(bySite [][]*claims.Patient, labelled, k int) (*tokenizer.Vocab, []byte, error) {
 	var tables []*tokenizer.CountTable
-	for _, ps := range bySite {
+	for i, ps := range bySite {
 		cnt := tokenizer.NewCounter()
 		for _, p := range ps {
-			if tasks.InPretraining(p.ID, tasks.DefaultSalt) {
+			if i >= labelled || tasks.InPretraining(p.ID, tasks.DefaultSalt) {
 				cnt.Add(p)
 			}
 		}
@@ -390,34 +323,48 @@ func buildVocab(bySite [][]*claims.Patient, k int) (*tokenizer.Vocab, []byte, er
 	return v, buf.Bytes(), nil
 }
 
-// pretrainSequences encodes the whole histories of the training split's patients
-// for pretraining and those of the validation split for the loss curve. Test
-// patients are never seen.
-func pretrainSequences(patients []*claims.Patient, v *tokenizer.Vocab, p Pretrain) (train, valid []model.Sequence, err error) {
+// pretrainSequences encodes the histories the encoder pretrains on (a labelled
+// site's training split, every patient of a pretraining-only site: bySite's sites
+// from index labelled on), with the site index of each, and the labelled sites'
+// validation histories for the loss curve (at most p.ValidSequences, whole
+// histories, so that every curve is measured on the same windows). Test patients
+// are never seen. With p.RandomCut each pretraining window ends at a random visit
+// (tokenizer.RandomCutoff), as a fine-tuning window ends at an index date.
+func pretrainSequences(bySite [][]*claims.Patient, labelled int, v *tokenizer.Vocab, p Pretrain) (train []model.Sequence, site []int, valid []model.Sequence, err error) {
 	enc, err := tokenizer.NewEncoder(v, p.Seq)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	hasCode := func(e *tokenizer.Encoding) bool {
+		return slices.ContainsFunc(e.IDs, func(id int32) bool { return id >= model.FirstCode })
 	}
 	var e tokenizer.Encoding
-	for _, pt := range patients {
-		split := tasks.SplitOf(pt.ID, tasks.DefaultSalt)
-		if split == tasks.Test || (split == tasks.Validation && len(valid) >= p.ValidSequences) {
-			continue
-		}
-		enc.EncodeTo(&e, pt, tokenizer.NoCutoff)
-		if !slices.ContainsFunc(e.IDs, func(id int32) bool { return id >= model.FirstCode }) {
-			continue
-		}
-		if tasks.InPretraining(pt.ID, tasks.DefaultSalt) {
-			train = append(train, model.FromEncoding(&e))
-		} else {
-			valid = append(valid, model.FromEncoding(&e))
+	for i, ps := range bySite {
+		for _, pt := range ps {
+			split := tasks.SplitOf(pt.ID, tasks.DefaultSalt)
+			switch {
+			case i >= labelled || split == tasks.Train:
+				cut := tokenizer.NoCutoff
+				if p.RandomCut {
+					cut = tokenizer.RandomCutoff(pt, p.CutSeed)
+				}
+				enc.EncodeTo(&e, pt, cut)
+				if hasCode(&e) {
+					train = append(train, model.FromEncoding(&e))
+					site = append(site, i)
+				}
+			case split == tasks.Validation && len(valid) < p.ValidSequences:
+				enc.EncodeTo(&e, pt, tokenizer.NoCutoff)
+				if hasCode(&e) {
+					valid = append(valid, model.FromEncoding(&e))
+				}
+			}
 		}
 	}
 	if len(train) == 0 || len(valid) == 0 {
-		return nil, nil, fmt.Errorf("field data: %d training and %d validation histories with a code in the vocabulary; need some of each", len(train), len(valid))
+		return nil, nil, nil, fmt.Errorf("field data: %d training and %d validation histories with a code in the vocabulary; need some of each", len(train), len(valid))
 	}
-	return train, valid, nil
+	return train, site, valid, nil
 }
 
 // pretrain trains one encoder for its budget and measures it.
@@ -425,7 +372,7 @@ func pretrain(ctx context.Context, cfg model.Config, b Budget, p Pretrain, seed 
 	if err := model.CheckSequences(train, cfg); err != nil {
 		return PresetResult{}, nil, err
 	}
-	steps := stepsOf(b, train, p.Batch)
+	steps := stepsOf(b, cfg.Params(), train, p.Batch)
 	m, err := model.New(cfg, seed)
 	if err != nil {
 		return PresetResult{}, nil, err
@@ -496,12 +443,13 @@ func batches(seqs []model.Sequence) []*model.Batch {
 
 // stepsOf is a budget in optimiser steps: a token budget becomes steps at the mean
 // history length, so that the learning-rate schedule knows its end.
-func stepsOf(b Budget, train []model.Sequence, batch int) int {
-	if b.Tokens == 0 {
+func stepsOf(b Budget, params int, train []model.Sequence, batch int) int {
+	tokens := b.total(params)
+	if tokens == 0 {
 		return b.Steps
 	}
 	perStep := meanTokens(train) * float64(batch)
-	return max(1, int(math.Ceil(float64(b.Tokens)/perStep)))
+	return max(1, int(math.Ceil(float64(tokens)/perStep)))
 }
 
 // meanTokens is the mean number of real tokens per sequence.
@@ -583,17 +531,17 @@ func (r *PresetResult) check(base []BaselineTask) error {
 	return nil
 }
 
-// assemble sorts the presets by size and recommends one per task.
-func assemble(c *Config, sites []string, patients, vocab int, presets []PresetResult, base []BaselineTask) (*Result, error) {
+// Assemble sorts the presets of one mode by size and recommends one per task
+// under rule: the sweep's result, as sweep.json and sweep.md hold it.
+func Assemble(mode string, sites []string, patients, vocab int, rule Rule, presets []PresetResult, base []BaselineTask) (*Result, error) {
 	presets = slices.Clone(presets)
 	slices.SortStableFunc(presets, func(a, b PresetResult) int { return a.Params - b.Params })
-	res := &Result{Mode: c.Mode, Sites: sites, Patients: patients, VocabSize: vocab,
-		Margin: *c.Margin, Alpha: c.Alpha, Test: testText, Compute: computeTextCentral,
+	res := &Result{Mode: mode, Sites: sites, Patients: patients, VocabSize: vocab,
+		Margin: rule.Margin, Alpha: rule.Alpha, Test: testText, Compute: computeTextCentral,
 		Presets: presets, Baseline: base}
-	if c.Mode == ModeFederated {
+	if mode == ModeFederated {
 		res.Compute = computeTextFed
 	}
-	rule := Rule{Margin: *c.Margin, Alpha: c.Alpha, Resamples: c.Eval.Bootstrap, Seed: c.Seed}
 	var ts []TaskCandidates
 	for k, bt := range base {
 		tc := TaskCandidates{Task: bt.Name, Labels: bt.Labels, Groups: bt.Patient}
