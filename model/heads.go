@@ -21,7 +21,30 @@ type Pooling string
 const (
 	PoolCLS  Pooling = "cls"  // the [CLS] token's final state
 	PoolMean Pooling = "mean" // the mean over the sequence's real (non-padding) tokens
+	// PoolBoth is PoolCLS's state followed by PoolMean's, 2·Hidden wide: the
+	// head chooses how much of each to use instead of the evaluation choosing one.
+	PoolBoth Pooling = "both"
 )
+
+// Poolings lists the valid poolings.
+func Poolings() []Pooling { return []Pooling{PoolCLS, PoolMean, PoolBoth} }
+
+// Validate reports whether p is one of Poolings.
+func (p Pooling) Validate() error {
+	switch p {
+	case PoolCLS, PoolMean, PoolBoth:
+		return nil
+	}
+	return fmt.Errorf("pooling %q must be one of %v", p, Poolings())
+}
+
+// Width is the number of pooled features p gives an encoder of hidden width h.
+func (p Pooling) Width(h int) int {
+	if p == PoolBoth {
+		return 2 * h
+	}
+	return h
+}
 
 // HeadConfig sets how FineTune trains a binary head.
 //
@@ -151,13 +174,19 @@ func AveragePrecision(labels []bool, scores []float64) float64 {
 	return ap
 }
 
-// pooled writes the pooled vector of each sequence of b into out (B×H).
+// pooled writes the pooled vector of each sequence of b into out (B×p.Width(h)).
 func pooled(out, hidden []float32, b *Batch, h int, p Pooling) {
+	w := p.Width(h)
 	for s := range b.B {
-		o := out[s*h : (s+1)*h]
-		if p == PoolCLS {
-			copy(o, hidden[s*b.T*h:(s*b.T+1)*h])
+		o := out[s*w : (s+1)*w]
+		cls := hidden[s*b.T*h : (s*b.T+1)*h]
+		switch p {
+		case PoolCLS:
+			copy(o, cls)
 			continue
+		case PoolBoth:
+			copy(o, cls)
+			o = o[h:]
 		}
 		clear(o)
 		n := 0
@@ -180,17 +209,53 @@ func pooled(out, hidden []float32, b *Batch, h int, p Pooling) {
 	}
 }
 
+// pooledBack writes to dhidden (B·T×h, cleared first) the gradient at the hidden
+// states given dpool, the gradient at pooled's output for b.
+func pooledBack(dhidden, dpool []float32, b *Batch, h int, p Pooling) {
+	w := p.Width(h)
+	clear(dhidden)
+	for s := range b.B {
+		dp := dpool[s*w : (s+1)*w]
+		switch p {
+		case PoolCLS:
+			copy(dhidden[s*b.T*h:], dp)
+			continue
+		case PoolBoth:
+			// The [CLS] half goes to [CLS] alone; the mean half, below, to every
+			// real token, [CLS] included, on top of it.
+			copy(dhidden[s*b.T*h:], dp[:h])
+			dp = dp[h:]
+		}
+		n := 0
+		for t := range b.T {
+			if b.Tokens[s*b.T+t] != PAD {
+				n++
+			}
+		}
+		for t := range b.T {
+			if b.Tokens[s*b.T+t] == PAD {
+				continue
+			}
+			row := dhidden[(s*b.T+t)*h : (s*b.T+t+1)*h]
+			for d := range row {
+				row[d] += dp[d] / float32(n)
+			}
+		}
+	}
+}
+
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
 // Predict returns the outcome probability of each sequence of b.
 func (c *Classifier) Predict(b *Batch) []float64 {
 	h := c.Encoder.cfg.Hidden
+	w := c.Pooling.Width(h)
 	hidden := c.Encoder.Forward(b, false, nil)
-	pool := make([]float32, b.B*h)
+	pool := make([]float32, b.B*w)
 	pooled(pool, hidden, b, h, c.Pooling)
 	out := make([]float64, b.B)
 	for s := range out {
-		out[s] = sigmoid(c.logit(pool[s*h : (s+1)*h]))
+		out[s] = sigmoid(c.logit(pool[s*w : (s+1)*w]))
 	}
 	return out
 }
@@ -233,12 +298,12 @@ func linearLogit(w []float32, b float32, x []float32) float64 {
 }
 
 // PooledFeatures returns the frozen encoder enc's pooled features of seqs
-// (len(seqs)×Hidden, row-major, in seqs' order), as the linear probe sees them. An
+// (len(seqs)×p.Width(Hidden), row-major, in seqs' order), as the linear probe sees them. An
 // evaluation with many tasks over the same examples computes them once and fits
 // every task's probe on them with FitProbe, instead of one forward pass per task.
 func PooledFeatures(ctx context.Context, enc *Model, seqs []Sequence, batch int, p Pooling) ([]float32, error) {
-	if p != PoolCLS && p != PoolMean {
-		return nil, fmt.Errorf("pooled features: pooling %q must be %q or %q", p, PoolCLS, PoolMean)
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("pooled features: %w", err)
 	}
 	if batch <= 0 {
 		return nil, fmt.Errorf("pooled features: batch %d must be positive", batch)
@@ -251,11 +316,14 @@ func PooledFeatures(ctx context.Context, enc *Model, seqs []Sequence, batch int,
 
 // FitProbe fits the linear probe of hc (hc.Frozen's head) on pooled features that
 // PooledFeatures computed under enc with hc.Pooling: xTrain holds len(yTrain) rows
-// and xValid len(yValid), each Hidden wide. The classifier it returns predicts
+// and xValid len(yValid), each hc.Pooling.Width(Hidden) wide. The classifier it returns predicts
 // from sequences through enc, like FineTune's, and from features through
 // PredictFeatures; FineTune with hc.Frozen gives the same classifier.
 func FitProbe(ctx context.Context, enc *Model, xTrain []float32, yTrain []bool, xValid []float32, yValid []bool, hc HeadConfig) (*Classifier, error) {
-	h := enc.cfg.Hidden
+	if err := hc.Pooling.Validate(); err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	h := hc.Pooling.Width(enc.cfg.Hidden)
 	if len(xTrain) != len(yTrain)*h || len(xValid) != len(yValid)*h {
 		return nil, fmt.Errorf("probe: %d and %d feature values for %d and %d examples of width %d", len(xTrain), len(xValid), len(yTrain), len(yValid), h)
 	}
@@ -276,7 +344,7 @@ func fitProbeClassifier(ctx context.Context, enc *Model, xTrain []float32, yTrai
 	if lambdas == nil {
 		lambdas = ProbeLambdas()
 	}
-	fit, err := fitProbe(ctx, xTrain, yTrain, xValid, yValid, enc.cfg.Hidden, lambdas, hc.ClassWeight, score)
+	fit, err := fitProbe(ctx, xTrain, yTrain, xValid, yValid, hc.Pooling.Width(enc.cfg.Hidden), lambdas, hc.ClassWeight, score)
 	if err != nil {
 		return nil, fmt.Errorf("fine-tune: %w", err)
 	}
@@ -295,12 +363,13 @@ func (c *Classifier) PredictFeatures(x []float32) []float64 {
 	return out
 }
 
-// poolAll returns the pooled features of seqs under m (len(seqs)×h, row-major,
-// in seqs' order), computed in length-sorted batches of batch sequences as
-// PredictAll does.
+// poolAll returns the pooled features of seqs under m (len(seqs)×p.Width(Hidden),
+// row-major, in seqs' order), computed in length-sorted batches of batch sequences
+// as PredictAll does.
 func poolAll(ctx context.Context, m *Model, seqs []Sequence, batch int, p Pooling) ([]float32, error) {
 	h := m.cfg.Hidden
-	feats := make([]float32, len(seqs)*h)
+	w := p.Width(h)
+	feats := make([]float32, len(seqs)*w)
 	var pool []float32
 	var err error
 	forBatches(seqs, batch, func(idx []int, b *Batch) {
@@ -311,10 +380,10 @@ func poolAll(ctx context.Context, m *Model, seqs []Sequence, batch int, p Poolin
 			return
 		}
 		hidden := m.Forward(b, false, nil)
-		pool = grow(pool, b.B*h)
+		pool = grow(pool, b.B*w)
 		pooled(pool, hidden, b, h, p)
 		for i, j := range idx {
-			copy(feats[j*h:(j+1)*h], pool[i*h:(i+1)*h])
+			copy(feats[j*w:(j+1)*w], pool[i*w:(i+1)*w])
 		}
 	})
 	return feats, err
@@ -328,8 +397,8 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 	if len(train) == 0 || len(valid) == 0 {
 		return nil, fmt.Errorf("fine-tune: %d training and %d validation examples, need some of each", len(train), len(valid))
 	}
-	if hc.Pooling != PoolCLS && hc.Pooling != PoolMean {
-		return nil, fmt.Errorf("fine-tune: pooling %q must be %q or %q", hc.Pooling, PoolCLS, PoolMean)
+	if err := hc.Pooling.Validate(); err != nil {
+		return nil, fmt.Errorf("fine-tune: %w", err)
 	}
 	if hc.Batch <= 0 {
 		return nil, fmt.Errorf("fine-tune: batch %d must be positive", hc.Batch)
@@ -342,14 +411,16 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 		score = NegLogLoss
 	}
 	cfg := enc.cfg
+	// h is the encoder's width, w the head's (the pooled features').
 	h := cfg.Hidden
+	w := hc.Pooling.Width(h)
 	m, err := New(cfg, 0)
 	if err != nil {
 		return nil, err
 	}
 	copy(m.params, enc.params)
 	m.pool = enc.pool
-	c := &Classifier{Encoder: m, Pooling: hc.Pooling, W: make([]float32, h)}
+	c := &Classifier{Encoder: m, Pooling: hc.Pooling, W: make([]float32, w)}
 
 	trainSeqs, validSeqs := make([]Sequence, len(train)), make([]Sequence, len(valid))
 	labels, validLabels := make([]bool, len(train)), make([]bool, len(valid))
@@ -396,18 +467,18 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 	if err := tc.Validate(); err != nil {
 		return nil, fmt.Errorf("fine-tune: %w", err)
 	}
-	headOpt := newAdamW(make([]bool, h+1))
-	head := make([]float32, h+1) // W then B, for the optimiser
-	headGrad := make([]float32, h+1)
+	headOpt := newAdamW(make([]bool, w+1))
+	head := make([]float32, w+1) // W then B, for the optimiser
+	headGrad := make([]float32, w+1)
 	encOpt := NewAdamW(cfg)
 	rng := rand.New(rand.NewPCG(hc.Seed, 0x68656164))
 
 	best := math.Inf(-1)
 	var bestParams []float32
-	bestHead := make([]float32, h+1)
+	bestHead := make([]float32, w+1)
 	sinceBest := 0
-	pool := make([]float32, hc.Batch*h)
-	dpool := make([]float32, hc.Batch*h)
+	pool := make([]float32, hc.Batch*w)
+	dpool := make([]float32, hc.Batch*w)
 	var dhidden []float32
 	for epoch := 1; epoch <= hc.Epochs; epoch++ {
 		order := rng.Perm(len(train))
@@ -416,7 +487,6 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 				return nil, err
 			}
 			idx := order[i:min(i+hc.Batch, len(order))]
-			nb := len(idx)
 			b := Pad(trainSeqs, idx)
 			hidden := m.Forward(b, true, rng)
 			pooled(pool, hidden, b, h, hc.Pooling)
@@ -431,51 +501,30 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 				}
 			}
 			for k, j := range idx {
-				x := pool[k*h : (k+1)*h]
+				x := pool[k*w : (k+1)*w]
 				p := sigmoid(c.logit(x))
-				y, w := float32(0), float32(1)
+				y, wt := float32(0), float32(1)
 				if labels[j] {
-					y, w = 1, posWeight
+					y, wt = 1, posWeight
 				}
-				dz := w * (float32(p) - y) / wsum
-				for d := range h {
+				dz := wt * (float32(p) - y) / wsum
+				for d := range w {
 					headGrad[d] += dz * x[d]
-					dpool[k*h+d] = dz * c.W[d]
+					dpool[k*w+d] = dz * c.W[d]
 				}
-				headGrad[h] += dz
+				headGrad[w] += dz
 			}
 			m.ZeroGrad()
 			dhidden = grow(dhidden, b.B*b.T*h)
 			clear(dhidden)
-			for s := range nb {
-				dp := dpool[s*h : (s+1)*h]
-				if hc.Pooling == PoolCLS {
-					copy(dhidden[s*b.T*h:], dp)
-					continue
-				}
-				n := 0
-				for t := range b.T {
-					if b.Tokens[s*b.T+t] != PAD {
-						n++
-					}
-				}
-				for t := range b.T {
-					if b.Tokens[s*b.T+t] == PAD {
-						continue
-					}
-					row := dhidden[(s*b.T+t)*h : (s*b.T+t+1)*h]
-					for d := range row {
-						row[d] = dp[d] / float32(n)
-					}
-				}
-			}
+			pooledBack(dhidden, dpool, b, h, hc.Pooling)
 			m.Backward(b, dhidden)
 			encOpt.Update(m.params, m.grads, tc)
 			copy(head, c.W)
-			head[h] = c.B
+			head[w] = c.B
 			headOpt.Update(head, headGrad, tc)
-			copy(c.W, head[:h])
-			c.B = head[h]
+			copy(c.W, head[:w])
+			c.B = head[w]
 		}
 		p := c.PredictAll(validSeqs, hc.Batch)
 		s := score(validLabels, p)
@@ -484,7 +533,7 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 			best, sinceBest = s, 0
 			c.ValidScore, c.ValidLogLoss, c.BestEpoch = s, LogLoss(validLabels, p), epoch
 			copy(bestHead, c.W)
-			bestHead[h] = c.B
+			bestHead[w] = c.B
 			bestParams = append(bestParams[:0], m.params...)
 		} else if sinceBest++; sinceBest >= hc.Patience {
 			break
@@ -493,8 +542,8 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 	if bestParams == nil {
 		return nil, fmt.Errorf("fine-tune: no epoch gave a validation score (%v)", c.EpochScores)
 	}
-	copy(c.W, bestHead[:h])
-	c.B = bestHead[h]
+	copy(c.W, bestHead[:w])
+	c.B = bestHead[w]
 	copy(m.params, bestParams)
 	return c, nil
 }

@@ -111,6 +111,8 @@ func TestFineTune(t *testing.T) {
 		{"fine-tuned, mean", false, PoolMean, 0.9},
 		{"probe, mean", true, PoolMean, prev + 0.15},
 		{"probe, cls", true, PoolCLS, prev + 0.15},
+		{"fine-tuned, both", false, PoolBoth, 0.9},
+		{"probe, both", true, PoolBoth, prev + 0.15},
 	} {
 		hc := DefaultHeadConfig()
 		hc.Frozen, hc.Pooling = c.frozen, c.pooling
@@ -283,7 +285,7 @@ func TestFitProbeOnFeatures(t *testing.T) {
 		return s
 	}
 	ctx := context.Background()
-	for _, pooling := range []Pooling{PoolCLS, PoolMean} {
+	for _, pooling := range Poolings() {
 		hc := DefaultHeadConfig()
 		hc.Pooling = pooling
 		want, err := FineTune(ctx, enc, train, valid, hc)
@@ -297,6 +299,9 @@ func TestFitProbeOnFeatures(t *testing.T) {
 		xValid, err := PooledFeatures(ctx, enc, seqsOf(valid), hc.Batch, pooling)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if w := pooling.Width(cfg.Hidden); len(xTrain) != len(train)*w || len(want.W) != w {
+			t.Fatalf("%s: %d features for %d examples and a head of %d weights, want width %d", pooling, len(xTrain), len(train), len(want.W), w)
 		}
 		got, err := FitProbe(ctx, enc, xTrain, labelsOf(train), xValid, labelsOf(valid), hc)
 		if err != nil {
@@ -318,5 +323,64 @@ func TestFitProbeOnFeatures(t *testing.T) {
 	}
 	if _, err := FitProbe(ctx, enc, make([]float32, 5), []bool{true}, nil, nil, DefaultHeadConfig()); err == nil {
 		t.Error("FitProbe took 5 feature values for one example of width 16")
+	}
+}
+
+// TestPooledGrad checks pooledBack against finite differences of r·pooled(hidden)
+// for every pooling, with padding in the second sequence.
+func TestPooledGrad(t *testing.T) {
+	const h = 4
+	rng := rand.New(rand.NewPCG(15, 16))
+	b := tinyBatch(rng, tinyConfig(), 2, 5)
+	hidden := randSlice(rng, b.B*b.T*h, 1)
+	for _, p := range Poolings() {
+		t.Run(string(p), func(t *testing.T) {
+			w := p.Width(h)
+			r := randSlice(rng, b.B*w, 1)
+			out := make([]float32, b.B*w)
+			loss := func() float64 {
+				pooled(out, hidden, b, h, p)
+				return dot64(out, r)
+			}
+			dhidden := randSlice(rng, len(hidden), 1) // stale values must be cleared
+			pooledBack(dhidden, r, b, h, p)
+			checkGrad(t, "pooled "+string(p), hidden, dhidden, loss)
+		})
+	}
+}
+
+// TestPoolBothIsCLSThenMean checks the layout of PoolBoth's features.
+func TestPoolBothIsCLSThenMean(t *testing.T) {
+	const h = 3
+	rng := rand.New(rand.NewPCG(17, 18))
+	b := tinyBatch(rng, tinyConfig(), 2, 4)
+	hidden := randSlice(rng, b.B*b.T*h, 1)
+	cls, mean, both := make([]float32, b.B*h), make([]float32, b.B*h), make([]float32, 2*b.B*h)
+	pooled(cls, hidden, b, h, PoolCLS)
+	pooled(mean, hidden, b, h, PoolMean)
+	pooled(both, hidden, b, h, PoolBoth)
+	for s := range b.B {
+		for d := range h {
+			if both[s*2*h+d] != cls[s*h+d] || both[s*2*h+h+d] != mean[s*h+d] {
+				t.Fatalf("sequence %d: both %v, want cls %v then mean %v", s, both[s*2*h:(s+1)*2*h], cls[s*h:(s+1)*h], mean[s*h:(s+1)*h])
+			}
+		}
+	}
+}
+
+func TestPoolingValidate(t *testing.T) {
+	for _, c := range []struct {
+		p     Pooling
+		ok    bool
+		width int
+	}{
+		{PoolCLS, true, 8}, {PoolMean, true, 8}, {PoolBoth, true, 16}, {"", false, 8}, {"max", false, 8},
+	} {
+		if err := c.p.Validate(); (err == nil) != c.ok {
+			t.Errorf("Pooling(%q).Validate() = %v, want ok %v", c.p, err, c.ok)
+		}
+		if w := c.p.Width(8); w != c.width {
+			t.Errorf("Pooling(%q).Width(8) = %d, want %d", c.p, w, c.width)
+		}
 	}
 }
