@@ -228,36 +228,15 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 			}
 			continue
 		}
-		var sets [3]*Dataset
-		for s, rs := range rows {
-			d := &Dataset{X: c.X.SelectRows(rs), Label: make([]bool, len(rs))}
-			for k, i := range rs {
-				d.Label[k] = c.Examples[i].Labels[ti] == tasks.Positive
-			}
-			sets[s] = d
-		}
-		train, valid, test := sets[tasks.Train], sets[tasks.Validation], sets[tasks.Test]
-		p := o.Params
-		p.Metric = "binary_logloss"
-		if p.EarlyStoppingRound == 0 {
-			p.EarlyStoppingRound = 20
-		}
-		var m *Model
-		var grid []GridPoint
-		var err error
-		if o.Grid {
-			m, grid, err = TrainGrid(ctx, train, valid, p, DefaultGrid(), o.Log)
-		} else {
-			m, err = Train(ctx, train, valid, p, o.Log)
-		}
+		train, valid, test := c.TaskDataset(ti, rows[tasks.Train]), c.TaskDataset(ti, rows[tasks.Validation]), c.TaskDataset(ti, rows[tasks.Test])
+		m, grid, err := c.TrainTask(ctx, train, valid, o)
 		if err != nil {
 			return nil, nil, fmt.Errorf("task %s: %w", t.Name, err)
 		}
-		m.FeatureNames = c.Names
 		pred := eval.Predictions{
 			Name: t.Name, Kind: string(t.Kind), Labels: test.Label,
 			Patient: make([]int64, len(rows[tasks.Test])),
-			Scores:  map[string][]float64{eval.ModelBaseline: m.Predict(test.X, p.NumThreads)},
+			Scores:  map[string][]float64{eval.ModelBaseline: m.Predict(test.X, o.Params.NumThreads)},
 		}
 		for k, i := range rows[tasks.Test] {
 			pred.Patient[k] = c.Examples[i].SubjectID
@@ -272,4 +251,39 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 		runs = append(runs, TaskRun{Predictions: pred, Model: m, Grid: grid, NTrain: train.X.Rows(), NValid: valid.X.Rows()})
 	}
 	return runs, skipped, nil
+}
+
+// TaskDataset is the rows of c.Examples (indices) with task ti's labels, a row
+// positive when the task labels it so. The rows must be labelled for the task.
+func (c *Cohort) TaskDataset(ti int, rows []int) *Dataset {
+	d := &Dataset{X: c.X.SelectRows(rows), Label: make([]bool, len(rows))}
+	for k, i := range rows {
+		d.Label[k] = c.Examples[i].Labels[ti] == tasks.Positive
+	}
+	return d
+}
+
+// TrainTask trains one task's baseline on train and chooses and stops it on
+// valid's log-loss, exactly as RunTasks does for each task, so that a caller
+// training on other rows (a subset of the training split, say) gets the model
+// RunTasks would have given those rows.
+func (c *Cohort) TrainTask(ctx context.Context, train, valid *Dataset, o TaskOptions) (*Model, []GridPoint, error) {
+	p := o.Params
+	p.Metric = "binary_logloss"
+	if p.EarlyStoppingRound == 0 {
+		p.EarlyStoppingRound = 20
+	}
+	var m *Model
+	var grid []GridPoint
+	var err error
+	if o.Grid {
+		m, grid, err = TrainGrid(ctx, train, valid, p, DefaultGrid(), o.Log)
+	} else {
+		m, err = Train(ctx, train, valid, p, o.Log)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m.FeatureNames = c.Names
+	return m, grid, nil
 }

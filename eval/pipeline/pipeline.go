@@ -158,6 +158,54 @@ type EncoderResult struct {
 // the training split, choosing it on the validation split, and returns each task's
 // result, in c.Runs' order.
 func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tokenizer.Vocab, o Options) ([]EncoderResult, error) {
+	hc := o.HeadConfig()
+	e, err := c.encode(ctx, enc, vocab, o, hc)
+	if err != nil {
+		return nil, err
+	}
+	taskIndex := c.taskIndex()
+	out := make([]EncoderResult, len(c.Runs))
+	for ri := range c.Runs {
+		pred := &c.Runs[ri].Predictions
+		ti := taskIndex[pred.Name]
+		rows := c.taskRows(ti)
+		if err := c.checkTestRows(pred, rows[tasks.Test]); err != nil {
+			return nil, err
+		}
+		if hc.Frozen {
+			head, err := model.FitProbe(ctx, enc, e.features(rows[tasks.Train]), c.labels(ti, rows[tasks.Train]),
+				e.features(rows[tasks.Validation]), c.labels(ti, rows[tasks.Validation]), hc)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: fitting the encoder's probe: %w", pred.Name, err)
+			}
+			out[ri] = EncoderResult{Test: head.PredictFeatures(e.features(rows[tasks.Test])), ValidLogLoss: head.ValidLogLoss}
+			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
+			continue
+		}
+		head, err := model.FineTune(ctx, enc, e.examples(c, ti, rows[tasks.Train]), e.examples(c, ti, rows[tasks.Validation]), hc)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: fine-tuning the encoder: %w", pred.Name, err)
+		}
+		out[ri] = EncoderResult{Test: head.PredictAll(e.sequences(rows[tasks.Test]), hc.Batch), ValidLogLoss: head.ValidLogLoss}
+		o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
+	}
+	return out, nil
+}
+
+// encoded is every example of a cohort as the encoder sees it, computed once for
+// all tasks (they share the index dates) and, in LabelEfficiency, all subset sizes.
+type encoded struct {
+	seqs []model.Sequence
+	// feats are the frozen encoder's pooled features, row-major, width a row; nil
+	// when fine-tuning. width is read from the features, not the encoder's Hidden,
+	// since a pooling may concatenate several states.
+	feats []float32
+	width int
+}
+
+// encode tokenizes c's examples for enc and, when hc is frozen, computes their
+// pooled features in one forward pass.
+func (c *Cohort) encode(ctx context.Context, enc *model.Model, vocab *tokenizer.Vocab, o Options, hc model.HeadConfig) (*encoded, error) {
 	cfg := enc.Config()
 	if vocab.Len() != cfg.Vocab {
 		return nil, fmt.Errorf("the vocabulary holds %d tokens but the encoder's embeddings have %d rows", vocab.Len(), cfg.Vocab)
@@ -174,81 +222,96 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 	for _, p := range c.Patients {
 		byID[p.ID] = p
 	}
-	seqs := make([]model.Sequence, len(c.Cohort.Examples))
-	var e tokenizer.Encoding
+	e := &encoded{seqs: make([]model.Sequence, len(c.Cohort.Examples))}
+	var te tokenizer.Encoding
 	for i, ex := range c.Cohort.Examples {
-		tok.EncodeTo(&e, byID[ex.SubjectID], ex.Index)
-		seqs[i] = model.FromEncoding(&e)
+		tok.EncodeTo(&te, byID[ex.SubjectID], ex.Index)
+		e.seqs[i] = model.FromEncoding(&te)
 	}
-	taskIndex := map[string]int{}
-	for i, t := range c.Labeler.Tasks() {
-		taskIndex[t.Name] = i
+	if !hc.Frozen {
+		return e, nil
 	}
-	hc := o.HeadConfig()
-	// The frozen encoder's features of an example are the same for every task (the
-	// tasks share the index dates): one forward pass serves every task's probe.
-	var feats []float32
-	if hc.Frozen {
-		if feats, err = model.PooledFeatures(ctx, enc, seqs, hc.Batch, hc.Pooling); err != nil {
-			return nil, err
-		}
+	if e.feats, err = model.PooledFeatures(ctx, enc, e.seqs, hc.Batch, hc.Pooling); err != nil {
+		return nil, err
 	}
-	h := cfg.Hidden
-	out := make([]EncoderResult, len(c.Runs))
-	for ri := range c.Runs {
-		pred := &c.Runs[ri].Predictions
-		ti := taskIndex[pred.Name]
-		var split [3][]model.Example
-		var x [3][]float32
-		var testIDs []int64
-		var testSeqs []model.Sequence
-		for i, ex := range c.Cohort.Examples {
-			lab := ex.Labels[ti]
-			if !lab.Labelled() {
-				continue
-			}
-			split[ex.Split] = append(split[ex.Split], model.Example{Seq: seqs[i], Label: lab == tasks.Positive})
-			if feats != nil {
-				x[ex.Split] = append(x[ex.Split], feats[i*h:(i+1)*h]...)
-			}
-			if ex.Split == tasks.Test {
-				testIDs = append(testIDs, ex.SubjectID)
-				testSeqs = append(testSeqs, seqs[i])
-			}
+	if n := len(e.seqs); n > 0 {
+		if len(e.feats)%n != 0 {
+			return nil, fmt.Errorf("pooled features: %d values for %d examples", len(e.feats), n)
 		}
-		if len(testIDs) != len(pred.Patient) {
-			return nil, fmt.Errorf("task %s: encoder test split has %d rows, baseline's %d", pred.Name, len(testIDs), len(pred.Patient))
-		}
-		for k, id := range testIDs {
-			if pred.Patient[k] != id {
-				return nil, fmt.Errorf("task %s: encoder test row %d is patient %d, baseline's is %d", pred.Name, k, id, pred.Patient[k])
-			}
-		}
-		if hc.Frozen {
-			head, err := model.FitProbe(ctx, enc, x[tasks.Train], labelsOf(split[tasks.Train]), x[tasks.Validation], labelsOf(split[tasks.Validation]), hc)
-			if err != nil {
-				return nil, fmt.Errorf("task %s: fitting the encoder's probe: %w", pred.Name, err)
-			}
-			out[ri] = EncoderResult{Test: head.PredictFeatures(x[tasks.Test]), ValidLogLoss: head.ValidLogLoss}
-			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
-			continue
-		}
-		head, err := model.FineTune(ctx, enc, split[tasks.Train], split[tasks.Validation], hc)
-		if err != nil {
-			return nil, fmt.Errorf("task %s: fine-tuning the encoder: %w", pred.Name, err)
-		}
-		out[ri] = EncoderResult{Test: head.PredictAll(testSeqs, hc.Batch), ValidLogLoss: head.ValidLogLoss}
-		o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
+		e.width = len(e.feats) / n
 	}
-	return out, nil
+	return e, nil
 }
 
-func labelsOf(ex []model.Example) []bool {
-	out := make([]bool, len(ex))
-	for i, e := range ex {
-		out[i] = e.Label
+// features returns the pooled features of rows (indices into the cohort's
+// examples), in rows' order.
+func (e *encoded) features(rows []int) []float32 {
+	out := make([]float32, 0, len(rows)*e.width)
+	for _, i := range rows {
+		out = append(out, e.feats[i*e.width:(i+1)*e.width]...)
 	}
 	return out
+}
+
+func (e *encoded) sequences(rows []int) []model.Sequence {
+	out := make([]model.Sequence, len(rows))
+	for k, i := range rows {
+		out[k] = e.seqs[i]
+	}
+	return out
+}
+
+func (e *encoded) examples(c *Cohort, ti int, rows []int) []model.Example {
+	out := make([]model.Example, len(rows))
+	for k, i := range rows {
+		out[k] = model.Example{Seq: e.seqs[i], Label: c.Cohort.Examples[i].Labels[ti] == tasks.Positive}
+	}
+	return out
+}
+
+// taskIndex maps a task's name to its index in the examples' labels.
+func (c *Cohort) taskIndex() map[string]int {
+	m := map[string]int{}
+	for i, t := range c.Labeler.Tasks() {
+		m[t.Name] = i
+	}
+	return m
+}
+
+// taskRows returns, per split, the examples labelled for task ti, in example
+// order: the rows, and the order, that baseline.RunTasks trains and predicts.
+func (c *Cohort) taskRows(ti int) [3][]int {
+	var rows [3][]int
+	for i, ex := range c.Cohort.Examples {
+		if ex.Labels[ti].Labelled() {
+			rows[ex.Split] = append(rows[ex.Split], i)
+		}
+	}
+	return rows
+}
+
+// labels returns task ti's labels of rows.
+func (c *Cohort) labels(ti int, rows []int) []bool {
+	out := make([]bool, len(rows))
+	for k, i := range rows {
+		out[k] = c.Cohort.Examples[i].Labels[ti] == tasks.Positive
+	}
+	return out
+}
+
+// checkTestRows checks that test, the examples the encoder scores, are the
+// baseline's test rows in pred, patient for patient: the paired comparison pairs
+// them by position.
+func (c *Cohort) checkTestRows(pred *eval.Predictions, test []int) error {
+	if len(test) != len(pred.Patient) {
+		return fmt.Errorf("task %s: encoder test split has %d rows, baseline's %d", pred.Name, len(test), len(pred.Patient))
+	}
+	for k, i := range test {
+		if id := c.Cohort.Examples[i].SubjectID; pred.Patient[k] != id {
+			return fmt.Errorf("task %s: encoder test row %d is patient %d, baseline's is %d", pred.Name, k, id, pred.Patient[k])
+		}
+	}
+	return nil
 }
 
 // LoadPatients reads whole datasets, in order, and returns their patients. Patient
