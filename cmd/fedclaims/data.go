@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/spf13/cobra"
@@ -14,7 +16,7 @@ func newDataCmd(a *app) *cobra.Command {
 		Use:   "data",
 		Short: "Inspect and convert claims datasets (MEDS parquet, OMOP CDM CSV)",
 	}
-	cmd.AddCommand(newDataInspectCmd(a), newDataConvertCmd(a))
+	cmd.AddCommand(newDataInspectCmd(a), newDataConvertCmd(a), newDataDescribeCmd(a))
 	return cmd
 }
 
@@ -43,6 +45,38 @@ and counts of rows read, rows skipped as malformed and rows not turned into even
 		},
 	}
 	dataFlags(cmd)
+	return cmd
+}
+
+func newDataDescribeCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "describe PATH [--json]",
+		Short: "Print the shape of a MEDS dataset's or OMOP CDM export's histories: visits, codes per visit, gaps, Zipf slope",
+		Long: `Reads the whole dataset at PATH and prints one row (a table, or with --json one
+JSON object) of the figures "fedclaims synth --report" prints for generated
+hospitals: visits per patient-year of observation (first to last event, patients
+seen on two days or more), codes per visit (a visit is one patient's events on one
+UTC day), the gaps in days between consecutive visits and the least-squares slope
+of log code count against log rank over the codes seen at least 5 times.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := claims.Open(args[0], dataOptions(a)...)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			d, err := claims.Describe(cmd.Context(), src)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if st := src.Stats(); st.BadRows > 0 {
+				a.log.Warn("skipped malformed rows", "count", st.BadRows, "first", st.FirstBad)
+			}
+			return printDescribed(a, []describedRow{{Dataset: filepath.Base(filepath.Clean(args[0])), Description: d}})
+		},
+	}
+	dataFlags(cmd)
+	cmd.Flags().Bool("json", false, "one JSON object instead of a table")
 	return cmd
 }
 

@@ -66,3 +66,79 @@ func TestSynthCommandRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestSynthReport(t *testing.T) {
+	report := func(args ...string) []map[string]any {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		args = append([]string{"synth", "--report", "--json", "--hospitals", "3", "--patients", "60", "--seed", "4"}, args...)
+		if err := run(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		var rows []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%v: %v in %q", args, err, l)
+			}
+			rows = append(rows, m)
+		}
+		return rows
+	}
+	full, flat := report(), report("--temporal-strength", "0")
+	if len(full) != 4 || full[3]["dataset"] != "all" || full[0]["dataset"] != "h01 general" {
+		t.Fatalf("rows %v: want the three hospitals and all", full)
+	}
+	if full[3]["patients"] != 180.0 {
+		t.Errorf("all: %v patients, want 180", full[3]["patients"])
+	}
+	for _, k := range []string{"visits_per_patient_year", "codes_per_visit_mean", "codes_per_visit_median", "gap_days_median", "gaps_under_30_days", "zipf_slope", "zipf_rank_last"} {
+		if v, ok := full[3][k].(float64); !ok || v == 0 {
+			t.Errorf("all: %s = %v, want a figure", k, full[3][k])
+		}
+	}
+	if full[3]["events"] == flat[3]["events"] {
+		t.Errorf("strength 0 and 1 both give %v events", full[3]["events"])
+	}
+	var table, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"synth", "--report", "--hospitals", "1", "--patients", "20"}, &table, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "visits/patient-year") || !strings.Contains(table.String(), "h01 general") {
+		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+func TestSynthReportRejectsBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"synth", "--report", "--out", t.TempDir()}, "--report"},
+		{[]string{"synth", "--out", t.TempDir(), "--json"}, "--json"},
+		{[]string{"synth", "--report", "--temporal-strength", "1.5"}, "--temporal-strength"},
+		{[]string{"synth", "--out", t.TempDir(), "--temporal-strength", "-1"}, "--temporal-strength"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), tc.args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestDataDescribe(t *testing.T) {
+	d, err := dataRun(t, "data", "describe", "--json", dataMIMICDemo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d["dataset"] != "omop-mimic-iv-demo" || d["patients"] != 100.0 {
+		t.Fatalf("describe: %v", d)
+	}
+	if v, _ := d["visits"].(float64); v < 100 {
+		t.Errorf("describe: %v visits", d["visits"])
+	}
+	if _, err := dataRun(t, "data", "describe", t.TempDir()); err == nil {
+		t.Error("describe of an empty directory succeeded")
+	}
+}
