@@ -289,7 +289,9 @@ func (s *sim) step(m, n int32) (acute bool) {
 // recency matter on purpose: hypertension that precedes kidney disease leads to
 // heart failure more than the reverse; a recent TIA or untreated new atrial
 // fibrillation raises stroke risk far more than an old one; depression that starts
-// late in life heralds dementia.
+// late in life heralds dementia. Every such rule goes through tmix, recency or
+// course, so that the temporal strength can flatten it (the package documentation
+// lists them).
 func (s *sim) rate(c cond, m int32) float64 {
 	a := s.age(m)
 	switch c {
