@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -167,5 +168,49 @@ func TestTimeEmbeddingsMatter(t *testing.T) {
 		if changed := !slices.Equal(before, after); changed != (buckets > 0) {
 			t.Errorf("time buckets %d: hidden states changed %v", buckets, changed)
 		}
+	}
+}
+
+// TestSaveLoadTimeBuckets: a checkpoint with time embeddings records them in
+// config.json and loads back as it was saved, its tables right after the age
+// embedding.
+func TestSaveLoadTimeBuckets(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.TimeBuckets = 5
+	m, err := New(cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir, []byte(`{"tokens":["[PAD]"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ParseConfig(raw); err != nil || c != cfg {
+		t.Fatalf("config.json %s parses to %+v, %v; want %+v", raw, c, err, cfg)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config() != cfg || !slices.Equal(got.params, m.params) {
+		t.Fatal("loaded model differs from the saved one")
+	}
+	names := cfg.TensorNames()
+	if names[5] != "embeddings.time.weight" || names[6] != "embeddings.gap.weight" {
+		t.Errorf("tensors %v: want the time and gap tables after embeddings.age.bias", names[:8])
+	}
+	// Initialised like the other embeddings: N(0, 0.02²), not zero.
+	tab, _ := m.Tensor("embeddings.time.weight")
+	if sh := tab.Shape(); sh[0] != 5 || sh[1] != cfg.Hidden || slices.Max(m.w.time) == 0 {
+		t.Errorf("time table of shape %v, largest value %g", sh, slices.Max(m.w.time))
+	}
+	// Without time embeddings config.json is what it was before they existed.
+	plain, _ := tinyConfig().marshal()
+	if strings.Contains(string(plain), "time_buckets") {
+		t.Errorf("config.json without time embeddings mentions them: %s", plain)
 	}
 }
