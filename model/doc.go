@@ -1,5 +1,7 @@
 // Package model is fedclaims' claims foundation model: a BERT-style encoder
-// (token, position, age and segment embeddings; pre-LayerNorm blocks of masked
+// (token, position, age and segment embeddings, and with Config.TimeBuckets
+// log-bucketed embeddings of the time before the cutoff and the gap since the
+// previous visit; pre-LayerNorm blocks of masked
 // multi-head self-attention and a 4x GELU MLP; a final LayerNorm), pretrained with
 // masked-language modelling through a decoder tied to the token embedding, and
 // binary task heads on a pooled representation.
