@@ -212,40 +212,47 @@ func TestLabelEfficiencyNested(t *testing.T) {
 }
 
 // TestLabelEfficiencyWholeSplit: the whole-split point is what EncoderScores and
-// TrainBaseline give for the same task, score for score, so the same AUPRC.
+// TrainBaseline give for the same task, score for score, so the same AUPRC, under
+// every pooling (PoolBoth's features are 2·Hidden wide).
 func TestLabelEfficiencyWholeSplit(t *testing.T) {
 	f := labelCohort(t)
 	ctx := context.Background()
-	curves, err := f.c.LabelEfficiency(ctx, f.enc, f.vocab, nil, f.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	heads, err := f.c.EncoderScores(ctx, f.enc, f.vocab, f.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, run := range f.c.Runs {
-		p := run.Predictions
-		p.Scores = map[string][]float64{eval.ModelEncoder: heads[k].Test, eval.ModelBaseline: p.Scores[eval.ModelBaseline]}
-		want, err := eval.Evaluate(p, eval.Bootstrap{Resamples: f.o.Resamples, Seed: f.o.Seed})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pt := curves[k].Points[len(curves[k].Points)-1]
-		if !pt.All {
-			t.Fatalf("task %s: last point %+v is not the whole split", p.Name, pt)
-		}
-		if got, w := pt.Encoder, want.Models[eval.ModelEncoder]; !reflect.DeepEqual(got, w) {
-			t.Errorf("task %s: encoder %+v, EncoderScores gives %+v", p.Name, got, w)
-		}
-		if got, w := pt.Baseline, want.Models[eval.ModelBaseline]; !reflect.DeepEqual(got, w) {
-			t.Errorf("task %s: baseline %+v, TrainBaseline gives %+v", p.Name, got, w)
-		}
-		if !reflect.DeepEqual(pt.Diff, want.Comparison) {
-			t.Errorf("task %s: comparison %+v, want %+v", p.Name, pt.Diff, want.Comparison)
-		}
-		t.Logf("task %s: %d training patients, %d rows, %d positives; %d test positives: encoder AUPRC %.4f, baseline %.4f %s",
-			p.Name, pt.Patients, pt.Rows, pt.Positives, want.PositivesTest, pt.Encoder.AUPRC, pt.Baseline.AUPRC, pt.Undecided)
+	for _, pooling := range model.Poolings() {
+		t.Run(string(pooling), func(t *testing.T) {
+			o := f.o
+			o.Pooling = pooling
+			curves, err := f.c.LabelEfficiency(ctx, f.enc, f.vocab, []int{200}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			heads, err := f.c.EncoderScores(ctx, f.enc, f.vocab, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, run := range f.c.Runs {
+				p := run.Predictions
+				p.Scores = map[string][]float64{eval.ModelEncoder: heads[k].Test, eval.ModelBaseline: p.Scores[eval.ModelBaseline]}
+				want, err := eval.Evaluate(p, eval.Bootstrap{Resamples: o.Resamples, Seed: o.Seed})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pt := curves[k].Points[len(curves[k].Points)-1]
+				if !pt.All {
+					t.Fatalf("task %s: last point %+v is not the whole split", p.Name, pt)
+				}
+				if got, w := pt.Encoder, want.Models[eval.ModelEncoder]; !reflect.DeepEqual(got, w) {
+					t.Errorf("task %s: encoder %+v, EncoderScores gives %+v", p.Name, got, w)
+				}
+				if got, w := pt.Baseline, want.Models[eval.ModelBaseline]; !reflect.DeepEqual(got, w) {
+					t.Errorf("task %s: baseline %+v, TrainBaseline gives %+v", p.Name, got, w)
+				}
+				if !reflect.DeepEqual(pt.Diff, want.Comparison) {
+					t.Errorf("task %s: comparison %+v, want %+v", p.Name, pt.Diff, want.Comparison)
+				}
+				t.Logf("task %s: %d training patients, %d rows, %d positives; %d test positives: encoder AUPRC %.4f, baseline %.4f %s",
+					p.Name, pt.Patients, pt.Rows, pt.Positives, want.PositivesTest, pt.Encoder.AUPRC, pt.Baseline.AUPRC, pt.Undecided)
+			}
+		})
 	}
 }
 
