@@ -42,6 +42,10 @@ func labelCohort(t *testing.T) labelFixture {
 	if labelErr != nil {
 		t.Fatal(labelErr)
 	}
+	// A fixture that stopped its first test with t.Fatal leaves neither.
+	if labelFix.c == nil {
+		t.Fatal("building the label-efficiency fixture failed in an earlier test")
+	}
 	return labelFix
 }
 
