@@ -175,7 +175,7 @@ func (p Pretrain) TimeBuckets() int {
 // FineTune sets the heads' training, as fedclaims eval's flags do.
 type FineTune struct {
 	Frozen bool `yaml:"frozen" json:"frozen"`
-	// Pooling is the head's input, cls or mean (empty: eval's default).
+	// Pooling is the head's input, cls, mean or both (empty: eval's default).
 	Pooling string `yaml:"pooling" json:"pooling,omitempty"`
 	Epochs  int    `yaml:"epochs" json:"epochs"`
 	Seq     int    `yaml:"seq" json:"seq"`
@@ -417,8 +417,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field finetune.epochs: %d must not be negative", f.Epochs)
 	case f.Seq < 0 || f.Seq == 1 || f.Seq > 512:
 		return fmt.Errorf("field finetune.seq: %d must be 0 (the model's max_len) or in [2, 512]", f.Seq)
-	case f.Pooling != "" && f.Pooling != string(model.PoolCLS) && f.Pooling != string(model.PoolMean):
-		return fmt.Errorf("field finetune.pooling: %q, want %s or %s", f.Pooling, model.PoolCLS, model.PoolMean)
+	}
+	if f.Pooling != "" {
+		if err := model.Pooling(f.Pooling).Validate(); err != nil {
+			return fmt.Errorf("field finetune.pooling: %w", err)
+		}
 	}
 	e := c.Eval
 	switch {

@@ -58,8 +58,8 @@ func (o evalOptions) pipeline(a *app) (pipeline.Options, error) {
 		Frozen: o.frozen, Pooling: model.Pooling(o.pooling), Epochs: o.epochs, Seq: o.seq, Salt: o.salt,
 		MaxIndexPerPatient: o.maxIndex, Log: a.log,
 	}
-	if po.Pooling != model.PoolCLS && po.Pooling != model.PoolMean {
-		return po, fmt.Errorf("flag --pooling: %q, want %s or %s", o.pooling, model.PoolMean, model.PoolCLS)
+	if err := po.Pooling.Validate(); err != nil {
+		return po, fmt.Errorf("flag --pooling: %w", err)
 	}
 	var err error
 	if po.Features, err = baseline.ParseFeatureSet(o.features); err != nil {
@@ -120,7 +120,7 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.IntVar(&o.threads, "threads", 0, "training threads (0: all cores)")
 	f.StringVar(&o.model, "model", "", "pretrained encoder checkpoint directory (model.safetensors, config.json, vocab.json)")
 	f.BoolVar(&o.frozen, "frozen", true, "keep the encoder frozen under an L2 logistic probe on its standardised pooled features; --frozen=false fine-tunes it (costly)")
-	f.StringVar(&o.pooling, "pooling", string(model.DefaultHeadConfig().Pooling), "the head's input: mean (the mean of the history's token states) or cls (the [CLS] state)")
+	f.StringVar(&o.pooling, "pooling", string(model.DefaultHeadConfig().Pooling), "the head's input: cls (the [CLS] state), mean (the mean of the history's token states) or both (the two concatenated)")
 	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
 	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
 	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt)")

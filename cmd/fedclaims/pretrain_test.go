@@ -62,7 +62,7 @@ func TestPretrainBadInput(t *testing.T) {
 }
 
 func TestModelInfoCommand(t *testing.T) {
-	want := map[string]float64{"2m": 2278520, "11m": 10857464, "32m": 31127800, "57m": 56618360, "101m": 100999928}
+	want := map[string]float64{"2m": 2282616, "11m": 10865656, "32m": 31144184, "57m": 56638840, "101m": 101024504}
 	for preset, params := range want {
 		out, err := runCmd(t, "model", "info", "--preset", preset)
 		if err != nil {
