@@ -7,7 +7,7 @@ BIN := bin/fedclaims
 # Packages with goroutines, run under the race detector; the rest run plain.
 RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|proto)($$|/)')
 
-.PHONY: all deps build test vet demo sweep bench bench-federation proto clean
+.PHONY: all deps build test vet demo sweep study bench bench-federation proto clean
 
 all: build
 
@@ -46,6 +46,12 @@ faults: build
 # model size per task (out/sweep/sweep.md); not part of test. Rerun to resume.
 sweep: build
 	./$(BIN) sweep --config configs/sweep.yaml --out out/sweep
+
+# study runs the study (configs/study.yaml -> out/study/study.md): scales
+# federated on one budget, central and site-alone, controls, recipe, label
+# efficiency; at most an hour on two cores; not part of test. Rerun to resume.
+study: build
+	./$(BIN) study --config configs/study.yaml --out out/study
 
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...

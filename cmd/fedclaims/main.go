@@ -85,6 +85,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newModelCmd(a),
 		newPretrainCmd(a),
 		newSweepCmd(a),
+		newStudyCmd(a),
 		newSynthCmd(a),
 		newDemoCmd(a),
 		newFaultsCmd(a),
