@@ -53,7 +53,7 @@ func TestSweepBadInput(t *testing.T) {
 	}{
 		{"no config", []string{"sweep", "--out", dir}, "flag --config"},
 		{"no out", []string{"sweep", "--config", bad}, "flag --out"},
-		{"bad field", []string{"sweep", "--config", bad, "--out", filepath.Join(dir, "o")}, bad + ": field budget: give steps or tokens, not both"},
+		{"bad field", []string{"sweep", "--config", bad, "--out", filepath.Join(dir, "o")}, bad + ": field budget: give one of steps, tokens and tokens_per_param"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
