@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 )
 
 // Comparison is the paired bootstrap comparison of two models, a and b (in a report
@@ -127,4 +128,14 @@ func Holm(p []float64) []float64 {
 		out[i] = running
 	}
 	return out
+}
+
+// FormatP prints a p-value for a report: three significant digits, four below
+// 0.1, so that a p just under a threshold (Holm's m/(B+1) = 0.04995, say) is
+// never printed as the threshold itself.
+func FormatP(p float64) string {
+	if p < 0.1 {
+		return strconv.FormatFloat(p, 'g', 4, 64)
+	}
+	return strconv.FormatFloat(p, 'g', 3, 64)
 }

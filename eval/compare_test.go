@@ -212,3 +212,21 @@ func TestCompareErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatP(t *testing.T) {
+	for _, tc := range []struct {
+		p    float64
+		want string
+	}{
+		{50.0 / 1001, "0.04995"}, // Holm's floor at B = 1000 and 50 tests: not "0.05"
+		{0.05, "0.05"},
+		{0.0939, "0.0939"},
+		{0.123456, "0.123"},
+		{1, "1"},
+		{1.0 / 5001, "0.0002"},
+	} {
+		if got := FormatP(tc.p); got != tc.want {
+			t.Errorf("FormatP(%v) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/fedclaims/fedclaims/eval"
 )
 
 // ci is an AUPRC with its interval, or alone where the split has too few
@@ -27,7 +29,7 @@ func holmText(p, rev *float64) string {
 	if p == nil {
 		return "–"
 	}
-	return fmt.Sprintf("%.3g / %.3g", *p, *rev)
+	return eval.FormatP(*p) + " / " + eval.FormatP(*rev)
 }
 
 func table(b *bytes.Buffer, rows [][]string) {
@@ -47,6 +49,13 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Mode %s; labelled sites %s; pretraining-only sites %s; %d labelled patients; %d pretraining histories; vocabulary %d tokens; wall %.0f s.\n\n",
 		r.Mode, strings.Join(r.Sites, ", "), orNone(r.PretrainOnlySites), r.Patients, r.PretrainingHistories, r.VocabSize, r.WallSeconds)
 	fmt.Fprintf(&b, "Test: %s. Primary tasks: %s.\n\n", r.Test, r.PrimaryRule)
+	if r.Resamples > 0 {
+		fmt.Fprintf(&b, "Resolution: %d bootstrap resamples; the smallest Holm p the main table can show is %s (its one-sided tests / (resamples + 1))", r.Resamples, eval.FormatP(r.PHolmFloor))
+		if r.PHolmFloor >= r.Alpha {
+			fmt.Fprintf(&b, ", not below alpha %.2g: no comparison of the table can be significant; raise eval.bootstrap", r.Alpha)
+		}
+		b.WriteString(".\n\n")
+	}
 
 	b.WriteString("## Floors\n\n")
 	for _, f := range r.Floors {
@@ -96,7 +105,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			d, p, v := "–", "–", t.Undecided
 			if c := t.Comparison; c != nil {
 				d = diffText(c.Diff, &c.CI)
-				p = fmt.Sprintf("%.3g / %.3g", c.PHolm, c.PReverseHolm)
+				p = eval.FormatP(c.PHolm) + " / " + eval.FormatP(c.PReverseHolm)
 				v = t.Verdict
 			}
 			rows = append(rows, []string{t.Name, fmt.Sprint(t.PositivesTest), fmt.Sprintf("%.3f", t.Federated), fmt.Sprintf("%.3f", t.SiteAlone), fmt.Sprintf("%.3f", t.Baseline), d, p, v})
@@ -119,7 +128,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			d, p := "–", "–"
 			if c := t.Comparison; c != nil {
 				d = diffText(c.Diff, &c.CI)
-				p = fmt.Sprintf("%.3g / %.3g", c.PHolm, c.PReverseHolm)
+				p = eval.FormatP(c.PHolm) + " / " + eval.FormatP(c.PReverseHolm)
 			}
 			prim := ""
 			if t.Primary {

@@ -28,7 +28,12 @@ type Result struct {
 	Margin               float64 `json:"margin"`
 	PrimaryRule          string  `json:"primary_rule"`
 	Test                 string  `json:"test"`
-	Tasks                []Task  `json:"tasks"`
+	// Resamples is the bootstrap size B of every comparison; PHolmFloor the
+	// smallest Holm-corrected p the main table can show, m/(B+1) for its m
+	// one-sided tests: at or above Alpha no comparison can be significant.
+	Resamples  int     `json:"resamples"`
+	PHolmFloor float64 `json:"p_holm_floor"`
+	Tasks      []Task  `json:"tasks"`
 	// Skipped are the tasks that could not be evaluated at all.
 	Skipped         []baseline.Skipped    `json:"skipped,omitempty"`
 	Controls        Controls_             `json:"controls"`
@@ -178,7 +183,8 @@ func metricOf(m eval.Metrics) Metric { return Metric{AUPRC: m.AUPRC, CI: m.AUPRC
 
 // mainTable compares every encoder with the baseline on every task, Holm across
 // the whole table.
-func mainTable(w *sweep.Workspace, encoders []sweep.PresetResult, recs []sweep.Recommendation, primary map[string]bool, c *Config) ([]Task, error) {
+// It also returns the number of one-sided tests in the Holm family.
+func mainTable(w *sweep.Workspace, encoders []sweep.PresetResult, recs []sweep.Recommendation, primary map[string]bool, c *Config) ([]Task, int, error) {
 	bs := eval.Bootstrap{Resamples: c.Eval.Bootstrap, Seed: c.Seed}
 	var out []Task
 	// The Holm family: both directions of every (task, encoder) comparison.
@@ -219,7 +225,7 @@ func mainTable(w *sweep.Workspace, encoders []sweep.PresetResult, recs []sweep.R
 		row.DiffVsBaseline = cmp.Diff
 		row.Verdict = verdict(&cmp, c.Alpha, "encoder", "baseline")
 	}
-	return out, nil
+	return out, len(ps), nil
 }
 
 // controlTable sets a control's encoder and baseline beside the reference arm's.
@@ -341,7 +347,7 @@ func floors(r *Result, c *Config) []Floor {
 			if t.Comparison.PHolm < c.Alpha {
 				gained = true
 			}
-			detail += fmt.Sprintf("%s: %+.3f, Holm p %.3g; ", t.Name, t.Comparison.Diff, t.Comparison.PHolm)
+			detail += fmt.Sprintf("%s: %+.3f, Holm p %s; ", t.Name, t.Comparison.Diff, eval.FormatP(t.Comparison.PHolm))
 		}
 		out = append(out, Floor{Name: "site " + s.Site + " gains significantly over its site-alone encoder on at least one task", Reached: gained, Detail: detail})
 	}
@@ -354,7 +360,7 @@ func pText(p *float64) string {
 	if p == nil {
 		return "no test"
 	}
-	return fmt.Sprintf("Holm p %.3g", *p)
+	return "Holm p " + eval.FormatP(*p)
 }
 
 // Save writes dir/study.json and dir/study.md (each through a temporary file

@@ -118,8 +118,15 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 	if err := sw.Save(filepath.Join(dir, scalesDir)); err != nil {
 		return nil, err
 	}
-	if res.Tasks, err = mainTable(main, encoders, sw.Recommendations, primary, c); err != nil {
+	var tests int
+	if res.Tasks, tests, err = mainTable(main, encoders, sw.Recommendations, primary, c); err != nil {
 		return nil, err
+	}
+	res.Resamples = c.Eval.Bootstrap
+	res.PHolmFloor = float64(tests) / float64(c.Eval.Bootstrap+1)
+	if res.PHolmFloor >= c.Alpha {
+		log.Warn("the main table cannot show significance: raise eval.bootstrap", "tests", tests,
+			"resamples", c.Eval.Bootstrap, "p_holm_floor", res.PHolmFloor, "alpha", c.Alpha)
 	}
 	res.Skipped = main.Cohort.Skipped
 

@@ -108,7 +108,22 @@ func TestMiniatureStudyAndResume(t *testing.T) {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
+	// The resolution line: 2 one-sided tests per tested (task, encoder) pair.
+	tested := 0
+	for _, tk := range res.Tasks {
+		for _, e := range tk.Encoders {
+			if e.PHolm != nil {
+				tested++
+			}
+		}
+	}
+	if want := float64(2*tested) / float64(res.Resamples+1); res.Resamples != c.Eval.Bootstrap || res.PHolmFloor != want {
+		t.Errorf("resamples %d, p_holm_floor %v; want %d and %v", res.Resamples, res.PHolmFloor, c.Eval.Bootstrap, want)
+	}
 	md, _ := os.ReadFile(filepath.Join(dir, ReportFile))
+	if res.PHolmFloor >= res.Alpha && !strings.Contains(string(md), "no comparison of the table can be significant") {
+		t.Errorf("p_holm_floor %v >= alpha, and study.md does not say so", res.PHolmFloor)
+	}
 	for _, want := range []string{"## Floors", "## Controls", "## The recipe", "## Label efficiency"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("study.md lacks %q", want)

@@ -78,6 +78,12 @@ type Federated struct {
 	LocalSteps int `yaml:"local_steps" json:"local_steps"`
 	// SecureAggPreset names the CKKS parameters (empty: the aggregator's default).
 	SecureAggPreset string `yaml:"secureagg_preset" json:"secureagg_preset,omitempty"`
+	// ServerOptimizer is how the aggregator applies the round's mean update:
+	// fedavg (the default, empty) or fedadam (Adam on the pseudo-gradient, Reddi
+	// et al. 2021), whose ServerLR must then be given.
+	ServerOptimizer string `yaml:"server_optimizer" json:"server_optimizer,omitempty"`
+	// ServerLR scales the server step; 0 means 1 for fedavg.
+	ServerLR float64 `yaml:"server_learning_rate" json:"server_learning_rate,omitempty"`
 }
 
 // PresetSpec names a model preset, or gives a custom shape when Hidden is set.
@@ -374,6 +380,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("field data.synthetic.patients: %d must be at least 1", d.Synthetic.Patients)
 	case d.VocabMinCount < 1:
 		return fmt.Errorf("field data.vocab_min_count: %d must be at least 1", d.VocabMinCount)
+	}
+	switch c.Federated.ServerOptimizer {
+	case "", "fedavg":
+	case "fedadam":
+		if c.Federated.ServerLR == 0 {
+			return errors.New("field federated.server_learning_rate: fedadam needs one (0.001 to 0.1 is usual)")
+		}
+	default:
+		return fmt.Errorf("field federated.server_optimizer: %q, want fedavg or fedadam", c.Federated.ServerOptimizer)
+	}
+	if lr := c.Federated.ServerLR; lr < 0 || math.IsInf(lr, 0) || math.IsNaN(lr) {
+		return fmt.Errorf("field federated.server_learning_rate: %v must be a positive number", lr)
 	}
 	if c.Federated.LocalSteps < 1 {
 		return fmt.Errorf("field federated.local_steps: %d must be positive", c.Federated.LocalSteps)

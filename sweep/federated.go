@@ -52,6 +52,12 @@ func (w *Workspace) pretrainFederated(ctx context.Context, r PresetRun, log *slo
 		"server.optimizer":     "fedavg",
 		"server.learning_rate": 1.0,
 	}
+	if o := r.Federated.ServerOptimizer; o != "" {
+		agg["server.optimizer"] = o
+	}
+	if lr := r.Federated.ServerLR; lr != 0 {
+		agg["server.learning_rate"] = lr
+	}
 	preset := spec.Name
 	if spec.Custom() {
 		// The aggregator reshapes a preset by its non-zero fields.

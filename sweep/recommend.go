@@ -213,13 +213,13 @@ func (rec *Recommendation) decide(cs []Candidate, best int, r Rule) {
 			rec.Task, rec.PositivesTest, eval.MinPositives, bestName)
 	case pick < best:
 		c := rec.Verdicts[pick].Comparison
-		rec.Summary = fmt.Sprintf("%s: %s is enough: non-inferior to %s (best on validation) within %.3f AUPRC, difference %+.3f [%.3f, %.3f], Holm p %.3g; %s costs %.1fx more compute",
-			rec.Task, chosen.Preset, bestName, r.Margin, c.Diff, c.CI[0], c.CI[1], c.PHolm, largest.Preset, rec.ComputeRatio)
+		rec.Summary = fmt.Sprintf("%s: %s is enough: non-inferior to %s (best on validation) within %.3f AUPRC, difference %+.3f [%.3f, %.3f], Holm p %s; %s costs %.1fx more compute",
+			rec.Task, chosen.Preset, bestName, r.Margin, c.Diff, c.CI[0], c.CI[1], eval.FormatP(c.PHolm), largest.Preset, rec.ComputeRatio)
 	case best > 0:
 		var why []string
 		for i := range best {
 			if c := rec.Verdicts[i].Comparison; c != nil {
-				why = append(why, fmt.Sprintf("%s %+.3f [%.3f, %.3f], Holm p %.3g", cs[i].Preset, c.Diff, c.CI[0], c.CI[1], c.PHolm))
+				why = append(why, fmt.Sprintf("%s %+.3f [%.3f, %.3f], Holm p %s", cs[i].Preset, c.Diff, c.CI[0], c.CI[1], eval.FormatP(c.PHolm)))
 			}
 		}
 		rec.Summary = fmt.Sprintf("%s: %s (best on validation) is needed: no smaller preset is shown within %.3f AUPRC of it (%s)",
