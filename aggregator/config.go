@@ -69,7 +69,8 @@ type ModelConfig struct {
 	Heads  int    `mapstructure:"heads"`
 	MaxLen int    `mapstructure:"max_len"`
 	// TimeBuckets is the encoder's time embedding (model.Config.TimeBuckets): -1,
-	// the default, keeps the preset's; 0 turns it off.
+	// the default, keeps the preset's; 0 turns it off; 2 to 64 sets the buckets
+	// (model.Config.Validate refuses the rest).
 	TimeBuckets int `mapstructure:"time_buckets"`
 }
 
@@ -281,7 +282,7 @@ func (c *Config) ModelConfig(vocab int) (model.Config, error) {
 	case tb >= 0:
 		mc.TimeBuckets = tb
 	case tb != -1:
-		return model.Config{}, fmt.Errorf("model.time_buckets %d: want -1 (the preset's), 0 (none) or more", tb)
+		return model.Config{}, fmt.Errorf("model.time_buckets %d: want -1 (the preset's), 0 (none) or 2 to 64", tb)
 	}
 	return mc, mc.Validate()
 }

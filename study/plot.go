@@ -21,6 +21,10 @@ var modeColors = map[string]color.Color{
 	"site-alone": color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 }
 
+// modeOffsets moves the arms that share a scale's size a little apart on the log
+// axis, so that their intervals do not hide one another.
+var modeOffsets = map[string]float64{"federated": 1, "central": 1.07, "site-alone": 0.93}
+
 var (
 	baselineColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
 	baselineBand  = color.NRGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0x30}
@@ -51,7 +55,7 @@ type yErr struct {
 func plotTask(t Task, path string) error {
 	pl := plot.New()
 	pl.Title.Text = fmt.Sprintf("%s (%d test positives): AUPRC against encoder size", t.Name, t.PositivesTest)
-	pl.X.Label.Text = "parameters (log scale)"
+	pl.X.Label.Text = "parameters (log scale; central and site-alone drawn slightly apart)"
 	pl.Y.Label.Text = "test AUPRC (95% bootstrap CI)"
 	pl.X.Scale = plot.LogScale{}
 	pl.X.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -92,7 +96,7 @@ func plotTask(t Task, path string) error {
 			if e.Mode != mode {
 				continue
 			}
-			pts.XYs = append(pts.XYs, plotter.XY{X: float64(e.Params), Y: e.AUPRC})
+			pts.XYs = append(pts.XYs, plotter.XY{X: float64(e.Params) * modeOffsets[mode], Y: e.AUPRC})
 			lo, hi := 0.0, 0.0
 			if e.AUPRCCI != nil {
 				lo, hi = e.AUPRC-e.AUPRCCI[0], e.AUPRCCI[1]-e.AUPRC
