@@ -2,6 +2,7 @@ package study
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -207,10 +208,16 @@ func mainTable(w *sweep.Workspace, encoders []sweep.PresetResult, recs []sweep.R
 			row := Encoder{Name: e.Name, Mode: e.Mode, Site: e.Site, Params: e.Params, Tokens: e.Tokens,
 				TokensPerParam: e.TokensPerParam, AUPRC: pt.Metrics.AUPRC, AUPRCCI: pt.Metrics.AUPRCCI,
 				ValidLogLoss: pt.ValidLogLoss, DiffVsBaseline: pt.Metrics.AUPRC - bt.Metrics.AUPRC,
-				Verdict: "too few test positives for a test"}
-			if cmp, err := eval.Compare(pt.Scores, bt.Scores, bt.Labels, bt.Patient, bs, "auprc", 0); err == nil {
+			}
+			cmp, err := eval.Compare(pt.Scores, bt.Scores, bt.Labels, bt.Patient, bs, "auprc", 0)
+			switch {
+			case err == nil:
 				family = append(family, at{len(out), len(t.Encoders), cmp})
 				ps = append(ps, cmp.P, cmp.PReverse)
+			case isTooSmall(err):
+				row.Verdict = noTest(err)
+			default:
+				return nil, 0, fmt.Errorf("task %s: %s against the baseline: %w", bt.Name, e.Name, err)
 			}
 			t.Encoders = append(t.Encoders, row)
 		}
@@ -240,7 +247,7 @@ func controlTable(what string, w *sweep.Workspace, r *sweep.PresetResult, main *
 	var idx []int
 	for k, bt := range w.Baseline {
 		ct := ControlTask{Name: bt.Name, Primary: primary[bt.Name], PositivesTest: positives(bt.Labels),
-			Encoder: r.Tasks[k].Metrics.AUPRC, Baseline: bt.Metrics.AUPRC, Verdict: "too few test positives for a test"}
+			Encoder: r.Tasks[k].Metrics.AUPRC, Baseline: bt.Metrics.AUPRC}
 		if rk, ok := refBase[bt.Name]; ok {
 			ct.ReferenceEncoder, ct.ReferenceBaseline = ref.Tasks[rk].Metrics.AUPRC, main.Baseline[rk].Metrics.AUPRC
 			ct.EncoderChange, ct.BaselineChange = ct.Encoder-ct.ReferenceEncoder, ct.Baseline-ct.ReferenceBaseline
@@ -249,6 +256,8 @@ func controlTable(what string, w *sweep.Workspace, r *sweep.PresetResult, main *
 			ct.Comparison = &cmp
 			ps = append(ps, cmp.P, cmp.PReverse)
 			idx = append(idx, len(ctl.Tasks))
+		} else {
+			ct.Verdict = noTest(err)
 		}
 		ctl.Tasks = append(ctl.Tasks, ct)
 	}
@@ -392,4 +401,23 @@ func writeJSON(path string, v any) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	})
+}
+
+// isTooSmall reports whether a comparison was refused for the size of the test
+// split, not for a fault in the scores.
+func isTooSmall(err error) bool {
+	return errors.Is(err, eval.ErrTooFewPositives) || errors.Is(err, eval.ErrNoNegatives)
+}
+
+// noTest is the verdict of a row without a test. Compare counts positive rows and
+// positive patients, so a row can show 10 test positives from 9 patients and
+// still have no test; the verdict says which.
+func noTest(err error) string {
+	switch {
+	case errors.Is(err, eval.ErrTooFewPositives):
+		return fmt.Sprintf("no test: fewer than %d positive rows or positive patients", eval.MinPositives)
+	case errors.Is(err, eval.ErrNoNegatives):
+		return "no test: no negative patients"
+	}
+	return "no test: " + err.Error()
 }
