@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/viper"
 
-	"github.com/fedclaims/fedclaims/aggregator"
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/model"
@@ -54,18 +53,7 @@ func TestPrepareDatasets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := viper.New()
-	if err := aggregator.SetDefaults(v); err != nil {
-		t.Fatal(err)
-	}
-	v.SetConfigFile(f.AggregatorConfig)
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatal(err)
-	}
-	ac, err := aggregator.LoadConfig(v)
-	if err != nil {
-		t.Fatalf("%s: %v", f.AggregatorConfig, err)
-	}
+	ac := loadAggregatorConfig(t, f.AggregatorConfig)
 	if want := []string{"north", "south", "registry"}; !slices.Equal(ac.Sites, want) {
 		t.Errorf("sites %v, want %v", ac.Sites, want)
 	}

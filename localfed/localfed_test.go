@@ -29,18 +29,7 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := viper.New()
-	if err := aggregator.SetDefaults(v); err != nil {
-		t.Fatal(err)
-	}
-	v.SetConfigFile(f.AggregatorConfig)
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatal(err)
-	}
-	ac, err := aggregator.LoadConfig(v)
-	if err != nil {
-		t.Fatalf("%s: %v", f.AggregatorConfig, err)
-	}
+	ac := loadAggregatorConfig(t, f.AggregatorConfig)
 	want := []string{"h01", "h02", "h03"}
 	switch {
 	case !slices.Equal(ac.Sites, want):
@@ -192,4 +181,22 @@ func TestPrepareSiteAggregator(t *testing.T) {
 			t.Errorf("site %s config lacks %q:\n%s", s.ID, want, b)
 		}
 	}
+}
+
+// loadAggregatorConfig loads path the way fedclaims aggregator does.
+func loadAggregatorConfig(t *testing.T, path string) aggregator.Config {
+	t.Helper()
+	v := viper.New()
+	if err := aggregator.SetDefaults(v); err != nil {
+		t.Fatal(err)
+	}
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := aggregator.LoadConfig(v)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return ac
 }

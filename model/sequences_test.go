@@ -20,7 +20,6 @@ func TestReadSequencesWindows(t *testing.T) {
 	}
 	var patients []*claims.Patient
 	r := g.Reader(0)
-	counter := tokenizer.NewCounter()
 	for {
 		p, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -30,20 +29,8 @@ func TestReadSequencesWindows(t *testing.T) {
 			t.Fatal(err)
 		}
 		patients = append(patients, p)
-		counter.Add(p)
 	}
-	table, err := counter.Table(tokenizer.DefaultMinCount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vocab, err := tokenizer.New(table, tokenizer.DefaultMinCount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := tokenizer.NewEncoder(vocab, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, enc := encoderFor(t, patients, 64)
 	read := func(w Windows) []Sequence {
 		t.Helper()
 		seqs, n, err := ReadSequencesWindows(ctx, g.Reader(0), enc, w)

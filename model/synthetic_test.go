@@ -41,22 +41,7 @@ func TestSyntheticHospitals(t *testing.T) {
 			patients = append(patients, p)
 		}
 	}
-	counter := tokenizer.NewCounter()
-	for _, p := range patients {
-		counter.Add(p)
-	}
-	table, err := counter.Table(tokenizer.DefaultMinCount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vocab, err := tokenizer.New(table, tokenizer.DefaultMinCount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := tokenizer.NewEncoder(vocab, 128)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vocab, enc := encoderFor(t, patients, 128)
 	var pre, preValid []Sequence
 	for _, p := range patients {
 		s := FromEncoding(enc.Encode(p, tokenizer.NoCutoff))
@@ -152,4 +137,27 @@ func TestSyntheticHospitals(t *testing.T) {
 			t.Errorf("%s: test AUPRC %.3f does not beat the prevalence %.3f", task.Name, ap, prev)
 		}
 	}
+}
+
+// encoderFor builds the vocabulary of patients' codes at the default frequency floor
+// and an encoder of maxLen tokens over it.
+func encoderFor(t *testing.T, patients []*claims.Patient, maxLen int) (*tokenizer.Vocab, *tokenizer.Encoder) {
+	t.Helper()
+	counter := tokenizer.NewCounter()
+	for _, p := range patients {
+		counter.Add(p)
+	}
+	table, err := counter.Table(tokenizer.DefaultMinCount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vocab, err := tokenizer.New(table, tokenizer.DefaultMinCount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := tokenizer.NewEncoder(vocab, maxLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vocab, enc
 }

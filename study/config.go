@@ -1,15 +1,12 @@
 package study
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/fedclaims/fedclaims/internal/strictyaml"
 	"github.com/fedclaims/fedclaims/sweep"
 )
 
@@ -97,13 +94,8 @@ func ReadFile(path string) (*Config, error) {
 // checks every field.
 func Parse(name string, data []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty study file", name)
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := strictyaml.Decode(name, "study file", data, &c); err != nil {
+		return nil, err
 	}
 	c.Defaults()
 	c.defaults()

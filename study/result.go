@@ -1,16 +1,14 @@
 package study
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
+	"github.com/fedclaims/fedclaims/internal/jsonfile"
 	"github.com/fedclaims/fedclaims/sweep"
 )
 
@@ -378,29 +376,10 @@ func (r *Result) Save(dir string) error {
 	if err := r.plots(dir); err != nil {
 		return err
 	}
-	if err := writeJSON(dir+"/"+ResultFile, r); err != nil {
+	if err := jsonfile.Write(dir+"/"+ResultFile, r); err != nil {
 		return err
 	}
 	return atomicfile.Write(dir+"/"+ReportFile, 0o644, r.WriteMarkdown)
-}
-
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-func writeJSON(path string, v any) error {
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	})
 }
 
 // isTooSmall reports whether a comparison was refused for the size of the test

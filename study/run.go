@@ -13,6 +13,7 @@ import (
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
+	"github.com/fedclaims/fedclaims/internal/jsonfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/sweep"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -458,7 +459,7 @@ func (a *arms) controls(ctx context.Context, dir string, labelled, pretrainOnly 
 func (a *arms) labelEfficiency(ctx context.Context, dir string, scale *sweep.PresetResult, primary map[string]bool) ([]pipeline.LabelCurve, error) {
 	path := filepath.Join(dir, labelEffFile)
 	var curves []pipeline.LabelCurve
-	if err := readJSON(path, &curves); err == nil {
+	if err := jsonfile.Read(path, &curves); err == nil {
 		return curves, nil
 	} else if !os.IsNotExist(err) {
 		return nil, err
@@ -479,7 +480,7 @@ func (a *arms) labelEfficiency(ctx context.Context, dir string, scale *sweep.Pre
 	if err != nil {
 		return nil, fmt.Errorf("label efficiency: %w", err)
 	}
-	if err := writeJSON(path, curves); err != nil {
+	if err := jsonfile.Write(path, curves); err != nil {
 		return nil, err
 	}
 	return curves, nil

@@ -1,19 +1,16 @@
 package sweep
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/internal/strictyaml"
 	"github.com/fedclaims/fedclaims/model"
 )
 
@@ -222,13 +219,8 @@ func ReadFile(path string) (*Config, error) {
 // checks every field.
 func Parse(name string, data []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty sweep file", name)
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := strictyaml.Decode(name, "sweep file", data, &c); err != nil {
+		return nil, err
 	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
+	"github.com/fedclaims/fedclaims/internal/jsonfile"
 )
 
 // Save writes dir/sweep.json, dir/sweep.md and the plots, each through a temporary
@@ -49,7 +50,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 // ReadResult parses sweep.json.
 func ReadResult(path string) (*Result, error) {
 	var r Result
-	if err := readJSON(path, &r); err != nil {
+	if err := jsonfile.Read(path, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

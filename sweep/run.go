@@ -19,6 +19,7 @@ import (
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
+	"github.com/fedclaims/fedclaims/internal/jsonfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
@@ -472,7 +473,7 @@ func meanTokens(seqs []model.Sequence) float64 {
 // c.Skipped with its reason.
 func loadOrTrainBaseline(ctx context.Context, c *pipeline.Cohort, path string, o pipeline.Options, log *slog.Logger) ([]BaselineTask, error) {
 	var saved []BaselineTask
-	if err := readJSON(path, &saved); err == nil {
+	if err := jsonfile.Read(path, &saved); err == nil {
 		log.Info("baseline already trained", "file", path, "tasks", len(saved))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -497,7 +498,7 @@ func loadOrTrainBaseline(ctx context.Context, c *pipeline.Cohort, path string, o
 			}
 			saved = append(saved, bt)
 		}
-		if err := writeJSON(path, saved); err != nil {
+		if err := jsonfile.Write(path, saved); err != nil {
 			return nil, err
 		}
 	}
@@ -558,23 +559,4 @@ func Assemble(mode string, sites []string, patients, vocab int, rule Rule, prese
 	}
 	res.Recommendations = recs
 	return res, nil
-}
-
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-func writeJSON(path string, v any) error {
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
+	"github.com/fedclaims/fedclaims/internal/jsonfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
@@ -157,7 +158,7 @@ func (w *Workspace) CheckpointDir(name string) string {
 func (w *Workspace) Done(name string) (*PresetResult, error) {
 	var done PresetResult
 	path := w.resultPath(name)
-	if err := readJSON(path, &done); err != nil {
+	if err := jsonfile.Read(path, &done); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
@@ -233,7 +234,7 @@ func (w *Workspace) Run(ctx context.Context, r PresetRun, log *slog.Logger) (*Pr
 		return nil, fmt.Errorf("preset %s: %w", name, err)
 	}
 	// Written last, in one rename: a preset is either wholly done or redone.
-	if err := writeJSON(w.resultPath(name), res); err != nil {
+	if err := jsonfile.Write(w.resultPath(name), res); err != nil {
 		return nil, err
 	}
 	log.Info("preset done", "preset", name, "cpu_seconds", res.CPUSeconds, "valid_loss", res.FinalLoss())
