@@ -52,6 +52,8 @@ type Option func(*options)
 type options struct {
 	skipBadRows bool
 	icd10System string
+	codes       *CodeMap // nil: the built-in recognisers alone
+	err         error    // an option's own failure (CodesFile), returned by Open
 }
 
 // ICD10System names the code system of OMOP condition source values that look

@@ -86,6 +86,12 @@ const (
 	SystemHCPCS    = "HCPCS"
 	SystemVisit    = "VISIT"
 	SystemGender   = "GENDER"
+	// Systems that community MEDS ETLs write (see CodeMap): drugs by name (the
+	// MIMIC-IV ETL's MEDICATION//START//<name>), lab items, SNOMED CT and LOINC.
+	SystemDrug   = "DRUG"
+	SystemLab    = "LAB"
+	SystemSNOMED = "SNOMED"
+	SystemLOINC  = "LOINC"
 )
 
 // Separator splits a code's system from its value.
@@ -153,7 +159,7 @@ func KindOf(code string) Kind {
 	switch System(code) {
 	case SystemICD10, SystemICD10CM, SystemICD9CM:
 		return KindDiagnosis
-	case SystemATC, SystemNDC, SystemRxNorm:
+	case SystemATC, SystemNDC, SystemRxNorm, SystemDrug:
 		return KindMedication
 	case SystemProc, SystemICD10PCS, SystemCPT4, SystemICD9Proc, SystemHCPCS:
 		return KindProcedure

@@ -39,7 +39,7 @@ type MEDSReader struct {
 	nextFile int
 	o        options
 	stats    Stats
-	intern   map[string]string
+	intern   map[string]interned
 	recent   [internCache]internEntry
 	events   []Event // the pending patient's events, reused across patients
 
@@ -108,7 +108,11 @@ func OpenMEDS(dir string, opts ...Option) (*MEDSReader, error) {
 		return nil, fmt.Errorf("meds %s: no data/*.parquet files", dir)
 	}
 	sort.Strings(files)
-	return &MEDSReader{dir: dir, files: files, o: buildOptions(opts), intern: make(map[string]string)}, nil
+	o := buildOptions(opts)
+	if o.err != nil {
+		return nil, fmt.Errorf("meds %s: %w", dir, o.err)
+	}
+	return &MEDSReader{dir: dir, files: files, o: o, intern: make(map[string]interned)}, nil
 }
 
 // Codes reads the dataset's metadata/codes.parquet, nil when it has none.
@@ -236,9 +240,12 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 			}
 			return r.stats.bad(r.o, &RowError{File: s.name, Row: row, Column: "code", Err: err})
 		}
-		code = string(b)
-		r.intern[code] = code
-		r.remember(b, code)
+		// The intern map holds each raw code's mapped form (CodeMap), "" when a
+		// rule drops it, so a code is mapped once, not once a row.
+		raw := string(b)
+		code = r.mapCode(raw)
+		r.intern[raw] = interned{raw, code}
+		r.remember(b, raw, code)
 	}
 	value := float32(math.NaN())
 	if s.leaf[colValue] >= 0 {
@@ -252,6 +259,10 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 	}
 	if r.pending == nil {
 		r.pending = &Patient{ID: id}
+	}
+	if code == "" {
+		r.stats.skip(skippedDropped)
+		return nil
 	}
 	p := r.pending
 	tv := s.bufs[colTime][s.i]
@@ -295,29 +306,45 @@ func (r *MEDSReader) addRow(s *medsShard, id, row int64) error {
 const internCache = 4096
 
 type internEntry struct {
-	addr uintptr
-	code string
+	addr      uintptr
+	raw, code string // the code as read and as mapped
+}
+
+// interned is a code as read (raw, shared by every row that holds it) and as
+// mapped (code).
+type interned struct{ raw, code string }
+
+// mapCode maps a code as read through the reader's CodeMap; "" when dropped.
+func (r *MEDSReader) mapCode(raw string) string {
+	code, keep := r.o.codes.Map(raw)
+	if !keep {
+		return ""
+	}
+	return code
 }
 
 func bytesAddr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
 func (r *MEDSReader) lookup(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false // "" is a dropped code's mapping, never a code read
+	}
 	a := bytesAddr(b)
 	e := &r.recent[(a>>3)%internCache]
 	// The address alone is not proof: freed page memory can be reused for other bytes.
-	if e.addr == a && e.code == string(b) {
+	if e.addr == a && e.raw == string(b) {
 		return e.code, true
 	}
-	code, ok := r.intern[string(b)]
+	in, ok := r.intern[string(b)]
 	if ok {
-		*e = internEntry{a, code}
+		*e = internEntry{a, in.raw, in.code}
 	}
-	return code, ok
+	return in.code, ok
 }
 
-func (r *MEDSReader) remember(b []byte, code string) {
+func (r *MEDSReader) remember(b []byte, raw, code string) {
 	a := bytesAddr(b)
-	r.recent[(a>>3)%internCache] = internEntry{a, code}
+	r.recent[(a>>3)%internCache] = internEntry{a, raw, code}
 }
 
 // finish hands over the pending patient with its events in (time, code) order.

@@ -93,6 +93,9 @@ func OpenOMOP(dir string, opts ...Option) (*OMOPReader, error) {
 		return nil, err
 	}
 	o := buildOptions(opts)
+	if o.err != nil {
+		return nil, fmt.Errorf("omop %s: %w", dir, o.err)
+	}
 	if o.icd10System != SystemICD10CM && o.icd10System != SystemICD10 {
 		return nil, fmt.Errorf("omop %s: ICD-10 code system %q, want %s or %s", dir, o.icd10System, SystemICD10CM, SystemICD10)
 	}
@@ -284,7 +287,17 @@ func (r *OMOPReader) add(p *Patient, t int64, code string) {
 	if s, ok := r.intern[code]; ok {
 		code = s
 	} else {
-		r.intern[code] = code
+		// Mapped once per distinct code (CodeMap); "" when a rule drops it.
+		mapped, keep := r.o.codes.Map(code)
+		if !keep {
+			mapped = ""
+		}
+		r.intern[code] = mapped
+		code = mapped
+	}
+	if code == "" {
+		r.stats.skip(skippedDropped)
+		return
 	}
 	p.Events = append(p.Events, Event{Time: t, Code: code, Value: float32(math.NaN())})
 }

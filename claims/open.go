@@ -52,9 +52,15 @@ type Summary struct {
 	LastTime  string `json:"last_time"`
 
 	EventsByKind map[string]int64 `json:"events_by_kind"`
-	Female       int64            `json:"female"`
-	Male         int64            `json:"male"`
-	WithBirth    int64            `json:"with_birth"`
+	// EventsBySystem counts events by code system (SystemOf): known systems by
+	// name, MEDS's own codes as MEDS, the rest as unrecognised.
+	EventsBySystem map[string]int64 `json:"events_by_system"`
+	// TopUnrecognised lists the prefixes (CodePrefix) with the most unrecognised
+	// events, at most 5.
+	TopUnrecognised []PrefixCount `json:"top_unrecognised_prefixes,omitempty"`
+	Female          int64         `json:"female"`
+	Male            int64         `json:"male"`
+	WithBirth       int64         `json:"with_birth"`
 	// WithObservationEnd counts the subjects whose observation end is recorded.
 	WithObservationEnd int64            `json:"with_observation_end"`
 	Rows               int64            `json:"rows"`
@@ -65,8 +71,9 @@ type Summary struct {
 
 // Inspect reads src to the end and summarises it.
 func Inspect(ctx context.Context, src Source) (Summary, error) {
-	s := Summary{Format: src.Format(), EventsByKind: make(map[string]int64)}
+	s := Summary{Format: src.Format(), EventsByKind: make(map[string]int64), EventsBySystem: make(map[string]int64)}
 	codes := make(map[string]struct{})
+	unrecognised := make(map[string]int64) // by CodePrefix
 	var first, last int64
 	for {
 		p, err := src.Next(ctx)
@@ -98,10 +105,16 @@ func Inspect(ctx context.Context, src Source) (Summary, error) {
 			}
 			s.Events++
 			s.EventsByKind[e.Kind().String()]++
+			sys := SystemOf(e.Code)
+			s.EventsBySystem[sys]++
+			if sys == SystemUnrecognised {
+				unrecognised[CodePrefix(e.Code)]++
+			}
 			codes[e.Code] = struct{}{}
 		}
 	}
 	s.Codes = len(codes)
+	s.TopUnrecognised = topPrefixes(unrecognised, 5)
 	if s.Events > 0 {
 		s.FirstTime = FormatTime(first)
 		s.LastTime = FormatTime(last)
