@@ -144,7 +144,7 @@ func (t *CountTable) validate() error {
 	for _, k := range slices.Sorted(maps.Keys(t.Counts)) {
 		n := t.Counts[k]
 		if !Tokenized(k) {
-			return fmt.Errorf("field counts: %q is not a diagnosis, medication or procedure code", k)
+			return fmt.Errorf("field counts: %q is not a diagnosis, medication, procedure or other clinical code", k)
 		}
 		if n < int64(t.MinCount) {
 			return fmt.Errorf("field counts: code %q has count %d, below the floor min_count=%d", k, n, t.MinCount)

@@ -48,14 +48,23 @@ func SpecialTokens() []string {
 	return []string{"[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"}
 }
 
-// Tokenized reports whether events with code become tokens: diagnoses, medications
-// and procedures do; birth, sex, visit markers, death and anything unrecognised do not.
+// Tokenized reports whether events with code become tokens. Codes of every kind
+// do: diagnoses, medications, procedures and other clinical codes, such as labs
+// and codes no recogniser knows, which the k-floor alone filters (a dataset in an
+// unknown convention must not lose all its codes). What does not: visit markers
+// (a visit is the day a [SEP] closes), sex (GENDER//, the patient's Sex) and
+// MEDS's own codes (birth, the end of observation, and death, the outcome tasks
+// predict).
 func Tokenized(code string) bool {
-	switch claims.KindOf(code) {
-	case claims.KindDiagnosis, claims.KindMedication, claims.KindProcedure:
-		return true
+	switch {
+	case code == "", strings.HasPrefix(code, "MEDS_"):
+		return false
 	}
-	return false
+	switch claims.KindOf(code) {
+	case claims.KindVisit, claims.KindDeath:
+		return false
+	}
+	return claims.System(code) != claims.SystemGender
 }
 
 // Fallback returns the code that a code missing from the vocabulary falls back to,
@@ -229,7 +238,7 @@ func Load(r io.Reader) (*Vocab, error) {
 	}
 	for id := NumSpecial; id < len(j.Tokens); id++ {
 		if !Tokenized(j.Tokens[id]) {
-			return nil, fmt.Errorf("vocabulary: field tokens[%d]: %q is not a diagnosis, medication or procedure code", id, j.Tokens[id])
+			return nil, fmt.Errorf("vocabulary: field tokens[%d]: %q is not a diagnosis, medication, procedure or other clinical code", id, j.Tokens[id])
 		}
 		if j.Counts[id] < 0 {
 			return nil, fmt.Errorf("vocabulary: field counts[%d]: negative count %d", id, j.Counts[id])
