@@ -110,6 +110,10 @@ type Classifier struct {
 	ValidLogLoss float64
 	// Lambda is the probe's chosen L2 strength (0 when fine-tuned).
 	Lambda float64
+	// Mean and Scale are a probe's standardisation of the raw pooled features,
+	// (x_d - Mean_d)·Scale_d, measured on the training split; they are already
+	// folded into W and B and kept to be saved with the head. Nil when fine-tuned.
+	Mean, Scale []float64
 	// BestEpoch is the fine-tuned epoch kept (1-based; 0 for a probe), and
 	// EpochScores the validation score after each epoch run.
 	BestEpoch   int
@@ -349,6 +353,7 @@ func fitProbeClassifier(ctx context.Context, enc *Model, xTrain []float32, yTrai
 		return nil, fmt.Errorf("fine-tune: %w", err)
 	}
 	return &Classifier{Encoder: enc, Pooling: hc.Pooling, W: fit.w, B: fit.b, Lambda: fit.lambda,
+		Mean: fit.std.mean, Scale: fit.std.scale,
 		ValidScore: fit.score, ValidLogLoss: fit.logLoss}, nil
 }
 
