@@ -358,10 +358,10 @@ func demoEval(ctx context.Context, a *app, s *localfed.Site, aloneDir, out strin
 	if err := c.TrainBaseline(ctx, po); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Data, err)
 	}
-	if err := addEncoder(ctx, aloneCk, po, c, modelSiteEncoder); err != nil {
+	if _, err := addEncoder(ctx, aloneCk, po, c, modelSiteEncoder); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Data, err)
 	}
-	if err := addEncoder(ctx, fedCk, po, c, eval.ModelEncoder); err != nil {
+	if _, err := addEncoder(ctx, fedCk, po, c, eval.ModelEncoder); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Data, err)
 	}
 	rep, err := c.Report(po)

@@ -16,6 +16,7 @@ import (
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
+	"github.com/fedclaims/fedclaims/inference"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -160,14 +161,26 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if err := c.TrainBaseline(ctx, po); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
+	var heads []*inference.Head
 	if ck != nil {
-		if err := addEncoder(ctx, ck, po, c, eval.ModelEncoder); err != nil {
+		res, err := addEncoder(ctx, ck, po, c, eval.ModelEncoder)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.data, err)
+		}
+		if heads, err = c.SavedHeads(res, ck.model, ck.model.WeightsHash(), ck.dir, po); err != nil {
 			return nil, fmt.Errorf("%s: %w", o.data, err)
 		}
 	}
 	report, err := c.Report(po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
+	}
+	preds, err := c.TestPredictions()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.data, err)
+	}
+	if err := saveHeads(o.out, ck, heads, preds); err != nil {
+		return nil, err
 	}
 	if err := saveEval(o.out, c, report); err != nil {
 		return nil, err

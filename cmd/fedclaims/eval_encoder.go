@@ -38,15 +38,15 @@ func loadEncoder(dir string) (*encoderCheckpoint, error) {
 
 // addEncoder fits one head per task on ck's encoder on the training split, chosen
 // on the validation split, and adds its test-split probabilities to each of c's
-// runs under name, row for row with the baseline's. The work is package
-// pipeline's, which fedclaims sweep shares.
-func addEncoder(ctx context.Context, ck *encoderCheckpoint, o pipeline.Options, c *pipeline.Cohort, name string) error {
+// runs under name, row for row with the baseline's; it returns the heads, in
+// c.Runs' order. The work is package pipeline's, which fedclaims sweep shares.
+func addEncoder(ctx context.Context, ck *encoderCheckpoint, o pipeline.Options, c *pipeline.Cohort, name string) ([]pipeline.EncoderResult, error) {
 	heads, err := c.EncoderScores(ctx, ck.model, ck.vocab, o)
 	if err != nil {
-		return fmt.Errorf("encoder %s: %w", ck.dir, err)
+		return nil, fmt.Errorf("encoder %s: %w", ck.dir, err)
 	}
 	for i := range c.Runs {
 		c.Runs[i].Predictions.Scores[name] = heads[i].Test
 	}
-	return nil
+	return heads, nil
 }

@@ -152,6 +152,9 @@ func (o Options) HeadConfig() model.HeadConfig {
 type EncoderResult struct {
 	Test         []float64
 	ValidLogLoss float64
+	// Head is the fitted head (a fine-tuned one holds its own encoder), to be
+	// saved (Cohort.SavedHeads).
+	Head *model.Classifier
 }
 
 // EncoderScores fits one head per task of c.Runs on enc (encoded with vocab) on
@@ -178,7 +181,7 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 			if err != nil {
 				return nil, fmt.Errorf("task %s: fitting the encoder's probe: %w", pred.Name, err)
 			}
-			out[ri] = EncoderResult{Test: head.PredictFeatures(e.features(rows[tasks.Test])), ValidLogLoss: head.ValidLogLoss}
+			out[ri] = EncoderResult{Test: head.PredictFeatures(e.features(rows[tasks.Test])), ValidLogLoss: head.ValidLogLoss, Head: head}
 			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
 			continue
 		}
@@ -186,7 +189,7 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 		if err != nil {
 			return nil, fmt.Errorf("task %s: fine-tuning the encoder: %w", pred.Name, err)
 		}
-		out[ri] = EncoderResult{Test: head.PredictAll(e.sequences(rows[tasks.Test]), hc.Batch), ValidLogLoss: head.ValidLogLoss}
+		out[ri] = EncoderResult{Test: head.PredictAll(e.sequences(rows[tasks.Test]), hc.Batch), ValidLogLoss: head.ValidLogLoss, Head: head}
 		o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
 	}
 	return out, nil
