@@ -82,6 +82,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newDataCmd(a),
 		newBaselineCmd(a),
 		newEvalCmd(a),
+		newPredictCmd(a),
+		newEmbedCmd(a),
 		newModelCmd(a),
 		newPretrainCmd(a),
 		newSweepCmd(a),
