@@ -180,8 +180,7 @@ func (a *arms) preset(name string) sweep.PresetSpec {
 
 // run pretrains spec as name in w (or reads it back) and scores it there.
 func (a *arms) run(ctx context.Context, w *sweep.Workspace, spec sweep.PresetSpec, name, mode string, site, timeBuckets int) (*sweep.PresetResult, error) {
-	spec.Name = name
-	return w.Run(ctx, sweep.PresetRun{Spec: spec, Mode: mode, Site: site, Budget: a.c.Budget, Seed: a.c.Seed,
+	return w.Run(ctx, sweep.PresetRun{Spec: spec, Name: name, Mode: mode, Site: site, Budget: a.c.Budget, Seed: a.c.Seed,
 		TimeBuckets: timeBuckets, Federated: a.c.Federated, Binary: a.o.Binary}, a.log.With("arm", name))
 }
 

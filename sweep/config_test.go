@@ -127,3 +127,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRunNameKeepsShape: an arm named apart from its preset (as the study's
+// "2m-central") still takes the preset's shape, and is saved under its own name.
+func TestRunNameKeepsShape(t *testing.T) {
+	c, err := Parse("arms.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := (PresetRun{Spec: c.Presets[0]}).modelConfig(100, c.Pretrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm := PresetRun{Spec: c.Presets[0], Name: "2m-central"}
+	got, err := arm.modelConfig(100, c.Pretrain)
+	if err != nil {
+		t.Fatalf("arm %s of preset 2m: %v", arm.name(), err)
+	}
+	if got != want {
+		t.Errorf("arm shape %+v, want the preset's %+v", got, want)
+	}
+	if arm.name() != "2m-central" || (PresetRun{Spec: c.Presets[0]}).name() != "2m" {
+		t.Errorf("names %q and %q, want 2m-central and 2m", arm.name(), PresetRun{Spec: c.Presets[0]}.name())
+	}
+}

@@ -71,14 +71,14 @@ func (w *Workspace) pretrainFederated(ctx context.Context, r PresetRun, log *slo
 	for i, dir := range w.Sites {
 		datasets = append(datasets, localfed.Dataset{ID: filepath.Base(dir), Dir: dir, PretrainOnly: i >= len(w.Spec.Labelled)})
 	}
-	fedDir := filepath.Join(w.Spec.Dir, PresetsDir, spec.Name+".federation")
+	fedDir := filepath.Join(w.Spec.Dir, PresetsDir, r.name()+".federation")
 	// A federation interrupted earlier starts again from nothing.
 	if err := os.RemoveAll(fedDir); err != nil {
 		return fail(err)
 	}
 	fed, err := localfed.Prepare(ctx, localfed.Options{
-		Dir: fedDir, Binary: r.Binary, Datasets: datasets, Seed: r.Seed, Threshold: r.Threshold,
-		Federation: "sweep-" + spec.Name, Rounds: rounds, LocalSteps: local, BatchSize: p.Batch,
+		Dir: fedDir, Binary: r.Binary, Datasets: datasets, Seed: r.Seed,
+		Federation: "sweep-" + r.name(), Rounds: rounds, LocalSteps: local, BatchSize: p.Batch,
 		ModelPreset: preset, MaxLen: p.Seq, Aggregator: agg,
 		Site: map[string]any{"train.random_cut": p.RandomCut}, Log: log,
 	})

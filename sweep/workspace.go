@@ -128,6 +128,10 @@ func Prepare(ctx context.Context, s WorkspaceSpec, log *slog.Logger) (*Workspace
 // PresetRun is one encoder to pretrain in a Workspace.
 type PresetRun struct {
 	Spec PresetSpec
+	// Name names the run in the workspace (its result file, checkpoint and
+	// federation directory); empty, Spec.Name. A study runs one shape as several
+	// arms ("s2-central"), and Spec.Name must stay the preset's name for its shape.
+	Name string
 	// Mode is ModeCentral, ModeFederated or ModeSiteAlone.
 	Mode string
 	// Site is the index in Labelled of the site a ModeSiteAlone run trains on.
@@ -140,8 +144,14 @@ type PresetRun struct {
 	Federated   Federated
 	// Binary is the fedclaims executable a federated run starts.
 	Binary string
-	// Threshold of a federated run (0: localfed's default).
-	Threshold int
+}
+
+// name is the run's name in the workspace.
+func (r PresetRun) name() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.Spec.Name
 }
 
 // Result is the file a finished run leaves in presets/.
@@ -177,7 +187,7 @@ func (w *Workspace) Run(ctx context.Context, r PresetRun, log *slog.Logger) (*Pr
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	name := r.Spec.Name
+	name := r.name()
 	if done, err := w.Done(name); err != nil || done != nil {
 		if done != nil {
 			log.Info("preset already done", "preset", name, "file", w.resultPath(name))
