@@ -257,6 +257,13 @@ func ParseHeadInfo(data []byte) (HeadInfo, error) {
 	if err := hi.Validate(); err != nil {
 		return HeadInfo{}, fmt.Errorf("head: %w", err)
 	}
+	// No prefixes and an empty list are one task (and marshal alike).
+	if len(hi.Task.Prefixes) == 0 {
+		hi.Task.Prefixes = nil
+	}
+	if len(hi.Task.ExcludePrefixes) == 0 {
+		hi.Task.ExcludePrefixes = nil
+	}
 	return hi, nil
 }
 
