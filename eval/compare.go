@@ -110,6 +110,21 @@ func comparison(ra, rb *ranking, ba, bb []float64, metric string, margin float64
 	return c, nil
 }
 
+// HolmBoth Holm-adjusts cs's p-values and their reverse tests' as one family,
+// setting each comparison's PHolm and PReverseHolm: both directions are in the
+// family, so that neither "better" nor "worse" is claimed more often than the level
+// allows.
+func HolmBoth(cs []*Comparison) {
+	family := make([]float64, 0, 2*len(cs))
+	for _, c := range cs {
+		family = append(family, c.P, c.PReverse)
+	}
+	family = Holm(family)
+	for k, c := range cs {
+		c.PHolm, c.PReverseHolm = family[2*k], family[2*k+1]
+	}
+}
+
 // Holm returns the Holm-Bonferroni step-down adjusted p-values of p, in p's order:
 // with p sorted ascending as p_(1) <= ... <= p_(m), the adjusted p_(i) is
 // max over j <= i of min(1, (m - j + 1) * p_(j)). Rejecting the hypotheses whose

@@ -257,8 +257,8 @@ func metricFunc(name string) (func(*ranking, []int32) (float64, error), error) {
 	return nil, fmt.Errorf("metric %q, want %q or %q", name, MetricAUPRC, MetricAUROC)
 }
 
-// positives counts the positive rows.
-func positives(labels []bool) int {
+// Positives counts the positive rows.
+func Positives(labels []bool) int {
 	n := 0
 	for _, y := range labels {
 		if y {
@@ -290,7 +290,7 @@ func positivePatients(labels []bool, groups []int64) (pos, neg int) {
 // (ErrNoNegatives), without whom a stratified resample of patients who each have a
 // positive row could lack negatives.
 func resampleReady(labels []bool, groups []int64) error {
-	n := positives(labels)
+	n := Positives(labels)
 	if n < MinPositives {
 		return fmt.Errorf("%d positives: %w", n, ErrTooFewPositives)
 	}

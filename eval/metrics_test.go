@@ -143,7 +143,7 @@ func TestScoreBootstrap(t *testing.T) {
 		t.Errorf("point estimates %v %v, want %v %v", m.AUPRC, m.AUROC, ap, auc)
 	}
 	if m.AUPRCCI == nil || m.AUROCCI == nil {
-		t.Fatalf("no intervals from %d positives", positives(labels))
+		t.Fatalf("no intervals from %d positives", Positives(labels))
 	}
 	for _, tc := range []struct {
 		name  string
@@ -184,8 +184,8 @@ func TestScoreResamplesPatients(t *testing.T) {
 		}
 	}
 	m, err := Score(scores, labels, two, Bootstrap{Resamples: 50, Seed: 1})
-	if err != nil || m.AUPRCCI != nil || positives(labels) < MinPositives {
-		t.Errorf("%d positive rows in one patient: %+v, %v; want no interval", positives(labels), m, err)
+	if err != nil || m.AUPRCCI != nil || Positives(labels) < MinPositives {
+		t.Errorf("%d positive rows in one patient: %+v, %v; want no interval", Positives(labels), m, err)
 	}
 	// The positives spread over MinPositives patients, the negatives in one: the
 	// negatives' stratum is the same in every resample, the positives' varies.

@@ -146,7 +146,7 @@ func Evaluate(p Predictions, b Bootstrap) (TaskResult, error) {
 			}
 		}
 	}
-	n, pos := len(p.Labels), positives(p.Labels)
+	n, pos := len(p.Labels), Positives(p.Labels)
 	r := TaskResult{Name: p.Name, Kind: p.Kind, NTest: n, PositivesTest: pos, Models: map[string]Metrics{}}
 	switch {
 	case n == 0:
@@ -271,14 +271,7 @@ func NewReport(tasks []TaskResult) *Report {
 				cs = append(cs, &cp)
 			}
 		}
-		family := make([]float64, 0, 2*len(cs))
-		for _, c := range cs {
-			family = append(family, c.P, c.PReverse)
-		}
-		family = Holm(family)
-		for k, c := range cs {
-			c.PHolm, c.PReverseHolm = family[2*k], family[2*k+1]
-		}
+		HolmBoth(cs)
 	}
 	for i := range r.Tasks {
 		r.Tasks[i].Verdict = verdict(r.Tasks[i], r.Tasks[i].Comparison)

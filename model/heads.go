@@ -521,7 +521,6 @@ func FineTune(ctx context.Context, enc *Model, train, valid []Example, hc HeadCo
 			}
 			m.ZeroGrad()
 			dhidden = grow(dhidden, b.B*b.T*h)
-			clear(dhidden)
 			pooledBack(dhidden, dpool, b, h, hc.Pooling)
 			m.Backward(b, dhidden)
 			encOpt.Update(m.params, m.grads, tc)

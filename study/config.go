@@ -176,8 +176,5 @@ func (c *Config) Validate() error {
 	if c.Primary < 1 {
 		return fmt.Errorf("field primary: %d must be positive", c.Primary)
 	}
-	if c.Mode != sweep.ModeFederated && c.Mode != sweep.ModeCentral {
-		return fmt.Errorf("field mode: %q", c.Mode)
-	}
 	return nil
 }

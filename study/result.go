@@ -187,15 +187,12 @@ func mainTable(w *sweep.Workspace, encoders []sweep.PresetResult, recs []sweep.R
 	bs := eval.Bootstrap{Resamples: c.Eval.Bootstrap, Seed: c.Seed}
 	var out []Task
 	// The Holm family: both directions of every (task, encoder) comparison.
-	type at struct {
-		task, enc int
-		cmp       eval.Comparison
-	}
-	var family []at
-	var ps []float64
+	type at struct{ task, enc int }
+	var where []at
+	var family []*eval.Comparison
 	for k, bt := range w.Baseline {
-		t := Task{Name: bt.Name, Kind: bt.Kind, Primary: primary[bt.Name], PositivesTest: positives(bt.Labels),
-			NTest: len(bt.Labels), Baseline: metricOf(bt.Metrics)}
+		t := Task{Name: bt.Name, Kind: bt.Kind, Primary: primary[bt.Name], PositivesTest: eval.Positives(bt.Labels),
+			NTest: bt.NTest, Baseline: metricOf(bt.Metrics)}
 		for _, r := range recs {
 			if r.Task == bt.Name {
 				t.Recommended, t.Recommendation = r.Preset, r.Summary
@@ -207,63 +204,76 @@ func mainTable(w *sweep.Workspace, encoders []sweep.PresetResult, recs []sweep.R
 				TokensPerParam: e.TokensPerParam, AUPRC: pt.Metrics.AUPRC, AUPRCCI: pt.Metrics.AUPRCCI,
 				ValidLogLoss: pt.ValidLogLoss, DiffVsBaseline: pt.Metrics.AUPRC - bt.Metrics.AUPRC,
 			}
-			cmp, err := eval.Compare(pt.Scores, bt.Scores, bt.Labels, bt.Patient, bs, "auprc", 0)
-			switch {
-			case err == nil:
-				family = append(family, at{len(out), len(t.Encoders), cmp})
-				ps = append(ps, cmp.P, cmp.PReverse)
-			case isTooSmall(err):
-				row.Verdict = noTest(err)
-			default:
+			cmp, untested, err := compare(pt.Scores, bt.Scores, bt, bs)
+			if err != nil {
 				return nil, 0, fmt.Errorf("task %s: %s against the baseline: %w", bt.Name, e.Name, err)
 			}
+			if cmp != nil {
+				where = append(where, at{len(out), len(t.Encoders)})
+				family = append(family, cmp)
+			}
+			row.Verdict = untested
 			t.Encoders = append(t.Encoders, row)
 		}
 		out = append(out, t)
 	}
-	adj := eval.Holm(ps)
-	for i, f := range family {
-		row, cmp := &out[f.task].Encoders[f.enc], f.cmp
-		cmp.PHolm, cmp.PReverseHolm = adj[2*i], adj[2*i+1]
+	eval.HolmBoth(family)
+	for i, f := range where {
+		row, cmp := &out[f.task].Encoders[f.enc], family[i]
 		ci, p, ph, prh := cmp.CI, cmp.P, cmp.PHolm, cmp.PReverseHolm
 		row.CI, row.P, row.PHolm, row.PReverseHolm = &ci, &p, &ph, &prh
 		row.DiffVsBaseline = cmp.Diff
-		row.Verdict = verdict(&cmp, c.Alpha, "encoder", "baseline")
+		row.Verdict = verdict(cmp, c.Alpha, "encoder", "baseline")
 	}
-	return out, len(ps), nil
+	return out, 2 * len(family), nil
+}
+
+// compare is the paired AUPRC comparison of scores a against b on bt's test rows.
+// A comparison its rows cannot decide (too few positives, no negatives) is no
+// error: it comes back nil with the row's verdict; any other failure is an error,
+// since it means the scores and the rows do not belong together.
+func compare(a, b []float64, bt sweep.BaselineTask, bs eval.Bootstrap) (*eval.Comparison, string, error) {
+	cmp, err := eval.Compare(a, b, bt.Labels, bt.Patient, bs, "auprc", 0)
+	switch {
+	case err == nil:
+		return &cmp, "", nil
+	case isTooSmall(err):
+		return nil, noTest(err), nil
+	}
+	return nil, "", err
 }
 
 // controlTable sets a control's encoder and baseline beside the reference arm's.
-func controlTable(what string, w *sweep.Workspace, r *sweep.PresetResult, main *sweep.Workspace, ref *sweep.PresetResult, primary map[string]bool, c *Config) *Control {
+func controlTable(what string, w *sweep.Workspace, r *sweep.PresetResult, main *sweep.Workspace, ref *sweep.PresetResult, primary map[string]bool, c *Config) (*Control, error) {
 	ctl := &Control{What: what, Encoder: r.Name}
 	bs := eval.Bootstrap{Resamples: c.Eval.Bootstrap, Seed: c.Seed}
 	refBase := map[string]int{}
 	for k, bt := range main.Baseline {
 		refBase[bt.Name] = k
 	}
-	var ps []float64
-	var idx []int
+	var family []*eval.Comparison
 	for k, bt := range w.Baseline {
-		ct := ControlTask{Name: bt.Name, Primary: primary[bt.Name], PositivesTest: positives(bt.Labels),
+		ct := ControlTask{Name: bt.Name, Primary: primary[bt.Name], PositivesTest: eval.Positives(bt.Labels),
 			Encoder: r.Tasks[k].Metrics.AUPRC, Baseline: bt.Metrics.AUPRC}
 		if rk, ok := refBase[bt.Name]; ok {
 			ct.ReferenceEncoder, ct.ReferenceBaseline = ref.Tasks[rk].Metrics.AUPRC, main.Baseline[rk].Metrics.AUPRC
 			ct.EncoderChange, ct.BaselineChange = ct.Encoder-ct.ReferenceEncoder, ct.Baseline-ct.ReferenceBaseline
 		}
-		if cmp, err := eval.Compare(r.Tasks[k].Scores, bt.Scores, bt.Labels, bt.Patient, bs, "auprc", 0); err == nil {
-			ct.Comparison = &cmp
-			ps = append(ps, cmp.P, cmp.PReverse)
-			idx = append(idx, len(ctl.Tasks))
-		} else {
-			ct.Verdict = noTest(err)
+		cmp, untested, err := compare(r.Tasks[k].Scores, bt.Scores, bt, bs)
+		if err != nil {
+			return nil, fmt.Errorf("%s: task %s: %s against the baseline: %w", what, bt.Name, r.Name, err)
 		}
+		if cmp != nil {
+			family = append(family, cmp)
+		}
+		ct.Comparison, ct.Verdict = cmp, untested
 		ctl.Tasks = append(ctl.Tasks, ct)
 	}
-	adj := eval.Holm(ps)
-	for i, k := range idx {
-		cmp := ctl.Tasks[k].Comparison
-		cmp.PHolm, cmp.PReverseHolm = adj[2*i], adj[2*i+1]
-		ctl.Tasks[k].Verdict = verdict(cmp, c.Alpha, "encoder", "baseline")
+	eval.HolmBoth(family)
+	for k := range ctl.Tasks {
+		if cmp := ctl.Tasks[k].Comparison; cmp != nil {
+			ctl.Tasks[k].Verdict = verdict(cmp, c.Alpha, "encoder", "baseline")
+		}
 	}
 	var encMove, baseMove float64
 	n := 0
@@ -277,7 +287,7 @@ func controlTable(what string, w *sweep.Workspace, r *sweep.PresetResult, main *
 	if n > 0 {
 		ctl.Summary = fmt.Sprintf("over the %d primary tasks the encoder's AUPRC moved by %+.3f on average and the baseline's by %+.3f against the consortium's own data", n, encMove/float64(n), baseMove/float64(n))
 	}
-	return ctl
+	return ctl, nil
 }
 
 // floors judges the floors on this run.
@@ -317,7 +327,7 @@ func floors(r *Result, c *Config) []Floor {
 
 	// 2. federated within 0.01 AUPRC of centralised at equal tokens.
 	if c.Mode == sweep.ModeFederated {
-		ok, detail := true, ""
+		ok, compared, detail := true, 0, ""
 		for _, t := range r.Tasks {
 			if !t.Primary {
 				continue
@@ -334,13 +344,14 @@ func floors(r *Result, c *Config) []Floor {
 			if fed == nil || cen == nil {
 				continue
 			}
+			compared++
 			d := fed.AUPRC - cen.AUPRC
 			if d < -0.01 {
 				ok = false
 			}
 			detail += fmt.Sprintf("%s: %+.3f; ", t.Name, d)
 		}
-		out = append(out, Floor{Name: "federated within 0.01 AUPRC of centralised at equal tokens (" + c.Central + ", primary tasks, federated minus central)", Reached: ok, Detail: detail})
+		out = append(out, Floor{Name: "federated within 0.01 AUPRC of centralised at equal tokens (" + c.Central + ", primary tasks, federated minus central)", Reached: ok && compared > 0, Detail: detail})
 	}
 
 	// 3. a small site gains significantly over its site-alone encoder.

@@ -72,12 +72,17 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 	}
 	primary := choosePrimary(main, c.Primary)
 	for _, bt := range main.Baseline {
-		n := positives(bt.Labels)
+		n := eval.Positives(bt.Labels)
 		log.Info("power before training", "task", bt.Name, "primary", primary[bt.Name], "positives_test", n,
 			"auprc_diff_halfwidth", eval.HalfWidth(n))
 	}
 
 	a := &arms{c: c, o: o, log: log, main: main}
+	// Chosen before any training, so that a misspelt site stops the study at once.
+	site, err := a.smallestSite(c.SiteAlone.Site, labelled)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{Mode: c.Mode, Sites: baseNames(labelled), PretrainOnlySites: baseNames(pretrainOnly),
 		Patients: len(main.Patients), PretrainingHistories: len(main.Train), VocabSize: main.Vocab.Len(),
 		Alpha: c.Alpha, Margin: *c.Margin, PrimaryRule: primaryRule, Test: testText}
@@ -99,7 +104,6 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 		}
 		encoders = append(encoders, *r)
 	}
-	site := a.smallestSite(c.SiteAlone.Site, labelled)
 	siteID := filepath.Base(labelled[site])
 	alone, err := a.run(ctx, main, a.preset(c.SiteAlone.Scale), c.SiteAlone.Scale+"-alone-"+siteID, sweep.ModeSiteAlone, site, c.Pretrain.TimeBuckets())
 	if err != nil {
@@ -184,25 +188,31 @@ func (a *arms) run(ctx context.Context, w *sweep.Workspace, spec sweep.PresetSpe
 		TimeBuckets: timeBuckets, Federated: a.c.Federated, Binary: a.o.Binary}, a.log.With("arm", name))
 }
 
-// smallestSite is the index of the named labelled site, or of the one with the
-// fewest patients: the site that pretraining with others should help most.
-func (a *arms) smallestSite(name string, labelled []string) int {
-	best, fewest := 0, -1
-	for i, dir := range labelled {
-		if name != "" && filepath.Base(dir) == name {
-			return i
-		}
-		n := 0
-		for _, s := range a.main.TrainSite {
-			if s == i {
-				n++
+// smallestSite is the index of the named labelled site, or, unnamed, of the one
+// with the fewest training patients: the site that pretraining with others should
+// help most.
+func (a *arms) smallestSite(name string, labelled []string) (int, error) {
+	if name != "" {
+		for i, dir := range labelled {
+			if filepath.Base(dir) == name {
+				return i, nil
 			}
 		}
-		if fewest < 0 || n < fewest {
-			best, fewest = i, n
+		return 0, fmt.Errorf("field site_alone.site: %q is none of the labelled sites %v", name, baseNames(labelled))
+	}
+	counts := make([]int, len(labelled))
+	for _, s := range a.main.TrainSite {
+		if s < len(counts) { // pretraining-only sites follow the labelled ones
+			counts[s]++
 		}
 	}
-	return best
+	best := 0
+	for i, n := range counts {
+		if n < counts[best] {
+			best = i
+		}
+	}
+	return best, nil
 }
 
 func scaleRun(rs []sweep.PresetResult, name string) *sweep.PresetResult {
@@ -251,16 +261,6 @@ func choosePrimary(w *sweep.Workspace, n int) map[string]bool {
 }
 
 const primaryRule = "the tasks with the highest prevalence among the training split's labelled examples (the test split never chooses); the floors are judged on them because rarer tasks cannot reach the test positives a paired interval needs at this size"
-
-func positives(labels []bool) int {
-	n := 0
-	for _, l := range labels {
-		if l {
-			n++
-		}
-	}
-	return n
-}
 
 func baseNames(dirs []string) []string {
 	out := make([]string, len(dirs))
@@ -372,24 +372,22 @@ func (a *arms) siteComparison(ctx context.Context, dir, siteDir string, fed, alo
 	}
 	sc := &SiteComparison{Site: filepath.Base(siteDir), Federated: fed.Name, SiteAlone: alone.Name, Patients: len(sw.Patients)}
 	bs := eval.Bootstrap{Resamples: a.c.Eval.Bootstrap, Seed: a.c.Seed}
-	var ps []float64
+	var family []*eval.Comparison
 	for k, bt := range sw.Baseline {
-		row := SiteTask{Name: bt.Name, PositivesTest: positives(bt.Labels), Federated: fs[k].Metrics.AUPRC, SiteAlone: as[k].Metrics.AUPRC, Baseline: bt.Metrics.AUPRC}
-		cmp, err := eval.Compare(fs[k].Scores, as[k].Scores, bt.Labels, bt.Patient, bs, "auprc", 0)
-		if err == nil {
-			row.Comparison = &cmp
-			ps = append(ps, cmp.P, cmp.PReverse)
-		} else {
-			row.Undecided = err.Error()
+		row := SiteTask{Name: bt.Name, PositivesTest: eval.Positives(bt.Labels), Federated: fs[k].Metrics.AUPRC, SiteAlone: as[k].Metrics.AUPRC, Baseline: bt.Metrics.AUPRC}
+		cmp, untested, err := compare(fs[k].Scores, as[k].Scores, bt, bs)
+		if err != nil {
+			return nil, fmt.Errorf("site %s: task %s: %s against %s: %w", sc.Site, bt.Name, fed.Name, alone.Name, err)
 		}
+		if cmp != nil {
+			family = append(family, cmp)
+		}
+		row.Comparison, row.Undecided = cmp, untested
 		sc.Tasks = append(sc.Tasks, row)
 	}
-	adj := eval.Holm(ps)
-	i := 0
+	eval.HolmBoth(family)
 	for k := range sc.Tasks {
 		if c := sc.Tasks[k].Comparison; c != nil {
-			c.PHolm, c.PReverseHolm = adj[i], adj[i+1]
-			i += 2
 			sc.Tasks[k].Verdict = verdict(c, a.c.Alpha, "federated", "site-alone")
 		}
 	}
@@ -416,7 +414,7 @@ func (a *arms) controls(ctx context.Context, dir string, labelled, pretrainOnly 
 		if err != nil {
 			return nil, err
 		}
-		return controlTable(what, w, r, a.main, ref, primary, c), nil
+		return controlTable(what, w, r, a.main, ref, primary, c)
 	}
 	base := sweep.WorkspaceSpec{Labelled: labelled, PretrainOnly: pretrainOnly, VocabMinCount: c.Data.VocabMinCount,
 		Tasks: ts, Pipeline: opts, Pretrain: c.Pretrain}
