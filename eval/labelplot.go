@@ -101,7 +101,7 @@ func PlotLabelEfficiency(path, name string, models map[string][]SizePoint, preva
 	}
 	pl.Legend.Top = true
 	pl.Legend.Left = true
-	return writePNG(path, name, pl, 6*vg.Inch, 4.5*vg.Inch)
+	return WritePNG(path, pl)
 }
 
 // bands returns the interval polygons of pts: one per run of consecutive points

@@ -14,11 +14,17 @@ import (
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
+// The colors every fedclaims figure gives the encoder and the baseline, so that a
+// reader of several figures never has to look them up twice.
+var (
+	EncoderColor  = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	EncoderBand   = color.NRGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0x40}
+	BaselineColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
+	BaselineBand  = color.NRGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0x30}
+)
+
 // modelColors are the plots' colors of the report's two models.
-var modelColors = map[string]color.Color{
-	ModelEncoder:  color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	ModelBaseline: color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
-}
+var modelColors = map[string]color.Color{ModelEncoder: EncoderColor, ModelBaseline: BaselineColor}
 
 // PlotPR writes one task's precision-recall curves, one per model, with the
 // prevalence as the no-skill line, as a PNG at path.
@@ -68,14 +74,15 @@ func PlotPR(path string, p Predictions) error {
 	pl.Add(chance)
 	pl.Legend.Add(fmt.Sprintf("prevalence %.3f", prev), chance)
 	pl.Legend.Top = true
-	return writePNG(path, p.Name, pl, 6*vg.Inch, 4.5*vg.Inch)
+	return WritePNG(path, pl)
 }
 
-// writePNG renders pl as a PNG at path through a temporary file renamed into place.
-func writePNG(path, name string, pl *plot.Plot, w, h vg.Length) error {
-	wt, err := pl.WriterTo(w, h, "png")
+// WritePNG renders pl as a 6 × 4.5 inch PNG at path through a temporary file
+// renamed into place.
+func WritePNG(path string, pl *plot.Plot) error {
+	wt, err := pl.WriterTo(6*vg.Inch, 4.5*vg.Inch, "png")
 	if err != nil {
-		return fmt.Errorf("plot %s: %w", name, err)
+		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := wt.WriteTo(w)
@@ -169,5 +176,5 @@ func PlotCalibration(path string, p Predictions) error {
 	}
 	pl.Legend.Top = true
 	pl.Legend.Left = true
-	return writePNG(path, p.Name, pl, 6*vg.Inch, 4.5*vg.Inch)
+	return WritePNG(path, pl)
 }

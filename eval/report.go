@@ -417,12 +417,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString(strings.Join(r.rules(), " ") + "\n")
 	for _, tb := range r.tables() {
 		b.WriteString("\n## " + tb.title + "\n\n")
-		for i, row := range tb.rows {
-			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-			if i == 0 {
-				b.WriteString(strings.Repeat("|---", len(row)) + "|\n")
-			}
-		}
+		b.WriteString(MarkdownTable(tb.rows))
 	}
 	_, err := w.Write(b.Bytes())
 	return err

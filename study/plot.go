@@ -3,7 +3,6 @@ package study
 import (
 	"fmt"
 	"image/color"
-	"io"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
@@ -11,8 +10,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
-	"github.com/fedclaims/fedclaims/internal/atomicfile"
 )
 
 var modeColors = map[string]color.Color{
@@ -24,11 +23,6 @@ var modeColors = map[string]color.Color{
 // modeOffsets moves the arms that share a scale's size a little apart on the log
 // axis, so that their intervals do not hide one another.
 var modeOffsets = map[string]float64{"federated": 1, "central": 1.07, "site-alone": 0.93}
-
-var (
-	baselineColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
-	baselineBand  = color.NRGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0x30}
-)
 
 // plots writes study_<task>.png for every task: AUPRC against parameters (log x)
 // for each mode's encoders with their intervals, the baseline as a line in its band.
@@ -81,13 +75,13 @@ func plotTask(t Task, path string) error {
 	if err != nil {
 		return err
 	}
-	poly.Color, poly.LineStyle.Width = baselineBand, 0
+	poly.Color, poly.LineStyle.Width = eval.BaselineBand, 0
 	pl.Add(poly)
 	line, err := plotter.NewLine(plotter.XYs{{X: lo, Y: b.AUPRC}, {X: hi, Y: b.AUPRC}})
 	if err != nil {
 		return err
 	}
-	line.Color, line.Width, line.Dashes = baselineColor, vg.Points(1.5), []vg.Length{vg.Points(5), vg.Points(3)}
+	line.Color, line.Width, line.Dashes = eval.BaselineColor, vg.Points(1.5), []vg.Length{vg.Points(5), vg.Points(3)}
 	pl.Add(line)
 	pl.Legend.Add(fmt.Sprintf("baseline (%.3f)", b.AUPRC), line)
 	for _, mode := range []string{"federated", "central", "site-alone"} {
@@ -125,12 +119,5 @@ func plotTask(t Task, path string) error {
 		pl.Legend.Add(mode, lp, sc)
 	}
 	pl.Legend.Top = false
-	wt, err := pl.WriterTo(6*vg.Inch, 4.5*vg.Inch, "png")
-	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		_, err := wt.WriteTo(w)
-		return err
-	})
+	return eval.WritePNG(path, pl)
 }

@@ -9,15 +9,6 @@ import (
 	"github.com/fedclaims/fedclaims/eval"
 )
 
-// ci is an AUPRC with its interval, or alone where the split has too few
-// positives for one.
-func ci(v float64, c *[2]float64) string {
-	if c == nil {
-		return fmt.Sprintf("%.3f", v)
-	}
-	return fmt.Sprintf("%.3f [%.3f, %.3f]", v, c[0], c[1])
-}
-
 func diffText(d float64, c *[2]float64) string {
 	if c == nil {
 		return fmt.Sprintf("%+.3f", d)
@@ -30,16 +21,6 @@ func holmText(p, rev *float64) string {
 		return "–"
 	}
 	return eval.FormatP(*p) + " / " + eval.FormatP(*rev)
-}
-
-func table(b *bytes.Buffer, rows [][]string) {
-	for i, r := range rows {
-		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
-		if i == 0 {
-			b.WriteString(strings.Repeat("|---", len(r)) + "|\n")
-		}
-	}
-	b.WriteString("\n")
 }
 
 // WriteMarkdown writes study.md.
@@ -71,16 +52,16 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		for i, e := range t.Encoders {
 			name, prim, pos, base := "", "", "", ""
 			if i == 0 {
-				name, pos, base = t.Name, fmt.Sprint(t.PositivesTest), ci(t.Baseline.AUPRC, t.Baseline.CI)
+				name, pos, base = t.Name, fmt.Sprint(t.PositivesTest), eval.FormatCI(t.Baseline.AUPRC, t.Baseline.CI)
 				if t.Primary {
 					prim = "yes"
 				}
 			}
 			rows = append(rows, []string{name, prim, pos, base, e.Name, e.Mode, fmt.Sprint(e.Params), fmt.Sprintf("%.2f", e.TokensPerParam),
-				ci(e.AUPRC, e.AUPRCCI), diffText(e.DiffVsBaseline, e.CI), holmText(e.PHolm, e.PReverseHolm), e.Verdict})
+				eval.FormatCI(e.AUPRC, e.AUPRCCI), diffText(e.DiffVsBaseline, e.CI), holmText(e.PHolm, e.PReverseHolm), e.Verdict})
 		}
 	}
-	table(&b, rows)
+	b.WriteString(eval.MarkdownTable(rows) + "\n")
 	b.WriteString("## Which size is enough\n\n")
 	for _, t := range r.Tasks {
 		if t.Recommendation != "" {
@@ -110,7 +91,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			}
 			rows = append(rows, []string{t.Name, fmt.Sprint(t.PositivesTest), fmt.Sprintf("%.3f", t.Federated), fmt.Sprintf("%.3f", t.SiteAlone), fmt.Sprintf("%.3f", t.Baseline), d, p, v})
 		}
-		table(&b, rows)
+		b.WriteString(eval.MarkdownTable(rows) + "\n")
 	}
 
 	b.WriteString("## Controls\n\n")
@@ -137,7 +118,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			rows = append(rows, []string{t.Name, prim, fmt.Sprint(t.PositivesTest), fmt.Sprintf("%.3f", t.Encoder), fmt.Sprintf("%.3f", t.Baseline),
 				fmt.Sprintf("%+.3f", t.EncoderChange), fmt.Sprintf("%+.3f", t.BaselineChange), d, p, t.Verdict})
 		}
-		table(&b, rows)
+		b.WriteString(eval.MarkdownTable(rows) + "\n")
 	}
 
 	b.WriteString("## The recipe, on validation data\n\nMean validation log-loss of the primary tasks' heads (lower is better) and the final validation MLM loss; each change against the full recipe.\n\n")
@@ -149,7 +130,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		}
 		rows = append(rows, []string{c.Change, c.Arm, fmt.Sprintf("%.3f", c.ValidMLMLoss), fmt.Sprintf("%.4f", c.ValidLogLossPrimary), vs})
 	}
-	table(&b, rows)
+	b.WriteString(eval.MarkdownTable(rows) + "\n")
 
 	if len(r.LabelEfficiency) > 0 {
 		b.WriteString("## Label efficiency\n\nHeads on nested subsets of the labelled training patients, tested on the whole test split; the intervals are paired bootstrap intervals, not corrected for the number of points.\n\n")
@@ -161,10 +142,10 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 					d = diffText(p.Diff.Diff, &p.Diff.CI)
 				}
 				rows = append(rows, []string{lc.Task, fmt.Sprint(p.Patients), fmt.Sprint(p.Positives),
-					ci(p.Encoder.AUPRC, p.Encoder.AUPRCCI), ci(p.Baseline.AUPRC, p.Baseline.AUPRCCI), d, p.Skipped + p.Undecided})
+					eval.FormatCI(p.Encoder.AUPRC, p.Encoder.AUPRCCI), eval.FormatCI(p.Baseline.AUPRC, p.Baseline.AUPRCCI), d, p.Skipped + p.Undecided})
 			}
 		}
-		table(&b, rows)
+		b.WriteString(eval.MarkdownTable(rows) + "\n")
 	}
 	_, err := w.Write(b.Bytes())
 	return err
@@ -189,12 +170,12 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		for i, e := range t.Encoders {
 			name, pos, base := "", "", ""
 			if i == 0 {
-				name, pos, base = t.Name, fmt.Sprint(t.PositivesTest), ci(t.Baseline.AUPRC, t.Baseline.CI)
+				name, pos, base = t.Name, fmt.Sprint(t.PositivesTest), eval.FormatCI(t.Baseline.AUPRC, t.Baseline.CI)
 			}
-			rows = append(rows, []string{name, pos, base, e.Name, e.Mode, ci(e.AUPRC, e.AUPRCCI), diffText(e.DiffVsBaseline, e.CI), holmText(e.PHolm, e.PReverseHolm), e.Verdict})
+			rows = append(rows, []string{name, pos, base, e.Name, e.Mode, eval.FormatCI(e.AUPRC, e.AUPRCCI), diffText(e.DiffVsBaseline, e.CI), holmText(e.PHolm, e.PReverseHolm), e.Verdict})
 		}
 	}
-	table(&b, rows)
+	b.WriteString(eval.MarkdownTable(rows) + "\n")
 	for _, f := range r.Floors {
 		mark := "NOT reached"
 		if f.Reached {

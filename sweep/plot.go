@@ -3,25 +3,18 @@ package sweep
 import (
 	"fmt"
 	"image/color"
-	"io"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/fedclaims/fedclaims/internal/atomicfile"
-
 	"github.com/fedclaims/fedclaims/eval"
 )
 
 var (
-	encoderColor  = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
-	encoderBand   = color.NRGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0x40}
-	baselineColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
-	baselineBand  = color.NRGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0x30}
-	palette       = []color.Color{
-		encoderColor, baselineColor,
+	palette = []color.Color{
+		eval.EncoderColor, eval.BaselineColor,
 		color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 		color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
 		color.RGBA{R: 0xe3, G: 0x77, B: 0xc2, A: 0xff}, color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
@@ -75,17 +68,6 @@ func paramLabel(p PresetResult) string {
 	return fmt.Sprintf("%s\n%.3gM", p.Name, float64(p.Params)/1e6)
 }
 
-func savePlot(pl *plot.Plot, path string) error {
-	wt, err := pl.WriterTo(6*vg.Inch, 4.5*vg.Inch, "png")
-	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		_, err := wt.WriteTo(w)
-		return err
-	})
-}
-
 // auprcBand is m's AUPRC interval, or no band at all (the point itself) where the
 // test split had too few positives for one.
 func auprcBand(m eval.Metrics) (lo, hi float64) {
@@ -116,7 +98,7 @@ func (r *Result) plotTask(dir string, k int) error {
 	logAxis(&pl.X, xs, labels)
 	bm := bt.Metrics
 	bl0, bh0 := auprcBand(bm)
-	bb, err := band([]float64{pl.X.Min, pl.X.Max}, []float64{bl0, bl0}, []float64{bh0, bh0}, baselineBand)
+	bb, err := band([]float64{pl.X.Min, pl.X.Max}, []float64{bl0, bl0}, []float64{bh0, bh0}, eval.BaselineBand)
 	if err != nil {
 		return err
 	}
@@ -125,10 +107,10 @@ func (r *Result) plotTask(dir string, k int) error {
 	if err != nil {
 		return err
 	}
-	bl.Color, bl.Width, bl.Dashes = baselineColor, vg.Points(1.5), []vg.Length{vg.Points(5), vg.Points(3)}
+	bl.Color, bl.Width, bl.Dashes = eval.BaselineColor, vg.Points(1.5), []vg.Length{vg.Points(5), vg.Points(3)}
 	pl.Add(bl)
 	pl.Legend.Add(fmt.Sprintf("baseline (AUPRC %.3f)", bm.AUPRC), bl)
-	eb, err := band(xs, lo, hi, encoderBand)
+	eb, err := band(xs, lo, hi, eval.EncoderBand)
 	if err != nil {
 		return err
 	}
@@ -137,11 +119,11 @@ func (r *Result) plotTask(dir string, k int) error {
 	if err != nil {
 		return err
 	}
-	line.Color, line.Width, pts.Color = encoderColor, vg.Points(1.5), encoderColor
+	line.Color, line.Width, pts.Color = eval.EncoderColor, vg.Points(1.5), eval.EncoderColor
 	pl.Add(line, pts)
 	pl.Legend.Add("encoder", line, pts)
 	// Bottom right: AUPRC bands tend to reach the top.
-	return savePlot(pl, filepath.Join(dir, "auprc_"+bt.Name+".png"))
+	return eval.WritePNG(filepath.Join(dir, "auprc_"+bt.Name+".png"), pl)
 }
 
 func xyOf(xs, ys []float64) plotter.XYs {
@@ -170,9 +152,9 @@ func (r *Result) plotLoss(dir string) error {
 	if err != nil {
 		return err
 	}
-	line.Color, pts.Color = encoderColor, encoderColor
+	line.Color, pts.Color = eval.EncoderColor, eval.EncoderColor
 	pl.Add(line, pts)
-	return savePlot(pl, filepath.Join(dir, "pretrain_loss.png"))
+	return eval.WritePNG(filepath.Join(dir, "pretrain_loss.png"), pl)
 }
 
 // plotCurves draws each preset's validation loss against optimiser steps, or its
@@ -209,7 +191,7 @@ func (r *Result) plotCurves(dir string) error {
 		pl.Legend.Add(p.Name+" ("+what+")", line)
 	}
 	pl.Legend.Top = true
-	return savePlot(pl, filepath.Join(dir, "loss_curves.png"))
+	return eval.WritePNG(filepath.Join(dir, "loss_curves.png"), pl)
 }
 
 // plotCompute draws every task's AUPRC against pretraining FLOPs.
@@ -241,7 +223,7 @@ func (r *Result) plotCompute(dir string) error {
 		pl.Legend.Add(bt.Name, line, pts)
 	}
 	pl.Legend.Top = true
-	return savePlot(pl, filepath.Join(dir, "auprc_compute.png"))
+	return eval.WritePNG(filepath.Join(dir, "auprc_compute.png"), pl)
 }
 
 func (r *Result) plots(dir string) error {

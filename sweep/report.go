@@ -56,15 +56,6 @@ func ReadResult(path string) (*Result, error) {
 	return &r, nil
 }
 
-// ciText is an AUPRC with its interval, or alone where the split has too few
-// positives for one (eval.MinPositives).
-func ciText(m eval.Metrics) string {
-	if m.AUPRCCI == nil {
-		return fmt.Sprintf("%.3f", m.AUPRC)
-	}
-	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
-}
-
 // presetRows is the table of what each preset cost.
 func (r *Result) presetRows() [][]string {
 	rows := [][]string{{"preset", "parameters", "steps", "tokens", "FLOPs", "wall s", "CPU s", "GPU s", "valid MLM loss"}}
@@ -86,9 +77,9 @@ func (r *Result) taskRows() [][]string {
 	head = append(head, "recommended")
 	rows := [][]string{head}
 	for k, bt := range r.Baseline {
-		row := []string{bt.Name, bt.Kind, fmt.Sprintf("%.3f", bt.Prevalence), fmt.Sprint(bt.NTest), ciText(bt.Metrics)}
+		row := []string{bt.Name, bt.Kind, fmt.Sprintf("%.3f", bt.Prevalence), fmt.Sprint(bt.NTest), metricCI(bt.Metrics)}
 		for _, p := range r.Presets {
-			row = append(row, ciText(p.Tasks[k].Metrics))
+			row = append(row, metricCI(p.Tasks[k].Metrics))
 		}
 		rec := "-"
 		if k < len(r.Recommendations) {
@@ -118,16 +109,6 @@ func (r *Result) recommendationRows() [][]string {
 	return rows
 }
 
-func markdownTable(b *bytes.Buffer, rows [][]string) {
-	for i, row := range rows {
-		b.WriteString("| " + strings.ReplaceAll(strings.Join(row, " | "), "\n", " ") + " |\n")
-		if i == 0 {
-			b.WriteString(strings.Repeat("|---", len(row)) + "|\n")
-		}
-	}
-	b.WriteString("\n")
-}
-
 // WriteMarkdown writes sweep.md.
 func (r *Result) WriteMarkdown(w io.Writer) error {
 	var b bytes.Buffer
@@ -145,7 +126,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		b.WriteString("- " + rec.Summary + "\n")
 	}
 	b.WriteString("\n")
-	markdownTable(&b, r.recommendationRows())
+	b.WriteString(eval.MarkdownTable(r.recommendationRows()) + "\n")
 	fmt.Fprintf(&b, "The best preset of a task is the one whose head has the lowest validation-split log-loss. A smaller preset is enough when it is shown non-inferior to the best on the test split within a margin of %g AUPRC (Holm-corrected one-sided p below %g): %s. "+
 		"The recommendation is the smallest preset that is enough, else the best; a test that cannot show non-inferiority never counts as a pass. "+
 		"A task whose test split has fewer than %d positives is not decided. Compute is %s.\n\n", r.Margin, r.Alpha, r.Test, eval.MinPositives, r.Compute)
@@ -166,9 +147,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("## AUPRC by task and preset\n\n")
 	b.WriteString("Test-split AUPRC (average precision) with 95% patient-level bootstrap intervals.\n\n")
-	markdownTable(&b, r.taskRows())
+	b.WriteString(eval.MarkdownTable(r.taskRows()) + "\n")
 	b.WriteString("## Pretraining\n\n")
-	markdownTable(&b, r.presetRows())
+	b.WriteString(eval.MarkdownTable(r.presetRows()) + "\n")
 	b.WriteString("## Plots\n\n")
 	var names []string
 	for _, bt := range r.Baseline {
@@ -200,3 +181,6 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	return nil
 }
+
+// metricCI is m's AUPRC with its interval where it has one.
+func metricCI(m eval.Metrics) string { return eval.FormatCI(m.AUPRC, m.AUPRCCI) }

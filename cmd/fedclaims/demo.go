@@ -377,10 +377,8 @@ func demoCell(m eval.Metrics) string {
 	switch {
 	case m == (eval.Metrics{}):
 		return "-"
-	case m.AUPRCCI == nil:
-		return fmt.Sprintf("%.3f", m.AUPRC)
 	}
-	return fmt.Sprintf("%.3f [%.3f, %.3f]", m.AUPRC, m.AUPRCCI[0], m.AUPRCCI[1])
+	return eval.FormatCI(m.AUPRC, m.AUPRCCI)
 }
 
 // demoDiff is the federated-minus-baseline difference with its interval and the
@@ -470,12 +468,7 @@ func writeDemoMarkdown(w *bytes.Buffer, res demoResult) {
 		"Federated: the encoder pretrained by the federation with secure aggregation. " +
 		"Site-alone: the same encoder shape and vocabulary pretrained on the site's data alone for as many steps. " +
 		"Both encoders are frozen under an L2 logistic probe chosen on validation log-loss; the baseline is the gradient-boosting model on time-aware code counts, chosen on validation log-loss from its grid.\n\n")
-	for i, row := range demoTableRows(res) {
-		w.WriteString("| " + strings.Join(row, " | ") + " |\n")
-		if i == 0 {
-			w.WriteString(strings.Repeat("|---", len(row)) + "|\n")
-		}
-	}
+	w.WriteString(eval.MarkdownTable(demoTableRows(res)))
 	if line := demoTooSmall(res); line != "" {
 		w.WriteString("\n" + line + "\n")
 	}

@@ -274,12 +274,7 @@ func (r *LeakageReport) WriteTable(w io.Writer, markdown bool) error {
 	if markdown {
 		var b strings.Builder
 		b.WriteString("# Follow-up leakage check\n\nRule: " + r.Rule + ".\n\n")
-		for i, row := range rows {
-			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-			if i == 0 {
-				b.WriteString(strings.Repeat("|---", len(row)) + "|\n")
-			}
-		}
+		b.WriteString(eval.MarkdownTable(rows))
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
