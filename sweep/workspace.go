@@ -276,16 +276,7 @@ func (w *Workspace) ScoreWith(ctx context.Context, m *model.Model, vocab *tokeni
 
 // Model loads run name's saved encoder and the vocabulary it was trained with.
 func (w *Workspace) Model(name string) (*model.Model, *tokenizer.Vocab, error) {
-	dir := w.CheckpointDir(name)
-	m, err := model.Load(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	v, err := tokenizer.ReadFile(filepath.Join(dir, "vocab.json"))
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, v, nil
+	return model.LoadWithVocab(w.CheckpointDir(name))
 }
 
 // modelConfig is the run's encoder shape at vocabulary size vocab.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/model"
@@ -20,18 +19,9 @@ type encoderCheckpoint struct {
 // loadEncoder reads a checkpoint directory and checks that its vocabulary is the
 // one its embeddings were sized for; a mismatch would silently shift every token.
 func loadEncoder(dir string) (*encoderCheckpoint, error) {
-	m, err := model.Load(dir)
+	m, v, err := model.LoadWithVocab(dir)
 	if err != nil {
 		return nil, fmt.Errorf("flag --model: %w", err)
-	}
-	vpath := filepath.Join(dir, model.VocabFile)
-	v, err := tokenizer.ReadFile(vpath)
-	if err != nil {
-		return nil, fmt.Errorf("flag --model: %w", err)
-	}
-	if n := m.Config().Vocab; v.Len() != n {
-		return nil, fmt.Errorf("flag --model: %s holds %d tokens but the checkpoint's embeddings (%s) have %d rows: the vocabulary does not match the model",
-			vpath, v.Len(), filepath.Join(dir, model.ConfigFile), n)
 	}
 	return &encoderCheckpoint{dir: dir, model: m, vocab: v}, nil
 }
