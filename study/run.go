@@ -141,7 +141,7 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 	if res.SiteAlone, err = a.siteComparison(ctx, dir, labelled[site], scaleRun(scales, c.SiteAlone.Scale), alone); err != nil {
 		return nil, err
 	}
-	if res.Controls, err = a.controls(ctx, dir, labelled, pretrainOnly, ts, opts, primary); err != nil {
+	if res.Controls, err = a.controls(ctx, dir, primary); err != nil {
 		return nil, err
 	}
 	if res.LabelEfficiency, err = a.labelEfficiency(ctx, dir, scaleRun(scales, c.LabelEfficiency.Scale), primary); err != nil {
@@ -396,7 +396,7 @@ func (a *arms) siteComparison(ctx context.Context, dir, siteDir string, fed, alo
 
 // controls runs the control experiments at the controls scale, centrally, and
 // sets each beside the same arm on the consortium's own data.
-func (a *arms) controls(ctx context.Context, dir string, labelled, pretrainOnly []string, ts []tasks.Task, opts pipeline.Options, primary map[string]bool) (Controls_, error) {
+func (a *arms) controls(ctx context.Context, dir string, primary map[string]bool) (Controls_, error) {
 	c := a.c
 	var out Controls_
 	spec := a.preset(c.Controls.Scale)
@@ -416,8 +416,8 @@ func (a *arms) controls(ctx context.Context, dir string, labelled, pretrainOnly 
 		}
 		return controlTable(what, w, r, a.main, ref, primary, c)
 	}
-	base := sweep.WorkspaceSpec{Labelled: labelled, PretrainOnly: pretrainOnly, VocabMinCount: c.Data.VocabMinCount,
-		Tasks: ts, Pipeline: opts, Pretrain: c.Pretrain}
+	// The consortium's own workspace, but for the one thing each control changes.
+	base := a.main.Spec
 	if *c.Controls.ShuffledVisits {
 		ws := base
 		ws.Dir = filepath.Join(dir, shuffledDir)
