@@ -312,3 +312,45 @@ func TestCodeRulesInReaders(t *testing.T) {
 		t.Errorf("OMOP: dropped %d rows, want 1", got)
 	}
 }
+
+func TestInspectOMOPConvention(t *testing.T) {
+	day := micros("2019-06-01T00:00:00Z")
+	var ps []*Patient
+	for i := range 3 {
+		ps = append(ps, &Patient{ID: int64(i + 1), Sex: SexMale, Events: []Event{
+			{Time: day, Code: "ICD10CM/E11.9", Value: nan},
+			{Time: day, Code: "ICD9CM/401.9", Value: nan},
+			{Time: day, Code: "RxNorm/197361", Value: nan},
+			{Time: day, Code: "NDC/00002143380", Value: nan},
+			{Time: day, Code: "SNOMED/44054006", Value: nan},
+			{Time: day, Code: "LOINC/4548-4", Value: 6.1},
+			{Time: day, Code: "CPT4/99213", Value: nan},
+			{Time: day, Code: "Visit/IP", Value: nan},
+			{Time: day, Code: "CVX/140", Value: nan},
+		}})
+	}
+	dir := filepath.Join(t.TempDir(), "omop-meds")
+	writeAll(t, dir, ps)
+	src, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	s, err := Inspect(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{
+		SystemICD10CM: 3, SystemICD9CM: 3, SystemRxNorm: 3, SystemNDC: 3, SystemSNOMED: 3, SystemLOINC: 3,
+		SystemCPT4: 3, SystemVisit: 3, SystemUnrecognised: 3,
+	}
+	if !reflect.DeepEqual(s.EventsBySystem, want) {
+		t.Errorf("events_by_system = %v, want %v", s.EventsBySystem, want)
+	}
+	if s.EventsByKind["diagnosis"] != 6 || s.EventsByKind["medication"] != 6 || s.EventsByKind["procedure"] != 3 {
+		t.Errorf("events_by_kind = %v", s.EventsByKind)
+	}
+	if want := []PrefixCount{{"CVX", 3}}; !reflect.DeepEqual(s.TopUnrecognised, want) {
+		t.Errorf("top unrecognised = %v, want %v", s.TopUnrecognised, want)
+	}
+}

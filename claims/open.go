@@ -114,7 +114,7 @@ func Inspect(ctx context.Context, src Source) (Summary, error) {
 		}
 	}
 	s.Codes = len(codes)
-	s.TopUnrecognised = topPrefixes(unrecognised, 5)
+	s.TopUnrecognised = TopPrefixes(unrecognised, 5)
 	if s.Events > 0 {
 		s.FirstTime = FormatTime(first)
 		s.LastTime = FormatTime(last)

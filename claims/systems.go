@@ -71,8 +71,8 @@ type PrefixCount struct {
 	Events int64  `json:"events"`
 }
 
-// topPrefixes returns the n prefixes with the most events, ties by prefix.
-func topPrefixes(counts map[string]int64, n int) []PrefixCount {
+// TopPrefixes returns the n prefixes of counts with the most events, ties by prefix.
+func TopPrefixes(counts map[string]int64, n int) []PrefixCount {
 	out := make([]PrefixCount, 0, len(counts))
 	for _, p := range slices.Sorted(maps.Keys(counts)) {
 		out = append(out, PrefixCount{p, counts[p]})
