@@ -95,7 +95,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	// A dataset that cannot be opened is a configuration error, found at start
 	// rather than when the first assignment needs it.
 	for _, d := range cfg.Data {
-		src, err := claims.Open(d)
+		src, err := claims.Open(d, cfg.readerOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: key data: %w", ErrConfig, err)
 		}

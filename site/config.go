@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/tasks"
 )
 
@@ -32,6 +33,9 @@ type Config struct {
 	CertsDir string
 	// Data lists the site's datasets (MEDS or OMOP CDM directories), read together.
 	Data []string
+	// Codes is the codes file (claims.CodeRules) the datasets are read through,
+	// before the built-in conventions; empty for the built-ins alone.
+	Codes string
 	// StateDir keeps what survives a restart; AuditLog is the site's audit log
 	// (default StateDir/audit.jsonl).
 	StateDir, AuditLog string
@@ -98,6 +102,7 @@ func keyList() []string {
 		"aggregator.server_name",
 		"certs_dir",
 		"data",
+		"codes",
 		"state_dir",
 		"audit_log",
 		"threads",
@@ -178,6 +183,7 @@ func Load(v *viper.Viper, file string) (Config, error) {
 		ServerName:   r.str("aggregator.server_name"),
 		CertsDir:     r.str("certs_dir"),
 		Data:         r.strs("data"),
+		Codes:        r.str("codes"),
 		StateDir:     r.str("state_dir"),
 		AuditLog:     r.str("audit_log"),
 		Threads:      r.int("threads", 0),
@@ -258,7 +264,17 @@ func (c Config) Validate() error {
 			return keyErr("data", "entry %d is empty", i)
 		}
 	}
+	if c.Codes != "" {
+		if _, err := claims.ReadCodeRules(c.Codes); err != nil {
+			return fmt.Errorf("%w: key codes: %w", ErrConfig, err)
+		}
+	}
 	return nil
+}
+
+// readerOptions are the options the site's datasets are opened with.
+func (c Config) readerOptions() []claims.Option {
+	return []claims.Option{claims.CodesFile(c.Codes)}
 }
 
 // serverName is the name the aggregator's certificate must carry.

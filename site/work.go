@@ -376,7 +376,7 @@ type dataset struct {
 // openPretraining opens the dataset at path restricted to the patients the encoder
 // may be pretrained on (pretrainingReader).
 func (a *Agent) openPretraining(path string) (claims.Reader, error) {
-	src, err := claims.Open(path)
+	src, err := claims.Open(path, a.cfg.readerOptions()...)
 	if err != nil {
 		return nil, err
 	}

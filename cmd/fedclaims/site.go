@@ -34,7 +34,7 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for key, flag := range map[string]string{
 				"site_id": "site-id", "federation_id": "federation", "aggregator.address": "aggregator-address",
-				"aggregator.server_name": "server-name", "certs_dir": "certs", "data": "data", "state_dir": "state-dir",
+				"aggregator.server_name": "server-name", "certs_dir": "certs", "data": "data", "codes": "codes", "state_dir": "state-dir",
 				"audit_log": "audit-log", "threads": "threads",
 			} {
 				if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
@@ -101,6 +101,9 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 				if e.MaxIndexPerPatient > 0 {
 					args = append(args, "--max-index-per-patient", strconv.Itoa(e.MaxIndexPerPatient))
 				}
+				if cfg.Codes != "" {
+					args = append(args, "--codes", cfg.Codes)
+				}
 				log.Info("evaluating the final model locally", "out", e.Out)
 				if err := run(cmd.Context(), args, a.stderr, a.stderr); err != nil {
 					return fmt.Errorf("site %s: local evaluation: %w", cfg.SiteID, err)
@@ -117,6 +120,7 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 	f.String("server-name", "", "name in the aggregator's certificate (key aggregator.server_name)")
 	f.String("certs", "", "consortium certificates directory (key certs_dir)")
 	f.StringSlice("data", nil, "dataset directories, MEDS or OMOP CDM (key data)")
+	f.String("codes", "", "codes file: rules mapping the datasets' codes, before the built-in conventions (key codes)")
 	f.String("state-dir", "", "state directory (key state_dir)")
 	f.String("audit-log", "", "audit log (key audit_log; default state_dir/audit.jsonl)")
 	f.Int("threads", 0, "model worker goroutines, 0 for every core (key threads)")
