@@ -99,7 +99,7 @@ func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount int, fs Fe
 		}
 	}
 	if len(trainSamples) == 0 {
-		return nil, nil, fmt.Errorf("cohort: none of %d patients has an index date in the training split", len(patients))
+		return nil, nil, fmt.Errorf("cohort: %w: none of %d patients has an index date in the training split", ErrNoIndexDates, len(patients))
 	}
 	for code, n := range counts {
 		if n >= minCount {

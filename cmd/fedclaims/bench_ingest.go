@@ -35,7 +35,7 @@ figure to quote on a shared machine, where wall time also measures the neighbour
 			}
 			start := time.Now()
 			for range repeat {
-				src, err := claims.Open(args[0])
+				src, err := claims.Open(args[0], codesOption(a))
 				if err != nil {
 					return err
 				}
@@ -71,6 +71,7 @@ figure to quote on a shared machine, where wall time also measures the neighbour
 		},
 	}
 	cmd.Flags().Int("repeat", 3, "how many times to read the dataset")
+	addCodesFlag(cmd)
 	return cmd
 }
 

@@ -26,7 +26,10 @@ func newDataInspectCmd(a *app) *cobra.Command {
 		Short: "Print one JSON object describing a MEDS dataset or an OMOP CDM export",
 		Long: `Reads the whole dataset at PATH and prints one JSON object: subjects, events,
 codes (distinct), first_time and last_time (RFC 3339, UTC), format ("meds" or "omop"),
-and counts of rows read, rows skipped as malformed and rows not turned into events.`,
+events_by_kind, events_by_system (after --codes and the built-in conventions; events
+in no known system as "unrecognised", their commonest prefixes in
+top_unrecognised_prefixes, with a warning above 10%), and counts of rows read, rows
+skipped as malformed and rows not turned into events.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := claims.Open(args[0], dataOptions(a)...)
@@ -41,6 +44,7 @@ and counts of rows read, rows skipped as malformed and rows not turned into even
 			if s.BadRows > 0 {
 				a.log.Warn("skipped malformed rows", "count", s.BadRows, "first", s.FirstBadRow)
 			}
+			a.warnUnrecognised(args[0], s)
 			return a.printJSONLine(s)
 		},
 	}
@@ -138,11 +142,13 @@ func newDataConvertCmd(a *app) *cobra.Command {
 func dataFlags(cmd *cobra.Command) {
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
 	cmd.Flags().String("omop-icd10", claims.SystemICD10CM, "code system of ICD-10-shaped OMOP condition source values without a vocabulary: ICD10CM or ICD10 (WHO)")
+	addCodesFlag(cmd)
 }
 
 func dataOptions(a *app) []claims.Option {
 	return []claims.Option{
 		claims.SkipBadRows(a.v.GetBool("skip-bad-rows")),
 		claims.ICD10System(a.v.GetString("omop-icd10")),
+		codesOption(a),
 	}
 }

@@ -110,6 +110,7 @@ func newEvalCmd(a *app) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "", "one site's dataset directory (MEDS or OMOP CDM)")
 	f.StringVar(&o.tasksFile, "tasks", "", "task file (default: the shipped task definitions)")
+	addCodesFlag(cmd)
 	f.StringVar(&o.out, "out", "", "output directory for report.json, report.md and the plots")
 	f.Uint64Var(&o.seed, "seed", 1, "seed for index dates, training and bootstrap resamples")
 	f.IntVar(&o.resamples, "bootstrap", 1000, "patient-level bootstrap resamples for the 95% intervals")
@@ -149,12 +150,15 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	patients, err := loadPatients(ctx, o.data)
+	patients, err := loadPatients(ctx, o.data, codesOption(a))
 	if err != nil {
 		return nil, err
 	}
 	// The work itself is package pipeline's, which the demo and the sweep share.
 	c, err := pipeline.Label(patients, ts, po)
+	if errors.Is(err, baseline.ErrNoIndexDates) {
+		return nil, noLabelled(o.data, patients, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
 	}
@@ -224,7 +228,7 @@ func runLeakageCheck(ctx context.Context, o evalOptions, a *app) error {
 	if err != nil {
 		return err
 	}
-	patients, err := loadPatients(ctx, o.data)
+	patients, err := loadPatients(ctx, o.data, codesOption(a))
 	if err != nil {
 		return err
 	}
@@ -264,8 +268,8 @@ func runLeakageCheck(ctx context.Context, o evalOptions, a *app) error {
 // loadPatients reads a whole dataset and returns its patients
 // (pipeline.LoadPatients), naming the site datasets inside dir when dir is not one
 // but a synth output root.
-func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, error) {
-	src, err := claims.Open(dir)
+func loadPatients(ctx context.Context, dir string, opts ...claims.Option) ([]*claims.Patient, error) {
+	src, err := claims.Open(dir, opts...)
 	if err != nil {
 		// A synth output root holds one dataset per hospital: each site evaluates
 		// its own, so name them rather than pool them silently.
@@ -286,5 +290,5 @@ func loadPatients(ctx context.Context, dir string) ([]*claims.Patient, error) {
 		return nil, err
 	}
 	src.Close()
-	return pipeline.LoadPatients(ctx, dir)
+	return pipeline.LoadPatientsWith(ctx, opts, dir)
 }

@@ -62,6 +62,9 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 			if err != nil {
 				return err
 			}
+			if err := refuseEmptyVocab(vocabPath, vocab); err != nil {
+				return err
+			}
 			cfg, err := model.Preset(v.GetString("preset"), vocab.Len())
 			if err != nil {
 				return fmt.Errorf("flag --preset: %w", err)
@@ -82,9 +85,9 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 			windows := model.Windows{RandomCut: v.GetBool("random-cut"), Seed: seed}
 			var all []model.Sequence
 			everyone, salt := v.GetBool("include-test-split"), v.GetString("split-salt")
-			excluded := 0
+			excluded, read := 0, 0
 			for _, dir := range data {
-				src, err := claims.Open(dir)
+				src, err := claims.Open(dir, codesOption(a))
 				if err != nil {
 					return err
 				}
@@ -104,12 +107,13 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 					left = pr.Excluded
 				}
 				excluded += left
+				read += n
 				a.log.Info("encoded dataset", "data", dir, "patients", n, "left_out", left, "sequences", len(seqs))
 				all = append(all, seqs...)
 			}
 			train, valid := splitSequences(all, v.GetFloat64("valid-fraction"), seed)
 			if len(train) == 0 {
-				return fmt.Errorf("flag --data: no patient with a code in the vocabulary in %v", data)
+				return noSequences(data, vocabPath, read, excluded)
 			}
 			if err := model.CheckSequences(train, cfg); err != nil {
 				return err
@@ -223,6 +227,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 	f := cmd.Flags()
 	f.StringSlice("data", nil, "dataset directories (MEDS or OMOP CDM), pooled")
 	f.String("vocab", "", "vocabulary JSON (fedclaims vocab build)")
+	addCodesFlag(cmd)
 	f.String("preset", "2m", "model preset: "+fmt.Sprint(model.Presets()))
 	f.Int("steps", 1000, "optimiser steps")
 	f.String("out", "", "checkpoint directory to write")

@@ -94,6 +94,7 @@ package's Labeler for the rules).`,
 	cmd.Flags().Int("max-index-per-patient", 1, "most index dates drawn per patient")
 	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split (a site's split_salt), which decides the test positives")
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
+	addCodesFlag(cmd)
 	return cmd
 }
 
@@ -109,7 +110,7 @@ func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end 
 	if err != nil {
 		return err
 	}
-	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")), codesOption(a))
 	if err != nil {
 		return err
 	}

@@ -41,14 +41,15 @@ JSON line: out, tokens, min_count, patients, sites.`,
 				return err
 			}
 			var tables []*tokenizer.CountTable
+			tally := newCodeTally()
 			for _, path := range paths {
-				t, err := countDataset(cmd.Context(), a, path, k)
+				t, err := countDataset(cmd.Context(), a, path, k, tally)
 				if err != nil {
 					return err
 				}
 				tables = append(tables, t)
 			}
-			return a.writeVocab(tables, k, out)
+			return a.writeVocab(tables, k, out, tally)
 		},
 	}
 	addVocabFlags(cmd, "dataset directories, one per site (repeat or separate with commas)",
@@ -69,9 +70,13 @@ func newVocabCountCmd(a *app) *cobra.Command {
 			if len(paths) != 1 {
 				return fmt.Errorf("flag --data: a site counts one dataset, got %d", len(paths))
 			}
-			t, err := countDataset(cmd.Context(), a, paths[0], k)
+			tally := newCodeTally()
+			t, err := countDataset(cmd.Context(), a, paths[0], k, tally)
 			if err != nil {
 				return err
+			}
+			if len(t.Counts) == 0 {
+				return fmt.Errorf("%s: refusing to write an empty count table: %s", paths[0], tally.emptyCause(k))
 			}
 			if err := t.WriteFile(out); err != nil {
 				return err
@@ -101,7 +106,7 @@ func newVocabMergeCmd(a *app) *cobra.Command {
 				}
 				tables = append(tables, t)
 			}
-			return a.writeVocab(tables, a.v.GetInt("min-count"), out)
+			return a.writeVocab(tables, a.v.GetInt("min-count"), out, nil)
 		},
 	}
 	cmd.Flags().String("out", "", "vocabulary JSON file to write")
@@ -118,6 +123,7 @@ func addVocabFlags(cmd *cobra.Command, dataUsage, outUsage, minCountUsage string
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
 	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; count the training split under it, as a site agent does")
 	cmd.Flags().Bool("include-test-split", false, "count every patient, validation and test splits included: only for an encoder no evaluation on these datasets will score")
+	addCodesFlag(cmd)
 }
 
 func vocabFlags(a *app) (paths []string, out string, k int, err error) {
@@ -135,9 +141,10 @@ func vocabFlags(a *app) (paths []string, out string, k int, err error) {
 
 // countDataset reads the dataset at path and returns its count table floored at k.
 // The vocabulary shapes the encoder, so it counts the patients pretraining reads:
-// the training split (tasks.InPretraining), unless --include-test-split.
-func countDataset(ctx context.Context, a *app, path string, k int) (*tokenizer.CountTable, error) {
-	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")))
+// the training split (tasks.InPretraining), unless --include-test-split. tally
+// counts what an empty result's message needs.
+func countDataset(ctx context.Context, a *app, path string, k int, tally *codeTally) (*tokenizer.CountTable, error) {
+	src, err := claims.Open(path, claims.SkipBadRows(a.v.GetBool("skip-bad-rows")), codesOption(a))
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +163,7 @@ func countDataset(ctx context.Context, a *app, path string, k int) (*tokenizer.C
 			return nil, err
 		}
 		c.Add(p)
+		tally.add(p)
 	}
 	a.warnBadRows(path, src)
 	t, err := c.Table(k)
@@ -166,7 +174,10 @@ func countDataset(ctx context.Context, a *app, path string, k int) (*tokenizer.C
 	return t, nil
 }
 
-func (a *app) writeVocab(tables []*tokenizer.CountTable, k int, out string) error {
+// writeVocab merges tables into the vocabulary and writes it to out, refusing a
+// vocabulary of special tokens alone; tally, when the datasets were read here,
+// names the likely cause.
+func (a *app) writeVocab(tables []*tokenizer.CountTable, k int, out string, tally *codeTally) error {
 	m, err := tokenizer.Merge(tables...)
 	if err != nil {
 		return err
@@ -174,6 +185,13 @@ func (a *app) writeVocab(tables []*tokenizer.CountTable, k int, out string) erro
 	v, err := tokenizer.New(m, k)
 	if err != nil {
 		return err
+	}
+	if v.Len() <= tokenizer.NumSpecial {
+		cause := fmt.Sprintf("no code is seen in at least --min-count %d of the %d patients counted (every site's table below the floor, or the merged counts)", max(k, m.MinCount), m.Patients)
+		if tally != nil {
+			cause = tally.emptyCause(max(k, m.MinCount))
+		}
+		return fmt.Errorf("refusing to write %s, a vocabulary of the %d special tokens alone: %s", out, tokenizer.NumSpecial, cause)
 	}
 	if err := v.WriteFile(out); err != nil {
 		return err

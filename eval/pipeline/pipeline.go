@@ -320,12 +320,17 @@ func (c *Cohort) checkTestRows(pred *eval.Predictions, test []int) error {
 // LoadPatients reads whole datasets, in order, and returns their patients. Patient
 // ids must be unique across the datasets.
 func LoadPatients(ctx context.Context, dirs ...string) ([]*claims.Patient, error) {
+	return LoadPatientsWith(ctx, nil, dirs...)
+}
+
+// LoadPatientsWith is LoadPatients with reader options (claims.CodesFile, ...).
+func LoadPatientsWith(ctx context.Context, opts []claims.Option, dirs ...string) ([]*claims.Patient, error) {
 	var patients []*claims.Patient
 	seen := false
 	from := map[int64]string{}
 	for _, dir := range dirs {
 		n := len(patients)
-		if err := readAll(ctx, dir, func(p *claims.Patient) error {
+		if err := readAll(ctx, dir, opts, func(p *claims.Patient) error {
 			if len(dirs) > 1 {
 				if other, dup := from[p.ID]; dup {
 					return fmt.Errorf("subject %d is in both %s and %s: pooled datasets need distinct ids", p.ID, other, dir)
@@ -348,8 +353,8 @@ func LoadPatients(ctx context.Context, dirs ...string) ([]*claims.Patient, error
 	return patients, nil
 }
 
-func readAll(ctx context.Context, dir string, fn func(*claims.Patient) error) error {
-	src, err := claims.Open(dir)
+func readAll(ctx context.Context, dir string, opts []claims.Option, fn func(*claims.Patient) error) error {
+	src, err := claims.Open(dir, opts...)
 	if err != nil {
 		return err
 	}
