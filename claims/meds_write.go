@@ -98,6 +98,8 @@ type MEDSWriter struct {
 	shardRows int
 	meta      DatasetMetadata
 	codes     []CodeInfo
+	splitOf   func(id int64) string // SubjectSplits; nil writes no subject_splits.parquet
+	splits    map[int64]string
 
 	shard     int
 	shardRowN int
@@ -122,9 +124,7 @@ func NewMEDSWriter(dir string, opts ...WriterOption) (*MEDSWriter, error) {
 	for _, o := range opts {
 		o(w)
 	}
-	if w.meta.MEDSVer == "" {
-		w.meta.MEDSVer = MEDSVersion
-	}
+	w.meta = w.meta.withDefaults()
 	if err := replaceable(dir); err != nil {
 		return nil, err
 	}
@@ -168,6 +168,7 @@ func (w *MEDSWriter) Write(p *Patient) error {
 		}
 	}
 	w.started, w.lastID = true, p.ID
+	w.recordSplit(p)
 	if w.pw == nil {
 		if err := w.openShard(); err != nil {
 			return err
@@ -321,6 +322,9 @@ func (w *MEDSWriter) finish() error {
 		if err := writeCodes(filepath.Join(meta, "codes.parquet"), w.codes); err != nil {
 			return err
 		}
+	}
+	if err := w.writeSplits(); err != nil {
+		return err
 	}
 	return replaceDir(w.tmp, w.dir)
 }
