@@ -16,8 +16,11 @@ import (
 // A checkpoint is a directory:
 //
 //	model.safetensors      the parameters, one F32 tensor per name in Config.layout's
-//	                       order; metadata "format": "pt" and "config" (the JSON below)
-//	config.json            the Config
+//	                       order; metadata "format": "fedclaims", "weight_layout":
+//	                       "in_out" (linear weights [in, out], the transpose of
+//	                       PyTorch's nn.Linear) and "config" (the JSON below)
+//	config.json            the Config and its Architecture (python/fedclaims_torch.py
+//	                       rebuilds the encoder in PyTorch from it)
 //	vocab.json             the tokenizer vocabulary the model was trained with, verbatim
 //	optimizer.safetensors  "adam.m" and "adam.v", each [Params()] (training only)
 //	trainer.json           step, train config, RNG and loader state (training only)
@@ -74,7 +77,8 @@ func (m *Model) Save(dir string, vocab []byte) error {
 	// Streamed into the temporary file: a buffer would hold a second copy of the
 	// parameters (400 MB at the 101m preset).
 	if err := atomicfile.Write(filepath.Join(dir, ModelFile), 0o644, func(w io.Writer) error {
-		return safetensors.Write(w, m.tensors(), map[string]string{"format": "pt", "config": string(cj)})
+		// Not "format": "pt": PyTorch's nn.Linear stores [out, in], these are [in, out].
+		return safetensors.Write(w, m.tensors(), map[string]string{"format": "fedclaims", "weight_layout": "in_out", "config": string(cj)})
 	}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
@@ -102,18 +106,24 @@ func ReadConfig(dir string) (Config, error) {
 }
 
 // ParseConfig decodes and validates a config.json document. Unknown fields are
-// an error: they mean a config written for another model.
+// an error: they mean a config written for another model; so is an Architecture
+// field (see Architecture) whose value this build does not compute. Architecture
+// fields may be absent, as in configs written before them.
 func ParseConfig(data []byte) (Config, error) {
-	var c Config
+	var doc configDoc
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	if dec.More() {
 		return Config{}, fmt.Errorf("config: more than one JSON value")
 	}
+	c := doc.Config
 	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	if err := checkArchitecture(data, c); err != nil {
 		return Config{}, err
 	}
 	return c, nil

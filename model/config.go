@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -110,8 +111,17 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// marshal renders c as config.json.
-func (c Config) marshal() ([]byte, error) { return json.MarshalIndent(c, "", "  ") }
+// marshal renders c as config.json: its fields, then its Architecture's.
+func (c Config) marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the formulas' ">=" as written
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(configDoc{c, c.Architecture()}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
 
 // Params is the exact number of trainable parameters, the length of Flatten's vector.
 func (c Config) Params() int {
