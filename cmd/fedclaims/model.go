@@ -17,6 +17,7 @@ func newModelCmd(a *app) *cobra.Command {
 		Short: "Inspect encoder presets and checkpoints",
 	}
 	cmd.AddCommand(newModelInfoCmd(a))
+	cmd.AddCommand(newModelForwardCmd(a))
 	return cmd
 }
 
