@@ -82,7 +82,8 @@ func ReadDatasetMetadata(dir string) (*DatasetMetadata, error) {
 func (r *MEDSReader) Metadata() (*DatasetMetadata, error) { return ReadDatasetMetadata(r.dir) }
 
 // SubjectSplits makes the writer record the split name split(id) of every
-// patient it writes and write them to metadata/subject_splits.parquet.
+// patient it writes and write them to metadata/subject_splits.parquet; a patient
+// whose split is "" is left out of it.
 func SubjectSplits(split func(id int64) string) WriterOption {
 	return func(w *MEDSWriter) { w.splitOf = split }
 }
@@ -92,10 +93,14 @@ func (w *MEDSWriter) recordSplit(p *Patient) {
 	if w.splitOf == nil || (p.Sex == SexUnknown && !p.HasBirth && !p.HasObservationEnd && len(p.Events) == 0) {
 		return
 	}
+	name := w.splitOf(p.ID)
+	if name == "" {
+		return // in no split
+	}
 	if w.splits == nil {
 		w.splits = make(map[int64]string)
 	}
-	w.splits[p.ID] = w.splitOf(p.ID)
+	w.splits[p.ID] = name
 }
 
 // writeSplits writes metadata/subject_splits.parquet into the temporary dataset.

@@ -41,6 +41,8 @@ func (l Label) String() string {
 		return "positive"
 	case ExcludedPrior:
 		return "excluded_prior"
+	case Unlabelled:
+		return "unlabelled"
 	}
 	return fmt.Sprintf("Label(%d)", int8(l))
 }
@@ -99,6 +101,9 @@ type Options struct {
 	End int64
 	// Salt salts the train/validation/test split; DefaultSalt when empty.
 	Salt string
+	// Splits, when set, assigns the splits instead of the hash under Salt: the
+	// dataset's own split (LoadSplits). Patients it puts in no split get no example.
+	Splits *Splits
 	// MaxIndexPerPatient is the most index dates drawn per patient; 0 and 1 both
 	// mean one.
 	MaxIndexPerPatient int
@@ -164,7 +169,20 @@ type Labeler struct {
 	lookback int64 // the longest look-back, in microseconds
 	horizon  int64 // the longest horizon, in microseconds
 	horizons []int64
+	splits   *Splits
+	given    map[int64][]givenExample // NewGivenLabeler's labels; nil for tasks
 }
+
+// splits is the split o asks for: o.Splits, else the hash under o.Salt.
+func (o Options) splits() *Splits {
+	if o.Splits != nil {
+		return o.Splits
+	}
+	return HashSplits(o.Salt)
+}
+
+// Splits returns the split the Labeler assigns examples to.
+func (l *Labeler) Splits() *Splits { return l.splits }
 
 // NewLabeler returns a Labeler for tasks.
 func NewLabeler(tasks []Task, o Options) (*Labeler, error) {
@@ -180,7 +198,7 @@ func NewLabeler(tasks []Task, o Options) (*Labeler, error) {
 	if o.Salt == "" {
 		o.Salt = DefaultSalt
 	}
-	l := &Labeler{tasks: append([]Task(nil), tasks...), opts: o}
+	l := &Labeler{tasks: append([]Task(nil), tasks...), opts: o, splits: o.splits()}
 	for _, t := range tasks {
 		if t.HorizonDays < 1 || t.LookbackDays < 0 || len(t.Prefixes) == 0 {
 			return nil, fmt.Errorf("tasks: task %q: horizon %d days, look-back %d days, %d prefixes: want a positive horizon, a look-back of at least 0 and a prefix", t.Name, t.HorizonDays, t.LookbackDays, len(t.Prefixes))
@@ -277,11 +295,17 @@ func (l *Labeler) indexes(p *claims.Patient) []int64 {
 // Examples returns p's examples, one per index date, in index order; nil when p has
 // no candidate index date (see Labeler).
 func (l *Labeler) Examples(p *claims.Patient) []Example {
+	split, ok := l.splits.Of(p.ID)
+	if !ok {
+		return nil
+	}
+	if l.given != nil {
+		return l.givenExamples(p, split)
+	}
 	idx := l.indexes(p)
 	if len(idx) == 0 {
 		return nil
 	}
-	split := SplitOf(p.ID, l.opts.Salt)
 	exs := make([]Example, len(idx))
 	labels := make([]Label, len(idx)*len(l.tasks))
 	for k, index := range idx {

@@ -28,8 +28,8 @@ func InPretraining(id int64, salt string) bool {
 // PretrainingReader passes on the patients of a claims.Reader that InPretraining
 // admits and counts those it leaves out.
 type PretrainingReader struct {
-	r    claims.Reader
-	salt string
+	r      claims.Reader
+	splits *Splits
 	// Excluded is the number of patients left out so far.
 	Excluded int
 }
@@ -37,8 +37,17 @@ type PretrainingReader struct {
 // NewPretrainingReader returns r restricted to the pretraining split under salt.
 // Closing it closes r.
 func NewPretrainingReader(r claims.Reader, salt string) *PretrainingReader {
-	return &PretrainingReader{r: r, salt: salt}
+	return &PretrainingReader{r: r, splits: HashSplits(salt)}
 }
+
+// NewSplitsPretrainingReader returns r restricted to the training split of s (the
+// dataset's own split when it declares one, see LoadSplits). Closing it closes r.
+func NewSplitsPretrainingReader(r claims.Reader, s *Splits) *PretrainingReader {
+	return &PretrainingReader{r: r, splits: s}
+}
+
+// Splits returns the split the reader keeps the training patients of.
+func (p *PretrainingReader) Splits() *Splits { return p.splits }
 
 // Next returns the next patient that may be pretrained on, or io.EOF.
 func (p *PretrainingReader) Next(ctx context.Context) (*claims.Patient, error) {
@@ -47,7 +56,7 @@ func (p *PretrainingReader) Next(ctx context.Context) (*claims.Patient, error) {
 		if err != nil {
 			return nil, err
 		}
-		if InPretraining(pt.ID, p.salt) {
+		if p.splits.InPretraining(pt.ID) {
 			return pt, nil
 		}
 		p.Excluded++

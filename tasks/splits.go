@@ -1,0 +1,101 @@
+package tasks
+
+import (
+	"fmt"
+
+	"github.com/fedclaims/fedclaims/claims"
+)
+
+// Splits decides which patients train, choose and test a model. A dataset that
+// declares its own split (claims.ReadDatasetSplits) is split its way, so that its
+// held-out patients are never pretrained on and scores are comparable with other
+// tools on it; any other dataset by fedclaims' salted hash (SplitOf). Every path
+// that pretrains, labels or evaluates asks a Splits, never the hash directly, so
+// the two cannot disagree.
+type Splits struct {
+	salt string
+	// byID is the dataset's split, nil for the hash.
+	byID   map[int64]Split
+	source string
+}
+
+// HashSplits splits by SplitOf under salt (DefaultSalt when empty).
+func HashSplits(salt string) *Splits {
+	if salt == "" {
+		salt = DefaultSalt
+	}
+	return &Splits{salt: salt}
+}
+
+// DatasetSplits splits as ds declares: train is Train, tuning is Validation,
+// held_out is Test. A subject of any other split name is in none of the three, so
+// it is neither pretrained on nor evaluated.
+func DatasetSplits(ds *claims.DatasetSplits) *Splits {
+	s := &Splits{byID: make(map[int64]Split, len(ds.Subjects)), source: ds.Source}
+	for id, name := range ds.Subjects {
+		switch name {
+		case claims.SplitTrain:
+			s.byID[id] = Train
+		case claims.SplitTuning:
+			s.byID[id] = Validation
+		case claims.SplitHeldOut:
+			s.byID[id] = Test
+		}
+	}
+	return s
+}
+
+// LoadSplits returns the split of the dataset at dir: its own when it declares one,
+// else the hash under salt.
+func LoadSplits(dir, salt string) (*Splits, error) {
+	ds, err := claims.ReadDatasetSplits(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if ds == nil {
+		return HashSplits(salt), nil
+	}
+	return DatasetSplits(ds), nil
+}
+
+// Of returns id's split; false when the dataset's own split puts id in none of
+// train, tuning and held_out (or does not list it). The hash always assigns one.
+func (s *Splits) Of(id int64) (Split, bool) {
+	if s == nil {
+		return SplitOf(id, DefaultSalt), true
+	}
+	if s.byID == nil {
+		return SplitOf(id, s.salt), true
+	}
+	sp, ok := s.byID[id]
+	return sp, ok
+}
+
+// InPretraining reports whether the encoder may be pretrained on id: only a
+// training-split patient may (see the package-level InPretraining).
+func (s *Splits) InPretraining(id int64) bool {
+	sp, ok := s.Of(id)
+	return ok && sp == Train
+}
+
+// FromDataset reports whether the split is the dataset's own.
+func (s *Splits) FromDataset() bool { return s != nil && s.byID != nil }
+
+// String says whose split this is, for every report and log:
+// "dataset's (metadata/subject_splits.parquet)" or "fedclaims hash".
+func (s *Splits) String() string {
+	if s.FromDataset() {
+		return "dataset's (" + s.source + ")"
+	}
+	return "fedclaims hash"
+}
+
+// Name returns the MEDS split name of id ("train", "tuning", "held_out"), for
+// writing subject_splits.parquet from this split; "" when id is in none.
+func (s *Splits) Name(id int64) string {
+	sp, ok := s.Of(id)
+	if !ok {
+		return ""
+	}
+	return [...]string{Train: claims.SplitTrain, Validation: claims.SplitTuning, Test: claims.SplitHeldOut}[sp]
+}
