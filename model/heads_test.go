@@ -127,8 +127,10 @@ func TestFineTune(t *testing.T) {
 		ap := AveragePrecision(labelsOf(valid), p)
 		t.Logf("%s: validation AUPRC %.3f (prevalence %.3f), log-loss %.4f, best epoch %d, lambda %g",
 			c.name, ap, prev, cl.ValidLogLoss, cl.BestEpoch, cl.Lambda)
-		// The recorded validation numbers are those of the classifier returned.
-		if ll := LogLoss(labelsOf(valid), p); ll != cl.ValidLogLoss || -ll != cl.ValidScore {
+		// The recorded validation numbers are those of the classifier returned
+		// (to float32 rounding: PredictAll pads batches otherwise than training's
+		// validation pass, and SIMD sums round by length).
+		if ll := LogLoss(labelsOf(valid), p); !sameScore(ll, cl.ValidLogLoss) || !sameScore(-ll, cl.ValidScore) {
 			t.Errorf("%s: log-loss of the returned classifier %g, recorded %g (score %g)", c.name, ll, cl.ValidLogLoss, cl.ValidScore)
 		}
 		if ap < c.min {
@@ -212,13 +214,21 @@ func TestFineTuneEarlyStopping(t *testing.T) {
 		if score == nil {
 			score = NegLogLoss
 		}
-		if s := score(labelsOf(valid), p); s != cl.EpochScores[cl.BestEpoch-1] || s != cl.ValidScore {
+		if s := score(labelsOf(valid), p); !sameScore(s, cl.EpochScores[cl.BestEpoch-1]) || !sameScore(s, cl.ValidScore) {
 			t.Errorf("%s: the returned classifier scores %g, the best epoch %g (recorded %g)", c.name, s, cl.EpochScores[cl.BestEpoch-1], cl.ValidScore)
 		}
-		if ll := LogLoss(labelsOf(valid), p); ll != cl.ValidLogLoss {
+		if ll := LogLoss(labelsOf(valid), p); !sameScore(ll, cl.ValidLogLoss) {
 			t.Errorf("%s: the returned classifier's log-loss %g, recorded %g", c.name, ll, cl.ValidLogLoss)
 		}
 	}
+}
+
+// sameScore reports whether two validation scores of one classifier agree to
+// the float32 rounding of its forward pass, which depends on how batches are
+// padded (a sum of a longer row rounds otherwise on SIMD hardware); epochs that
+// differ in substance differ far more.
+func sameScore(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-5*max(1, math.Abs(b))
 }
 
 // TestHeadDeterminism trains each kind of head twice with the same seed and
