@@ -86,6 +86,11 @@ func Codes(codes []CodeInfo) WriterOption {
 	return func(w *MEDSWriter) { w.codes = codes }
 }
 
+// SetCodes sets the rows of metadata/codes.parquet as the Codes option does, for
+// a writer whose codes are known only once its patients are written (a
+// converter's, from its reader's CodeDescriber). It must come before Close.
+func (w *MEDSWriter) SetCodes(codes []CodeInfo) { w.codes = codes }
+
 // MEDSWriter writes a MEDS dataset directory one patient at a time: data/NNNN.parquet
 // shards sorted by subject then time, metadata/codes.parquet and
 // metadata/dataset.json. Everything goes to a temporary directory next to the target,

@@ -84,6 +84,9 @@ type OMOPReader struct {
 	next     int
 	icdVocab map[int64]string // condition source concept id -> code system
 	intern   map[string]string
+	// conceptOf is the concept id each emitted code was first read with, for
+	// CodeDescriptions; nil when the export ships no concept table.
+	conceptOf map[string]int64
 }
 
 // OpenOMOP opens the OMOP CDM CSV export in dir. It checks that person exists;
@@ -167,6 +170,7 @@ func (r *OMOPReader) load(ctx context.Context) error {
 		if err := r.loadConcepts(ctx, path); err != nil {
 			return err
 		}
+		r.conceptOf = make(map[string]int64)
 	}
 	for _, t := range omopTables() {
 		path, err := findTable(r.dir, t.name)
@@ -252,6 +256,17 @@ func (c *csvRow) optInt64(col string) (int64, error) {
 	return c.int64(col)
 }
 
+// describingConcept is the concept id in col when it holds one, else 0. It only
+// names a code's description (CodeDescriptions), so a malformed value loses the
+// description rather than failing an export the reader otherwise accepts.
+func (c *csvRow) describingConcept(col string) int64 {
+	v, err := c.optInt64(col)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
 // when returns the time in the datetime column, else the date column.
 func (c *csvRow) when(datetimeCol, dateCol string) (int64, error) {
 	if s := c.get(datetimeCol); s != "" {
@@ -283,7 +298,9 @@ func (r *OMOPReader) person(c *csvRow) (*Patient, error) {
 	return p, nil
 }
 
-func (r *OMOPReader) add(p *Patient, t int64, code string) {
+// add appends code at t to p's events, through the code map; concept is the
+// OMOP concept id the code was read with (0: none), for CodeDescriptions.
+func (r *OMOPReader) add(p *Patient, t int64, code string, concept int64) {
 	if s, ok := r.intern[code]; ok {
 		code = s
 	} else {
@@ -298,6 +315,11 @@ func (r *OMOPReader) add(p *Patient, t int64, code string) {
 	if code == "" {
 		r.stats.skip(skippedDropped)
 		return
+	}
+	if concept != 0 && r.conceptOf != nil {
+		if _, seen := r.conceptOf[code]; !seen {
+			r.conceptOf[code] = concept
+		}
 	}
 	p.Events = append(p.Events, Event{Time: t, Code: code, Value: float32(math.NaN())})
 }
@@ -356,16 +378,18 @@ func (r *OMOPReader) visitRow(c *csvRow) error {
 		return err
 	}
 	v := c.get("visit_concept_id")
+	var concept int64
 	if v == "" || v == "0" {
 		v = c.get("visit_source_value")
-	} else if _, err := c.int64("visit_concept_id"); err != nil {
+		concept = c.describingConcept("visit_source_concept_id")
+	} else if concept, err = c.int64("visit_concept_id"); err != nil {
 		return err
 	}
 	if v == "" {
 		r.stats.skip("visit without concept id or source value")
 		return nil
 	}
-	r.add(p, t, SystemVisit+Separator+v)
+	r.add(p, t, SystemVisit+Separator+v, concept)
 	return nil
 }
 
@@ -379,9 +403,11 @@ func (r *OMOPReader) conditionRow(c *csvRow) error {
 		return err
 	}
 	hint := ""
-	if id, err := c.optInt64("condition_source_concept_id"); err != nil {
+	id, err := c.optInt64("condition_source_concept_id")
+	if err != nil {
 		return err
-	} else if id != 0 {
+	}
+	if id != 0 {
 		hint = r.icdVocab[id]
 		if hint == "" && id >= 44819000 && id <= 44837999 {
 			hint = SystemICD9CM
@@ -392,7 +418,7 @@ func (r *OMOPReader) conditionRow(c *csvRow) error {
 		r.stats.skip("condition source value is no ICD code")
 		return nil
 	}
-	r.add(p, t, code)
+	r.add(p, t, code, id)
 	return nil
 }
 
@@ -406,12 +432,13 @@ func (r *OMOPReader) drugRow(c *csvRow) error {
 		return err
 	}
 	src := c.get("drug_source_value")
+	srcConcept := c.describingConcept("drug_source_concept_id")
 	if ndc, ok := ndc11(src); ok {
-		r.add(p, t, SystemNDC+Separator+ndc)
+		r.add(p, t, SystemNDC+Separator+ndc, srcConcept)
 		return nil
 	}
 	if atc := strings.ToUpper(src); isATC5(atc) {
-		r.add(p, t, SystemATC+Separator+atc)
+		r.add(p, t, SystemATC+Separator+atc, srcConcept)
 		return nil
 	}
 	id, err := c.optInt64("drug_concept_id")
@@ -422,7 +449,7 @@ func (r *OMOPReader) drugRow(c *csvRow) error {
 		r.stats.skip("drug without NDC source value or concept id")
 		return nil
 	}
-	r.add(p, t, SystemRxNorm+Separator+strconv.FormatInt(id, 10))
+	r.add(p, t, SystemRxNorm+Separator+strconv.FormatInt(id, 10), id)
 	return nil
 }
 
@@ -436,6 +463,7 @@ func (r *OMOPReader) procedureRow(c *csvRow) error {
 		return err
 	}
 	code := procedureCode(c.get("procedure_source_value"))
+	concept := c.describingConcept("procedure_source_concept_id")
 	if code == "" {
 		id, err := c.optInt64("procedure_concept_id")
 		if err != nil {
@@ -445,9 +473,9 @@ func (r *OMOPReader) procedureRow(c *csvRow) error {
 			r.stats.skip("procedure without source value or concept id")
 			return nil
 		}
-		code = SystemProc + Separator + strconv.FormatInt(id, 10)
+		code, concept = SystemProc+Separator+strconv.FormatInt(id, 10), id
 	}
-	r.add(p, t, code)
+	r.add(p, t, code, concept)
 	return nil
 }
 
@@ -478,7 +506,7 @@ func (r *OMOPReader) deathRow(c *csvRow) error {
 	if err != nil {
 		return err
 	}
-	r.add(p, t, CodeDeath)
+	r.add(p, t, CodeDeath, 0)
 	return nil
 }
 
