@@ -6,8 +6,10 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/fedclaims/fedclaims/claims"
 	"github.com/spf13/cobra"
+
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 // newDataCmd groups the commands that look at and convert claims datasets.
@@ -88,7 +90,16 @@ func newDataConvertCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "convert PATH --out DIR",
 		Short: "Write a MEDS or OMOP CDM dataset out as a MEDS dataset",
-		Args:  cobra.ExactArgs(1),
+		Long: `Reads PATH (MEDS or OMOP CDM, codes through --codes) and writes a MEDS dataset
+at DIR: data/NNNN.parquet shards, metadata/dataset.json (the source's dataset name
+and version when it states them, fedclaims of this build as the ETL),
+metadata/subject_splits.parquet (the source's own split when it declares one, else
+fedclaims' hash under --split-salt, so that every later command and every other tool
+splits the patients alike) and metadata/codes.parquet: the source's descriptions of
+the codes written, as the code map rewrote them (from a MEDS source's codes.parquet,
+or from the concept_name of OMOP's concept.csv for each code's concept). The dataset
+appears whole or not at all. Prints one JSON line.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := a.v.GetString("out")
 			if out == "" {
@@ -99,7 +110,16 @@ func newDataConvertCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer src.Close()
-			w, err := claims.NewMEDSWriter(out, claims.ShardRows(a.v.GetInt("shard-rows")))
+			splits, err := tasks.LoadSplits(args[0], a.v.GetString("split-salt"))
+			if err != nil {
+				return err
+			}
+			meta, err := convertedMetadata(args[0], out)
+			if err != nil {
+				return err
+			}
+			w, err := claims.NewMEDSWriter(out, claims.ShardRows(a.v.GetInt("shard-rows")),
+				claims.Metadata(meta), claims.SubjectSplits(splits.Name))
 			if err != nil {
 				return err
 			}
@@ -119,6 +139,20 @@ func newDataConvertCmd(a *app) *cobra.Command {
 				subjects++
 				events += int64(len(p.Events))
 			}
+			if subjects == 0 {
+				w.Abort()
+				return fmt.Errorf("%s: refusing to write %s, a dataset without subjects: the source holds no person (is person.csv empty?)", args[0], out)
+			}
+			codes := 0
+			if d, ok := src.(claims.CodeDescriber); ok {
+				infos, err := d.CodeDescriptions(cmd.Context())
+				if err != nil {
+					w.Abort()
+					return fmt.Errorf("%s: code descriptions: %w", args[0], err)
+				}
+				w.SetCodes(infos)
+				codes = len(infos)
+			}
 			if err := w.Close(); err != nil {
 				return err
 			}
@@ -128,14 +162,30 @@ func newDataConvertCmd(a *app) *cobra.Command {
 			}
 			return a.printJSONLine(map[string]any{
 				"out": out, "format_in": src.Format(), "subjects": subjects, "events": events,
-				"bad_rows_skipped": st.BadRows,
+				"bad_rows_skipped": st.BadRows, "described_codes": codes, "split": splits.String(),
 			})
 		},
 	}
 	cmd.Flags().String("out", "", "directory of the MEDS dataset to write (replaced if it exists)")
 	dataFlags(cmd)
 	cmd.Flags().Int("shard-rows", 4<<20, "rows per data shard")
+	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split written to metadata/subject_splits.parquet (the split fedclaims would use under it)"+datasetSplitNote+", and that one is written")
 	return cmd
+}
+
+// convertedMetadata is the dataset.json of a dataset converted from src into
+// out: named and versioned as src's own dataset.json says when it has one (else
+// after out), with fedclaims of this build as the ETL.
+func convertedMetadata(src, out string) (claims.DatasetMetadata, error) {
+	m := claims.DatasetMetadata{Name: filepath.Base(filepath.Clean(out)), ETLVersion: version}
+	from, err := claims.ReadDatasetMetadata(src)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", src, err)
+	}
+	if from != nil && from.Name != "" {
+		m.Name, m.Version = from.Name, from.Version
+	}
+	return m, nil
 }
 
 // dataFlags adds the reader flags that dataOptions reads.
