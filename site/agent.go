@@ -25,6 +25,7 @@ import (
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
+	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -52,6 +53,9 @@ type Agent struct {
 	vocabBytes []byte
 	vocabSum   []byte
 	data       *dataset
+	// splits is each dataset's train/validation/test split (tasks.LoadSplits):
+	// its own when it declares one, else the hash under the split salt.
+	splits map[string]*tasks.Splits
 }
 
 // New prepares an agent: it loads the site's certificate (whose id must be
@@ -94,18 +98,23 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	}
 	// A dataset that cannot be opened is a configuration error, found at start
 	// rather than when the first assignment needs it.
+	// So is a dataset whose own split (subject_splits.parquet) is unreadable.
+	splits := make(map[string]*tasks.Splits, len(cfg.Data))
 	for _, d := range cfg.Data {
 		src, err := claims.Open(d, cfg.readerOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: key data: %w", ErrConfig, err)
 		}
 		src.Close()
+		if splits[d], err = tasks.LoadSplits(d, cfg.SplitSalt); err != nil {
+			return nil, fmt.Errorf("%w: key data: %w", ErrConfig, err)
+		}
 	}
 	st, err := openState(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log.With("site", cfg.SiteID), st: st, tls: tlsConf, roots: roots, signer: signer, leaf: leaf, now: time.Now}
+	a := &Agent{cfg: cfg, log: log.With("site", cfg.SiteID), st: st, tls: tlsConf, roots: roots, signer: signer, leaf: leaf, now: time.Now, splits: splits}
 	if err := a.loadState(); err != nil {
 		return nil, err
 	}

@@ -59,7 +59,9 @@ type Config struct {
 	// (tasks.SplitOf). Local training and the vocabulary counts read the training
 	// split only (tasks.InPretraining; all of it with PretrainOnly), and the local evaluation scores the test split
 	// under the same salt, so that no test patient's outcome shapes the encoder it
-	// scores. Default tasks.DefaultSalt, eval's default.
+	// scores. Default tasks.DefaultSalt, eval's default. A dataset that declares
+	// its own split (metadata/subject_splits.parquet or data/train|tuning|held_out/)
+	// is split its way instead, by the site and by its local evaluation alike.
 	SplitSalt string
 	// PretrainOnly marks a site whose datasets serve pretraining alone: no
 	// evaluation will ever score an encoder on them, so local training and the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/secureagg"
@@ -127,20 +128,49 @@ func checkResend(kept *releasedShares, req decryptRequest, aggregate []byte) err
 
 // The patients a site's encoder is shaped by, as the audit log names them.
 const (
-	trainingSplit = "training_split" // tasks.InPretraining under the site's split salt
+	trainingSplit = "training_split" // the training split of the dataset's split (tasks.Splits)
 	everyPatient  = "every_patient"  // a pretraining-only site's
 )
 
 // pretrainingReader is the one rule for which of a site's patients its local
-// training and its code counts read: the training split under its split salt,
-// since the site's local evaluation scores the test split and an encoder that read
-// a test patient's later events has read the labels it is scored on; or, for a
-// pretraining-only site, which no evaluation scores, every patient. It returns the
-// wrapper a dataset is read through and the set's name for the audit log.
-func pretrainingReader(cfg Config) (wrap func(claims.Reader) claims.Reader, patients string) {
+// training and its code counts read: the training split of the dataset's split
+// (its own when it declares one, else the hash under the site's split salt; nil
+// splits is the hash), since the site's local evaluation scores the test split
+// and an encoder that read a test patient's later events has read the labels it
+// is scored on; or, for a pretraining-only site, which no evaluation scores, every
+// patient. It returns the wrapper a dataset is read through and the set's name
+// for the audit log.
+func pretrainingReader(cfg Config, splits *tasks.Splits) (wrap func(claims.Reader) claims.Reader, patients string) {
 	if cfg.PretrainOnly {
 		return func(r claims.Reader) claims.Reader { return r }, everyPatient
 	}
-	salt := cfg.SplitSalt
-	return func(r claims.Reader) claims.Reader { return tasks.NewPretrainingReader(r, salt) }, trainingSplit
+	if splits == nil {
+		splits = tasks.HashSplits(cfg.SplitSalt)
+	}
+	return func(r claims.Reader) claims.Reader { return tasks.NewSplitsPretrainingReader(r, splits) }, trainingSplit
+}
+
+// splitNames says whose split each of datasets is, for the audit log: one name
+// when they agree ("fedclaims hash"), else "dir: split; ...". A pretraining-only
+// site reads every patient whatever the split, and says so.
+func splitNames(cfg Config, splits map[string]*tasks.Splits) string {
+	if cfg.PretrainOnly {
+		return "none (pretraining only)"
+	}
+	names := make([]string, len(cfg.Data))
+	same := true
+	for i, d := range cfg.Data {
+		names[i] = splits[d].String()
+		same = same && names[i] == names[0]
+	}
+	if len(names) == 0 || same {
+		if len(names) == 0 {
+			return ""
+		}
+		return names[0]
+	}
+	for i := range names {
+		names[i] = cfg.Data[i] + ": " + names[i]
+	}
+	return strings.Join(names, "; ")
 }

@@ -145,25 +145,43 @@ func (r *idReader) Next(context.Context) (*claims.Patient, error) {
 
 func (r *idReader) Close() error { r.closed = true; return nil }
 
-// TestPretrainingReader: a site pretrains and counts on its training split under
-// its split salt, and a pretraining-only site on every patient, whatever the salt.
+// TestPretrainingReader: a site pretrains and counts on its training split (the
+// dataset's own when it declares one, else the hash under its split salt), and a pretraining-only site on every patient, whatever the salt.
 func TestPretrainingReader(t *testing.T) {
 	const n = 400
 	train := func(salt string) func(int64) bool {
 		return func(id int64) bool { return tasks.InPretraining(id, salt) }
 	}
 	every := func(int64) bool { return true }
+	// A dataset's own split: ids ending in 3 train, in 5 are tuning, in 7 held
+	// out, the rest in no split.
+	own := &claims.DatasetSplits{Source: "metadata/subject_splits.parquet", Subjects: map[int64]string{}}
+	for i := range n {
+		id := int64(1000 + 7*i)
+		switch id % 10 {
+		case 3:
+			own.Subjects[id] = claims.SplitTrain
+		case 5:
+			own.Subjects[id] = claims.SplitTuning
+		case 7:
+			own.Subjects[id] = claims.SplitHeldOut
+		}
+	}
+	ownTrain := func(id int64) bool { return own.Subjects[id] == claims.SplitTrain }
 	tests := []struct {
 		name     string
 		cfg      Config
+		splits   *tasks.Splits
 		admit    func(int64) bool
 		patients string
 	}{
-		{"default salt", Config{SplitSalt: tasks.DefaultSalt}, train(tasks.DefaultSalt), trainingSplit},
-		{"empty salt is the default", Config{}, train(tasks.DefaultSalt), trainingSplit},
-		{"site salt", Config{SplitSalt: "consortium-2026"}, train("consortium-2026"), trainingSplit},
-		{"pretraining only", Config{PretrainOnly: true, SplitSalt: tasks.DefaultSalt}, every, everyPatient},
-		{"pretraining only ignores the salt", Config{PretrainOnly: true, SplitSalt: "consortium-2026"}, every, everyPatient},
+		{"default salt", Config{SplitSalt: tasks.DefaultSalt}, nil, train(tasks.DefaultSalt), trainingSplit},
+		{"the dataset's own split, not the salt's", Config{SplitSalt: "consortium-2026"}, tasks.DatasetSplits(own), ownTrain, trainingSplit},
+		{"pretraining only ignores the dataset's split", Config{PretrainOnly: true}, tasks.DatasetSplits(own), every, everyPatient},
+		{"empty salt is the default", Config{}, nil, train(tasks.DefaultSalt), trainingSplit},
+		{"site salt", Config{SplitSalt: "consortium-2026"}, nil, train("consortium-2026"), trainingSplit},
+		{"pretraining only", Config{PretrainOnly: true, SplitSalt: tasks.DefaultSalt}, nil, every, everyPatient},
+		{"pretraining only ignores the salt", Config{PretrainOnly: true, SplitSalt: "consortium-2026"}, nil, every, everyPatient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,7 +193,7 @@ func TestPretrainingReader(t *testing.T) {
 					want = append(want, ids[i])
 				}
 			}
-			wrap, patients := pretrainingReader(tt.cfg)
+			wrap, patients := pretrainingReader(tt.cfg, tt.splits)
 			if patients != tt.patients {
 				t.Errorf("patients %q, want %q", patients, tt.patients)
 			}

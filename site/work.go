@@ -325,9 +325,9 @@ func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.Voca
 	if err := table.WriteFile(a.st.path(countsFile)); err != nil {
 		return err
 	}
-	_, patients := pretrainingReader(a.cfg)
+	_, patients := pretrainingReader(a.cfg, nil)
 	if err := a.record(ctx, audit.Vocabulary, 0, map[string]string{"k": fmt.Sprint(k), "codes": fmt.Sprint(len(msg.Counts)),
-		"sha256": audit.SHA256(b), "patients": patients, "patients_counted": fmt.Sprint(table.Patients),
+		"sha256": audit.SHA256(b), "patients": patients, "split": splitNames(a.cfg, a.splits), "patients_counted": fmt.Sprint(table.Patients),
 		"patients_left_out": fmt.Sprint(leftOut)}); err != nil {
 		return err
 	}
@@ -380,7 +380,7 @@ func (a *Agent) openPretraining(path string) (claims.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	wrap, _ := pretrainingReader(a.cfg)
+	wrap, _ := pretrainingReader(a.cfg, a.splits[path])
 	return wrap(src), nil
 }
 
@@ -409,7 +409,7 @@ func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, er
 		all = append(all, seqs...)
 	}
 	if len(all) == 0 {
-		_, patients := pretrainingReader(a.cfg)
+		_, patients := pretrainingReader(a.cfg, nil)
 		return nil, fmt.Errorf("data %v: no patient (of %s) has a code in the federation's vocabulary", a.cfg.Data, patients)
 	}
 	a.data = &dataset{vocabSum: a.vocabSum, maxLen: maxLen, seqs: all}
@@ -503,9 +503,9 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		a.refuse(ctx, r, "train", err)
 		return err
 	}
-	_, patients := pretrainingReader(a.cfg)
+	_, patients := pretrainingReader(a.cfg, nil)
 	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()),
-		"patients": patients, "random_cut": fmt.Sprint(a.cfg.RandomCut),
+		"patients": patients, "split": splitNames(a.cfg, a.splits), "random_cut": fmt.Sprint(a.cfg.RandomCut),
 		"local_steps": fmt.Sprint(t.LocalSteps), "local_epochs": fmt.Sprint(t.LocalEpochs), "fedprox_mu": fmt.Sprint(t.FedproxMu),
 		"clip_norm": fmt.Sprint(t.ClipNorm), "dp_noise_stddev": fmt.Sprint(t.DpNoiseStddev)}); err != nil {
 		return err
