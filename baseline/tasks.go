@@ -68,7 +68,8 @@ type Cohort struct {
 
 // NewCohort labels patients and builds their features of the set fs
 // (DefaultFeatures when empty; recentDays is FeaturesCounts' window, see
-// NewFeaturizer). The vocabulary comes from training-split histories only, so that
+// NewFeaturizer). Its examples are those labelled for at least one task. The
+// vocabulary comes from training-split histories only, so that
 // nothing about validation or test patients shapes the features; the age
 // normalisation likewise. A task whose code systems the data lacks does not stop
 // it: RunTasks lists that task as skipped.
@@ -82,6 +83,13 @@ func NewCohort(patients []*claims.Patient, l *tasks.Labeler, minCount int, fs Fe
 	counts := map[string]int{}
 	for _, p := range patients {
 		for _, ex := range l.Examples(p) {
+			if !slices.ContainsFunc(ex.Labels, tasks.Label.Labelled) {
+				// Excluded from every task (a prior target each time): it trains and
+				// scores nothing, so it must not shape the features either, or the
+				// same labelled examples given as MEDS labels, where it has no row,
+				// would get other features.
+				continue
+			}
 			c.Examples = append(c.Examples, ex)
 			s := Sample{Patient: p, Index: ex.Index}
 			samples = append(samples, s)
@@ -146,6 +154,9 @@ func dataSystems(patients []*claims.Patient) []string {
 // against data holding neither ICD10 nor ICD10CM codes would otherwise label every
 // patient negative without a word.
 func checkSystems(t *tasks.Task, have []string) string {
+	if t.Kind == tasks.Given {
+		return "" // labels come from a MEDS label file, not from codes
+	}
 	for _, p := range t.Prefixes {
 		if claims.System(p) == "" {
 			return fmt.Sprintf("prefix %q has no code system (want e.g. ICD10//E11)", p)

@@ -25,6 +25,9 @@ const (
 const (
 	KindDisease    = "disease"
 	KindMedication = "medication"
+	// KindLabels is a task whose labels came as MEDS labels (fedclaims eval
+	// --labels): what they mean is the label file's, not a code list's.
+	KindLabels = "labels"
 )
 
 // Verdicts, as TaskResult.Verdict holds them; a task that could not be decided
@@ -67,7 +70,12 @@ type TaskResult struct {
 // it with NewReport; the writers apply NewReport's correction themselves, so that a
 // Report built as a literal is written as NewReport would have built it.
 type Report struct {
-	Tasks []TaskResult `json:"tasks"`
+	// Dataset names the dataset scored (its dataset.json, see claims.DatasetMetadata),
+	// Split whose train/validation/test split it was ("dataset's (...)" or
+	// "fedclaims hash"); empty when the caller did not say.
+	Dataset string       `json:"dataset,omitempty"`
+	Split   string       `json:"split,omitempty"`
+	Tasks   []TaskResult `json:"tasks"`
 }
 
 // Predictions are one task's test-split predictions from each model, with the
@@ -122,8 +130,8 @@ func Evaluate(p Predictions, b Bootstrap) (TaskResult, error) {
 	fail := func(format string, args ...any) (TaskResult, error) {
 		return TaskResult{}, fmt.Errorf("task %s: "+format, append([]any{p.Name}, args...)...)
 	}
-	if p.Kind != KindDisease && p.Kind != KindMedication {
-		return fail("kind %q, want %q or %q", p.Kind, KindDisease, KindMedication)
+	if p.Kind != KindDisease && p.Kind != KindMedication && p.Kind != KindLabels {
+		return fail("kind %q, want %q, %q or %q", p.Kind, KindDisease, KindMedication, KindLabels)
 	}
 	if len(p.Patient) != len(p.Labels) {
 		return fail("%d patient ids for %d labels: %w", len(p.Patient), len(p.Labels), ErrLength)
@@ -283,7 +291,7 @@ func NewReport(tasks []TaskResult) *Report {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(NewReport(r.Tasks))
+	return enc.Encode(r.renew())
 }
 
 // metricCell is "0.412 [0.380, 0.450]", "0.412 [-]" without an interval, "-" without
@@ -411,9 +419,10 @@ func (r *Report) tables() []struct {
 // WriteMarkdown writes the rules and the AUPRC, AUROC and calibration tables as
 // Markdown.
 func (r *Report) WriteMarkdown(w io.Writer) error {
-	r = NewReport(r.Tasks)
+	r = r.renew()
 	var b bytes.Buffer
 	b.WriteString("# Evaluation report\n\n")
+	b.WriteString(r.source())
 	b.WriteString(strings.Join(r.rules(), " ") + "\n")
 	for _, tb := range r.tables() {
 		b.WriteString("\n## " + tb.title + "\n\n")
@@ -425,7 +434,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 
 // WriteTable writes the rules and the same tables aligned for a terminal.
 func (r *Report) WriteTable(w io.Writer) error {
-	r = NewReport(r.Tasks)
+	r = r.renew()
+	if _, err := io.WriteString(w, r.source()); err != nil {
+		return err
+	}
 	for _, s := range r.rules() {
 		if _, err := fmt.Fprintln(w, s); err != nil {
 			return err

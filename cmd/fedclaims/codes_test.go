@@ -248,6 +248,11 @@ func TestRefuseEmptyResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	vocab := filepath.Join(dir, "vocab.json")
+	noPersons := filepath.Join(dir, "omop")
+	if err := os.Mkdir(noPersons, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(noPersons, "person.csv"), "person_id,gender_concept_id,year_of_birth\n")
 	tests := []struct {
 		name string
 		args []string
@@ -260,6 +265,8 @@ func TestRefuseEmptyResults(t *testing.T) {
 			[]string{"special tokens alone", "every code of the 3 patients read is seen in fewer than --min-count 10 of them"}},
 		{"vocab count", []string{"vocab", "count", "--data", local, "--out", vocab, "--include-test-split"},
 			[]string{"refusing to write an empty count table", "no event matched a known code system"}},
+		{"data convert", []string{"data", "convert", noPersons, "--out", vocab},
+			[]string{"refusing to write " + vocab + ", a dataset without subjects"}},
 		{"eval, no labelled patients", []string{"eval", "--data", data, "--out", filepath.Join(dir, "eval")},
 			[]string{"no labelled patients", "none of 3 patients has an index date", "lookback", "events span 2150-03-01 to 2150-03-05"}},
 	}

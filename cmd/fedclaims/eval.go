@@ -25,6 +25,7 @@ import (
 // evalOptions are fedclaims eval's settings.
 type evalOptions struct {
 	data, tasksFile, out string
+	labels               string // a MEDS task root (--labels), instead of the task file
 	seed                 uint64
 	resamples            int
 	grid                 bool
@@ -90,7 +91,9 @@ func newEvalCmd(a *app) *cobra.Command {
 			"the test split with patient-level bootstrap intervals. With --model it fits one binary head per task " +
 			"on the pretrained encoder on exactly the same rows and tests encoder minus baseline per task (paired " +
 			"bootstrap, Holm-corrected across the tasks); without, the baseline runs alone. A task that cannot be " +
-			"decided is listed with its reason. With --leakage-check it runs the follow-up leakage check instead " +
+			"decided is listed with its reason. The dataset's own split (metadata/subject_splits.parquet or " +
+			"data/train|tuning|held_out/) is used when it declares one, fedclaims' hash otherwise; the report says which. " +
+			"--labels takes the tasks as MEDS labels instead of a task file. With --leakage-check it runs the follow-up leakage check instead " +
 			"(OUT/leakage.json, OUT/leakage.md) and exits 1 when a task's labels leak follow-up.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -110,6 +113,7 @@ func newEvalCmd(a *app) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "", "one site's dataset directory (MEDS or OMOP CDM)")
 	f.StringVar(&o.tasksFile, "tasks", "", "task file (default: the shipped task definitions)")
+	f.StringVar(&o.labels, "labels", "", "MEDS task labels instead of a task file: a directory of <task>.parquet or <task>/*.parquet (subject_id, prediction_time, boolean_value); the index date is the prediction time (fedclaims tasks export writes them)")
 	addCodesFlag(cmd)
 	f.StringVar(&o.out, "out", "", "output directory for report.json, report.md and the plots")
 	f.Uint64Var(&o.seed, "seed", 1, "seed for index dates, training and bootstrap resamples")
@@ -125,7 +129,7 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.StringVar(&o.pooling, "pooling", string(model.DefaultHeadConfig().Pooling), "the head's input: cls (the [CLS] state), mean (the mean of the history's token states) or both (the two concatenated)")
 	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
 	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
-	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt)")
+	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt). A dataset that declares its own split (metadata/subject_splits.parquet or data/train|tuning|held_out/) is split its way instead: tuning is validation, held_out the test split")
 	f.StringVar(&o.end, "end", "", "extraction date, as 2022-12-31 or RFC 3339: caps every patient's follow-up (default: follow-up ends per patient)")
 	f.IntVar(&o.maxIndex, "max-index-per-patient", 1, "index dates drawn per patient (the bootstrap resamples patients, not rows)")
 	f.BoolVar(&o.leakageCheck, "leakage-check", false, "run the follow-up leakage check instead of the evaluation; exit 1 when a task leaks")
@@ -150,6 +154,10 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := o.medsSource(&po); err != nil {
+		return nil, err
+	}
+	a.log.Info("split", "data", o.data, "split", po.Splits.String())
 	patients, err := loadPatients(ctx, o.data, codesOption(a))
 	if err != nil {
 		return nil, err
@@ -178,6 +186,9 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	report, err := c.Report(po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.data, err)
+	}
+	if report.Dataset, err = datasetName(o.data); err != nil {
+		return nil, err
 	}
 	preds, err := c.TestPredictions()
 	if err != nil {
@@ -226,6 +237,9 @@ func runLeakageCheck(ctx context.Context, o evalOptions, a *app) error {
 	}
 	po, err := o.pipeline(a)
 	if err != nil {
+		return err
+	}
+	if err := o.medsSource(&po); err != nil {
 		return err
 	}
 	patients, err := loadPatients(ctx, o.data, codesOption(a))

@@ -24,14 +24,17 @@ func newPretrainCmd(a *app) *cobra.Command {
 		Use:   "pretrain --data DIR... --vocab V --preset P --steps N --out CKPT",
 		Short: "Pretrain the encoder with masked-language modelling on pooled datasets",
 		Long: `Reads every --data dataset (MEDS or OMOP CDM), keeps the patients of the training
-split (tasks.SplitOf by subject id under --split-salt, the split fedclaims eval scores
-the test split of), encodes each one's whole history with the vocabulary (at most --seq
+split (the dataset's own when it declares one, metadata/subject_splits.parquet or
+data/train|tuning|held_out/, whose tuning and held_out patients are never read; else
+tasks.SplitOf by subject id under --split-salt: the split fedclaims eval scores the
+test split of), encodes each one's whole history with the vocabulary (at most --seq
 tokens, the most recent kept; with --random-cut the history up to a random visit day), holds out --valid-fraction of them for the loss, and trains a --preset encoder for --steps optimiser
 steps of --batch sequences (times --accum micro-batches), length-bucketed. Writes the
 checkpoint directory --out (model.safetensors, config.json, vocab.json, and the
 optimiser and trainer state that --resume continues from exactly). Prints one JSON line:
 validation MLM loss before and after, the unigram entropy of the codes, the patients
-left out by the split, and timings.
+left out by the split and whose split it was ("split": "dataset's (...)" or
+"fedclaims hash"), and timings.
 
 A whole history includes the events after a patient's index date, which are the
 patient's labels: an encoder pretrained on validation or test patients has read the
@@ -86,6 +89,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 			var all []model.Sequence
 			everyone, salt := v.GetBool("include-test-split"), v.GetString("split-salt")
 			excluded, read := 0, 0
+			var splitsUsed []string // each dataset's split, for the log and the output
 			for _, dir := range data {
 				src, err := claims.Open(dir, codesOption(a))
 				if err != nil {
@@ -93,10 +97,17 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 				}
 				var r claims.Reader = src
 				var pr *tasks.PretrainingReader
+				split := "every patient (--include-test-split)"
 				if !everyone {
-					pr = tasks.NewPretrainingReader(src, salt)
-					r = pr
+					splits, err := tasks.LoadSplits(dir, salt)
+					if err != nil {
+						src.Close()
+						return err
+					}
+					pr = tasks.NewSplitsPretrainingReader(src, splits)
+					r, split = pr, splits.String()
 				}
+				splitsUsed = append(splitsUsed, split)
 				seqs, n, err := model.ReadSequencesWindows(ctx, r, enc, windows)
 				src.Close()
 				if err != nil {
@@ -108,7 +119,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 				}
 				excluded += left
 				read += n
-				a.log.Info("encoded dataset", "data", dir, "patients", n, "left_out", left, "sequences", len(seqs))
+				a.log.Info("encoded dataset", "data", dir, "split", split, "patients", n, "left_out", left, "sequences", len(seqs))
 				all = append(all, seqs...)
 			}
 			train, valid := splitSequences(all, v.GetFloat64("valid-fraction"), seed)
@@ -214,6 +225,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 				"train_sequences":   len(train),
 				"valid_sequences":   len(valid),
 				"left_out_patients": excluded,
+				"split":             describeSplits(data, splitsUsed),
 				"random_cut":        windows.RandomCut,
 				"valid_loss_start":  before,
 				"valid_loss_end":    after,
@@ -242,7 +254,7 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 	f.Float64("dropout", 0.1, "dropout rate")
 	f.Float64("valid-fraction", 0.05, "share of patients held out for the validation loss")
 	f.Uint64("seed", 1, "seed of initialisation, data order, masking, dropout and --random-cut's windows")
-	f.String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; pretrain on the training split under it (fedclaims eval --split-salt)")
+	f.String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; pretrain on the training split under it (fedclaims eval --split-salt)"+datasetSplitNote)
 	f.Bool("random-cut", false, "end each patient's window at a random visit day (drawn from --seed and the subject id) instead of encoding the whole history, as fine-tuning windows end at an index date")
 	f.Bool("include-test-split", false, "pretrain on every patient, validation and test splits included: only for an encoder no evaluation on these datasets will score")
 	f.Int("save-every", 0, "also checkpoint every this many steps (0: only at the end)")

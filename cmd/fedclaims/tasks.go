@@ -20,7 +20,7 @@ func newTasksCmd(a *app) *cobra.Command {
 		Use:   "tasks",
 		Short: "Prediction tasks: the default task file and label prevalence",
 	}
-	cmd.AddCommand(newTasksDefaultCmd(a), newTasksPrevalenceCmd(a))
+	cmd.AddCommand(newTasksDefaultCmd(a), newTasksPrevalenceCmd(a), newTasksExportCmd(a))
 	return cmd
 }
 
@@ -92,7 +92,7 @@ package's Labeler for the rules).`,
 	cmd.Flags().Uint64("seed", 1, "seed of the index dates")
 	cmd.Flags().String("end", "", "extraction date, as 2022-12-31 or RFC 3339: a cap on every patient's follow-up; none when empty")
 	cmd.Flags().Int("max-index-per-patient", 1, "most index dates drawn per patient")
-	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split (a site's split_salt), which decides the test positives")
+	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split (a site's split_salt), which decides the test positives"+datasetSplitNote)
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
 	addCodesFlag(cmd)
 	return cmd
@@ -105,8 +105,12 @@ func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end 
 	if maxIndex < 1 {
 		return fmt.Errorf("flag --max-index-per-patient: %d, want at least 1", maxIndex)
 	}
+	splits, err := tasks.LoadSplits(path, a.v.GetString("split-salt"))
+	if err != nil {
+		return err
+	}
 	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end, MaxIndexPerPatient: maxIndex,
-		Salt: a.v.GetString("split-salt")})
+		Salt: a.v.GetString("split-salt"), Splits: splits})
 	if err != nil {
 		return err
 	}
@@ -149,7 +153,8 @@ func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end 
 			Decidable     bool     `json:"decidable"`
 			HalfWidth     *float64 `json:"auprc_diff_halfwidth,omitempty"`
 			End           string   `json:"end,omitempty"`
-		}{path, row, all, indexed, tally.Examples(), testPos, testPos >= eval.MinPositives, halfWidth, endText}
+			Split         string   `json:"split"`
+		}{path, row, all, indexed, tally.Examples(), testPos, testPos >= eval.MinPositives, halfWidth, endText, splits.String()}
 		if err := a.printJSONLine(line); err != nil {
 			return err
 		}

@@ -121,7 +121,7 @@ func addVocabFlags(cmd *cobra.Command, dataUsage, outUsage, minCountUsage string
 	cmd.Flags().String("out", "", outUsage)
 	cmd.Flags().Int("min-count", tokenizer.DefaultMinCount, minCountUsage)
 	cmd.Flags().Bool("skip-bad-rows", false, "count and skip malformed rows instead of failing on the first")
-	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; count the training split under it, as a site agent does")
+	cmd.Flags().String("split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; count the training split under it, as a site agent does"+datasetSplitNote)
 	cmd.Flags().Bool("include-test-split", false, "count every patient, validation and test splits included: only for an encoder no evaluation on these datasets will score")
 	addCodesFlag(cmd)
 }
@@ -151,7 +151,12 @@ func countDataset(ctx context.Context, a *app, path string, k int, tally *codeTa
 	defer src.Close()
 	var r claims.Reader = src
 	if !a.v.GetBool("include-test-split") {
-		r = tasks.NewPretrainingReader(src, a.v.GetString("split-salt"))
+		splits, err := tasks.LoadSplits(path, a.v.GetString("split-salt"))
+		if err != nil {
+			return nil, err
+		}
+		a.log.Info("split", "data", path, "split", splits.String())
+		r = tasks.NewSplitsPretrainingReader(src, splits)
 	}
 	c := tokenizer.NewCounter()
 	for {

@@ -60,6 +60,12 @@ type Options struct {
 	// must be the salt the encoder was pretrained under, which pretrains on the
 	// training split only (tasks.InPretraining).
 	Salt string
+	// Splits, when set, is the split to use instead of the hash under Salt: the
+	// dataset's own (tasks.LoadSplits).
+	Splits *tasks.Splits
+	// Given, when set, are MEDS labels (task name -> rows) to evaluate instead of
+	// the tasks' own labels (tasks.NewGivenLabeler).
+	Given map[string][]claims.MEDSLabel
 	// End is the extraction date, a cap on every patient's follow-up (0: none;
 	// follow-up then ends per patient, see tasks.Labeler).
 	End int64
@@ -97,7 +103,11 @@ type Cohort struct {
 
 // Labeler is the labeler that o asks for.
 func (o Options) Labeler(ts []tasks.Task) (*tasks.Labeler, error) {
-	return tasks.NewLabeler(ts, tasks.Options{Seed: o.Seed, End: o.End, Salt: o.Salt, MaxIndexPerPatient: o.MaxIndexPerPatient})
+	to := tasks.Options{Seed: o.Seed, End: o.End, Salt: o.Salt, Splits: o.Splits, MaxIndexPerPatient: o.MaxIndexPerPatient}
+	if o.Given != nil {
+		return tasks.NewGivenLabeler(o.Given, to)
+	}
+	return tasks.NewLabeler(ts, to)
 }
 
 // Label labels patients for ts and builds the baseline's features.
@@ -399,5 +409,7 @@ func (c *Cohort) Report(o Options) (*eval.Report, error) {
 			results = append(results, r)
 		}
 	}
-	return eval.NewReport(results), nil
+	r := eval.NewReport(results)
+	r.Split = c.Labeler.Splits().String()
+	return r, nil
 }
