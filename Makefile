@@ -7,7 +7,7 @@ BIN := bin/fedclaims
 # Packages with goroutines, run under the race detector; the rest run plain.
 RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|proto)($$|/)')
 
-.PHONY: all deps build test vet demo sweep study bench bench-federation proto clean
+.PHONY: all deps build test vet demo sweep study bench bench-federation proto torch-check clean
 
 all: build
 
@@ -52,6 +52,13 @@ sweep: build
 # efficiency; at most an hour on two cores; not part of test. Rerun to resume.
 study: build
 	./$(BIN) study --config configs/study.yaml --out out/study
+
+# torch-check pretrains a tiny checkpoint, runs `fedclaims model forward` on 16
+# synthetic patients and python/fedclaims_torch.py (the reference PyTorch module) on
+# the same inputs, and fails when the largest absolute difference exceeds 1e-5;
+# installs Debian's python3-torch when no python3 imports torch. Not part of test.
+torch-check: build
+	./scripts/torch-check.sh $(BIN) out/torch-check
 
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
