@@ -124,7 +124,7 @@ func (w *Workspace) pretrainFederated(ctx context.Context, r PresetRun, log *slo
 		return fail(fmt.Errorf("%s holds %d tokens but the final model's embeddings have %d rows", site.Vocabulary(), vocab.Len(), mc.Vocab))
 	}
 	res.Config, res.Params = mc, mc.Params()
-	fedTrain, _, valid, err := pretrainSequences(w.all, len(w.Spec.Labelled), vocab, p)
+	fedTrain, _, valid, err := pretrainSequences(w.all, w.splits, len(w.Spec.Labelled), vocab, p)
 	if err != nil {
 		return fail(err)
 	}

@@ -118,12 +118,15 @@ type BaselineTask struct {
 
 // Result is sweep.json.
 type Result struct {
-	Mode      string   `json:"mode"`
-	Sites     []string `json:"sites"`
-	Patients  int      `json:"patients"`
-	VocabSize int      `json:"vocab_size"`
-	Margin    float64  `json:"margin"`
-	Alpha     float64  `json:"alpha"`
+	Mode  string   `json:"mode"`
+	Sites []string `json:"sites"`
+	// Split says whose train/validation/test split the labelled sites' patients
+	// were split by (each site's own when it declares one, else fedclaims' hash).
+	Split     string  `json:"split,omitempty"`
+	Patients  int     `json:"patients"`
+	VocabSize int     `json:"vocab_size"`
+	Margin    float64 `json:"margin"`
+	Alpha     float64 `json:"alpha"`
 	// Test and Compute say in words how presets are compared and what compute is.
 	Test    string `json:"test"`
 	Compute string `json:"compute"`
@@ -192,6 +195,7 @@ func Run(ctx context.Context, c *Config, dir string, o Options) (*Result, error)
 		return nil, err
 	}
 	res.Skipped = w.Cohort.Skipped
+	res.Split = w.Cohort.Labeler.Splits().String()
 	if err := res.Save(dir); err != nil {
 		return nil, err
 	}
@@ -269,24 +273,43 @@ func SiteDirs(ctx context.Context, d Data, dir string) (labelled, pretrainOnly [
 	return labelled, pretrainOnly, nil
 }
 
-// loadSites reads every site's patients.
-func loadSites(ctx context.Context, sites []string) ([][]*claims.Patient, error) {
+// loadSites reads every site's patients and split (its own when it declares one,
+// else the hash under the default salt, as a site agent's).
+func loadSites(ctx context.Context, sites []string) ([][]*claims.Patient, []*tasks.Splits, error) {
 	var bySite [][]*claims.Patient
+	var splits []*tasks.Splits
 	from := map[int64]string{}
 	for _, s := range sites {
 		ps, err := pipeline.LoadPatients(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("field data: %w", err)
+			return nil, nil, fmt.Errorf("field data: %w", err)
 		}
+		sp, err := tasks.LoadSplits(s, tasks.DefaultSalt)
+		if err != nil {
+			return nil, nil, fmt.Errorf("field data: %w", err)
+		}
+		splits = append(splits, sp)
 		for _, p := range ps {
 			if other, dup := from[p.ID]; dup {
-				return nil, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
+				return nil, nil, fmt.Errorf("field data: subject %d is in both %s and %s: sites need distinct subject ids", p.ID, other, s)
 			}
 			from[p.ID] = s
 		}
 		bySite = append(bySite, ps)
 	}
-	return bySite, nil
+	return bySite, splits, nil
+}
+
+// cohortSplits is the split of the labelled sites' pooled cohort: each patient
+// its own site's.
+func cohortSplits(sites []string, bySite [][]*claims.Patient, splits []*tasks.Splits) *tasks.Splits {
+	ids := make([][]int64, len(bySite))
+	for i, ps := range bySite {
+		for _, p := range ps {
+			ids[i] = append(ids[i], p.ID)
+		}
+	}
+	return tasks.Union(sites, splits, ids)
 }
 
 // buildVocab builds the vocabulary as a federation would: each site counts the
@@ -294,12 +317,12 @@ func loadSites(ctx context.Context, sites []string) ([][]*claims.Patient, error)
 // training split; a pretraining-only site every patient), floors its table at k,
 // and the tables are merged. A labelled site's validation and test patients are
 // left out so that nothing about them shapes the encoder.
-func buildVocab(bySite [][]*claims.Patient, labelled, k int) (*tokenizer.Vocab, []byte, error) {
+func buildVocab(bySite [][]*claims.Patient, splits []*tasks.Splits, labelled, k int) (*tokenizer.Vocab, []byte, error) {
 	var tables []*tokenizer.CountTable
 	for i, ps := range bySite {
 		cnt := tokenizer.NewCounter()
 		for _, p := range ps {
-			if i >= labelled || tasks.InPretraining(p.ID, tasks.DefaultSalt) {
+			if i >= labelled || splits[i].InPretraining(p.ID) {
 				cnt.Add(p)
 			}
 		}
@@ -331,7 +354,7 @@ func buildVocab(bySite [][]*claims.Patient, labelled, k int) (*tokenizer.Vocab, 
 // histories, so that every curve is measured on the same windows). Test patients
 // are never seen. With p.RandomCut each pretraining window ends at a random visit
 // (tokenizer.RandomCutoff), as a fine-tuning window ends at an index date.
-func pretrainSequences(bySite [][]*claims.Patient, labelled int, v *tokenizer.Vocab, p Pretrain) (train []model.Sequence, site []int, valid []model.Sequence, err error) {
+func pretrainSequences(bySite [][]*claims.Patient, splits []*tasks.Splits, labelled int, v *tokenizer.Vocab, p Pretrain) (train []model.Sequence, site []int, valid []model.Sequence, err error) {
 	enc, err := tokenizer.NewEncoder(v, p.Seq)
 	if err != nil {
 		return nil, nil, nil, err
@@ -342,9 +365,9 @@ func pretrainSequences(bySite [][]*claims.Patient, labelled int, v *tokenizer.Vo
 	var e tokenizer.Encoding
 	for i, ps := range bySite {
 		for _, pt := range ps {
-			split := tasks.SplitOf(pt.ID, tasks.DefaultSalt)
+			split, inSplit := splits[i].Of(pt.ID)
 			switch {
-			case i >= labelled || split == tasks.Train:
+			case i >= labelled || (inSplit && split == tasks.Train):
 				cut := tokenizer.NoCutoff
 				if p.RandomCut {
 					cut = tokenizer.RandomCutoff(pt, p.CutSeed)
@@ -354,7 +377,7 @@ func pretrainSequences(bySite [][]*claims.Patient, labelled int, v *tokenizer.Vo
 					train = append(train, model.FromEncoding(&e))
 					site = append(site, i)
 				}
-			case split == tasks.Validation && len(valid) < p.ValidSequences:
+			case inSplit && split == tasks.Validation && len(valid) < p.ValidSequences:
 				enc.EncodeTo(&e, pt, tokenizer.NoCutoff)
 				if hasCode(&e) {
 					valid = append(valid, model.FromEncoding(&e))

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 // miniature is a sweep of two tiny custom presets on two small synthetic hospitals.
@@ -149,5 +153,54 @@ func TestMiniatureSweepAndResume(t *testing.T) {
 	c2.Seed = 9
 	if _, err := Run(context.Background(), c2, dir, Options{}); err == nil || !strings.Contains(err.Error(), ConfigFile) {
 		t.Errorf("resume with another configuration: got %v, want an error naming %s", err, ConfigFile)
+	}
+}
+
+// TestPretrainSequencesHonourDatasetSplit: a labelled site that declares its own
+// split is pretrained on its training patients only, whatever the hash says, and
+// its vocabulary counts them alone; a pretraining-only site on every patient.
+func TestPretrainSequencesHonourDatasetSplit(t *testing.T) {
+	var labelled, extra []*claims.Patient
+	subjects := map[int64]string{}
+	day := int64(1_600_000_000) * 1_000_000
+	for i := range 40 {
+		p := &claims.Patient{ID: int64(i + 1), Sex: claims.SexFemale}
+		code := "ICD10//E11"
+		if i < 10 {
+			code = "ICD10//I50" // the held-out patients' code alone
+		}
+		p.Events = []claims.Event{{Time: day, Code: code, Value: float32(math.NaN())}}
+		labelled = append(labelled, p)
+		switch {
+		case i < 10:
+			subjects[p.ID] = claims.SplitHeldOut
+		case i < 15:
+			subjects[p.ID] = claims.SplitTuning
+		default:
+			subjects[p.ID] = claims.SplitTrain
+		}
+		extra = append(extra, &claims.Patient{ID: int64(100 + i), Events: []claims.Event{{Time: day, Code: "ICD10//E11", Value: float32(math.NaN())}}})
+	}
+	splits := []*tasks.Splits{tasks.DatasetSplits(&claims.DatasetSplits{Source: claims.SubjectSplitsFile, Subjects: subjects}), tasks.HashSplits("")}
+	bySite := [][]*claims.Patient{labelled, extra}
+	v, _, err := buildVocab(bySite, splits, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range int32(v.Len()) {
+		if strings.Contains(v.Token(id), "I50") {
+			t.Errorf("the vocabulary holds %s, a code only held-out patients have", v.Token(id))
+		}
+	}
+	train, site, valid, err := pretrainSequences(bySite, splits, 1, v, Pretrain{Seq: 16, ValidSequences: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := [2]int{}
+	for _, s := range site {
+		n[s]++
+	}
+	if len(train) != 65 || n[0] != 25 || n[1] != 40 || len(valid) != 5 {
+		t.Errorf("pretrained on %d sequences (%v by site), validated on %d: want the 25 training patients and the 40 of the pretraining-only site, and the 5 tuning patients", len(train), n, len(valid))
 	}
 }

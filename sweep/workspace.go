@@ -67,8 +67,10 @@ type Workspace struct {
 	Train     []model.Sequence
 	TrainSite []int
 	Valid     []model.Sequence
-	// all are every site's patients, for the federated vocabulary's re-encoding.
-	all [][]*claims.Patient
+	// all are every site's patients, for the federated vocabulary's re-encoding,
+	// and splits each site's split.
+	all    [][]*claims.Patient
+	splits []*tasks.Splits
 }
 
 // Prepare loads the sites of s, builds (or takes) the vocabulary, labels the
@@ -85,10 +87,15 @@ func Prepare(ctx context.Context, s WorkspaceSpec, log *slog.Logger) (*Workspace
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
 	w := &Workspace{Spec: s, Sites: append(slices.Clone(s.Labelled), s.PretrainOnly...)}
-	bySite, err := loadSites(ctx, w.Sites)
+	bySite, splits, err := loadSites(ctx, w.Sites)
 	if err != nil {
 		return nil, err
 	}
+	w.splits = splits
+	// The cohort is split as its sites are: none of a site's own held-out
+	// patients is pretrained on, and each is scored where its site puts it.
+	s.Pipeline.Splits = cohortSplits(s.Labelled, bySite[:len(s.Labelled)], splits[:len(s.Labelled)])
+	w.Spec.Pipeline.Splits = s.Pipeline.Splits
 	if s.Transform != nil {
 		for _, ps := range bySite {
 			for _, p := range ps {
@@ -105,7 +112,7 @@ func Prepare(ctx context.Context, s WorkspaceSpec, log *slog.Logger) (*Workspace
 			return nil, fmt.Errorf("the given vocabulary: %w", err)
 		}
 		w.VocabBytes = s.Vocab
-	} else if w.Vocab, w.VocabBytes, err = buildVocab(bySite, len(s.Labelled), s.VocabMinCount); err != nil {
+	} else if w.Vocab, w.VocabBytes, err = buildVocab(bySite, splits, len(s.Labelled), s.VocabMinCount); err != nil {
 		return nil, err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(s.Dir, VocabFile), w.VocabBytes, 0o644); err != nil {
@@ -119,7 +126,7 @@ func Prepare(ctx context.Context, s WorkspaceSpec, log *slog.Logger) (*Workspace
 	if w.Baseline, err = loadOrTrainBaseline(ctx, w.Cohort, filepath.Join(s.Dir, BaselineFile), s.Pipeline, log); err != nil {
 		return nil, err
 	}
-	if w.Train, w.TrainSite, w.Valid, err = pretrainSequences(bySite, len(s.Labelled), w.Vocab, s.Pretrain); err != nil {
+	if w.Train, w.TrainSite, w.Valid, err = pretrainSequences(bySite, splits, len(s.Labelled), w.Vocab, s.Pretrain); err != nil {
 		return nil, err
 	}
 	return w, nil

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fedclaims/fedclaims/claims"
 )
@@ -17,6 +18,8 @@ type Splits struct {
 	// byID is the dataset's split, nil for the hash.
 	byID   map[int64]Split
 	source string
+	// desc, when set, is String's answer: a Union's of datasets split otherwise.
+	desc string
 }
 
 // HashSplits splits by SplitOf under salt (DefaultSalt when empty).
@@ -84,6 +87,9 @@ func (s *Splits) FromDataset() bool { return s != nil && s.byID != nil }
 // String says whose split this is, for every report and log:
 // "dataset's (metadata/subject_splits.parquet)" or "fedclaims hash".
 func (s *Splits) String() string {
+	if s != nil && s.desc != "" {
+		return s.desc
+	}
 	if s.FromDataset() {
 		return "dataset's (" + s.source + ")"
 	}
@@ -98,4 +104,35 @@ func (s *Splits) Name(id int64) string {
 		return ""
 	}
 	return [...]string{Train: claims.SplitTrain, Validation: claims.SplitTuning, Test: claims.SplitHeldOut}[sp]
+}
+
+// Union is the split of datasets pooled into one cohort, each split its own way:
+// ids[i] are the subjects of dataset i (distinct across datasets), named
+// names[i], and parts[i] its split. When every part is the hash under one salt
+// the union is that hash; otherwise each subject keeps its own dataset's split,
+// and String names each dataset's ("h01: dataset's (...); h02: fedclaims hash").
+func Union(names []string, parts []*Splits, ids [][]int64) *Splits {
+	if len(parts) == 0 {
+		return HashSplits("")
+	}
+	hash := true
+	for _, p := range parts {
+		hash = hash && !p.FromDataset() && p.salt == parts[0].salt
+	}
+	if hash {
+		return parts[0]
+	}
+	u := &Splits{byID: map[int64]Split{}}
+	descs := make([]string, len(parts))
+	for i, p := range parts {
+		for _, id := range ids[i] {
+			if sp, ok := p.Of(id); ok {
+				u.byID[id] = sp
+			}
+		}
+		descs[i] = names[i] + ": " + p.String()
+	}
+	u.desc = strings.Join(descs, "; ")
+	u.source = u.desc
+	return u
 }

@@ -245,3 +245,33 @@ func TestGivenLabelerErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestUnion: datasets pooled into one cohort keep each its own split, and
+// datasets all split by one hash stay that hash.
+func TestUnion(t *testing.T) {
+	own := DatasetSplits(&claims.DatasetSplits{Source: claims.SubjectSplitsFile,
+		Subjects: map[int64]string{1: claims.SplitHeldOut, 2: claims.SplitTrain, 3: "other"}})
+	hash := HashSplits("s")
+	hashIDs := []int64{10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
+	u := Union([]string{"h01", "h02"}, []*Splits{own, hash}, [][]int64{{1, 2, 3}, hashIDs})
+	for _, id := range []int64{1, 2, 3} {
+		want, wantOK := own.Of(id)
+		if got, ok := u.Of(id); got != want || ok != wantOK {
+			t.Errorf("subject %d: %v %v, want its dataset's %v %v", id, got, ok, want, wantOK)
+		}
+	}
+	for _, id := range hashIDs {
+		if got, ok := u.Of(id); !ok || got != SplitOf(id, "s") {
+			t.Errorf("subject %d: %v %v, want the hash's %v", id, got, ok, SplitOf(id, "s"))
+		}
+	}
+	if u.InPretraining(1) || !u.InPretraining(2) || u.InPretraining(3) {
+		t.Error("the union pretrains on a held-out or unsplit subject, or not on a training one")
+	}
+	if want := "h01: dataset's (metadata/subject_splits.parquet); h02: fedclaims hash"; u.String() != want {
+		t.Errorf("String %q, want %q", u.String(), want)
+	}
+	if h := Union([]string{"a", "b"}, []*Splits{hash, HashSplits("s")}, [][]int64{{1}, {2}}); h.FromDataset() || h.String() != "fedclaims hash" {
+		t.Errorf("a union of one hash: %v", h)
+	}
+}
