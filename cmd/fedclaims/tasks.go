@@ -64,20 +64,9 @@ package's Labeler for the rules).`,
 			if len(paths) == 0 {
 				return errors.New("flag --data: at least one dataset directory is required")
 			}
-			ts := tasks.Default()
-			if f := a.v.GetString("tasks"); f != "" {
-				var err error
-				if ts, err = tasks.ReadFile(f); err != nil {
-					return err
-				}
-			}
-			var end int64
-			if s := a.v.GetString("end"); s != "" {
-				t, err := parseDate(s)
-				if err != nil {
-					return fmt.Errorf("flag --end: %w", err)
-				}
-				end = t
+			ts, end, err := a.tasksAndEnd()
+			if err != nil {
+				return err
 			}
 			for _, path := range paths {
 				if err := a.prevalence(cmd.Context(), path, ts, end); err != nil {
@@ -172,4 +161,25 @@ func parseDate(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: want a date such as 2022-12-31 or an RFC 3339 time", s)
 	}
 	return t.UnixMicro(), nil
+}
+
+// tasksAndEnd reads the --tasks file (the default tasks when none is given) and
+// the --end extraction date (0: none), for the commands that label a dataset.
+func (a *app) tasksAndEnd() ([]tasks.Task, int64, error) {
+	ts := tasks.Default()
+	if f := a.v.GetString("tasks"); f != "" {
+		var err error
+		if ts, err = tasks.ReadFile(f); err != nil {
+			return nil, 0, err
+		}
+	}
+	var end int64
+	if s := a.v.GetString("end"); s != "" {
+		t, err := parseDate(s)
+		if err != nil {
+			return nil, 0, fmt.Errorf("flag --end: %w", err)
+		}
+		end = t
+	}
+	return ts, end, nil
 }

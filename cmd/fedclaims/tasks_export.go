@@ -40,20 +40,9 @@ as metadata/subject_splits.parquet).`,
 			case out == "":
 				return errors.New("flag --out: a directory for the label files is required")
 			}
-			ts := tasks.Default()
-			if f := a.v.GetString("tasks"); f != "" {
-				var err error
-				if ts, err = tasks.ReadFile(f); err != nil {
-					return err
-				}
-			}
-			var end int64
-			if s := a.v.GetString("end"); s != "" {
-				t, err := parseDate(s)
-				if err != nil {
-					return fmt.Errorf("flag --end: %w", err)
-				}
-				end = t
+			ts, end, err := a.tasksAndEnd()
+			if err != nil {
+				return err
 			}
 			splits, err := tasks.LoadSplits(data, a.v.GetString("split-salt"))
 			if err != nil {
