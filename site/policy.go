@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/secureagg"
@@ -157,20 +156,9 @@ func splitNames(cfg Config, splits map[string]*tasks.Splits) string {
 	if cfg.PretrainOnly {
 		return "none (pretraining only)"
 	}
-	names := make([]string, len(cfg.Data))
-	same := true
+	descs := make([]string, len(cfg.Data))
 	for i, d := range cfg.Data {
-		names[i] = splits[d].String()
-		same = same && names[i] == names[0]
+		descs[i] = splits[d].String()
 	}
-	if len(names) == 0 || same {
-		if len(names) == 0 {
-			return ""
-		}
-		return names[0]
-	}
-	for i := range names {
-		names[i] = cfg.Data[i] + ": " + names[i]
-	}
-	return strings.Join(names, "; ")
+	return tasks.DescribeSplits(cfg.Data, descs)
 }

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fedclaims/fedclaims/claims"
@@ -130,9 +131,26 @@ func Union(names []string, parts []*Splits, ids [][]int64) *Splits {
 				u.byID[id] = sp
 			}
 		}
-		descs[i] = names[i] + ": " + p.String()
+		descs[i] = p.String()
 	}
-	u.desc = strings.Join(descs, "; ")
+	u.desc = DescribeSplits(names, descs)
 	u.source = u.desc
 	return u
+}
+
+// DescribeSplits says whose split each of the datasets names was split by, given
+// each one's description (Splits.String): the one description when they agree,
+// else "name: description; ...". "" for no dataset.
+func DescribeSplits(names, descs []string) string {
+	if len(descs) == 0 {
+		return ""
+	}
+	if !slices.ContainsFunc(descs, func(d string) bool { return d != descs[0] }) {
+		return descs[0]
+	}
+	parts := make([]string, len(descs))
+	for i, d := range descs {
+		parts[i] = names[i] + ": " + d
+	}
+	return strings.Join(parts, "; ")
 }

@@ -47,28 +47,5 @@ func datasetName(dir string) (string, error) {
 	return m.String(), nil
 }
 
-// describeSplits is the "split" of a command's output over datasets dirs, each
-// with its split: the one description when all agree, else "dir: split; ...".
-func describeSplits(dirs, splits []string) string {
-	same := true
-	for _, s := range splits {
-		same = same && s == splits[0]
-	}
-	if len(splits) == 0 || same {
-		if len(splits) == 0 {
-			return ""
-		}
-		return splits[0]
-	}
-	out := ""
-	for i, s := range splits {
-		if i > 0 {
-			out += "; "
-		}
-		out += dirs[i] + ": " + s
-	}
-	return out
-}
-
 // datasetSplitNote ends the help of every --split-salt flag.
 const datasetSplitNote = "; a dataset that declares its own split (metadata/subject_splits.parquet or data/train|tuning|held_out/) is split its way instead"
