@@ -134,7 +134,6 @@ func Union(names []string, parts []*Splits, ids [][]int64) *Splits {
 		descs[i] = p.String()
 	}
 	u.desc = DescribeSplits(names, descs)
-	u.source = u.desc
 	return u
 }
 

@@ -90,16 +90,7 @@ package's Labeler for the rules).`,
 // prevalence labels the dataset at path and prints one line per task. end, when not
 // 0, caps follow-up.
 func (a *app) prevalence(ctx context.Context, path string, ts []tasks.Task, end int64) error {
-	maxIndex := a.v.GetInt("max-index-per-patient")
-	if maxIndex < 1 {
-		return fmt.Errorf("flag --max-index-per-patient: %d, want at least 1", maxIndex)
-	}
-	splits, err := tasks.LoadSplits(path, a.v.GetString("split-salt"))
-	if err != nil {
-		return err
-	}
-	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end, MaxIndexPerPatient: maxIndex,
-		Salt: a.v.GetString("split-salt"), Splits: splits})
+	l, splits, err := a.datasetLabeler(path, ts, end)
 	if err != nil {
 		return err
 	}
@@ -182,4 +173,24 @@ func (a *app) tasksAndEnd() ([]tasks.Task, int64, error) {
 		end = t
 	}
 	return ts, end, nil
+}
+
+// datasetLabeler is the Labeler of ts for the dataset at path under the labelling
+// flags (--seed, --max-index-per-patient, --split-salt) and end, with the dataset's
+// split (its own when it declares one), for the commands that label a dataset.
+func (a *app) datasetLabeler(path string, ts []tasks.Task, end int64) (*tasks.Labeler, *tasks.Splits, error) {
+	maxIndex := a.v.GetInt("max-index-per-patient")
+	if maxIndex < 1 {
+		return nil, nil, fmt.Errorf("flag --max-index-per-patient: %d, want at least 1", maxIndex)
+	}
+	splits, err := tasks.LoadSplits(path, a.v.GetString("split-salt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end, MaxIndexPerPatient: maxIndex,
+		Salt: a.v.GetString("split-salt"), Splits: splits})
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, splits, nil
 }

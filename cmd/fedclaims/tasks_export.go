@@ -44,12 +44,7 @@ as metadata/subject_splits.parquet).`,
 			if err != nil {
 				return err
 			}
-			splits, err := tasks.LoadSplits(data, a.v.GetString("split-salt"))
-			if err != nil {
-				return err
-			}
-			l, err := tasks.NewLabeler(ts, tasks.Options{Seed: a.v.GetUint64("seed"), End: end,
-				MaxIndexPerPatient: a.v.GetInt("max-index-per-patient"), Salt: a.v.GetString("split-salt"), Splits: splits})
+			l, splits, err := a.datasetLabeler(data, ts, end)
 			if err != nil {
 				return err
 			}
