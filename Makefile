@@ -5,7 +5,7 @@ GO ?= go
 TAGS ?= openblas
 BIN := bin/fedclaims
 # Packages with goroutines, run under the race detector; the rest run plain.
-RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|proto)($$|/)')
+RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|fedclaimspb)($$|/)')
 
 .PHONY: all deps build test vet demo sweep study bench bench-federation proto torch-check clean
 
@@ -75,7 +75,7 @@ proto:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
-		--go-grpc_out=. --go-grpc_opt=paths=source_relative proto/*.proto
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative fedclaimspb/*.proto
 
 clean:
 	rm -rf bin out

@@ -10,41 +10,41 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fedclaims/fedclaims/audit"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 )
 
-// Status implements proto.AdminServer.
-func (s *Server) Status(ctx context.Context, req *proto.StatusRequest) (*proto.StatusResponse, error) {
+// Status implements fedclaimspb.AdminServer.
+func (s *Server) Status(ctx context.Context, req *fedclaimspb.StatusRequest) (*fedclaimspb.StatusResponse, error) {
 	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), "status"); err != nil {
 		return nil, err
 	}
-	var out *proto.StatusResponse
+	var out *fedclaimspb.StatusResponse
 	err := s.call(ctx, func() error { out = s.status(); return nil })
 	return out, err
 }
 
 // status describes the federation; it runs on the loop.
-func (s *Server) status() *proto.StatusResponse {
+func (s *Server) status() *fedclaimspb.StatusResponse {
 	st := s.round.State()
-	out := &proto.StatusResponse{
-		Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: st.Round},
+	out := &fedclaimspb.StatusResponse{
+		Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation, RoundId: st.Round},
 		Round:    st.Round, Rounds: uint32(s.cfg.Rounds), Sites: s.siteStatus(),
 	}
 	switch {
 	case st.Stopped && s.round.Phase() == PhaseIdle:
-		out.State, out.Phase = proto.StatusResponse_STATE_STOPPED, "stopped"
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_STOPPED, "stopped"
 	case s.finished:
-		out.State, out.Phase = proto.StatusResponse_STATE_FINISHED, "finished"
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_FINISHED, "finished"
 	case s.setup.Phase() == SetupEnrolling:
-		out.State, out.Phase = proto.StatusResponse_STATE_ENROLLING, fmt.Sprintf("%d of %d sites enrolled", len(s.setup.State().Enrolled), len(s.sites))
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_ENROLLING, fmt.Sprintf("%d of %d sites enrolled", len(s.setup.State().Enrolled), len(s.sites))
 	case s.setup.Phase() == SetupVocabulary:
-		out.State, out.Phase = proto.StatusResponse_STATE_VOCABULARY, "collecting count tables"
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_VOCABULARY, "collecting count tables"
 	case s.setup.Phase() != SetupDone:
-		out.State, out.Phase = proto.StatusResponse_STATE_KEY_SETUP, s.setup.Phase().String()
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_KEY_SETUP, s.setup.Phase().String()
 	case st.Paused && s.round.Phase() == PhaseIdle:
-		out.State, out.Phase = proto.StatusResponse_STATE_PAUSED, "paused"
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_PAUSED, "paused"
 	default:
-		out.State, out.Phase = proto.StatusResponse_STATE_TRAINING, s.round.Phase().String()
+		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_TRAINING, s.round.Phase().String()
 		if s.round.Phase() == PhaseIdle && st.Round == 0 {
 			out.Phase = "ready: waiting for admin start"
 		}
@@ -59,10 +59,10 @@ func (s *Server) status() *proto.StatusResponse {
 	return out
 }
 
-func (s *Server) siteStatus() []*proto.SiteStatus {
-	out := make([]*proto.SiteStatus, 0, len(s.sites))
+func (s *Server) siteStatus() []*fedclaimspb.SiteStatus {
+	out := make([]*fedclaimspb.SiteStatus, 0, len(s.sites))
 	for _, id := range s.sites {
-		ss := &proto.SiteStatus{SiteId: id, Online: s.online[id] > 0, LastContributionRound: s.lastRnd[id], Enrolled: s.setup.Enrolled(id)}
+		ss := &fedclaimspb.SiteStatus{SiteId: id, Online: s.online[id] > 0, LastContributionRound: s.lastRnd[id], Enrolled: s.setup.Enrolled(id)}
 		if t, ok := s.lastSeen[id]; ok {
 			ss.LastSeen = timestamppb.New(t)
 		}
@@ -71,26 +71,26 @@ func (s *Server) siteStatus() []*proto.SiteStatus {
 	return out
 }
 
-// Sites implements proto.AdminServer.
-func (s *Server) Sites(ctx context.Context, req *proto.SitesRequest) (*proto.SitesResponse, error) {
+// Sites implements fedclaimspb.AdminServer.
+func (s *Server) Sites(ctx context.Context, req *fedclaimspb.SitesRequest) (*fedclaimspb.SitesResponse, error) {
 	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), "sites"); err != nil {
 		return nil, err
 	}
-	var out *proto.SitesResponse
+	var out *fedclaimspb.SitesResponse
 	err := s.call(ctx, func() error {
-		out = &proto.SitesResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation}, Sites: s.siteStatus()}
+		out = &fedclaimspb.SitesResponse{Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation}, Sites: s.siteStatus()}
 		return nil
 	})
 	return out, err
 }
 
 // control audits an admin action, then performs it on the loop.
-func (s *Server) control(ctx context.Context, req *proto.ControlRequest, action string, do func() error) (*proto.StatusResponse, error) {
+func (s *Server) control(ctx context.Context, req *fedclaimspb.ControlRequest, action string, do func() error) (*fedclaimspb.StatusResponse, error) {
 	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), action); err != nil {
 		return nil, err
 	}
-	id, _ := proto.Caller(ctx)
-	var out *proto.StatusResponse
+	id, _ := fedclaimspb.Caller(ctx)
+	var out *fedclaimspb.StatusResponse
 	err := s.call(ctx, func() error {
 		if err := s.record(ctx, audit.ConfigChange, s.round.State().Round, "", map[string]string{"action": action, "by": id.String(), "reason": trim(req.GetReason())}); err != nil {
 			return err
@@ -113,9 +113,9 @@ func (s *Server) control(ctx context.Context, req *proto.ControlRequest, action 
 	return out, err
 }
 
-// Start implements proto.AdminServer: setup once every site enrolled, the first
+// Start implements fedclaimspb.AdminServer: setup once every site enrolled, the first
 // round once the vocabulary is built.
-func (s *Server) Start(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+func (s *Server) Start(ctx context.Context, req *fedclaimspb.ControlRequest) (*fedclaimspb.StatusResponse, error) {
 	return s.control(ctx, req, "start", func() error {
 		switch s.setup.Phase() {
 		case SetupEnrolling:
@@ -127,21 +127,21 @@ func (s *Server) Start(ctx context.Context, req *proto.ControlRequest) (*proto.S
 	})
 }
 
-// Pause implements proto.AdminServer.
-func (s *Server) Pause(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+// Pause implements fedclaimspb.AdminServer.
+func (s *Server) Pause(ctx context.Context, req *fedclaimspb.ControlRequest) (*fedclaimspb.StatusResponse, error) {
 	return s.control(ctx, req, "pause", func() error {
-		s.broadcast(proto.Control_ACTION_PAUSED, req.GetReason())
+		s.broadcast(fedclaimspb.Control_ACTION_PAUSED, req.GetReason())
 		return s.stepRound(s.loopCtx, Pause{})
 	})
 }
 
-// Resume implements proto.AdminServer.
-func (s *Server) Resume(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+// Resume implements fedclaimspb.AdminServer.
+func (s *Server) Resume(ctx context.Context, req *fedclaimspb.ControlRequest) (*fedclaimspb.StatusResponse, error) {
 	return s.control(ctx, req, "resume", func() error {
 		if err := s.stepRound(s.loopCtx, Resume{}); err != nil {
 			return err
 		}
-		s.broadcast(proto.Control_ACTION_RESUMED, req.GetReason())
+		s.broadcast(fedclaimspb.Control_ACTION_RESUMED, req.GetReason())
 		if s.setup.Phase() == SetupDone && s.model != nil && (s.round.State().Round > 0 || s.cfg.AutoStart) {
 			s.next(s.loopCtx)
 		}
@@ -149,10 +149,10 @@ func (s *Server) Resume(ctx context.Context, req *proto.ControlRequest) (*proto.
 	})
 }
 
-// Stop implements proto.AdminServer.
-func (s *Server) Stop(ctx context.Context, req *proto.ControlRequest) (*proto.StatusResponse, error) {
+// Stop implements fedclaimspb.AdminServer.
+func (s *Server) Stop(ctx context.Context, req *fedclaimspb.ControlRequest) (*fedclaimspb.StatusResponse, error) {
 	return s.control(ctx, req, "stop", func() error {
-		s.broadcast(proto.Control_ACTION_STOPPED, req.GetReason())
+		s.broadcast(fedclaimspb.Control_ACTION_STOPPED, req.GetReason())
 		if err := s.stepRound(s.loopCtx, Stop{}); err != nil {
 			return err
 		}
@@ -161,10 +161,10 @@ func (s *Server) Stop(ctx context.Context, req *proto.ControlRequest) (*proto.St
 	})
 }
 
-func (s *Server) broadcast(action proto.Control_Action, reason string) {
+func (s *Server) broadcast(action fedclaimspb.Control_Action, reason string) {
 	for _, site := range s.sites {
-		s.assign(site, s.round.State().Round, time.Time{}, func(a *proto.Assignment) {
-			a.Task = &proto.Assignment_Control{Control: &proto.Control{Action: action, Reason: trim(reason)}}
+		s.assign(site, s.round.State().Round, time.Time{}, func(a *fedclaimspb.Assignment) {
+			a.Task = &fedclaimspb.Assignment_Control{Control: &fedclaimspb.Control{Action: action, Reason: trim(reason)}}
 		})
 	}
 	s.saveSeqs()

@@ -12,11 +12,11 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -64,10 +64,10 @@ func (s *Server) refuse(ctx context.Context, round uint64, what string, err erro
 // the peer's text, so that a peer cannot mint a new reason per call.
 func (s *Server) refuseAs(ctx context.Context, round uint64, what, class string, err error) error {
 	s.metrics.refusal()
-	id, _ := proto.Caller(ctx)
+	id, _ := fedclaimspb.Caller(ctx)
 	// A throttled peer is answered as before, only not audited: ResourceExhausted
 	// would read to a site as transient and make it retry in a loop.
-	if d := s.refusals.Allow(s.clock.Now(), proto.RefusalPeer(ctx, id), strings.TrimSpace(what+" "+status.Code(err).String()+" "+class)); !d.Record {
+	if d := s.refusals.Allow(s.clock.Now(), fedclaimspb.RefusalPeer(ctx, id), strings.TrimSpace(what+" "+status.Code(err).String()+" "+class)); !d.Record {
 		if _, ok := status.FromError(err); ok {
 			return err
 		}
@@ -103,7 +103,7 @@ type snapshot struct {
 	admitStep   error
 }
 
-func (s *Server) snapshot(ctx context.Context, site string, kind proto.BlobKind) (snapshot, error) {
+func (s *Server) snapshot(ctx context.Context, site string, kind fedclaimspb.BlobKind) (snapshot, error) {
 	var sn snapshot
 	err := s.call(ctx, func() error {
 		r := s.round.State().Round
@@ -118,8 +118,8 @@ func (s *Server) snapshot(ctx context.Context, site string, kind proto.BlobKind)
 
 // checkEnv checks an envelope against the caller's certificate for round, auditing
 // a refusal.
-func (s *Server) checkEnv(ctx context.Context, env *proto.Envelope, round uint64, what string) error {
-	if err := proto.CheckEnvelope(ctx, env, s.cfg.Federation, round); err != nil {
+func (s *Server) checkEnv(ctx context.Context, env *fedclaimspb.Envelope, round uint64, what string) error {
+	if err := fedclaimspb.CheckEnvelope(ctx, env, s.cfg.Federation, round); err != nil {
 		// CheckEnvelope's messages read "envelope <field> ...": the field is the class.
 		class := ""
 		if f := strings.Fields(status.Convert(err).Message()); len(f) > 1 && f[0] == "envelope" {
@@ -130,20 +130,20 @@ func (s *Server) checkEnv(ctx context.Context, env *proto.Envelope, round uint64
 	return nil
 }
 
-// Enroll implements proto.FederationServer.
-func (s *Server) Enroll(ctx context.Context, req *proto.EnrollRequest) (*proto.EnrollResponse, error) {
+// Enroll implements fedclaimspb.FederationServer.
+func (s *Server) Enroll(ctx context.Context, req *fedclaimspb.EnrollRequest) (*fedclaimspb.EnrollResponse, error) {
 	if err := s.checkEnv(ctx, req.GetEnvelope(), 0, "enroll"); err != nil {
 		return nil, err
 	}
-	id, _ := proto.Caller(ctx)
+	id, _ := fedclaimspb.Caller(ctx)
 	k := req.GetShareKey()
-	if err := proto.VerifyShareKey(k, s.cfg.Federation, s.roots, s.clock.Now()); err != nil {
+	if err := fedclaimspb.VerifyShareKey(k, s.cfg.Federation, s.roots, s.clock.Now()); err != nil {
 		return nil, s.refuse(ctx, 0, "enroll", status.Errorf(codes.InvalidArgument, "share key: %v", err))
 	}
 	if k.SiteId != id.ID {
 		return nil, s.refuse(ctx, 0, "enroll", status.Errorf(codes.PermissionDenied, "share key of site %q sent by %s", k.SiteId, id))
 	}
-	b, err := gproto.Marshal(k)
+	b, err := proto.Marshal(k)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -180,22 +180,22 @@ func (s *Server) Enroll(ctx context.Context, req *proto.EnrollRequest) (*proto.E
 	if err != nil {
 		return nil, err
 	}
-	return &proto.EnrollResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, SiteId: id.ID}, Config: s.federationConfig()}, nil
+	return &fedclaimspb.EnrollResponse{Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation, SiteId: id.ID}, Config: s.federationConfig()}, nil
 }
 
-func (s *Server) federationConfig() *proto.FederationConfig {
-	return &proto.FederationConfig{
+func (s *Server) federationConfig() *fedclaimspb.FederationConfig {
+	return &fedclaimspb.FederationConfig{
 		FederationId: s.cfg.Federation, Sites: s.sites, Threshold: uint32(s.cfg.Threshold), MinSites: uint32(s.cfg.MinSites),
 		SecureaggPreset: s.cfg.SecureAgg.Preset, ModelPreset: s.cfg.Model.Preset, Rounds: uint32(s.cfg.Rounds),
 		Seed: s.cfg.Model.Seed, WeightCap: s.cfg.SecureAgg.WeightCap,
 	}
 }
 
-// Work implements proto.FederationServer: it sends the site's assignments after
+// Work implements fedclaimspb.FederationServer: it sends the site's assignments after
 // after_seq, then each new one as it is queued, until the site hangs up.
-func (s *Server) Work(req *proto.WorkRequest, stream proto.Federation_WorkServer) error {
+func (s *Server) Work(req *fedclaimspb.WorkRequest, stream fedclaimspb.Federation_WorkServer) error {
 	ctx := stream.Context()
-	id, _ := proto.Caller(ctx)
+	id, _ := fedclaimspb.Caller(ctx)
 	if err := s.checkEnv(ctx, req.GetEnvelope(), req.GetEnvelope().GetRoundId(), "work"); err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (s *Server) Work(req *proto.WorkRequest, stream proto.Federation_WorkServer
 	s.log.Info("site online", "site", id.ID, "after_seq", req.GetAfterSeq())
 	after := req.GetAfterSeq()
 	for {
-		var batch []*proto.Assignment
+		var batch []*fedclaimspb.Assignment
 		if err := s.call(ctx, func() error {
 			for _, a := range s.outbox[id.ID] {
 				if a.Seq > after {
@@ -258,12 +258,12 @@ func (s *Server) countOnline() int {
 	return n
 }
 
-// Upload implements proto.FederationServer. It reads the header, asks the machines
+// Upload implements fedclaimspb.FederationServer. It reads the header, asks the machines
 // whether the upload is expected now, and only then reads its chunks, each within
 // the idle timeout.
-func (s *Server) Upload(stream proto.Federation_UploadServer) error {
+func (s *Server) Upload(stream fedclaimspb.Federation_UploadServer) error {
 	ctx := stream.Context()
-	id, _ := proto.Caller(ctx)
+	id, _ := fedclaimspb.Caller(ctx)
 	if !s.uploads.acquire(id.ID) {
 		return s.refuse(ctx, 0, "upload", status.Errorf(codes.ResourceExhausted, "site %q already has %d uploads open", id.ID, maxUploadsPerSite))
 	}
@@ -291,7 +291,7 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 	}
 	env := first.GetEnvelope()
 	round := uint64(0)
-	if hdr.Kind == proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE || hdr.Kind == proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE {
+	if hdr.Kind == fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE || hdr.Kind == fedclaimspb.BlobKind_BLOB_KIND_DECRYPTION_SHARE {
 		round = sn.round
 	}
 	what := "upload " + hdr.Kind.String()
@@ -305,23 +305,23 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 		ended = sn.cur.ended
 	}
 	// Every later message must carry the same envelope as the header.
-	next := func() (*proto.Chunk, error) {
+	next := func() (*fedclaimspb.Chunk, error) {
 		m, err := in.next(ended)
 		if err != nil {
 			return nil, err
 		}
-		if !gproto.Equal(m.GetEnvelope(), env) {
+		if !proto.Equal(m.GetEnvelope(), env) {
 			return nil, s.refuse(ctx, round, what, status.Errorf(codes.PermissionDenied, "chunk envelope %s differs from the header's %s", m.GetEnvelope().Describe(), env.Describe()))
 		}
 		return m.GetChunk(), nil
 	}
-	r := proto.NewBlobReader(next, hdr.Size, hdr.GetSha256())
+	r := fedclaimspb.NewBlobReader(next, hdr.Size, hdr.GetSha256())
 	switch hdr.Kind {
-	case proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE:
+	case fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE:
 		err = s.uploadUpdate(ctx, id.ID, sn, hdr, r)
-	case proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE:
+	case fedclaimspb.BlobKind_BLOB_KIND_DECRYPTION_SHARE:
 		err = s.uploadShare(ctx, id.ID, sn, r)
-	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE, proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, proto.BlobKind_BLOB_KIND_COUNT_TABLE:
+	case fedclaimspb.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE, fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE, fedclaimspb.BlobKind_BLOB_KIND_COUNT_TABLE:
 		err = s.uploadSetup(ctx, id.ID, sn, hdr, r)
 	default:
 		err = s.refuse(ctx, round, what, status.Errorf(codes.InvalidArgument, "sites do not upload %s", hdr.Kind))
@@ -330,7 +330,7 @@ func (s *Server) Upload(stream proto.Federation_UploadServer) error {
 		return err
 	}
 	s.metrics.received(r.Size())
-	return stream.SendAndClose(&proto.UploadResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}, Size: r.Size(), Sha256: r.Sum()})
+	return stream.SendAndClose(&fedclaimspb.UploadResponse{Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}, Size: r.Size(), Sha256: r.Sum()})
 }
 
 // inbound receives an upload stream's messages on its own goroutine, so that the
@@ -343,13 +343,13 @@ type inbound struct {
 }
 
 type recvd struct {
-	m   *proto.UploadRequest
+	m   *fedclaimspb.UploadRequest
 	err error
 }
 
 // receive starts the receiving goroutine; it ends when the stream does, which the
 // handler's return guarantees.
-func (s *Server) receive(ctx context.Context, stream proto.Federation_UploadServer) *inbound {
+func (s *Server) receive(ctx context.Context, stream fedclaimspb.Federation_UploadServer) *inbound {
 	in := &inbound{s: s, ctx: ctx, msgs: make(chan recvd)}
 	go func() {
 		for {
@@ -369,7 +369,7 @@ func (s *Server) receive(ctx context.Context, stream proto.Federation_UploadServ
 
 // next returns the next message, or an error once upload_idle_timeout passes
 // without one or ended (the round's end) is closed.
-func (in *inbound) next(ended <-chan struct{}) (*proto.UploadRequest, error) {
+func (in *inbound) next(ended <-chan struct{}) (*fedclaimspb.UploadRequest, error) {
 	idle := make(chan struct{})
 	stop := in.s.clock.AfterFunc(in.s.cfg.UploadIdleTimeout, func() { close(idle) })
 	defer stop()
@@ -390,7 +390,7 @@ func (s *Server) blobErr(ctx context.Context, round uint64, what string, err err
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if errors.Is(err, proto.ErrBlob) || errors.Is(err, secureagg.ErrMalformed) {
+	if errors.Is(err, fedclaimspb.ErrBlob) || errors.Is(err, secureagg.ErrMalformed) {
 		return s.refuse(ctx, round, what, status.Error(codes.InvalidArgument, err.Error()))
 	}
 	var me *secureagg.MessageError
@@ -401,7 +401,7 @@ func (s *Server) blobErr(ctx context.Context, round uint64, what string, err err
 }
 
 // uploadUpdate adds an encrypted update's chunks into the round's sum as they arrive.
-func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr *proto.UploadHeader, r *proto.BlobReader) error {
+func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr *fedclaimspb.UploadHeader, r *fedclaimspb.BlobReader) error {
 	what := "encrypted update"
 	if sn.cur == nil || sn.cur.id != sn.round {
 		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not collecting updates (%s)", sn.round, sn.phase))
@@ -463,7 +463,7 @@ func (s *Server) uploadUpdate(ctx context.Context, site string, sn snapshot, hdr
 // idempotent per (round, site, chunk): a retry after a broken stream re-sends the
 // same bytes, which the decryption holds once (secureagg.Decryption.Add), and a
 // retry of a share already accepted is answered again.
-func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *proto.BlobReader) error {
+func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *fedclaimspb.BlobReader) error {
 	what := "decryption share"
 	if sn.cur == nil || sn.cur.dec == nil {
 		return s.refuse(ctx, sn.round, what, status.Errorf(codes.FailedPrecondition, "round %d is not decrypting (%s)", sn.round, sn.phase))
@@ -511,7 +511,7 @@ func (s *Server) uploadShare(ctx context.Context, site string, sn snapshot, r *p
 }
 
 // uploadSetup stores a setup blob and steps the setup machine.
-func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr *proto.UploadHeader, r *proto.BlobReader) error {
+func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr *fedclaimspb.UploadHeader, r *fedclaimspb.BlobReader) error {
 	what := "upload " + hdr.Kind.String()
 	if hdr.Size > maxSetupBlob {
 		return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "%d bytes, more than the %d a setup blob may have", hdr.Size, maxSetupBlob))
@@ -531,7 +531,7 @@ func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr 
 		field = map[string]string{"sha256": hexOf(r.Sum()), "bytes": itoa(r.Size())}
 	)
 	switch hdr.Kind {
-	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE:
+	case fedclaimspb.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE:
 		var sh secureagg.PublicKeyShare
 		if err := sh.UnmarshalBinary(data); err != nil {
 			return s.blobErr(ctx, 0, what, err)
@@ -540,7 +540,7 @@ func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr 
 			return s.refuse(ctx, 0, what, err)
 		}
 		name, field["step"] = pkShareBlob(site), "public key share"
-	case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
+	case fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE:
 		to, ok := s.roster.ID(hdr.ToSiteId)
 		if !ok {
 			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "to_site_id %q is not a site of the federation", hdr.ToSiteId))
@@ -556,7 +556,7 @@ func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr 
 			return s.refuse(ctx, 0, what, status.Errorf(codes.PermissionDenied, "sealed share %s; site %q is party %d dealing to party %d", sh.Header, site, party, to))
 		}
 		name, field["step"], field["to_site"] = shamirBlob(site, hdr.ToSiteId), "shamir share", hdr.ToSiteId
-	case proto.BlobKind_BLOB_KIND_COUNT_TABLE:
+	case fedclaimspb.BlobKind_BLOB_KIND_COUNT_TABLE:
 		_, canon, err := parseCountTable(data, s.cfg.Vocabulary)
 		if err != nil {
 			return s.refuse(ctx, 0, what, status.Errorf(codes.InvalidArgument, "site %q: %v", site, err))
@@ -601,16 +601,16 @@ func (s *Server) uploadSetup(ctx context.Context, site string, sn snapshot, hdr 
 	})
 }
 
-// Download implements proto.FederationServer.
-func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_DownloadServer) error {
+// Download implements fedclaimspb.FederationServer.
+func (s *Server) Download(req *fedclaimspb.DownloadRequest, stream fedclaimspb.Federation_DownloadServer) error {
 	ctx := stream.Context()
-	id, _ := proto.Caller(ctx)
+	id, _ := fedclaimspb.Caller(ctx)
 	env := req.GetEnvelope()
 	what := "download " + req.Kind.String()
 	var (
 		blob []byte
 		msgs [][]byte
-		ref  = &proto.BlobRef{Kind: req.Kind, FromSiteId: req.FromSiteId}
+		ref  = &fedclaimspb.BlobRef{Kind: req.Kind, FromSiteId: req.FromSiteId}
 		bad  error
 	)
 	var round uint64
@@ -618,13 +618,13 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 		round = s.round.State().Round
 		s.lastSeen[id.ID] = s.clock.Now()
 		switch req.Kind {
-		case proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY:
+		case fedclaimspb.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY:
 			round = 0
 			if s.pubKey == nil {
 				bad = status.Error(codes.FailedPrecondition, "the collective key is not built yet")
 			}
 			blob = s.pubKey
-		case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
+		case fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE:
 			round = 0
 			name := shamirBlob(req.FromSiteId, id.ID)
 			if _, ok := s.roster.ID(req.FromSiteId); !ok || !s.store.hasBlob(name) {
@@ -635,7 +635,7 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 			if blob, err = s.store.getBlob(name); err != nil {
 				return status.Error(codes.Internal, err.Error())
 			}
-		case proto.BlobKind_BLOB_KIND_VOCABULARY, proto.BlobKind_BLOB_KIND_GLOBAL_MODEL, proto.BlobKind_BLOB_KIND_FINAL_MODEL:
+		case fedclaimspb.BlobKind_BLOB_KIND_VOCABULARY, fedclaimspb.BlobKind_BLOB_KIND_GLOBAL_MODEL, fedclaimspb.BlobKind_BLOB_KIND_FINAL_MODEL:
 			// Public within the consortium and not bound to one round: a site may
 			// fetch them with the envelope of the round it is in or of none.
 			if env.GetRoundId() <= round {
@@ -644,14 +644,14 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 			switch {
 			case s.model == nil:
 				bad = status.Error(codes.FailedPrecondition, "no model yet: the vocabulary is not built")
-			case req.Kind == proto.BlobKind_BLOB_KIND_VOCABULARY:
+			case req.Kind == fedclaimspb.BlobKind_BLOB_KIND_VOCABULARY:
 				blob = s.vocab
-			case req.Kind == proto.BlobKind_BLOB_KIND_FINAL_MODEL && !s.finished:
+			case req.Kind == fedclaimspb.BlobKind_BLOB_KIND_FINAL_MODEL && !s.finished:
 				bad = status.Error(codes.FailedPrecondition, "the federation has not finished")
 			default:
 				blob = s.blob
 			}
-		case proto.BlobKind_BLOB_KIND_AGGREGATE:
+		case fedclaimspb.BlobKind_BLOB_KIND_AGGREGATE:
 			if s.cur == nil || s.cur.sums == nil || s.round.Phase() != PhaseDecrypting {
 				bad = status.Errorf(codes.FailedPrecondition, "round %d has no aggregate to decrypt", round)
 			} else if !s.cur.decryptors[id.ID] {
@@ -685,27 +685,27 @@ func (s *Server) Download(req *proto.DownloadRequest, stream proto.Federation_Do
 		return status.FromContextError(err).Err()
 	}
 	defer release()
-	out := &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}
-	if err := stream.Send(&proto.DownloadResponse{Envelope: out, Part: &proto.DownloadResponse_Header{Header: ref}}); err != nil {
+	out := &fedclaimspb.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: id.ID}
+	if err := stream.Send(&fedclaimspb.DownloadResponse{Envelope: out, Part: &fedclaimspb.DownloadResponse_Header{Header: ref}}); err != nil {
 		return err
 	}
-	send := func(c *proto.Chunk) error {
-		return stream.Send(&proto.DownloadResponse{Envelope: out, Part: &proto.DownloadResponse_Chunk{Chunk: c}})
+	send := func(c *fedclaimspb.Chunk) error {
+		return stream.Send(&fedclaimspb.DownloadResponse{Envelope: out, Part: &fedclaimspb.DownloadResponse_Chunk{Chunk: c}})
 	}
 	if msgs != nil {
-		_, _, err = proto.SendMessages(msgs, send)
+		_, _, err = fedclaimspb.SendMessages(msgs, send)
 	} else {
 		// The blobs are never written again once made (a new model, key or share
 		// is a new slice), so the chunks are slices of it, not copies.
-		_, _, err = proto.SendBytes(blob, send)
+		_, _, err = fedclaimspb.SendBytes(blob, send)
 	}
 	return err
 }
 
-// Acknowledge implements proto.FederationServer.
-func (s *Server) Acknowledge(ctx context.Context, req *proto.AcknowledgeRequest) (*proto.AcknowledgeResponse, error) {
-	id, _ := proto.Caller(ctx)
-	var a *proto.Assignment
+// Acknowledge implements fedclaimspb.FederationServer.
+func (s *Server) Acknowledge(ctx context.Context, req *fedclaimspb.AcknowledgeRequest) (*fedclaimspb.AcknowledgeResponse, error) {
+	id, _ := fedclaimspb.Caller(ctx)
+	var a *fedclaimspb.Assignment
 	if err := s.call(ctx, func() error {
 		for _, x := range s.outbox[id.ID] {
 			if x.Seq == req.AssignmentSeq {
@@ -737,9 +737,9 @@ func (s *Server) Acknowledge(ctx context.Context, req *proto.AcknowledgeRequest)
 		}
 		var phase SetupPhase
 		switch a.GetKeySetup().GetStep() {
-		case proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
+		case fedclaimspb.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
 			phase = SetupCollecting
-		case proto.KeySetupTask_STEP_COLLECTIVE_KEY:
+		case fedclaimspb.KeySetupTask_STEP_COLLECTIVE_KEY:
 			phase = SetupInstallingKey
 		default:
 			return nil
@@ -755,22 +755,22 @@ func (s *Server) Acknowledge(ctx context.Context, req *proto.AcknowledgeRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &proto.AcknowledgeResponse{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: a.Envelope.RoundId, SiteId: id.ID}}, nil
+	return &fedclaimspb.AcknowledgeResponse{Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation, RoundId: a.Envelope.RoundId, SiteId: id.ID}}, nil
 }
 
-func taskName(a *proto.Assignment) string {
+func taskName(a *fedclaimspb.Assignment) string {
 	switch t := a.Task.(type) {
-	case *proto.Assignment_KeySetup:
+	case *fedclaimspb.Assignment_KeySetup:
 		return "key_setup " + t.KeySetup.Step.String()
-	case *proto.Assignment_Vocabulary:
+	case *fedclaimspb.Assignment_Vocabulary:
 		return "vocabulary"
-	case *proto.Assignment_Train:
+	case *fedclaimspb.Assignment_Train:
 		return "train"
-	case *proto.Assignment_Decrypt:
+	case *fedclaimspb.Assignment_Decrypt:
 		return "decrypt"
-	case *proto.Assignment_Published:
+	case *fedclaimspb.Assignment_Published:
 		return "published"
-	case *proto.Assignment_Control:
+	case *fedclaimspb.Assignment_Control:
 		return "control"
 	}
 	return "none"

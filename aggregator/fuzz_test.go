@@ -7,21 +7,21 @@ import (
 	"testing"
 
 	"github.com/spf13/viper"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
 // FuzzParseCountTable feeds arbitrary bytes where a site's count table goes: a table
 // accepted has no count below the floor, and its canonical form reads back the same.
 func FuzzParseCountTable(f *testing.F) {
-	for _, ct := range []*proto.CountTable{
-		{KFloor: 10, Patients: 40, Counts: []*proto.CodeCount{{Code: "ICD10//E11.9", Patients: 30}, {Code: "ATC//A10BA02", Patients: 10}}},
-		{KFloor: 10, Patients: 5, Counts: []*proto.CodeCount{{Code: "ICD10//I10", Patients: 9}}},
+	for _, ct := range []*fedclaimspb.CountTable{
+		{KFloor: 10, Patients: 40, Counts: []*fedclaimspb.CodeCount{{Code: "ICD10//E11.9", Patients: 30}, {Code: "ATC//A10BA02", Patients: 10}}},
+		{KFloor: 10, Patients: 5, Counts: []*fedclaimspb.CodeCount{{Code: "ICD10//I10", Patients: 9}}},
 		{KFloor: 3, Patients: 40},
 	} {
-		b, err := gproto.Marshal(ct)
+		b, err := proto.Marshal(ct)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fedclaims/fedclaims/audit"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -63,10 +63,10 @@ func (s *Server) announce(ctx context.Context, an *Announce) {
 	})
 	l := s.cfg.Local
 	for _, site := range s.sites {
-		s.assign(site, an.Round, cur.deadline, func(a *proto.Assignment) {
-			a.Task = &proto.Assignment_Train{Train: &proto.TrainTask{
-				Model:         &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_GLOBAL_MODEL, Size: uint64(len(s.blob)), Sha256: s.blobSum},
-				Vocabulary:    &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_VOCABULARY, Size: uint64(len(s.vocab)), Sha256: s.vocabSum},
+		s.assign(site, an.Round, cur.deadline, func(a *fedclaimspb.Assignment) {
+			a.Task = &fedclaimspb.Assignment_Train{Train: &fedclaimspb.TrainTask{
+				Model:         &fedclaimspb.BlobRef{Kind: fedclaimspb.BlobKind_BLOB_KIND_GLOBAL_MODEL, Size: uint64(len(s.blob)), Sha256: s.blobSum},
+				Vocabulary:    &fedclaimspb.BlobRef{Kind: fedclaimspb.BlobKind_BLOB_KIND_VOCABULARY, Size: uint64(len(s.vocab)), Sha256: s.vocabSum},
 				LocalSteps:    uint32(l.Steps),
 				LocalEpochs:   uint32(l.Epochs),
 				BatchSize:     uint32(l.BatchSize),
@@ -138,9 +138,9 @@ func (s *Server) requestShares(ctx context.Context, sr *ShareRequest) {
 		s.post(func() { s.stepRound(ctx, Deadline{Round: round}) })
 	})
 	for _, site := range sr.Sites {
-		s.assign(site, sr.Round, cur.deadline, func(a *proto.Assignment) {
-			a.Task = &proto.Assignment_Decrypt{Decrypt: &proto.DecryptTask{
-				Aggregate:    &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_AGGREGATE, Size: cur.sumSize, Sha256: cur.sumSHA},
+		s.assign(site, sr.Round, cur.deadline, func(a *fedclaimspb.Assignment) {
+			a.Task = &fedclaimspb.Assignment_Decrypt{Decrypt: &fedclaimspb.DecryptTask{
+				Aggregate:    &fedclaimspb.BlobRef{Kind: fedclaimspb.BlobKind_BLOB_KIND_AGGREGATE, Size: cur.sumSize, Sha256: cur.sumSHA},
 				Contributors: slices.Clone(sr.Contributors),
 				Decryptors:   slices.Clone(sr.Sites),
 			}}
@@ -258,9 +258,9 @@ func (s *Server) endRound() {
 
 // publish audits the global model's publication and announces it to every site.
 func (s *Server) publish(ctx context.Context, final bool) {
-	kind := proto.BlobKind_BLOB_KIND_GLOBAL_MODEL
+	kind := fedclaimspb.BlobKind_BLOB_KIND_GLOBAL_MODEL
 	if final {
-		kind = proto.BlobKind_BLOB_KIND_FINAL_MODEL
+		kind = fedclaimspb.BlobKind_BLOB_KIND_FINAL_MODEL
 	}
 	st := s.round.State()
 	if !s.mustRecord(ctx, audit.ModelPublished, st.Round, "", map[string]string{
@@ -268,17 +268,17 @@ func (s *Server) publish(ctx context.Context, final bool) {
 	}) {
 		return
 	}
-	var metrics *proto.RoundMetrics
+	var metrics *fedclaimspb.RoundMetrics
 	if n := len(s.history); n > 0 {
 		metrics = roundMetrics(s.history[n-1])
 	}
 	for _, site := range s.sites {
-		s.assign(site, st.Round, time.Time{}, func(a *proto.Assignment) {
-			a.Task = &proto.Assignment_Published{Published: &proto.PublishedModel{
-				Model:      &proto.BlobRef{Kind: kind, Size: uint64(len(s.blob)), Sha256: s.blobSum},
+		s.assign(site, st.Round, time.Time{}, func(a *fedclaimspb.Assignment) {
+			a.Task = &fedclaimspb.Assignment_Published{Published: &fedclaimspb.PublishedModel{
+				Model:      &fedclaimspb.BlobRef{Kind: kind, Size: uint64(len(s.blob)), Sha256: s.blobSum},
 				Final:      final,
 				Metrics:    metrics,
-				Vocabulary: &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_VOCABULARY, Size: uint64(len(s.vocab)), Sha256: s.vocabSum},
+				Vocabulary: &fedclaimspb.BlobRef{Kind: fedclaimspb.BlobKind_BLOB_KIND_VOCABULARY, Size: uint64(len(s.vocab)), Sha256: s.vocabSum},
 			}}
 		})
 	}
@@ -325,8 +325,8 @@ func (s *Server) finishStopped(ctx context.Context) {
 	s.publish(ctx, true)
 }
 
-func roundMetrics(r RoundRecord) *proto.RoundMetrics {
-	return &proto.RoundMetrics{
+func roundMetrics(r RoundRecord) *fedclaimspb.RoundMetrics {
+	return &fedclaimspb.RoundMetrics{
 		Round: r.Round, Contributors: r.Contributors, TrainLoss: r.TrainLoss,
 		Duration: durationpb.New(r.Duration), UploadBytes: r.UploadBytes, Finished: timestamppb.New(r.Finished),
 	}

@@ -26,8 +26,8 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -72,8 +72,8 @@ type Options struct {
 // (call) and stream ciphertext chunks into the round's secureagg.Aggregate, which is
 // safe for concurrent use, outside it.
 type Server struct {
-	proto.UnimplementedFederationServer
-	proto.UnimplementedAdminServer
+	fedclaimspb.UnimplementedFederationServer
+	fedclaimspb.UnimplementedAdminServer
 
 	cfg     Config
 	log     *slog.Logger
@@ -106,12 +106,12 @@ type Server struct {
 	round    *Machine
 	setup    *SetupMachine
 	seqs     map[string]uint64
-	outbox   map[string][]*proto.Assignment
+	outbox   map[string][]*fedclaimspb.Assignment
 	notify   map[string]map[chan struct{}]bool
 	online   map[string]int
 	lastSeen map[string]time.Time
 	lastRnd  map[string]uint64
-	keys     map[string]*proto.SignedKey
+	keys     map[string]*fedclaimspb.SignedKey
 	dealt    map[string]map[string]bool // dealer -> recipients served in its current dealing
 	model    *model.Model
 	blob     []byte // the global model's safetensors bytes
@@ -179,8 +179,8 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, uploadGate: make(chan struct{}, maxUploads),
 		downloads: newDownloadSlots(maxDownloads, maxDownloadsPerSite), refusals: audit.NewRefusalLimiter(audit.RefusalLimits{}), metrics: newMetrics(),
 		events: make(chan func(), 64), done: make(chan struct{}),
-		seqs: map[string]uint64{}, outbox: map[string][]*proto.Assignment{}, notify: map[string]map[chan struct{}]bool{},
-		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*proto.SignedKey{}, dealt: map[string]map[string]bool{},
+		seqs: map[string]uint64{}, outbox: map[string][]*fedclaimspb.Assignment{}, notify: map[string]map[chan struct{}]bool{},
+		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*fedclaimspb.SignedKey{}, dealt: map[string]map[string]bool{},
 	}
 	s.sacfg = secureagg.Config{Params: params, Federation: cfg.Federation, Sites: roster.IDs(), Threshold: cfg.Threshold,
 		WeightCap: cfg.SecureAgg.WeightCap, MinSites: cfg.MinSites}
@@ -248,7 +248,7 @@ func (s *Server) restore() ([]audit.Head, error) {
 		if err != nil {
 			return nil, err
 		}
-		var k proto.SignedKey
+		var k fedclaimspb.SignedKey
 		if err := unmarshalProto(b, &k); err != nil {
 			return nil, fmt.Errorf("state: enrolment of %s: %w", id, err)
 		}
@@ -338,16 +338,16 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("aggregator: %w", err)
 	}
-	guard := proto.Guard{Allow: s.allow, Refused: s.refused, Refusals: s.refusals, Now: s.clock.Now}
+	guard := fedclaimspb.Guard{Allow: s.allow, Refused: s.refused, Refusals: s.refusals, Now: s.clock.Now}
 	if crl != nil {
 		guard.Revocations = crl
 	}
 	// Each site holds a Work stream and at most maxUploadsPerSite uploads; the
 	// admin a few calls. Beyond that a peer is misbehaving.
-	opts := append(proto.ServerOptions(tlsConf, guard), grpc.MaxConcurrentStreams(uint32(len(s.sites)*(maxUploadsPerSite+2)+16)))
+	opts := append(fedclaimspb.ServerOptions(tlsConf, guard), grpc.MaxConcurrentStreams(uint32(len(s.sites)*(maxUploadsPerSite+2)+16)))
 	gs := grpc.NewServer(opts...)
-	proto.RegisterFederationServer(gs, s)
-	proto.RegisterAdminServer(gs, s)
+	fedclaimspb.RegisterFederationServer(gs, s)
+	fedclaimspb.RegisterAdminServer(gs, s)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -544,9 +544,9 @@ func (s *Server) stepRound(ctx context.Context, m Msg) error {
 
 // assign queues an assignment for a site with the next seq, persists the seq and
 // wakes the site's Work streams.
-func (s *Server) assign(site string, round uint64, deadline time.Time, set func(*proto.Assignment)) {
+func (s *Server) assign(site string, round uint64, deadline time.Time, set func(*fedclaimspb.Assignment)) {
 	s.seqs[site]++
-	a := &proto.Assignment{Envelope: &proto.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: site}, Seq: s.seqs[site]}
+	a := &fedclaimspb.Assignment{Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation, RoundId: round, SiteId: site}, Seq: s.seqs[site]}
 	if !deadline.IsZero() {
 		a.Deadline = timestamppb.New(deadline)
 	}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -175,9 +175,9 @@ func (f *testFed) sites(ctx context.Context, counts map[string]float64, delta fu
 	return out
 }
 
-func (f *testFed) admin() proto.AdminClient {
+func (f *testFed) admin() fedclaimspb.AdminClient {
 	f.t.Helper()
-	return proto.NewAdminClient(f.dial(certs.AdminFiles(f.certDir)))
+	return fedclaimspb.NewAdminClient(f.dial(certs.AdminFiles(f.certDir)))
 }
 
 // dial connects to the aggregator with files' certificate; the connection closes
@@ -188,7 +188,7 @@ func (f *testFed) dial(files certs.Files) *grpc.ClientConn {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(f.addr, proto.DialOptions(tlsConf)...)
+	conn, err := grpc.NewClient(f.addr, fedclaimspb.DialOptions(tlsConf)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -313,11 +313,11 @@ func TestRoundsOverMTLS(t *testing.T) {
 		t.Fatalf("round 2 contributors %v", m.Contributors)
 	}
 
-	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: f.cfg.Federation}})
+	st, err := f.admin().Status(ctx, &fedclaimspb.StatusRequest{Envelope: &fedclaimspb.Envelope{FederationId: f.cfg.Federation}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != proto.StatusResponse_STATE_FINISHED || len(st.History) != 2 || st.History[0].UploadBytes == 0 || st.History[0].TrainLoss != 2.5 {
+	if st.State != fedclaimspb.StatusResponse_STATE_FINISHED || len(st.History) != 2 || st.History[0].UploadBytes == 0 || st.History[0].TrainLoss != 2.5 {
 		t.Fatalf("status %v", st)
 	}
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
@@ -443,11 +443,11 @@ func TestRestartResumes(t *testing.T) {
 			t.Fatalf("site %s: seeds %v, want %d for version 1", s.id, s.seeds, want)
 		}
 	}
-	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: f.cfg.Federation}})
+	st, err := f.admin().Status(ctx, &fedclaimspb.StatusRequest{Envelope: &fedclaimspb.Envelope{FederationId: f.cfg.Federation}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.History) != 2 || st.History[0].Round != 1 || st.History[1].Round != 3 || st.State != proto.StatusResponse_STATE_FINISHED {
+	if len(st.History) != 2 || st.History[0].Round != 1 || st.History[1].Round != 3 || st.State != fedclaimspb.StatusResponse_STATE_FINISHED {
 		t.Fatalf("after restart: state %s, history %v (want rounds 1 and 3: round 2 was lost with the restart)", st.State, st.History)
 	}
 }
@@ -496,12 +496,12 @@ func TestCallRefusals(t *testing.T) {
 		return conn
 	}
 	site := func(id string) certs.Files { return certs.SiteFiles(f.certDir, id) }
-	enroll := func(conn *grpc.ClientConn, env *proto.Envelope) error {
-		_, err := proto.NewFederationClient(conn).Enroll(ctx, &proto.EnrollRequest{Envelope: env})
+	enroll := func(conn *grpc.ClientConn, env *fedclaimspb.Envelope) error {
+		_, err := fedclaimspb.NewFederationClient(conn).Enroll(ctx, &fedclaimspb.EnrollRequest{Envelope: env})
 		return err
 	}
-	env := func(fed string, round uint64, id string) *proto.Envelope {
-		return &proto.Envelope{FederationId: fed, RoundId: round, SiteId: id}
+	env := func(fed string, round uint64, id string) *fedclaimspb.Envelope {
+		return &fedclaimspb.Envelope{FederationId: fed, RoundId: round, SiteId: id}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -521,7 +521,7 @@ func TestCallRefusals(t *testing.T) {
 		{"share key missing", func() error { return enroll(dial(site("a"), false), env(f.cfg.Federation, 0, "a")) }, codes.InvalidArgument, "share key"},
 		{"admin calling a site method", func() error { return enroll(dial(certs.AdminFiles(f.certDir), false), env(f.cfg.Federation, 0, "")) }, codes.PermissionDenied, "may not call"},
 		{"site calling an admin method", func() error {
-			_, err := proto.NewAdminClient(dial(site("a"), false)).Status(ctx, &proto.StatusRequest{Envelope: env(f.cfg.Federation, 0, "")})
+			_, err := fedclaimspb.NewAdminClient(dial(site("a"), false)).Status(ctx, &fedclaimspb.StatusRequest{Envelope: env(f.cfg.Federation, 0, "")})
 			return err
 		}, codes.PermissionDenied, "may not call"},
 	} {
@@ -545,15 +545,15 @@ func TestCallRefusals(t *testing.T) {
 		})
 	}
 	// Nothing refused changed the federation.
-	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: env(f.cfg.Federation, 0, "")})
+	st, err := f.admin().Status(ctx, &fedclaimspb.StatusRequest{Envelope: env(f.cfg.Federation, 0, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != proto.StatusResponse_STATE_ENROLLING || slices.ContainsFunc(st.Sites, func(s *proto.SiteStatus) bool { return s.Enrolled }) {
+	if st.State != fedclaimspb.StatusResponse_STATE_ENROLLING || slices.ContainsFunc(st.Sites, func(s *fedclaimspb.SiteStatus) bool { return s.Enrolled }) {
 		t.Fatalf("status after refusals: %v", st)
 	}
 	// Starting before every site enrolled is refused, and audited as an attempt.
-	if _, err := f.admin().Start(ctx, &proto.ControlRequest{Envelope: env(f.cfg.Federation, 0, "")}); status.Code(err) != codes.FailedPrecondition {
+	if _, err := f.admin().Start(ctx, &fedclaimspb.ControlRequest{Envelope: env(f.cfg.Federation, 0, "")}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("start with no site enrolled: %v", err)
 	}
 	// The metrics count the refusals that reached the server.
@@ -575,15 +575,15 @@ func TestPauseResumeStop(t *testing.T) {
 	counts := map[string]float64{"a": 100, "b": 100, "c": 100}
 	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 { return randomDelta(site, v, len(g)) })
 	adm := f.admin()
-	env := &proto.Envelope{FederationId: f.cfg.Federation}
-	statusNow := func() *proto.StatusResponse {
-		st, err := adm.Status(ctx, &proto.StatusRequest{Envelope: env}, grpc.WaitForReady(true))
+	env := &fedclaimspb.Envelope{FederationId: f.cfg.Federation}
+	statusNow := func() *fedclaimspb.StatusResponse {
+		st, err := adm.Status(ctx, &fedclaimspb.StatusRequest{Envelope: env}, grpc.WaitForReady(true))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}
-	waitFor := func(what string, ok func(*proto.StatusResponse) bool) *proto.StatusResponse {
+	waitFor := func(what string, ok func(*fedclaimspb.StatusResponse) bool) *fedclaimspb.StatusResponse {
 		for {
 			if st := statusNow(); ok(st) {
 				return st
@@ -594,32 +594,32 @@ func TestPauseResumeStop(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitFor("round 1", func(st *proto.StatusResponse) bool { return len(st.History) >= 1 })
-	if _, err := adm.Pause(ctx, &proto.ControlRequest{Envelope: env, Reason: "maintenance"}); err != nil {
+	waitFor("round 1", func(st *fedclaimspb.StatusResponse) bool { return len(st.History) >= 1 })
+	if _, err := adm.Pause(ctx, &fedclaimspb.ControlRequest{Envelope: env, Reason: "maintenance"}); err != nil {
 		t.Fatal(err)
 	}
-	st := waitFor("the pause", func(st *proto.StatusResponse) bool { return st.State == proto.StatusResponse_STATE_PAUSED })
+	st := waitFor("the pause", func(st *fedclaimspb.StatusResponse) bool { return st.State == fedclaimspb.StatusResponse_STATE_PAUSED })
 	held := len(st.History)
 	// The pause survives a restart of the aggregator.
 	f.stop()
 	f.start()
 	time.Sleep(300 * time.Millisecond)
-	if st := waitFor("the restarted aggregator", func(*proto.StatusResponse) bool { return true }); len(st.History) != held || st.State != proto.StatusResponse_STATE_PAUSED {
+	if st := waitFor("the restarted aggregator", func(*fedclaimspb.StatusResponse) bool { return true }); len(st.History) != held || st.State != fedclaimspb.StatusResponse_STATE_PAUSED {
 		t.Fatalf("a round ran while paused: %v", st)
 	}
-	if _, err := adm.Resume(ctx, &proto.ControlRequest{Envelope: env}); err != nil {
+	if _, err := adm.Resume(ctx, &fedclaimspb.ControlRequest{Envelope: env}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("a round after the resume", func(st *proto.StatusResponse) bool { return len(st.History) > held })
-	if _, err := adm.Stop(ctx, &proto.ControlRequest{Envelope: env, Reason: "enough"}); err != nil {
+	waitFor("a round after the resume", func(st *fedclaimspb.StatusResponse) bool { return len(st.History) > held })
+	if _, err := adm.Stop(ctx, &fedclaimspb.ControlRequest{Envelope: env, Reason: "enough"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFinal(t, ctx, sites)
 	st = statusNow()
-	if st.State != proto.StatusResponse_STATE_STOPPED || len(st.History) >= f.cfg.Rounds {
+	if st.State != fedclaimspb.StatusResponse_STATE_STOPPED || len(st.History) >= f.cfg.Rounds {
 		t.Fatalf("after stop: %v", st)
 	}
-	if _, err := adm.Resume(ctx, &proto.ControlRequest{Envelope: env}); err == nil {
+	if _, err := adm.Resume(ctx, &fedclaimspb.ControlRequest{Envelope: env}); err == nil {
 		t.Fatal("resume after stop accepted")
 	}
 	for _, s := range sites {
@@ -630,7 +630,7 @@ func TestPauseResumeStop(t *testing.T) {
 			}
 		}
 		last := s.published[len(s.published)-1]
-		if !last.Final || last.Model.Kind != proto.BlobKind_BLOB_KIND_FINAL_MODEL {
+		if !last.Final || last.Model.Kind != fedclaimspb.BlobKind_BLOB_KIND_FINAL_MODEL {
 			t.Fatalf("site %s: last publication %v", s.id, last)
 		}
 	}
@@ -665,8 +665,8 @@ func TestRestartDuringSetup(t *testing.T) {
 		if s.id != "c" {
 			return
 		}
-		s.hold = func(task *proto.KeySetupTask) {
-			if task.Step == proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES {
+		s.hold = func(task *fedclaimspb.KeySetupTask) {
+			if task.Step == fedclaimspb.KeySetupTask_STEP_DEAL_SHAMIR_SHARES {
 				select {
 				case held <- struct{}{}:
 				default:
@@ -783,8 +783,8 @@ func TestForgedUploadsRefused(t *testing.T) {
 	globals := map[uint64][]float32{}
 	var wrongRound, wrongSite error
 	forge := func(s *testSite, g []float32) {
-		wrongRound = s.uploadBlob(ctx, 7, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}, [][]byte{{0}})
-		b, err := s.download(ctx, 0, proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", nil)
+		wrongRound = s.uploadBlob(ctx, 7, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}, [][]byte{{0}})
+		b, err := s.download(ctx, 0, fedclaimspb.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", nil)
 		if err != nil {
 			t.Error(err)
 			return
@@ -814,7 +814,7 @@ func TestForgedUploadsRefused(t *testing.T) {
 			msgs[i], _ = c.MarshalBinary()
 			size += uint64(len(msgs[i]))
 		}
-		wrongSite = s.uploadBlob(ctx, 1, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size}, msgs)
+		wrongSite = s.uploadBlob(ctx, 1, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size}, msgs)
 	}
 	sites := f.sites(ctx, counts, func(site string, v uint64, g []float32) []float32 {
 		if site == "a" {
@@ -876,7 +876,7 @@ func TestRefusalsRateLimited(t *testing.T) {
 	cl := f.siteClient("a")
 	const calls = 30
 	for range calls {
-		_, err := cl.Enroll(ctx, &proto.EnrollRequest{Envelope: &proto.Envelope{FederationId: "other-fed", SiteId: "a"}})
+		_, err := cl.Enroll(ctx, &fedclaimspb.EnrollRequest{Envelope: &fedclaimspb.Envelope{FederationId: "other-fed", SiteId: "a"}})
 		if status.Code(err) != codes.FailedPrecondition {
 			t.Fatalf("err = %v", err)
 		}
@@ -906,20 +906,20 @@ func TestUnexpectedSetupUploadNotRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cl := f.siteClient("a")
-	env := &proto.Envelope{FederationId: f.cfg.Federation, SiteId: "a"}
-	open := func() proto.Federation_UploadClient {
+	env := &fedclaimspb.Envelope{FederationId: f.cfg.Federation, SiteId: "a"}
+	open := func() fedclaimspb.Federation_UploadClient {
 		st, err := cl.Upload(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		hdr := &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_COUNT_TABLE, Size: 32 << 20, Sha256: make([]byte, 32)}
-		if err := st.Send(&proto.UploadRequest{Envelope: env, Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
+		hdr := &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_COUNT_TABLE, Size: 32 << 20, Sha256: make([]byte, 32)}
+		if err := st.Send(&fedclaimspb.UploadRequest{Envelope: env, Part: &fedclaimspb.UploadRequest_Header{Header: hdr}}); err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}
 	// The header alone, the stream left open: the answer comes without a byte more.
-	var resp proto.UploadResponse
+	var resp fedclaimspb.UploadResponse
 	if err := open().RecvMsg(&resp); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("count table during enrolment: err = %v, want FailedPrecondition before the body", err)
 	}
@@ -958,7 +958,7 @@ func TestShareUploadRetried(t *testing.T) {
 }
 
 // siteClient is a Federation client with site's certificate.
-func (f *testFed) siteClient(site string) proto.FederationClient {
+func (f *testFed) siteClient(site string) fedclaimspb.FederationClient {
 	f.t.Helper()
-	return proto.NewFederationClient(f.dial(certs.SiteFiles(f.certDir, site)))
+	return fedclaimspb.NewFederationClient(f.dial(certs.SiteFiles(f.certDir, site)))
 }

@@ -10,16 +10,16 @@ import (
 	"strings"
 	"time"
 
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
-func unmarshalProto(b []byte, m gproto.Message) error { return gproto.Unmarshal(b, m) }
+func unmarshalProto(b []byte, m proto.Message) error { return proto.Unmarshal(b, m) }
 
 // Setup blob names under setup/. A name joining two site ids hex-encodes each, since
 // "-" is legal in site ids: "shamir-a-b-c" could be a to b-c or a-b to c.
@@ -66,28 +66,28 @@ func (s *Server) assignSetup(ctx context.Context, as *Assign) {
 		return
 	}
 	for _, site := range as.Sites {
-		s.assign(site, 0, time.Time{}, func(a *proto.Assignment) {
+		s.assign(site, 0, time.Time{}, func(a *fedclaimspb.Assignment) {
 			switch as.Phase {
 			case SetupPublicKey:
-				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
-					Step: proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE, CrsSeed: crsSeed(s.cfg.Federation), Threshold: uint32(s.cfg.Threshold)}}
+				a.Task = &fedclaimspb.Assignment_KeySetup{KeySetup: &fedclaimspb.KeySetupTask{
+					Step: fedclaimspb.KeySetupTask_STEP_PUBLIC_KEY_SHARE, CrsSeed: crsSeed(s.cfg.Federation), Threshold: uint32(s.cfg.Threshold)}}
 			case SetupDealing:
-				parts := make([]*proto.SignedKey, len(s.sites))
+				parts := make([]*fedclaimspb.SignedKey, len(s.sites))
 				for i, id := range s.sites {
 					parts[i] = s.keys[id]
 				}
-				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
-					Step: proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES, Threshold: uint32(s.cfg.Threshold), Participants: parts}}
+				a.Task = &fedclaimspb.Assignment_KeySetup{KeySetup: &fedclaimspb.KeySetupTask{
+					Step: fedclaimspb.KeySetupTask_STEP_DEAL_SHAMIR_SHARES, Threshold: uint32(s.cfg.Threshold), Participants: parts}}
 			case SetupCollecting:
-				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
-					Step: proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES, Threshold: uint32(s.cfg.Threshold), Dealers: s.sites}}
+				a.Task = &fedclaimspb.Assignment_KeySetup{KeySetup: &fedclaimspb.KeySetupTask{
+					Step: fedclaimspb.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES, Threshold: uint32(s.cfg.Threshold), Dealers: s.sites}}
 			case SetupInstallingKey:
 				sum := sha256.Sum256(s.pubKey)
-				a.Task = &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{
-					Step: proto.KeySetupTask_STEP_COLLECTIVE_KEY, Threshold: uint32(s.cfg.Threshold),
-					CollectiveKey: &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, Size: uint64(len(s.pubKey)), Sha256: sum[:]}}}
+				a.Task = &fedclaimspb.Assignment_KeySetup{KeySetup: &fedclaimspb.KeySetupTask{
+					Step: fedclaimspb.KeySetupTask_STEP_COLLECTIVE_KEY, Threshold: uint32(s.cfg.Threshold),
+					CollectiveKey: &fedclaimspb.BlobRef{Kind: fedclaimspb.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, Size: uint64(len(s.pubKey)), Sha256: sum[:]}}}
 			case SetupVocabulary:
-				a.Task = &proto.Assignment_Vocabulary{Vocabulary: &proto.VocabularyTask{KFloor: uint32(s.cfg.Vocabulary.KFloor)}}
+				a.Task = &fedclaimspb.Assignment_Vocabulary{Vocabulary: &fedclaimspb.VocabularyTask{KFloor: uint32(s.cfg.Vocabulary.KFloor)}}
 			}
 		})
 	}
@@ -197,8 +197,8 @@ func (s *Server) buildVocabulary(ctx context.Context) error {
 // federation's floor and bounds vc and returns it with its canonical JSON encoding,
 // which is what the state directory keeps.
 func parseCountTable(b []byte, vc VocabularyConfig) (*tokenizer.CountTable, []byte, error) {
-	var ct proto.CountTable
-	if err := gproto.Unmarshal(b, &ct); err != nil {
+	var ct fedclaimspb.CountTable
+	if err := proto.Unmarshal(b, &ct); err != nil {
 		return nil, nil, fmt.Errorf("count table: %w", err)
 	}
 	if int64(ct.KFloor) < int64(vc.KFloor) {
@@ -238,13 +238,13 @@ func parseCountTable(b []byte, vc VocabularyConfig) (*tokenizer.CountTable, []by
 }
 
 // setupPhaseOf is the setup step a blob kind belongs to.
-func setupPhaseOf(k proto.BlobKind) SetupPhase {
+func setupPhaseOf(k fedclaimspb.BlobKind) SetupPhase {
 	switch k {
-	case proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE:
+	case fedclaimspb.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE:
 		return SetupPublicKey
-	case proto.BlobKind_BLOB_KIND_SHAMIR_SHARE:
+	case fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE:
 		return SetupDealing
-	case proto.BlobKind_BLOB_KIND_COUNT_TABLE:
+	case fedclaimspb.BlobKind_BLOB_KIND_COUNT_TABLE:
 		return SetupVocabulary
 	}
 	return SetupDone // no step: AdmitStep refuses it

@@ -9,9 +9,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -123,11 +123,11 @@ func TestShamirBlobNamesUnambiguous(t *testing.T) {
 func TestCountTableBounds(t *testing.T) {
 	vc := DefaultConfig().Vocabulary
 	table := func(patients uint64, codes int) []byte {
-		ct := &proto.CountTable{KFloor: 10, Patients: patients}
+		ct := &fedclaimspb.CountTable{KFloor: 10, Patients: patients}
 		for i := range codes {
-			ct.Counts = append(ct.Counts, &proto.CodeCount{Code: fmt.Sprintf("ICD10//X%06d", i), Patients: 10})
+			ct.Counts = append(ct.Counts, &fedclaimspb.CodeCount{Code: fmt.Sprintf("ICD10//X%06d", i), Patients: 10})
 		}
-		b, err := gproto.Marshal(ct)
+		b, err := proto.Marshal(ct)
 		if err != nil {
 			t.Fatal(err)
 		}

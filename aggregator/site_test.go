@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model/safetensors"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -37,7 +37,7 @@ type testSite struct {
 	// delta returns the site's update for a model version, or nil to send none.
 	delta func(version uint64, global []float32) []float32
 	// hold, when set, is called before each key-setup step; it may block.
-	hold func(*proto.KeySetupTask)
+	hold func(*fedclaimspb.KeySetupTask)
 	// withhold, when set, says whether to ignore a round's decryption task.
 	withhold func(round uint64) bool
 	withheld map[uint64]bool
@@ -48,8 +48,8 @@ type testSite struct {
 
 	mu        sync.Mutex
 	conn      *grpc.ClientConn
-	client    proto.FederationClient
-	fc        *proto.FederationConfig
+	client    fedclaimspb.FederationClient
+	fc        *fedclaimspb.FederationConfig
 	party     *secureagg.Party
 	tk        *secureagg.TransportKey
 	after     uint64
@@ -58,7 +58,7 @@ type testSite struct {
 	uploaded  map[uint64]bool     // versions whose update the aggregator acknowledged
 	shared    map[uint64]bool     // rounds whose decryption share the aggregator acknowledged
 	seeds     map[uint64][]uint64 // TrainTask seeds received, by model version
-	published []*proto.PublishedModel
+	published []*fedclaimspb.PublishedModel
 	models    map[string][]byte // published model bytes by sha256
 	final     chan struct{}
 	errs      []error
@@ -69,8 +69,8 @@ func newTestSite(t *testing.T, id, addr, certDir string, count float64) *testSit
 		sent: map[uint64][]float32{}, uploaded: map[uint64]bool{}, shared: map[uint64]bool{}, withheld: map[uint64]bool{}, broke: map[uint64]int{}, seeds: map[uint64][]uint64{}, models: map[string][]byte{}, versions: map[string]uint64{}, final: make(chan struct{})}
 }
 
-func (s *testSite) env(round uint64) *proto.Envelope {
-	return &proto.Envelope{FederationId: s.fc.GetFederationId(), RoundId: round, SiteId: s.id}
+func (s *testSite) env(round uint64) *fedclaimspb.Envelope {
+	return &fedclaimspb.Envelope{FederationId: s.fc.GetFederationId(), RoundId: round, SiteId: s.id}
 }
 
 func (s *testSite) dial() error {
@@ -78,11 +78,11 @@ func (s *testSite) dial() error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(s.addr, proto.DialOptions(tlsConf)...)
+	conn, err := grpc.NewClient(s.addr, fedclaimspb.DialOptions(tlsConf)...)
 	if err != nil {
 		return err
 	}
-	s.conn, s.client = conn, proto.NewFederationClient(conn)
+	s.conn, s.client = conn, fedclaimspb.NewFederationClient(conn)
 	return nil
 }
 
@@ -95,12 +95,12 @@ func (s *testSite) enroll(ctx context.Context, federation string) error {
 	if s.tk, err = secureagg.NewTransportKey(); err != nil {
 		return err
 	}
-	signed, err := proto.SignShareKey(pair.PrivateKey.(crypto.Signer), pair.Leaf, federation, s.tk.PublicKey())
+	signed, err := fedclaimspb.SignShareKey(pair.PrivateKey.(crypto.Signer), pair.Leaf, federation, s.tk.PublicKey())
 	if err != nil {
 		return err
 	}
-	resp, err := s.client.Enroll(ctx, &proto.EnrollRequest{
-		Envelope: &proto.Envelope{FederationId: federation, SiteId: s.id}, SoftwareVersion: "test", ShareKey: signed})
+	resp, err := s.client.Enroll(ctx, &fedclaimspb.EnrollRequest{
+		Envelope: &fedclaimspb.Envelope{FederationId: federation, SiteId: s.id}, SoftwareVersion: "test", ShareKey: signed})
 	if err != nil {
 		return err
 	}
@@ -123,10 +123,10 @@ func (s *testSite) enroll(ctx context.Context, federation string) error {
 // a site agent does.
 func (s *testSite) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		stream, err := s.client.Work(ctx, &proto.WorkRequest{Envelope: s.env(0), AfterSeq: s.after})
+		stream, err := s.client.Work(ctx, &fedclaimspb.WorkRequest{Envelope: s.env(0), AfterSeq: s.after})
 		if err == nil {
 			for {
-				var a *proto.Assignment
+				var a *fedclaimspb.Assignment
 				if a, err = stream.Recv(); err != nil {
 					break
 				}
@@ -145,25 +145,25 @@ func (s *testSite) run(ctx context.Context) {
 	}
 }
 
-func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
+func (s *testSite) handle(ctx context.Context, a *fedclaimspb.Assignment) error {
 	if a.Envelope.GetSiteId() != s.id || a.Envelope.GetFederationId() != s.fc.FederationId {
 		return fmt.Errorf("assignment for %s", a.Envelope.Describe())
 	}
 	round := a.Envelope.RoundId
 	switch task := a.Task.(type) {
-	case *proto.Assignment_KeySetup:
+	case *fedclaimspb.Assignment_KeySetup:
 		return s.keySetup(ctx, a.Seq, task.KeySetup)
-	case *proto.Assignment_Vocabulary:
-		ct := &proto.CountTable{KFloor: task.Vocabulary.KFloor, Patients: 40, Counts: []*proto.CodeCount{
+	case *fedclaimspb.Assignment_Vocabulary:
+		ct := &fedclaimspb.CountTable{KFloor: task.Vocabulary.KFloor, Patients: 40, Counts: []*fedclaimspb.CodeCount{
 			{Code: "ICD10//E11.9", Patients: 30}, {Code: "ICD10//I10", Patients: 25}, {Code: "ATC//A10BA02", Patients: 20}, {Code: "ICD10//" + s.id, Patients: 12},
 		}}
-		b, err := gproto.Marshal(ct)
+		b, err := proto.Marshal(ct)
 		if err != nil {
 			return err
 		}
-		return s.uploadBlob(ctx, 0, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_COUNT_TABLE, Size: uint64(len(b)), AssignmentSeq: a.Seq}, [][]byte{b})
-	case *proto.Assignment_Train:
-		blob, err := s.download(ctx, round, proto.BlobKind_BLOB_KIND_GLOBAL_MODEL, "", task.Train.Model)
+		return s.uploadBlob(ctx, 0, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_COUNT_TABLE, Size: uint64(len(b)), AssignmentSeq: a.Seq}, [][]byte{b})
+	case *fedclaimspb.Assignment_Train:
+		blob, err := s.download(ctx, round, fedclaimspb.BlobKind_BLOB_KIND_GLOBAL_MODEL, "", task.Train.Model)
 		if err != nil {
 			return err
 		}
@@ -194,15 +194,15 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		s.mu.Lock()
 		s.sent[version] = d
 		s.mu.Unlock()
-		if err := s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size, AssignmentSeq: a.Seq,
-			Update: &proto.UpdateInfo{Chunks: uint32(len(chunks)), LocalSteps: 1, TrainLoss: 2.5}}, msgs); err != nil {
+		if err := s.uploadBlob(ctx, round, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size, AssignmentSeq: a.Seq,
+			Update: &fedclaimspb.UpdateInfo{Chunks: uint32(len(chunks)), LocalSteps: 1, TrainLoss: 2.5}}, msgs); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		s.uploaded[version] = true
 		s.mu.Unlock()
 		return nil
-	case *proto.Assignment_Decrypt:
+	case *fedclaimspb.Assignment_Decrypt:
 		dt := task.Decrypt
 		if s.withhold != nil && s.withhold(round) {
 			s.mu.Lock()
@@ -213,7 +213,7 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		if len(dt.Contributors) < int(s.fc.MinSites) || !slices.Contains(dt.Decryptors, s.id) {
 			return fmt.Errorf("decrypt task with contributors %v, decryptors %v", dt.Contributors, dt.Decryptors)
 		}
-		msgs, err := s.downloadMessages(ctx, round, proto.BlobKind_BLOB_KIND_AGGREGATE, dt.Aggregate)
+		msgs, err := s.downloadMessages(ctx, round, fedclaimspb.BlobKind_BLOB_KIND_AGGREGATE, dt.Aggregate)
 		if err != nil {
 			return err
 		}
@@ -243,21 +243,21 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		if s.breakShare != nil && s.breakShare(round) {
 			// The first attempt breaks off after its first chunk, as a network blip
 			// would; the retry sends the same bytes whole.
-			if err := s.uploadPartial(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
+			if err := s.uploadPartial(ctx, round, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
 				return err
 			}
 			s.mu.Lock()
 			s.broke[round] = len(out)
 			s.mu.Unlock()
 		}
-		if err := s.uploadBlob(ctx, round, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
+		if err := s.uploadBlob(ctx, round, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_DECRYPTION_SHARE, Size: size, AssignmentSeq: a.Seq}, out); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		s.shared[round] = true
 		s.mu.Unlock()
 		return nil
-	case *proto.Assignment_Published:
+	case *fedclaimspb.Assignment_Published:
 		p := task.Published
 		blob, err := s.download(ctx, round, p.Model.Kind, "", p.Model)
 		if err != nil {
@@ -267,7 +267,7 @@ func (s *testSite) handle(ctx context.Context, a *proto.Assignment) error {
 		s.published = append(s.published, p)
 		s.models[string(p.Model.Sha256)] = blob
 		s.mu.Unlock()
-		if _, err := s.client.Acknowledge(ctx, &proto.AcknowledgeRequest{Envelope: s.env(round), AssignmentSeq: a.Seq}); err != nil {
+		if _, err := s.client.Acknowledge(ctx, &fedclaimspb.AcknowledgeRequest{Envelope: s.env(round), AssignmentSeq: a.Seq}); err != nil {
 			return err
 		}
 		if p.Final {
@@ -309,12 +309,12 @@ func (s *testSite) versionOf(blob []byte) uint64 {
 	return v
 }
 
-func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetupTask) error {
+func (s *testSite) keySetup(ctx context.Context, seq uint64, task *fedclaimspb.KeySetupTask) error {
 	if s.hold != nil {
 		s.hold(task)
 	}
 	switch task.Step {
-	case proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
+	case fedclaimspb.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
 		sh, err := s.party.PublicKeyShare()
 		if err != nil {
 			return err
@@ -323,8 +323,8 @@ func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetu
 		if err != nil {
 			return err
 		}
-		return s.uploadBlob(ctx, 0, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE, Size: uint64(len(b)), AssignmentSeq: seq}, [][]byte{b})
-	case proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES:
+		return s.uploadBlob(ctx, 0, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE, Size: uint64(len(b)), AssignmentSeq: seq}, [][]byte{b})
+	case fedclaimspb.KeySetupTask_STEP_DEAL_SHAMIR_SHARES:
 		ca, err := certs.LoadCert(s.files.CA)
 		if err != nil {
 			return err
@@ -339,7 +339,7 @@ func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetu
 			if k.SiteId != s.fc.Sites[j] {
 				return fmt.Errorf("participant %d is %q, party order says %q", j, k.SiteId, s.fc.Sites[j])
 			}
-			if err := proto.VerifyShareKey(k, s.fc.FederationId, roots, time.Now()); err != nil {
+			if err := fedclaimspb.VerifyShareKey(k, s.fc.FederationId, roots, time.Now()); err != nil {
 				return err
 			}
 			sealed, err := shares[j].Seal(k.PublicKey)
@@ -350,15 +350,15 @@ func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetu
 			if err != nil {
 				return err
 			}
-			if err := s.uploadBlob(ctx, 0, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, Size: uint64(len(b)), AssignmentSeq: seq, ToSiteId: k.SiteId}, [][]byte{b}); err != nil {
+			if err := s.uploadBlob(ctx, 0, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE, Size: uint64(len(b)), AssignmentSeq: seq, ToSiteId: k.SiteId}, [][]byte{b}); err != nil {
 				return err
 			}
 		}
 		return nil
-	case proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
+	case fedclaimspb.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
 		var got []*secureagg.ShamirShare
 		for _, d := range task.Dealers {
-			b, err := s.download(ctx, 0, proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, d, nil)
+			b, err := s.download(ctx, 0, fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE, d, nil)
 			if err != nil {
 				return err
 			}
@@ -375,8 +375,8 @@ func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetu
 		if err := s.party.SetShamirShares(got); err != nil {
 			return err
 		}
-	case proto.KeySetupTask_STEP_COLLECTIVE_KEY:
-		b, err := s.download(ctx, 0, proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", task.CollectiveKey)
+	case fedclaimspb.KeySetupTask_STEP_COLLECTIVE_KEY:
+		b, err := s.download(ctx, 0, fedclaimspb.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", task.CollectiveKey)
 		if err != nil {
 			return err
 		}
@@ -388,12 +388,12 @@ func (s *testSite) keySetup(ctx context.Context, seq uint64, task *proto.KeySetu
 			return err
 		}
 	}
-	_, err := s.client.Acknowledge(ctx, &proto.AcknowledgeRequest{Envelope: s.env(0), AssignmentSeq: seq})
+	_, err := s.client.Acknowledge(ctx, &fedclaimspb.AcknowledgeRequest{Envelope: s.env(0), AssignmentSeq: seq})
 	return err
 }
 
 // startUpload opens an upload and sends hdr, with the SHA-256 of msgs.
-func (s *testSite) startUpload(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) (proto.Federation_UploadClient, error) {
+func (s *testSite) startUpload(ctx context.Context, round uint64, hdr *fedclaimspb.UploadHeader, msgs [][]byte) (fedclaimspb.Federation_UploadClient, error) {
 	st, err := s.client.Upload(ctx)
 	if err != nil {
 		return nil, err
@@ -403,19 +403,19 @@ func (s *testSite) startUpload(ctx context.Context, round uint64, hdr *proto.Upl
 		h.Write(m)
 	}
 	hdr.Sha256 = h.Sum(nil)
-	if err := st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
+	if err := st.Send(&fedclaimspb.UploadRequest{Envelope: s.env(round), Part: &fedclaimspb.UploadRequest_Header{Header: hdr}}); err != nil {
 		return nil, err
 	}
 	return st, nil
 }
 
-func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) error {
+func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *fedclaimspb.UploadHeader, msgs [][]byte) error {
 	st, err := s.startUpload(ctx, round, hdr, msgs)
 	if err != nil {
 		return err
 	}
-	if _, _, err := proto.SendMessages(msgs, func(c *proto.Chunk) error {
-		return st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Chunk{Chunk: c}})
+	if _, _, err := fedclaimspb.SendMessages(msgs, func(c *fedclaimspb.Chunk) error {
+		return st.Send(&fedclaimspb.UploadRequest{Envelope: s.env(round), Part: &fedclaimspb.UploadRequest_Chunk{Chunk: c}})
 	}); err != nil {
 		return err
 	}
@@ -430,13 +430,13 @@ func (s *testSite) uploadBlob(ctx context.Context, round uint64, hdr *proto.Uplo
 }
 
 // uploadPartial sends hdr and the first chunk of msgs, then ends the stream.
-func (s *testSite) uploadPartial(ctx context.Context, round uint64, hdr *proto.UploadHeader, msgs [][]byte) error {
-	st, err := s.startUpload(ctx, round, gproto.Clone(hdr).(*proto.UploadHeader), msgs)
+func (s *testSite) uploadPartial(ctx context.Context, round uint64, hdr *fedclaimspb.UploadHeader, msgs [][]byte) error {
+	st, err := s.startUpload(ctx, round, proto.Clone(hdr).(*fedclaimspb.UploadHeader), msgs)
 	if err != nil {
 		return err
 	}
-	c := &proto.Chunk{Index: 0, Data: msgs[0]}
-	if err := st.Send(&proto.UploadRequest{Envelope: s.env(round), Part: &proto.UploadRequest_Chunk{Chunk: c}}); err != nil {
+	c := &fedclaimspb.Chunk{Index: 0, Data: msgs[0]}
+	if err := st.Send(&fedclaimspb.UploadRequest{Envelope: s.env(round), Part: &fedclaimspb.UploadRequest_Chunk{Chunk: c}}); err != nil {
 		return err
 	}
 	// The stream ends early: the aggregator reads chunk 0 into the decryption, then
@@ -447,8 +447,8 @@ func (s *testSite) uploadPartial(ctx context.Context, round uint64, hdr *proto.U
 	return nil
 }
 
-func (s *testSite) openDownload(ctx context.Context, round uint64, kind proto.BlobKind, from string, want *proto.BlobRef) (*proto.BlobReader, error) {
-	st, err := s.client.Download(ctx, &proto.DownloadRequest{Envelope: s.env(round), Kind: kind, FromSiteId: from})
+func (s *testSite) openDownload(ctx context.Context, round uint64, kind fedclaimspb.BlobKind, from string, want *fedclaimspb.BlobRef) (*fedclaimspb.BlobReader, error) {
+	st, err := s.client.Download(ctx, &fedclaimspb.DownloadRequest{Envelope: s.env(round), Kind: kind, FromSiteId: from})
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +463,7 @@ func (s *testSite) openDownload(ctx context.Context, round uint64, kind proto.Bl
 	if want != nil && (ref.Size != want.Size || !bytes.Equal(ref.Sha256, want.Sha256)) {
 		return nil, fmt.Errorf("download of %s is %d bytes %x, the assignment named %d bytes %x", kind, ref.Size, ref.Sha256, want.Size, want.Sha256)
 	}
-	return proto.NewBlobReader(func() (*proto.Chunk, error) {
+	return fedclaimspb.NewBlobReader(func() (*fedclaimspb.Chunk, error) {
 		m, err := st.Recv()
 		if err != nil {
 			return nil, err
@@ -472,7 +472,7 @@ func (s *testSite) openDownload(ctx context.Context, round uint64, kind proto.Bl
 	}, ref.Size, ref.Sha256), nil
 }
 
-func (s *testSite) download(ctx context.Context, round uint64, kind proto.BlobKind, from string, want *proto.BlobRef) ([]byte, error) {
+func (s *testSite) download(ctx context.Context, round uint64, kind fedclaimspb.BlobKind, from string, want *fedclaimspb.BlobRef) ([]byte, error) {
 	r, err := s.openDownload(ctx, round, kind, from, want)
 	if err != nil {
 		return nil, err
@@ -480,7 +480,7 @@ func (s *testSite) download(ctx context.Context, round uint64, kind proto.BlobKi
 	return io.ReadAll(r)
 }
 
-func (s *testSite) downloadMessages(ctx context.Context, round uint64, kind proto.BlobKind, want *proto.BlobRef) ([][]byte, error) {
+func (s *testSite) downloadMessages(ctx context.Context, round uint64, kind fedclaimspb.BlobKind, want *fedclaimspb.BlobRef) ([][]byte, error) {
 	r, err := s.openDownload(ctx, round, kind, "", want)
 	if err != nil {
 		return nil, err

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 )
 
 func tinyModel(t *testing.T, seed uint64) *model.Model {
@@ -114,18 +114,18 @@ func TestAuditFailsClosed(t *testing.T) {
 	f := newTestFed(t, func(c *Config) { c.AutoStart = false })
 	f.start()
 	ctx := t.Context()
-	env := &proto.Envelope{FederationId: f.cfg.Federation}
+	env := &fedclaimspb.Envelope{FederationId: f.cfg.Federation}
 	if err := f.srv.audit.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.admin().Pause(ctx, &proto.ControlRequest{Envelope: env}); status.Code(err) != codes.Unavailable {
+	if _, err := f.admin().Pause(ctx, &fedclaimspb.ControlRequest{Envelope: env}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("pause with the audit log closed: err = %v", err)
 	}
-	st, err := f.admin().Status(ctx, &proto.StatusRequest{Envelope: env})
+	st, err := f.admin().Status(ctx, &fedclaimspb.StatusRequest{Envelope: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State == proto.StatusResponse_STATE_PAUSED {
+	if st.State == fedclaimspb.StatusResponse_STATE_PAUSED {
 		t.Fatal("the pause went ahead without its audit entry")
 	}
 	var saved State
@@ -141,8 +141,8 @@ func TestCutAuditLogRefused(t *testing.T) {
 	f := newTestFed(t, func(c *Config) { c.AutoStart = false })
 	f.start()
 	ctx := t.Context()
-	env := &proto.Envelope{FederationId: f.cfg.Federation}
-	if _, err := f.admin().Pause(ctx, &proto.ControlRequest{Envelope: env}); err != nil {
+	env := &fedclaimspb.Envelope{FederationId: f.cfg.Federation}
+	if _, err := f.admin().Pause(ctx, &fedclaimspb.ControlRequest{Envelope: env}); err != nil {
 		t.Fatal(err)
 	}
 	f.stop()

@@ -18,8 +18,8 @@ import (
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/site"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -134,10 +134,10 @@ func (f *federation) waitSites(ctx context.Context, ids ...string) {
 	}
 }
 
-func (f *federation) status(ctx context.Context) *proto.StatusResponse {
+func (f *federation) status(ctx context.Context) *fedclaimspb.StatusResponse {
 	f.t.Helper()
-	st, err := proto.NewAdminClient(dial(f.t, f.agg.addr, clientTLS(f.t, certs.AdminFiles(f.pki)))).
-		Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: "e2e"}})
+	st, err := fedclaimspb.NewAdminClient(dial(f.t, f.agg.addr, clientTLS(f.t, certs.AdminFiles(f.pki)))).
+		Status(ctx, &fedclaimspb.StatusRequest{Envelope: &fedclaimspb.Envelope{FederationId: "e2e"}})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestThreeSitesTwoRounds(t *testing.T) {
 	defer cancel()
 	f.waitSites(ctx, ids...)
 	st := f.status(ctx)
-	if st.GetState() != proto.StatusResponse_STATE_FINISHED {
+	if st.GetState() != fedclaimspb.StatusResponse_STATE_FINISHED {
 		t.Fatalf("aggregator state %v (%s) after the sites finished", st.GetState(), st.GetPhase())
 	}
 	if len(st.GetHistory()) != 2 {
@@ -398,7 +398,7 @@ func TestSiteKilledMidRound(t *testing.T) {
 		t.Fatal("h03 uploaded its round-1 update before it could be killed; the test needs longer local training")
 	}
 
-	var st *proto.StatusResponse
+	var st *fedclaimspb.StatusResponse
 	waitFor(t, time.Minute, "round 1 to complete without h03", func() bool {
 		st = f.status(ctx)
 		return len(st.GetHistory()) >= 1
@@ -413,7 +413,7 @@ func TestSiteKilledMidRound(t *testing.T) {
 	f.startSite("h03")
 	f.waitSites(ctx, ids...)
 	st = f.status(ctx)
-	if st.GetState() != proto.StatusResponse_STATE_FINISHED || len(st.GetHistory()) != 2 {
+	if st.GetState() != fedclaimspb.StatusResponse_STATE_FINISHED || len(st.GetHistory()) != 2 {
 		t.Fatalf("state %v with %d rounds applied, want finished after 2", st.GetState(), len(st.GetHistory()))
 	}
 	t.Logf("round 2 contributors after h03 rejoined: %v", st.GetHistory()[1].GetContributors())
@@ -456,7 +456,7 @@ func TestAggregatorRestartResumes(t *testing.T) {
 	for _, id := range ids {
 		f.startSite(id)
 	}
-	var before *proto.StatusResponse
+	var before *fedclaimspb.StatusResponse
 	waitFor(t, time.Minute, "round 1 to be applied", func() bool {
 		before = f.status(ctx)
 		return len(before.GetHistory()) >= 1
@@ -478,7 +478,7 @@ func TestAggregatorRestartResumes(t *testing.T) {
 
 	f.waitSites(ctx, ids...)
 	st := f.status(ctx)
-	if st.GetState() != proto.StatusResponse_STATE_FINISHED || len(st.GetHistory()) != 3 {
+	if st.GetState() != fedclaimspb.StatusResponse_STATE_FINISHED || len(st.GetHistory()) != 3 {
 		t.Fatalf("state %v with %d rounds applied, want finished after 3", st.GetState(), len(st.GetHistory()))
 	}
 	var rounds []uint64

@@ -20,7 +20,7 @@ import (
 	"github.com/fedclaims/fedclaims/aggregator"
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -133,7 +133,7 @@ func (ra *runningAggregator) auditPath() string {
 // dial connects to the aggregator with tlsConf; the connection closes with the test.
 func dial(t *testing.T, addr string, tlsConf *tls.Config) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, proto.DialOptions(tlsConf)...)
+	conn, err := grpc.NewClient(addr, fedclaimspb.DialOptions(tlsConf)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func clientTLS(t *testing.T, f certs.Files) *tls.Config {
 
 // enrollRequest is a well-formed enrolment for site id with a share key signed by
 // the key of its certificate in f.
-func enrollRequest(t *testing.T, f certs.Files, federation, id string) *proto.EnrollRequest {
+func enrollRequest(t *testing.T, f certs.Files, federation, id string) *fedclaimspb.EnrollRequest {
 	t.Helper()
 	pair, _, err := certs.LoadPair(f)
 	if err != nil {
@@ -166,11 +166,11 @@ func enrollRequest(t *testing.T, f certs.Files, federation, id string) *proto.En
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := proto.SignShareKey(pair.PrivateKey.(crypto.Signer), cert, federation, tk.PublicKey())
+	sk, err := fedclaimspb.SignShareKey(pair.PrivateKey.(crypto.Signer), cert, federation, tk.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &proto.EnrollRequest{Envelope: &proto.Envelope{FederationId: federation, SiteId: id}, SoftwareVersion: "e2e", ShareKey: sk}
+	return &fedclaimspb.EnrollRequest{Envelope: &fedclaimspb.Envelope{FederationId: federation, SiteId: id}, SoftwareVersion: "e2e", ShareKey: sk}
 }
 
 // auditEntries verifies a log and returns its entries.

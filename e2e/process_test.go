@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/fedclaims/fedclaims/audit"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/localfed"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 )
 
 // buildFedclaims builds the fedclaims binary with this test's build tags.
@@ -74,7 +74,7 @@ func TestProcesses(t *testing.T) {
 	if hasEntry(h03.AuditLog, audit.Upload, 1) {
 		t.Fatal("h03 uploaded its round-1 update before it could be killed; the test needs longer local training")
 	}
-	var st *proto.StatusResponse
+	var st *fedclaimspb.StatusResponse
 	waitFor(t, time.Minute, "round 1 to be applied without h03", func() bool {
 		st, err = f.Status(ctx)
 		return err == nil && len(st.GetHistory()) >= 1

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 )
 
 // refusals returns the aggregator's audited refusals.
@@ -57,7 +57,7 @@ func TestRefusedCallers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	enroll := func(tc *tls.Config, f certs.Files, id string) error {
-		c := proto.NewFederationClient(dial(t, ra.addr, tc))
+		c := fedclaimspb.NewFederationClient(dial(t, ra.addr, tc))
 		_, err := c.Enroll(ctx, enrollRequest(t, f, "e2e", id))
 		return err
 	}
@@ -90,16 +90,16 @@ func TestRefusedCallers(t *testing.T) {
 			return enroll(clientTLS(t, f), f, "h09")
 		}, []codes.Code{codes.PermissionDenied}, "h09"},
 		{"admin certificate on the site service", func() error {
-			c := proto.NewFederationClient(dial(t, ra.addr, clientTLS(t, certs.AdminFiles(pki))))
-			s, err := c.Work(ctx, &proto.WorkRequest{Envelope: &proto.Envelope{FederationId: "e2e"}})
+			c := fedclaimspb.NewFederationClient(dial(t, ra.addr, clientTLS(t, certs.AdminFiles(pki))))
+			s, err := c.Work(ctx, &fedclaimspb.WorkRequest{Envelope: &fedclaimspb.Envelope{FederationId: "e2e"}})
 			if err == nil {
 				_, err = s.Recv()
 			}
 			return err
 		}, []codes.Code{codes.PermissionDenied}, "admin"},
 		{"site certificate on the admin service", func() error {
-			c := proto.NewAdminClient(dial(t, ra.addr, clientTLS(t, h01)))
-			_, err := c.Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: "e2e"}})
+			c := fedclaimspb.NewAdminClient(dial(t, ra.addr, clientTLS(t, h01)))
+			_, err := c.Status(ctx, &fedclaimspb.StatusRequest{Envelope: &fedclaimspb.Envelope{FederationId: "e2e"}})
 			return err
 		}, []codes.Code{codes.PermissionDenied}, "h01"},
 	}
@@ -130,8 +130,8 @@ func TestRefusedCallers(t *testing.T) {
 	}
 
 	// Nobody but h01 enrolled.
-	st, err := proto.NewAdminClient(dial(t, ra.addr, clientTLS(t, certs.AdminFiles(pki)))).
-		Status(ctx, &proto.StatusRequest{Envelope: &proto.Envelope{FederationId: "e2e"}})
+	st, err := fedclaimspb.NewAdminClient(dial(t, ra.addr, clientTLS(t, certs.AdminFiles(pki)))).
+		Status(ctx, &fedclaimspb.StatusRequest{Envelope: &fedclaimspb.Envelope{FederationId: "e2e"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +153,12 @@ func TestEnvelopeMismatchRefusedAndAudited(t *testing.T) {
 	pki := consortium(t, sites...)
 	ra := startAggregator(t, aggregatorConfig(t, pki, sites))
 	h01 := certs.SiteFiles(pki, "h01")
-	fc := proto.NewFederationClient(dial(t, ra.addr, clientTLS(t, h01)))
+	fc := fedclaimspb.NewFederationClient(dial(t, ra.addr, clientTLS(t, h01)))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	env := func(fed string, round uint64, site string) *proto.Envelope {
-		return &proto.Envelope{FederationId: fed, RoundId: round, SiteId: site}
+	env := func(fed string, round uint64, site string) *fedclaimspb.Envelope {
+		return &fedclaimspb.Envelope{FederationId: fed, RoundId: round, SiteId: site}
 	}
 	tests := []struct {
 		name string
@@ -184,7 +184,7 @@ func TestEnvelopeMismatchRefusedAndAudited(t *testing.T) {
 			return err
 		}},
 		{"work stream for another site", codes.PermissionDenied, func() error {
-			s, err := fc.Work(ctx, &proto.WorkRequest{Envelope: env("e2e", 0, "h02")})
+			s, err := fc.Work(ctx, &fedclaimspb.WorkRequest{Envelope: env("e2e", 0, "h02")})
 			if err == nil {
 				_, err = s.Recv()
 			}
@@ -195,8 +195,8 @@ func TestEnvelopeMismatchRefusedAndAudited(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			err = u.Send(&proto.UploadRequest{Envelope: env("e2e", 1, "h02"), Part: &proto.UploadRequest_Header{
-				Header: &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}}})
+			err = u.Send(&fedclaimspb.UploadRequest{Envelope: env("e2e", 1, "h02"), Part: &fedclaimspb.UploadRequest_Header{
+				Header: &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}}})
 			if err == nil {
 				_, err = u.CloseAndRecv()
 			}
@@ -207,8 +207,8 @@ func TestEnvelopeMismatchRefusedAndAudited(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			err = u.Send(&proto.UploadRequest{Envelope: env("e2e", 3, "h01"), Part: &proto.UploadRequest_Header{
-				Header: &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}}})
+			err = u.Send(&fedclaimspb.UploadRequest{Envelope: env("e2e", 3, "h01"), Part: &fedclaimspb.UploadRequest_Header{
+				Header: &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: 1}}})
 			if err == nil {
 				_, err = u.CloseAndRecv()
 			}

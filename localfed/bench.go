@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/site"
 )
@@ -265,7 +265,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 // error, the aggregator's exit, the federation stopping or ctx ending is an error.
 // It returns the last status and the aggregator's peak resident set when the first
 // round was seen training.
-func (f *Federation) benchWait(ctx context.Context, errs <-chan error, sitesDone <-chan struct{}, log *slog.Logger) (st *proto.StatusResponse, setupPeak int64, err error) {
+func (f *Federation) benchWait(ctx context.Context, errs <-chan error, sitesDone <-chan struct{}, log *slog.Logger) (st *fedclaimspb.StatusResponse, setupPeak int64, err error) {
 	c, conn, err := f.Admin()
 	if err != nil {
 		return nil, 0, err
@@ -278,7 +278,7 @@ func (f *Federation) benchWait(ctx context.Context, errs <-chan error, sitesDone
 	for {
 		if !finished {
 			cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-			s, err := c.Status(cctx, &proto.StatusRequest{Envelope: f.Envelope()})
+			s, err := c.Status(cctx, &fedclaimspb.StatusRequest{Envelope: f.Envelope()})
 			ccancel()
 			if err == nil {
 				st = s
@@ -287,15 +287,15 @@ func (f *Federation) benchWait(ctx context.Context, errs <-chan error, sitesDone
 					log.Info("aggregator", "state", st.GetState().String(), "round", st.GetRound(), "phase", st.GetPhase(), "applied", len(st.GetHistory()))
 					lastPhase = phase
 				}
-				if setupPeak == 0 && (st.GetState() == proto.StatusResponse_STATE_TRAINING || st.GetState() == proto.StatusResponse_STATE_FINISHED) {
+				if setupPeak == 0 && (st.GetState() == fedclaimspb.StatusResponse_STATE_TRAINING || st.GetState() == fedclaimspb.StatusResponse_STATE_FINISHED) {
 					if setupPeak, err = PeakRSS(f.Aggregator.Pid()); err != nil {
 						return st, 0, err
 					}
 				}
 				switch st.GetState() {
-				case proto.StatusResponse_STATE_FINISHED:
+				case fedclaimspb.StatusResponse_STATE_FINISHED:
 					finished = true
-				case proto.StatusResponse_STATE_STOPPED:
+				case fedclaimspb.StatusResponse_STATE_STOPPED:
 					return st, setupPeak, errors.New("localfed: bench: the federation was stopped before its last round")
 				}
 			}
@@ -312,9 +312,9 @@ func (f *Federation) benchWait(ctx context.Context, errs <-chan error, sitesDone
 			// Every agent returned without an error before the aggregator said
 			// finished: read the status once more.
 			cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-			s, err := c.Status(cctx, &proto.StatusRequest{Envelope: f.Envelope()})
+			s, err := c.Status(cctx, &fedclaimspb.StatusRequest{Envelope: f.Envelope()})
 			ccancel()
-			if err == nil && s.GetState() == proto.StatusResponse_STATE_FINISHED {
+			if err == nil && s.GetState() == fedclaimspb.StatusResponse_STATE_FINISHED {
 				return s, setupPeak, nil
 			}
 			return st, setupPeak, fmt.Errorf("localfed: bench: every site agent returned before the federation finished (status %v, %v)", s.GetState(), err)

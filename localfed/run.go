@@ -14,7 +14,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 )
 
 // Start launches the aggregator, waits until it answers the admin API, then
@@ -75,31 +75,31 @@ func (f *Federation) waitAggregator(ctx context.Context) error {
 
 // Admin dials the aggregator with the admin certificate. The caller closes the
 // connection.
-func (f *Federation) Admin() (proto.AdminClient, *grpc.ClientConn, error) {
+func (f *Federation) Admin() (fedclaimspb.AdminClient, *grpc.ClientConn, error) {
 	tlsConf, err := certs.ClientTLS(certs.AdminFiles(f.PKI), "127.0.0.1")
 	if err != nil {
 		return nil, nil, fmt.Errorf("localfed: %w", err)
 	}
-	conn, err := grpc.NewClient(f.Addr, proto.DialOptions(tlsConf)...)
+	conn, err := grpc.NewClient(f.Addr, fedclaimspb.DialOptions(tlsConf)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("localfed: dialling %s: %w", f.Addr, err)
 	}
-	return proto.NewAdminClient(conn), conn, nil
+	return fedclaimspb.NewAdminClient(conn), conn, nil
 }
 
 // Envelope is the admin's envelope for this federation.
-func (f *Federation) Envelope() *proto.Envelope {
-	return &proto.Envelope{FederationId: f.opts.Federation}
+func (f *Federation) Envelope() *fedclaimspb.Envelope {
+	return &fedclaimspb.Envelope{FederationId: f.opts.Federation}
 }
 
 // Status asks the aggregator for its status over a fresh admin connection.
-func (f *Federation) Status(ctx context.Context) (*proto.StatusResponse, error) {
+func (f *Federation) Status(ctx context.Context) (*fedclaimspb.StatusResponse, error) {
 	c, conn, err := f.Admin()
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	return c.Status(ctx, &proto.StatusRequest{Envelope: f.Envelope()})
+	return c.Status(ctx, &fedclaimspb.StatusRequest{Envelope: f.Envelope()})
 }
 
 // Close stops every process still running: SIGTERM, then SIGKILL after a grace
@@ -120,7 +120,7 @@ func (f *Federation) Close() {
 // and exit. A site or the aggregator that exits with an error before then, the
 // federation stopping, or ctx ending, is an error. Sites listed in down are
 // expected not to be running (killed by a test) and are not waited for.
-func (f *Federation) Wait(ctx context.Context, progress func(*proto.StatusResponse), down ...string) (*proto.StatusResponse, error) {
+func (f *Federation) Wait(ctx context.Context, progress func(*fedclaimspb.StatusResponse), down ...string) (*fedclaimspb.StatusResponse, error) {
 	c, conn, err := f.Admin()
 	if err != nil {
 		return nil, err
@@ -128,10 +128,10 @@ func (f *Federation) Wait(ctx context.Context, progress func(*proto.StatusRespon
 	defer conn.Close()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	var st *proto.StatusResponse
+	var st *fedclaimspb.StatusResponse
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := c.Status(cctx, &proto.StatusRequest{Envelope: f.Envelope()})
+		s, err := c.Status(cctx, &fedclaimspb.StatusRequest{Envelope: f.Envelope()})
 		cancel()
 		if err == nil {
 			st = s
@@ -139,9 +139,9 @@ func (f *Federation) Wait(ctx context.Context, progress func(*proto.StatusRespon
 				progress(st)
 			}
 			switch st.GetState() {
-			case proto.StatusResponse_STATE_FINISHED:
+			case fedclaimspb.StatusResponse_STATE_FINISHED:
 				return st, f.waitSites(ctx, down)
-			case proto.StatusResponse_STATE_STOPPED:
+			case fedclaimspb.StatusResponse_STATE_STOPPED:
 				return st, errors.New("localfed: the federation was stopped before its last round")
 			}
 		}
@@ -211,7 +211,7 @@ func (f *Federation) Uploads() ([]Upload, error) {
 		if e.Type != audit.Upload || e.Round == 0 {
 			continue
 		}
-		if kind := e.Fields["kind"]; kind != "" && kind != proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE.String() && kind != "encrypted_update" {
+		if kind := e.Fields["kind"]; kind != "" && kind != fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE.String() && kind != "encrypted_update" {
 			continue
 		}
 		n, err := strconv.ParseUint(e.Fields["bytes"], 10, 64)
@@ -230,7 +230,7 @@ func (f *Federation) Uploads() ([]Upload, error) {
 type Result struct {
 	// Final is the aggregator's last status: its History holds every applied
 	// round's contributors, mean training loss, duration and upload bytes.
-	Final *proto.StatusResponse
+	Final *fedclaimspb.StatusResponse
 	// Uploads are the encrypted updates received, per round and site.
 	Uploads []Upload
 	// Wall is the time from starting the processes to the last site's exit.
@@ -239,7 +239,7 @@ type Result struct {
 
 // Run is Start, Wait and Close: it runs a prepared federation to its end and
 // reports it. The processes are stopped whatever happens.
-func (f *Federation) Run(ctx context.Context, progress func(*proto.StatusResponse)) (*Result, error) {
+func (f *Federation) Run(ctx context.Context, progress func(*fedclaimspb.StatusResponse)) (*Result, error) {
 	defer f.Close()
 	start := time.Now()
 	if err := f.Start(ctx); err != nil {

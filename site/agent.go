@@ -17,13 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
@@ -45,8 +45,8 @@ type Agent struct {
 	tk     *secureagg.TransportKey
 	now    func() time.Time
 
-	client proto.FederationClient
-	fed    *proto.FederationConfig
+	client fedclaimspb.FederationClient
+	fed    *fedclaimspb.FederationConfig
 	party  *secureagg.Party
 
 	vocab      *tokenizer.Vocab
@@ -154,7 +154,7 @@ func (a *Agent) loadState() error {
 	if b, err = a.st.read(federationFile); err != nil {
 		return err
 	} else if b != nil {
-		a.fed = new(proto.FederationConfig)
+		a.fed = new(fedclaimspb.FederationConfig)
 		if err := protojson.Unmarshal(b, a.fed); err != nil {
 			return fmt.Errorf("state %s: %w", a.st.path(federationFile), err)
 		}
@@ -210,12 +210,12 @@ func (a *Agent) record(ctx context.Context, typ string, round uint64, fields map
 // (errUnsafeConfig: a threshold or min_sites secureagg.Config does not accept), or a
 // state directory of another federation.
 func (a *Agent) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(a.cfg.Aggregator, proto.DialOptions(a.tls)...)
+	conn, err := grpc.NewClient(a.cfg.Aggregator, fedclaimspb.DialOptions(a.tls)...)
 	if err != nil {
 		return fmt.Errorf("aggregator %s: %w", a.cfg.Aggregator, err)
 	}
 	defer conn.Close()
-	a.client = proto.NewFederationClient(conn)
+	a.client = fedclaimspb.NewFederationClient(conn)
 	jitter := rand.New(rand.NewPCG(a.cfg.Seed, jitterSeed(a.cfg.Seed, a.cfg.SiteID)))
 	delay := a.cfg.BackoffMin
 	for {
@@ -297,7 +297,7 @@ func (a *Agent) session(ctx context.Context) (progressed bool, err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := a.client.Work(ctx, &proto.WorkRequest{Envelope: a.envelope(0), AfterSeq: after})
+	stream, err := a.client.Work(ctx, &fedclaimspb.WorkRequest{Envelope: a.envelope(0), AfterSeq: after})
 	if err != nil {
 		return false, refusedSite("work stream", err)
 	}
@@ -344,7 +344,7 @@ func (a *Agent) enrol(ctx context.Context) error {
 	if a.fed != nil && a.fed.FederationId != fc.FederationId {
 		return fmt.Errorf("enrol: %w: %s holds federation %q", errForeignState, a.st.path(federationFile), a.fed.FederationId)
 	}
-	if a.fed != nil && gproto.Equal(a.fed, fc) {
+	if a.fed != nil && proto.Equal(a.fed, fc) {
 		return nil
 	}
 	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(fc)
@@ -364,16 +364,16 @@ func (a *Agent) enrol(ctx context.Context) error {
 }
 
 // enrolAs makes one Enroll call for federation fedID.
-func (a *Agent) enrolAs(ctx context.Context, fedID string) (*proto.FederationConfig, error) {
-	key, err := proto.SignShareKey(a.signer, a.leaf, fedID, a.tk.PublicKey())
+func (a *Agent) enrolAs(ctx context.Context, fedID string) (*fedclaimspb.FederationConfig, error) {
+	key, err := fedclaimspb.SignShareKey(a.signer, a.leaf, fedID, a.tk.PublicKey())
 	if err != nil {
 		return nil, err
 	}
 	if err := a.record(ctx, audit.Enrol, 0, map[string]string{"share_key_sha256": audit.SHA256(key.PublicKey), "software": Version}); err != nil {
 		return nil, err
 	}
-	env := &proto.Envelope{FederationId: fedID, SiteId: a.cfg.SiteID}
-	resp, err := a.client.Enroll(ctx, &proto.EnrollRequest{Envelope: env, SoftwareVersion: Version, ShareKey: key})
+	env := &fedclaimspb.Envelope{FederationId: fedID, SiteId: a.cfg.SiteID}
+	resp, err := a.client.Enroll(ctx, &fedclaimspb.EnrollRequest{Envelope: env, SoftwareVersion: Version, ShareKey: key})
 	switch status.Code(err) {
 	case codes.OK:
 	case codes.FailedPrecondition, codes.InvalidArgument:
@@ -397,7 +397,7 @@ func (a *Agent) enrolAs(ctx context.Context, fedID string) (*proto.FederationCon
 }
 
 // checkConfig refuses a federation configuration this site cannot take part in.
-func (a *Agent) checkConfig(fc *proto.FederationConfig) error {
+func (a *Agent) checkConfig(fc *fedclaimspb.FederationConfig) error {
 	switch {
 	case fc == nil:
 		return errors.New("no federation configuration")
@@ -443,8 +443,8 @@ func truncate(s string) string {
 }
 
 // acknowledge reports an assignment done (herr nil) or failed.
-func (a *Agent) acknowledge(ctx context.Context, asg *proto.Assignment, herr error) error {
-	req := &proto.AcknowledgeRequest{Envelope: a.envelope(asg.Envelope.GetRoundId()), AssignmentSeq: asg.Seq}
+func (a *Agent) acknowledge(ctx context.Context, asg *fedclaimspb.Assignment, herr error) error {
+	req := &fedclaimspb.AcknowledgeRequest{Envelope: a.envelope(asg.Envelope.GetRoundId()), AssignmentSeq: asg.Seq}
 	if herr != nil {
 		req.Error = truncate(herr.Error())
 	}
@@ -458,18 +458,18 @@ func (a *Agent) acknowledge(ctx context.Context, asg *proto.Assignment, herr err
 }
 
 // handle does one assignment.
-func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) (err error) {
+func (a *Agent) handle(ctx context.Context, asg *fedclaimspb.Assignment) (err error) {
 	round := asg.Envelope.GetRoundId()
 	want := uint64(0)
 	switch asg.Task.(type) {
-	case *proto.Assignment_Train, *proto.Assignment_Decrypt:
+	case *fedclaimspb.Assignment_Train, *fedclaimspb.Assignment_Decrypt:
 		want = round
 		if round == 0 {
 			err := errors.New("round task outside a round")
 			a.refuse(ctx, round, "assignment", err)
 			return err
 		}
-	case *proto.Assignment_Published, *proto.Assignment_Control:
+	case *fedclaimspb.Assignment_Published, *fedclaimspb.Assignment_Control:
 		want = round
 	}
 	if err := a.checkEnvelope(asg.Envelope, want); err != nil {
@@ -495,37 +495,37 @@ func (a *Agent) handle(ctx context.Context, asg *proto.Assignment) (err error) {
 	}
 	log := a.log.With("seq", asg.Seq, "round", round)
 	switch t := asg.Task.(type) {
-	case *proto.Assignment_KeySetup:
+	case *fedclaimspb.Assignment_KeySetup:
 		log.Info("key setup", "step", t.KeySetup.Step)
 		return a.keySetup(ctx, asg, t.KeySetup)
-	case *proto.Assignment_Vocabulary:
+	case *fedclaimspb.Assignment_Vocabulary:
 		log.Info("vocabulary counts", "k", t.Vocabulary.KFloor)
 		return a.counts(ctx, asg, t.Vocabulary)
-	case *proto.Assignment_Train:
+	case *fedclaimspb.Assignment_Train:
 		log.Info("training round")
 		return a.train(ctx, asg, t.Train)
-	case *proto.Assignment_Decrypt:
+	case *fedclaimspb.Assignment_Decrypt:
 		log.Info("decryption share")
 		return a.decrypt(ctx, asg, t.Decrypt)
-	case *proto.Assignment_Published:
+	case *fedclaimspb.Assignment_Published:
 		log.Info("published model", "final", t.Published.Final)
 		return a.published(ctx, asg, t.Published)
-	case *proto.Assignment_Control:
+	case *fedclaimspb.Assignment_Control:
 		return a.control(ctx, asg, t.Control)
 	}
 	return fmt.Errorf("assignment %d: unknown task %T", asg.Seq, asg.Task)
 }
 
-func (a *Agent) control(ctx context.Context, asg *proto.Assignment, c *proto.Control) error {
+func (a *Agent) control(ctx context.Context, asg *fedclaimspb.Assignment, c *fedclaimspb.Control) error {
 	switch c.Action {
-	case proto.Control_ACTION_HEARTBEAT:
+	case fedclaimspb.Control_ACTION_HEARTBEAT:
 		return nil
-	case proto.Control_ACTION_PAUSED, proto.Control_ACTION_RESUMED, proto.Control_ACTION_STOPPED:
+	case fedclaimspb.Control_ACTION_PAUSED, fedclaimspb.Control_ACTION_RESUMED, fedclaimspb.Control_ACTION_STOPPED:
 		if err := a.record(ctx, "control", asg.Envelope.GetRoundId(), map[string]string{"action": c.Action.String(), "reason": truncate(c.Reason)}); err != nil {
 			return err
 		}
 		a.log.Info("federation control", "action", c.Action, "reason", c.Reason)
-		if c.Action == proto.Control_ACTION_STOPPED {
+		if c.Action == fedclaimspb.Control_ACTION_STOPPED {
 			return errFinished
 		}
 		return nil

@@ -17,8 +17,8 @@ import (
 	"github.com/fedclaims/fedclaims/aggregator"
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -250,7 +250,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := a.checkConfig(&proto.FederationConfig{FederationId: tt.federation, Sites: tt.sites, Threshold: tt.threshold, MinSites: tt.minSites})
+			err := a.checkConfig(&fedclaimspb.FederationConfig{FederationId: tt.federation, Sites: tt.sites, Threshold: tt.threshold, MinSites: tt.minSites})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatal(err)

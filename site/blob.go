@@ -8,17 +8,17 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 )
 
 // envelope is what every message from this site carries.
-func (a *Agent) envelope(round uint64) *proto.Envelope {
-	return &proto.Envelope{FederationId: a.federationID(), RoundId: round, SiteId: a.cfg.SiteID}
+func (a *Agent) envelope(round uint64) *fedclaimspb.Envelope {
+	return &fedclaimspb.Envelope{FederationId: a.federationID(), RoundId: round, SiteId: a.cfg.SiteID}
 }
 
 // checkEnvelope checks a message from the aggregator: this federation, this site and
 // the round the site is working on.
-func (a *Agent) checkEnvelope(env *proto.Envelope, round uint64) error {
+func (a *Agent) checkEnvelope(env *fedclaimspb.Envelope, round uint64) error {
 	switch {
 	case env == nil:
 		return errors.New("message without an envelope")
@@ -44,10 +44,10 @@ func (b *blob) bytes() []byte { return bytes.Join(b.chunks, nil) }
 // download fetches a blob of kind (from dealer from, for a Shamir share) for round.
 // want, when not nil, is the reference the assignment gave: the aggregator's header
 // must agree with it, and the chunks must add up to its size and hash.
-func (a *Agent) download(ctx context.Context, round uint64, kind proto.BlobKind, from string, want *proto.BlobRef) (*blob, error) {
+func (a *Agent) download(ctx context.Context, round uint64, kind fedclaimspb.BlobKind, from string, want *fedclaimspb.BlobRef) (*blob, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := a.client.Download(ctx, &proto.DownloadRequest{Envelope: a.envelope(round), Kind: kind, FromSiteId: from})
+	stream, err := a.client.Download(ctx, &fedclaimspb.DownloadRequest{Envelope: a.envelope(round), Kind: kind, FromSiteId: from})
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %w", kind, err)
 	}
@@ -76,7 +76,7 @@ func (a *Agent) download(ctx context.Context, round uint64, kind proto.BlobKind,
 	if len(sum) == 0 {
 		return nil, fmt.Errorf("download %s: no SHA-256 to check the blob against", kind)
 	}
-	r := proto.NewBlobReader(func() (*proto.Chunk, error) {
+	r := fedclaimspb.NewBlobReader(func() (*fedclaimspb.Chunk, error) {
 		m, err := stream.Recv()
 		if err != nil {
 			return nil, err
@@ -104,7 +104,7 @@ func (a *Agent) download(ctx context.Context, round uint64, kind proto.BlobKind,
 // upload sends msgs as one blob of kind, one message per chunk when perChunk is set
 // (secureagg messages, which the aggregator decodes chunk by chunk), else as bytes cut
 // into chunks. It checks that the aggregator received what was sent.
-func (a *Agent) upload(ctx context.Context, round, seq uint64, hdr *proto.UploadHeader, msgs [][]byte, perChunk bool) (uint64, []byte, error) {
+func (a *Agent) upload(ctx context.Context, round, seq uint64, hdr *fedclaimspb.UploadHeader, msgs [][]byte, perChunk bool) (uint64, []byte, error) {
 	h := sha256.New()
 	var size uint64
 	for _, m := range msgs {
@@ -119,16 +119,16 @@ func (a *Agent) upload(ctx context.Context, round, seq uint64, hdr *proto.Upload
 		return 0, nil, fmt.Errorf("upload %s: %w", hdr.Kind, err)
 	}
 	env := a.envelope(round)
-	if err := stream.Send(&proto.UploadRequest{Envelope: env, Part: &proto.UploadRequest_Header{Header: hdr}}); err != nil {
+	if err := stream.Send(&fedclaimspb.UploadRequest{Envelope: env, Part: &fedclaimspb.UploadRequest_Header{Header: hdr}}); err != nil {
 		return 0, nil, fmt.Errorf("upload %s: %w", hdr.Kind, uploadErr(stream, err))
 	}
-	send := func(c *proto.Chunk) error {
-		return stream.Send(&proto.UploadRequest{Envelope: env, Part: &proto.UploadRequest_Chunk{Chunk: c}})
+	send := func(c *fedclaimspb.Chunk) error {
+		return stream.Send(&fedclaimspb.UploadRequest{Envelope: env, Part: &fedclaimspb.UploadRequest_Chunk{Chunk: c}})
 	}
 	if perChunk {
-		_, _, err = proto.SendMessages(msgs, send)
+		_, _, err = fedclaimspb.SendMessages(msgs, send)
 	} else {
-		_, _, err = proto.SendBlob(bytes.NewReader(bytes.Join(msgs, nil)), send)
+		_, _, err = fedclaimspb.SendBlob(bytes.NewReader(bytes.Join(msgs, nil)), send)
 	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("upload %s: %w", hdr.Kind, uploadErr(stream, err))
@@ -149,7 +149,7 @@ func (a *Agent) upload(ctx context.Context, round, seq uint64, hdr *proto.Upload
 
 // uploadErr returns the server's reason when a send failed because the server ended
 // the stream (Send reports only io.EOF then).
-func uploadErr(stream proto.Federation_UploadClient, err error) error {
+func uploadErr(stream fedclaimspb.Federation_UploadClient, err error) error {
 	if errors.Is(err, io.EOF) {
 		if _, rerr := stream.CloseAndRecv(); rerr != nil {
 			return rerr

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/fedclaims/fedclaims/audit"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -20,7 +20,7 @@ import (
 func TestDecryptRefusals(t *testing.T) {
 	a := newTestAgent(t)
 	sites := []string{"a", "b", "c", "d"}
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: sites, Threshold: 2, MinSites: 3}
+	a.fed = &fedclaimspb.FederationConfig{FederationId: "fed", Sites: sites, Threshold: 2, MinSites: 3}
 	params, err := secureagg.NewParameters(secureagg.PresetN12Q60)
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +54,8 @@ func TestDecryptRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", RoundId: tt.round, SiteId: "a"}, Seq: 1,
-				Task: &proto.Assignment_Decrypt{Decrypt: &proto.DecryptTask{Contributors: tt.contributors, Decryptors: tt.decryptors}}}
+			asg := &fedclaimspb.Assignment{Envelope: &fedclaimspb.Envelope{FederationId: "fed", RoundId: tt.round, SiteId: "a"}, Seq: 1,
+				Task: &fedclaimspb.Assignment_Decrypt{Decrypt: &fedclaimspb.DecryptTask{Contributors: tt.contributors, Decryptors: tt.decryptors}}}
 			err := a.handle(context.Background(), asg)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || fatal(err) {
 				t.Fatalf("got %v, want a refusal with %q", err, tt.want)

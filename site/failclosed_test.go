@@ -17,7 +17,7 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims/synth"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 )
 
 // newTestAgent is an agent of site "a" over one synthetic hospital, not connected.
@@ -48,19 +48,19 @@ func newTestAgent(t *testing.T) *Agent {
 // so an action that went ahead would panic on the nil client.
 func TestFailClosed(t *testing.T) {
 	a := newTestAgent(t)
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
+	a.fed = &fedclaimspb.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
 	if err := a.audit.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", SiteId: "a"}, Seq: 1,
-		Task: &proto.Assignment_Vocabulary{Vocabulary: &proto.VocabularyTask{KFloor: 3}}}
+	asg := &fedclaimspb.Assignment{Envelope: &fedclaimspb.Envelope{FederationId: "fed", SiteId: "a"}, Seq: 1,
+		Task: &fedclaimspb.Assignment_Vocabulary{Vocabulary: &fedclaimspb.VocabularyTask{KFloor: 3}}}
 	for name, do := range map[string]func() error{
 		"enrol":      func() error { return a.enrol(ctx) },
 		"vocabulary": func() error { return a.handle(ctx, asg) },
 		"key share": func() error {
-			return a.handle(ctx, &proto.Assignment{Envelope: asg.Envelope, Seq: 2,
-				Task: &proto.Assignment_KeySetup{KeySetup: &proto.KeySetupTask{Step: proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE}}})
+			return a.handle(ctx, &fedclaimspb.Assignment{Envelope: asg.Envelope, Seq: 2,
+				Task: &fedclaimspb.Assignment_KeySetup{KeySetup: &fedclaimspb.KeySetupTask{Step: fedclaimspb.KeySetupTask_STEP_PUBLIC_KEY_SHARE}}})
 		},
 	} {
 		err := do()
@@ -98,11 +98,11 @@ func TestNewRefuses(t *testing.T) {
 // TestLateRoundTask: a round task past its deadline is reported, not worked on.
 func TestLateRoundTask(t *testing.T) {
 	a := newTestAgent(t)
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
+	a.fed = &fedclaimspb.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
 	a.now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
-	asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", RoundId: 4, SiteId: "a"}, Seq: 9,
+	asg := &fedclaimspb.Assignment{Envelope: &fedclaimspb.Envelope{FederationId: "fed", RoundId: 4, SiteId: "a"}, Seq: 9,
 		Deadline: timestamppb.New(time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)),
-		Task:     &proto.Assignment_Train{Train: &proto.TrainTask{LocalSteps: 1}}}
+		Task:     &fedclaimspb.Assignment_Train{Train: &fedclaimspb.TrainTask{LocalSteps: 1}}}
 	before, _ := a.audit.Head()
 	err := a.handle(context.Background(), asg)
 	if err == nil || fatal(err) || transient(err) {

@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/claims/synth"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
@@ -204,19 +204,19 @@ func TestCountsAuditPatients(t *testing.T) {
 			defer a.Close()
 			fake := &fakeAggregator{}
 			a.client = fake
-			a.fed = &proto.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
-			asg := &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", SiteId: "a"}, Seq: 1}
-			if err := a.counts(context.Background(), asg, &proto.VocabularyTask{KFloor: 2}); err != nil {
+			a.fed = &fedclaimspb.FederationConfig{FederationId: "fed", Sites: []string{"a", "b"}, Threshold: 1, MinSites: 2}
+			asg := &fedclaimspb.Assignment{Envelope: &fedclaimspb.Envelope{FederationId: "fed", SiteId: "a"}, Seq: 1}
+			if err := a.counts(context.Background(), asg, &fedclaimspb.VocabularyTask{KFloor: 2}); err != nil {
 				t.Fatal(err)
 			}
 			if len(fake.uploads) != 1 {
 				t.Fatalf("%d uploads, want the count table", len(fake.uploads))
 			}
-			var table proto.CountTable
-			if err := gproto.Unmarshal(bytes.Join(fake.uploads[0], nil), &table); err != nil {
+			var table fedclaimspb.CountTable
+			if err := proto.Unmarshal(bytes.Join(fake.uploads[0], nil), &table); err != nil {
 				t.Fatal(err)
 			}
-			hasLeak := slices.ContainsFunc(table.Counts, func(c *proto.CodeCount) bool { return c.Code == leakCode })
+			hasLeak := slices.ContainsFunc(table.Counts, func(c *fedclaimspb.CodeCount) bool { return c.Code == leakCode })
 			if table.Patients != uint64(tt.counted) || hasLeak != tt.countsTestPatient {
 				t.Errorf("count table of %d patients, %s in it: %v; want %d, %v", table.Patients, leakCode, hasLeak, tt.counted, tt.countsTestPatient)
 			}

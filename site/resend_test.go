@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -23,10 +23,10 @@ import (
 // upload whose chunk breakAt (when positive) is sent fails there, as a broken
 // stream would.
 type fakeAggregator struct {
-	proto.FederationClient // unused methods: nil
-	aggregate              [][]byte
-	breakAt                int
-	uploads                [][][]byte // chunks received per upload, the broken ones included
+	fedclaimspb.FederationClient // unused methods: nil
+	aggregate                    [][]byte
+	breakAt                      int
+	uploads                      [][][]byte // chunks received per upload, the broken ones included
 }
 
 type fakeStream struct{ grpc.ClientStream }
@@ -34,12 +34,12 @@ type fakeStream struct{ grpc.ClientStream }
 type fakeUpload struct {
 	fakeStream
 	f     *fakeAggregator
-	env   *proto.Envelope
+	env   *fedclaimspb.Envelope
 	i     int
 	chunk int
 }
 
-func (u *fakeUpload) Send(m *proto.UploadRequest) error {
+func (u *fakeUpload) Send(m *fedclaimspb.UploadRequest) error {
 	u.env = m.Envelope
 	c := m.GetChunk()
 	if c == nil {
@@ -55,23 +55,23 @@ func (u *fakeUpload) Send(m *proto.UploadRequest) error {
 	return nil
 }
 
-func (u *fakeUpload) CloseAndRecv() (*proto.UploadResponse, error) {
+func (u *fakeUpload) CloseAndRecv() (*fedclaimspb.UploadResponse, error) {
 	got := bytes.Join(u.f.uploads[u.i], nil)
 	sum := sha256.Sum256(got)
-	return &proto.UploadResponse{Envelope: u.env, Size: uint64(len(got)), Sha256: sum[:]}, nil
+	return &fedclaimspb.UploadResponse{Envelope: u.env, Size: uint64(len(got)), Sha256: sum[:]}, nil
 }
 
-func (f *fakeAggregator) Upload(context.Context, ...grpc.CallOption) (grpc.ClientStreamingClient[proto.UploadRequest, proto.UploadResponse], error) {
+func (f *fakeAggregator) Upload(context.Context, ...grpc.CallOption) (grpc.ClientStreamingClient[fedclaimspb.UploadRequest, fedclaimspb.UploadResponse], error) {
 	return &fakeUpload{f: f}, nil
 }
 
 type fakeDownload struct {
 	fakeStream
-	env  *proto.Envelope
-	msgs []*proto.DownloadResponse
+	env  *fedclaimspb.Envelope
+	msgs []*fedclaimspb.DownloadResponse
 }
 
-func (d *fakeDownload) Recv() (*proto.DownloadResponse, error) {
+func (d *fakeDownload) Recv() (*fedclaimspb.DownloadResponse, error) {
 	if len(d.msgs) == 0 {
 		return nil, io.EOF
 	}
@@ -80,18 +80,18 @@ func (d *fakeDownload) Recv() (*proto.DownloadResponse, error) {
 	return m, nil
 }
 
-func (f *fakeAggregator) ref() *proto.BlobRef {
+func (f *fakeAggregator) ref() *fedclaimspb.BlobRef {
 	b := bytes.Join(f.aggregate, nil)
 	sum := sha256.Sum256(b)
-	return &proto.BlobRef{Kind: proto.BlobKind_BLOB_KIND_AGGREGATE, Size: uint64(len(b)), Sha256: sum[:]}
+	return &fedclaimspb.BlobRef{Kind: fedclaimspb.BlobKind_BLOB_KIND_AGGREGATE, Size: uint64(len(b)), Sha256: sum[:]}
 }
 
-func (f *fakeAggregator) Download(_ context.Context, in *proto.DownloadRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[proto.DownloadResponse], error) {
+func (f *fakeAggregator) Download(_ context.Context, in *fedclaimspb.DownloadRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[fedclaimspb.DownloadResponse], error) {
 	d := &fakeDownload{env: in.Envelope}
-	d.msgs = append(d.msgs, &proto.DownloadResponse{Envelope: in.Envelope, Part: &proto.DownloadResponse_Header{Header: f.ref()}})
+	d.msgs = append(d.msgs, &fedclaimspb.DownloadResponse{Envelope: in.Envelope, Part: &fedclaimspb.DownloadResponse_Header{Header: f.ref()}})
 	var off uint64
 	for i, c := range f.aggregate {
-		d.msgs = append(d.msgs, &proto.DownloadResponse{Envelope: in.Envelope, Part: &proto.DownloadResponse_Chunk{Chunk: &proto.Chunk{Offset: off, Index: uint32(i), Data: c}}})
+		d.msgs = append(d.msgs, &fedclaimspb.DownloadResponse{Envelope: in.Envelope, Part: &fedclaimspb.DownloadResponse_Chunk{Chunk: &fedclaimspb.Chunk{Offset: off, Index: uint32(i), Data: c}}})
 		off += uint64(len(c))
 	}
 	return d, nil
@@ -105,7 +105,7 @@ func TestDecryptShareResent(t *testing.T) {
 	ctx := context.Background()
 	a := newTestAgent(t)
 	sites := []string{"a", "b", "c"}
-	a.fed = &proto.FederationConfig{FederationId: "fed", Sites: sites, Threshold: 2, MinSites: 3}
+	a.fed = &fedclaimspb.FederationConfig{FederationId: "fed", Sites: sites, Threshold: 2, MinSites: 3}
 	params, err := secureagg.NewParameters(secureagg.PresetN12Q60)
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +146,9 @@ func TestDecryptShareResent(t *testing.T) {
 		fake.aggregate = append(fake.aggregate, b)
 	}
 	a.client = fake
-	task := func(decryptors []string, ref *proto.BlobRef) *proto.Assignment {
-		return &proto.Assignment{Envelope: &proto.Envelope{FederationId: "fed", RoundId: round, SiteId: "a"}, Seq: 4,
-			Task: &proto.Assignment_Decrypt{Decrypt: &proto.DecryptTask{Contributors: sites, Decryptors: decryptors, Aggregate: ref}}}
+	task := func(decryptors []string, ref *fedclaimspb.BlobRef) *fedclaimspb.Assignment {
+		return &fedclaimspb.Assignment{Envelope: &fedclaimspb.Envelope{FederationId: "fed", RoundId: round, SiteId: "a"}, Seq: 4,
+			Task: &fedclaimspb.Assignment_Decrypt{Decrypt: &fedclaimspb.DecryptTask{Contributors: sites, Decryptors: decryptors, Aggregate: ref}}}
 	}
 	ab := []string{"a", "b"}
 
@@ -168,7 +168,7 @@ func TestDecryptShareResent(t *testing.T) {
 	}
 	noSum := fake.ref()
 	noSum.Sha256 = nil
-	for _, ref := range []*proto.BlobRef{fake.ref(), noSum} {
+	for _, ref := range []*fedclaimspb.BlobRef{fake.ref(), noSum} {
 		if err := a.handle(ctx, task(ab, ref)); err != nil {
 			t.Fatalf("retried task: %v", err)
 		}
@@ -216,7 +216,7 @@ func TestDecryptShareResent(t *testing.T) {
 	other.Sha256 = bytes.Repeat([]byte{7}, 32)
 	for _, tt := range []struct {
 		name string
-		asg  *proto.Assignment
+		asg  *fedclaimspb.Assignment
 		want string
 	}{
 		{"another decrypting set", task([]string{"a", "c"}, fake.ref()), "decrypting set"},

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -27,28 +27,28 @@ type sealedShare struct {
 }
 
 // dealShares deals party's Shamir shares, one per site of the federation, each sealed
-// to the recipient's share key. Every key is checked first (proto.VerifyShareKey:
+// to the recipient's share key. Every key is checked first (fedclaimspb.VerifyShareKey:
 // certificate chained to the consortium CA, naming the site, signature over this
 // federation, site and key), because the keys come relayed through the aggregator,
 // which could otherwise swap in its own and read the shares. A missing, extra or bad
 // key refuses the whole dealing: no share leaves unless every one can go safely.
 // Each share goes to the site its recipient id names in the roster of sites, never
 // to a position in the list as received.
-func dealShares(party *secureagg.Party, federation string, sites []string, participants []*proto.SignedKey, roots *x509.CertPool, now time.Time) ([]sealedShare, error) {
+func dealShares(party *secureagg.Party, federation string, sites []string, participants []*fedclaimspb.SignedKey, roots *x509.CertPool, now time.Time) ([]sealedShare, error) {
 	roster, err := secureagg.NewRoster(sites)
 	if err != nil {
 		return nil, fmt.Errorf("dealing: federation sites: %w", err)
 	}
 	keys := make(map[string][]byte, len(participants))
 	for _, k := range participants {
-		if err := proto.VerifyShareKey(k, federation, roots, now); err != nil {
+		if err := fedclaimspb.VerifyShareKey(k, federation, roots, now); err != nil {
 			return nil, err
 		}
 		if !slices.Contains(sites, k.SiteId) {
-			return nil, fmt.Errorf("%w: site %q is not in the federation", proto.ErrShareKey, k.SiteId)
+			return nil, fmt.Errorf("%w: site %q is not in the federation", fedclaimspb.ErrShareKey, k.SiteId)
 		}
 		if _, dup := keys[k.SiteId]; dup {
-			return nil, fmt.Errorf("%w: two keys for site %q", proto.ErrShareKey, k.SiteId)
+			return nil, fmt.Errorf("%w: two keys for site %q", fedclaimspb.ErrShareKey, k.SiteId)
 		}
 		keys[k.SiteId] = k.PublicKey
 	}
@@ -67,7 +67,7 @@ func dealShares(party *secureagg.Party, federation string, sites []string, parti
 		}
 		pub, ok := keys[to]
 		if !ok {
-			return nil, fmt.Errorf("%w: no share key for site %q", proto.ErrShareKey, to)
+			return nil, fmt.Errorf("%w: no share key for site %q", fedclaimspb.ErrShareKey, to)
 		}
 		sealed, err := sh.Seal(pub)
 		if err != nil {

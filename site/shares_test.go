@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -17,7 +17,7 @@ type dealt struct {
 	sites   []string
 	parties []*secureagg.Party
 	tks     []*secureagg.TransportKey
-	keys    []*proto.SignedKey
+	keys    []*fedclaimspb.SignedKey
 	roots   *x509.CertPool
 	dir     string
 }
@@ -48,7 +48,7 @@ func setup(t *testing.T) *dealt {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := proto.SignShareKey(pair.PrivateKey.(crypto.Signer), pair.Leaf, "fed", tk.PublicKey())
+		k, err := fedclaimspb.SignShareKey(pair.PrivateKey.(crypto.Signer), pair.Leaf, "fed", tk.PublicKey())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,20 +151,20 @@ func TestShareKeysChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := proto.SignShareKey(pair.PrivateKey.(crypto.Signer), pair.Leaf, "fed", tk.PublicKey())
+	forged, err := fedclaimspb.SignShareKey(pair.PrivateKey.(crypto.Signer), pair.Leaf, "fed", tk.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	swapped := &proto.SignedKey{SiteId: d.keys[1].SiteId, PublicKey: tk.PublicKey(), Certificate: d.keys[1].Certificate, Signature: d.keys[1].Signature}
+	swapped := &fedclaimspb.SignedKey{SiteId: d.keys[1].SiteId, PublicKey: tk.PublicKey(), Certificate: d.keys[1].Certificate, Signature: d.keys[1].Signature}
 	tests := []struct {
 		name string
-		keys []*proto.SignedKey
+		keys []*fedclaimspb.SignedKey
 		want error
 	}{
-		{"key from another CA", []*proto.SignedKey{d.keys[0], forged, d.keys[2]}, proto.ErrShareKey},
-		{"key swapped by the relay", []*proto.SignedKey{d.keys[0], swapped, d.keys[2]}, proto.ErrShareKey},
-		{"key missing", []*proto.SignedKey{d.keys[0], d.keys[2]}, proto.ErrShareKey},
-		{"key twice", []*proto.SignedKey{d.keys[0], d.keys[1], d.keys[1], d.keys[2]}, proto.ErrShareKey},
+		{"key from another CA", []*fedclaimspb.SignedKey{d.keys[0], forged, d.keys[2]}, fedclaimspb.ErrShareKey},
+		{"key swapped by the relay", []*fedclaimspb.SignedKey{d.keys[0], swapped, d.keys[2]}, fedclaimspb.ErrShareKey},
+		{"key missing", []*fedclaimspb.SignedKey{d.keys[0], d.keys[2]}, fedclaimspb.ErrShareKey},
+		{"key twice", []*fedclaimspb.SignedKey{d.keys[0], d.keys[1], d.keys[1], d.keys[2]}, fedclaimspb.ErrShareKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +174,7 @@ func TestShareKeysChecked(t *testing.T) {
 			}
 		})
 	}
-	if _, err := dealShares(d.parties[0], "other", d.sites, d.keys, d.roots, time.Now()); !errors.Is(err, proto.ErrShareKey) {
+	if _, err := dealShares(d.parties[0], "other", d.sites, d.keys, d.roots, time.Now()); !errors.Is(err, fedclaimspb.ErrShareKey) {
 		t.Fatalf("keys signed for another federation: %v", err)
 	}
 }

@@ -18,14 +18,14 @@ import (
 	"sort"
 	"strings"
 
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/model/safetensors"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 	"github.com/fedclaims/fedclaims/tasks"
 	"github.com/fedclaims/fedclaims/tokenizer"
@@ -34,7 +34,7 @@ import (
 const dealtFile = "dealt.json" // the sealed Shamir shares this site dealt
 
 // secureaggConfig is the federation's secure-aggregation configuration.
-func secureaggConfig(fc *proto.FederationConfig, threshold uint32) (secureagg.Config, error) {
+func secureaggConfig(fc *fedclaimspb.FederationConfig, threshold uint32) (secureagg.Config, error) {
 	preset := secureagg.Preset(fc.SecureaggPreset)
 	if preset == "" {
 		preset = secureagg.PresetN12Q60
@@ -95,7 +95,7 @@ func (a *Agent) saveParty() error {
 	return a.st.write(partyFile, b, 0o600)
 }
 
-func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.KeySetupTask) error {
+func (a *Agent) keySetup(ctx context.Context, asg *fedclaimspb.Assignment, t *fedclaimspb.KeySetupTask) error {
 	step := strings.TrimPrefix(t.Step.String(), "STEP_")
 	fields := func(kv ...string) map[string]string {
 		m := map[string]string{"step": strings.ToLower(step)}
@@ -105,7 +105,7 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 		return m
 	}
 	switch t.Step {
-	case proto.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
+	case fedclaimspb.KeySetupTask_STEP_PUBLIC_KEY_SHARE:
 		cfg, err := secureaggConfig(a.fed, t.Threshold)
 		if err != nil {
 			a.refuse(ctx, 0, "key setup", err)
@@ -159,10 +159,10 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 		if err := a.record(ctx, audit.KeySetup, 0, fields("sha256", audit.SHA256(b), "bytes", fmt.Sprint(len(b)))); err != nil {
 			return err
 		}
-		_, _, err = a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE}, [][]byte{b}, true)
+		_, _, err = a.upload(ctx, 0, asg.Seq, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_PUBLIC_KEY_SHARE}, [][]byte{b}, true)
 		return err
 
-	case proto.KeySetupTask_STEP_DEAL_SHAMIR_SHARES:
+	case fedclaimspb.KeySetupTask_STEP_DEAL_SHAMIR_SHARES:
 		if a.party == nil {
 			return errors.New("dealing shamir shares before the secret-key share was made")
 		}
@@ -175,13 +175,13 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 			if err := a.record(ctx, audit.KeySetup, 0, fields("to", d.To, "sha256", audit.SHA256(d.Blob))); err != nil {
 				return err
 			}
-			if _, _, err := a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, ToSiteId: d.To}, [][]byte{d.Blob}, true); err != nil {
+			if _, _, err := a.upload(ctx, 0, asg.Seq, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE, ToSiteId: d.To}, [][]byte{d.Blob}, true); err != nil {
 				return err
 			}
 		}
 		return nil
 
-	case proto.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
+	case fedclaimspb.KeySetupTask_STEP_COLLECT_SHAMIR_SHARES:
 		if a.party == nil {
 			return errors.New("collecting shamir shares before the secret-key share was made")
 		}
@@ -200,7 +200,7 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 		}
 		var shares []*secureagg.ShamirShare
 		for _, dealer := range a.fed.Sites {
-			b, err := a.download(ctx, 0, proto.BlobKind_BLOB_KIND_SHAMIR_SHARE, dealer, nil)
+			b, err := a.download(ctx, 0, fedclaimspb.BlobKind_BLOB_KIND_SHAMIR_SHARE, dealer, nil)
 			if err != nil {
 				return err
 			}
@@ -223,11 +223,11 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 		}
 		return a.acknowledge(ctx, asg, nil)
 
-	case proto.KeySetupTask_STEP_COLLECTIVE_KEY:
+	case fedclaimspb.KeySetupTask_STEP_COLLECTIVE_KEY:
 		if a.party == nil {
 			return errors.New("collective key before the secret-key share was made")
 		}
-		b, err := a.download(ctx, 0, proto.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", t.CollectiveKey)
+		b, err := a.download(ctx, 0, fedclaimspb.BlobKind_BLOB_KIND_COLLECTIVE_PUBLIC_KEY, "", t.CollectiveKey)
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func (a *Agent) keySetup(ctx context.Context, asg *proto.Assignment, t *proto.Ke
 // dealt returns this site's sealed Shamir shares: those dealt before, when a previous
 // run dealt them, since every recipient must hold a share of one and the same
 // polynomial; otherwise fresh ones, kept (they are sealed) before any is sent.
-func (a *Agent) dealt(t *proto.KeySetupTask) ([]sealedShare, error) {
+func (a *Agent) dealt(t *fedclaimspb.KeySetupTask) ([]sealedShare, error) {
 	b, err := a.st.read(dealtFile)
 	if err != nil {
 		return nil, err
@@ -281,7 +281,7 @@ const minFloor = 2
 // than k of the patients counted leaves it. The vocabulary shapes the encoder, so it
 // is counted on the patients local training reads (pretrainingReader), and the audit
 // entry says which those were and how many were left out.
-func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.VocabularyTask) error {
+func (a *Agent) counts(ctx context.Context, asg *fedclaimspb.Assignment, t *fedclaimspb.VocabularyTask) error {
 	k := max(int(t.KFloor), minFloor)
 	c := tokenizer.NewCounter()
 	var leftOut int
@@ -310,15 +310,15 @@ func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.Voca
 	if err != nil {
 		return err
 	}
-	msg := &proto.CountTable{KFloor: uint32(k), Patients: uint64(table.Patients)}
+	msg := &fedclaimspb.CountTable{KFloor: uint32(k), Patients: uint64(table.Patients)}
 	for code, n := range table.Counts {
 		if n < int64(k) {
 			return fmt.Errorf("count table: code %s has %d patients, below the floor %d", code, n, k)
 		}
-		msg.Counts = append(msg.Counts, &proto.CodeCount{Code: code, Patients: uint64(n)})
+		msg.Counts = append(msg.Counts, &fedclaimspb.CodeCount{Code: code, Patients: uint64(n)})
 	}
 	sort.Slice(msg.Counts, func(i, j int) bool { return msg.Counts[i].Code < msg.Counts[j].Code })
-	b, err := gproto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 	if err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func (a *Agent) counts(ctx context.Context, asg *proto.Assignment, t *proto.Voca
 		"patients_left_out": fmt.Sprint(leftOut)}); err != nil {
 		return err
 	}
-	_, _, err = a.upload(ctx, 0, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_COUNT_TABLE}, [][]byte{b}, false)
+	_, _, err = a.upload(ctx, 0, asg.Seq, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_COUNT_TABLE}, [][]byte{b}, false)
 	return err
 }
 
@@ -348,11 +348,11 @@ func (a *Agent) setVocab(b []byte) error {
 
 // ensureVocab makes sure the site holds the vocabulary ref names, downloading it when
 // it holds another or none.
-func (a *Agent) ensureVocab(ctx context.Context, round uint64, ref *proto.BlobRef) error {
+func (a *Agent) ensureVocab(ctx context.Context, round uint64, ref *fedclaimspb.BlobRef) error {
 	if a.vocab != nil && (ref == nil || len(ref.Sha256) == 0 || bytes.Equal(ref.Sha256, a.vocabSum)) {
 		return nil
 	}
-	b, err := a.download(ctx, round, proto.BlobKind_BLOB_KIND_VOCABULARY, "", ref)
+	b, err := a.download(ctx, round, fedclaimspb.BlobKind_BLOB_KIND_VOCABULARY, "", ref)
 	if err != nil {
 		return err
 	}
@@ -446,15 +446,15 @@ func installCheckpoint(dir string, blob, vocab []byte) (*model.Model, error) {
 }
 
 // globalModel downloads and installs the model ref names.
-func (a *Agent) globalModel(ctx context.Context, round uint64, ref *proto.BlobRef, dir string) (*model.Model, []byte, error) {
+func (a *Agent) globalModel(ctx context.Context, round uint64, ref *fedclaimspb.BlobRef, dir string) (*model.Model, []byte, error) {
 	if ref == nil {
 		return nil, nil, errors.New("no model reference")
 	}
 	kind := ref.Kind
-	if kind == proto.BlobKind_BLOB_KIND_UNSPECIFIED {
-		kind = proto.BlobKind_BLOB_KIND_GLOBAL_MODEL
+	if kind == fedclaimspb.BlobKind_BLOB_KIND_UNSPECIFIED {
+		kind = fedclaimspb.BlobKind_BLOB_KIND_GLOBAL_MODEL
 	}
-	if kind != proto.BlobKind_BLOB_KIND_GLOBAL_MODEL && kind != proto.BlobKind_BLOB_KIND_FINAL_MODEL {
+	if kind != fedclaimspb.BlobKind_BLOB_KIND_GLOBAL_MODEL && kind != fedclaimspb.BlobKind_BLOB_KIND_FINAL_MODEL {
 		return nil, nil, fmt.Errorf("model reference of kind %s", kind)
 	}
 	blob, sum := a.cachedModel(ref)
@@ -480,7 +480,7 @@ func (a *Agent) globalModel(ctx context.Context, round uint64, ref *proto.BlobRe
 // cachedModel returns the bytes of the model ref names when the state directory
 // already holds them (a round starts from the model the previous one published, and
 // the final model is the last published one), so that each is downloaded once.
-func (a *Agent) cachedModel(ref *proto.BlobRef) ([]byte, []byte) {
+func (a *Agent) cachedModel(ref *fedclaimspb.BlobRef) ([]byte, []byte) {
 	if len(ref.Sha256) == 0 {
 		return nil, nil
 	}
@@ -496,7 +496,7 @@ func (a *Agent) cachedModel(ref *proto.BlobRef) ([]byte, []byte) {
 	return nil, nil
 }
 
-func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.TrainTask) error {
+func (a *Agent) train(ctx context.Context, asg *fedclaimspb.Assignment, t *fedclaimspb.TrainTask) error {
 	r := asg.Envelope.RoundId
 	if a.party == nil || !a.party.Ready() {
 		err := errors.New("training round before the key setup completed")
@@ -562,15 +562,15 @@ func (a *Agent) train(ctx context.Context, asg *proto.Assignment, t *proto.Train
 		"train_loss": fmt.Sprintf("%.6g", res.Loss), "delta_norm": fmt.Sprintf("%.6g", norm)}); err != nil {
 		return err
 	}
-	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE,
-		Update: &proto.UpdateInfo{Chunks: uint32(len(msgs)), LocalSteps: uint32(res.Steps), TrainLoss: res.Loss}}, msgs, true)
+	_, _, err = a.upload(ctx, r, asg.Seq, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE,
+		Update: &fedclaimspb.UpdateInfo{Chunks: uint32(len(msgs)), LocalSteps: uint32(res.Steps), TrainLoss: res.Loss}}, msgs, true)
 	if err == nil {
 		a.log.Info("update uploaded", "round", r, "bytes", size, "chunks", len(msgs), "train_loss", res.Loss, "steps", res.Steps)
 	}
 	return err
 }
 
-func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.DecryptTask) error {
+func (a *Agent) decrypt(ctx context.Context, asg *fedclaimspb.Assignment, t *fedclaimspb.DecryptTask) error {
 	r := asg.Envelope.RoundId
 	refuse := func(err error) error {
 		a.refuse(ctx, r, "decryption share", err)
@@ -609,7 +609,7 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	if err != nil {
 		return refuse(err)
 	}
-	b, err := a.download(ctx, r, proto.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
+	b, err := a.download(ctx, r, fedclaimspb.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
 	if err != nil {
 		return err
 	}
@@ -657,7 +657,7 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 	if err := a.saveParty(); err != nil {
 		return err
 	}
-	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, msgs, true)
+	_, _, err = a.upload(ctx, r, asg.Seq, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, msgs, true)
 	return err
 }
 
@@ -666,7 +666,7 @@ func (a *Agent) decrypt(ctx context.Context, asg *proto.Assignment, t *proto.Dec
 // (checkResend), the same bytes are uploaded again, so that an upload broken
 // mid-stream does not cost the round; anything else is refused. The aggregate is
 // identified by the task's SHA-256, or downloaded when the task gives none.
-func (a *Agent) resendShares(ctx context.Context, asg *proto.Assignment, t *proto.DecryptTask, req decryptRequest, refuse func(error) error) error {
+func (a *Agent) resendShares(ctx context.Context, asg *fedclaimspb.Assignment, t *fedclaimspb.DecryptTask, req decryptRequest, refuse func(error) error) error {
 	r := req.Round
 	kept, err := a.st.loadShares(a.fed.FederationId, r)
 	if err != nil {
@@ -680,7 +680,7 @@ func (a *Agent) resendShares(ctx context.Context, asg *proto.Assignment, t *prot
 		return refuse(err)
 	}
 	if sum == nil {
-		b, err := a.download(ctx, r, proto.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
+		b, err := a.download(ctx, r, fedclaimspb.BlobKind_BLOB_KIND_AGGREGATE, "", t.Aggregate)
 		if err != nil {
 			return err
 		}
@@ -701,7 +701,7 @@ func (a *Agent) resendShares(ctx context.Context, asg *proto.Assignment, t *prot
 		return err
 	}
 	a.log.Info("decryption share sent again", "round", r, "bytes", size, "chunks", len(kept.Msgs))
-	_, _, err = a.upload(ctx, r, asg.Seq, &proto.UploadHeader{Kind: proto.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, kept.Msgs, true)
+	_, _, err = a.upload(ctx, r, asg.Seq, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_DECRYPTION_SHARE}, kept.Msgs, true)
 	return err
 }
 
@@ -743,7 +743,7 @@ func subset(a, b []secureagg.SiteID) bool {
 	return true
 }
 
-func (a *Agent) published(ctx context.Context, asg *proto.Assignment, t *proto.PublishedModel) error {
+func (a *Agent) published(ctx context.Context, asg *fedclaimspb.Assignment, t *fedclaimspb.PublishedModel) error {
 	r := asg.Envelope.RoundId
 	if err := a.ensureVocab(ctx, r, t.Vocabulary); err != nil {
 		return err

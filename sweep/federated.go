@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/localfed"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -152,7 +152,7 @@ func (w *Workspace) pretrainFederated(ctx context.Context, r PresetRun, log *slo
 // runFederation starts fed, waits for its last round and for every site to
 // install the final model, and stops every process, also on failure, so that the
 // processes' CPU time is counted once they are reaped.
-func runFederation(ctx context.Context, fed *localfed.Federation) (*proto.StatusResponse, error) {
+func runFederation(ctx context.Context, fed *localfed.Federation) (*fedclaimspb.StatusResponse, error) {
 	defer fed.Close()
 	if err := fed.Start(ctx); err != nil {
 		return nil, err

@@ -9,10 +9,10 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/certs"
-	"github.com/fedclaims/fedclaims/proto"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 )
 
 // adminFlags are what every admin subcommand needs to reach the aggregator.
@@ -35,25 +35,25 @@ func newAdminCmd(a *app) *cobra.Command {
 	pf.StringVar(&o.federation, "federation", "", "federation id")
 	for _, c := range []struct {
 		use, short string
-		call       func(context.Context, proto.AdminClient, *proto.Envelope, string) (gproto.Message, error)
+		call       func(context.Context, fedclaimspb.AdminClient, *fedclaimspb.Envelope, string) (proto.Message, error)
 	}{
-		{"status", "The federation's state, round, sites and per-round metrics", func(ctx context.Context, c proto.AdminClient, env *proto.Envelope, _ string) (gproto.Message, error) {
-			return c.Status(ctx, &proto.StatusRequest{Envelope: env})
+		{"status", "The federation's state, round, sites and per-round metrics", func(ctx context.Context, c fedclaimspb.AdminClient, env *fedclaimspb.Envelope, _ string) (proto.Message, error) {
+			return c.Status(ctx, &fedclaimspb.StatusRequest{Envelope: env})
 		}},
-		{"sites", "Each site: enrolled, online, last seen, last contribution", func(ctx context.Context, c proto.AdminClient, env *proto.Envelope, _ string) (gproto.Message, error) {
-			return c.Sites(ctx, &proto.SitesRequest{Envelope: env})
+		{"sites", "Each site: enrolled, online, last seen, last contribution", func(ctx context.Context, c fedclaimspb.AdminClient, env *fedclaimspb.Envelope, _ string) (proto.Message, error) {
+			return c.Sites(ctx, &fedclaimspb.SitesRequest{Envelope: env})
 		}},
-		{"start", "Begin key setup once every site enrolled, or the first round after the vocabulary", func(ctx context.Context, c proto.AdminClient, env *proto.Envelope, why string) (gproto.Message, error) {
-			return c.Start(ctx, &proto.ControlRequest{Envelope: env, Reason: why})
+		{"start", "Begin key setup once every site enrolled, or the first round after the vocabulary", func(ctx context.Context, c fedclaimspb.AdminClient, env *fedclaimspb.Envelope, why string) (proto.Message, error) {
+			return c.Start(ctx, &fedclaimspb.ControlRequest{Envelope: env, Reason: why})
 		}},
-		{"pause", "Let the current round finish and hold the next", func(ctx context.Context, c proto.AdminClient, env *proto.Envelope, why string) (gproto.Message, error) {
-			return c.Pause(ctx, &proto.ControlRequest{Envelope: env, Reason: why})
+		{"pause", "Let the current round finish and hold the next", func(ctx context.Context, c fedclaimspb.AdminClient, env *fedclaimspb.Envelope, why string) (proto.Message, error) {
+			return c.Pause(ctx, &fedclaimspb.ControlRequest{Envelope: env, Reason: why})
 		}},
-		{"resume", "Lift a pause", func(ctx context.Context, c proto.AdminClient, env *proto.Envelope, why string) (gproto.Message, error) {
-			return c.Resume(ctx, &proto.ControlRequest{Envelope: env, Reason: why})
+		{"resume", "Lift a pause", func(ctx context.Context, c fedclaimspb.AdminClient, env *fedclaimspb.Envelope, why string) (proto.Message, error) {
+			return c.Resume(ctx, &fedclaimspb.ControlRequest{Envelope: env, Reason: why})
 		}},
-		{"stop", "End the federation after the current round; it cannot be resumed", func(ctx context.Context, c proto.AdminClient, env *proto.Envelope, why string) (gproto.Message, error) {
-			return c.Stop(ctx, &proto.ControlRequest{Envelope: env, Reason: why})
+		{"stop", "End the federation after the current round; it cannot be resumed", func(ctx context.Context, c fedclaimspb.AdminClient, env *fedclaimspb.Envelope, why string) (proto.Message, error) {
+			return c.Stop(ctx, &fedclaimspb.ControlRequest{Envelope: env, Reason: why})
 		}},
 	} {
 		sub := &cobra.Command{
@@ -72,7 +72,7 @@ func newAdminCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func runAdmin(ctx context.Context, a *app, o adminFlags, name string, call func(context.Context, proto.AdminClient, *proto.Envelope, string) (gproto.Message, error)) error {
+func runAdmin(ctx context.Context, a *app, o adminFlags, name string, call func(context.Context, fedclaimspb.AdminClient, *fedclaimspb.Envelope, string) (proto.Message, error)) error {
 	switch {
 	case o.certsDir == "":
 		return errors.New("admin " + name + ": flag --certs is required")
@@ -91,12 +91,12 @@ func runAdmin(ctx context.Context, a *app, o adminFlags, name string, call func(
 	if err != nil {
 		return fmt.Errorf("admin %s: %w", name, err)
 	}
-	conn, err := grpc.NewClient(o.addr, proto.DialOptions(tlsConf)...)
+	conn, err := grpc.NewClient(o.addr, fedclaimspb.DialOptions(tlsConf)...)
 	if err != nil {
 		return fmt.Errorf("admin %s: %w", name, err)
 	}
 	defer conn.Close()
-	resp, err := call(ctx, proto.NewAdminClient(conn), &proto.Envelope{FederationId: o.federation}, o.reason)
+	resp, err := call(ctx, fedclaimspb.NewAdminClient(conn), &fedclaimspb.Envelope{FederationId: o.federation}, o.reason)
 	if err != nil {
 		return fmt.Errorf("admin %s at %s: %w", name, o.addr, err)
 	}

@@ -21,9 +21,9 @@ import (
 
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/localfed"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/tasks"
 )
 
@@ -280,7 +280,7 @@ func demoBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
 func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*localfed.Result, error) {
 	a.log.Info("starting the federation", "aggregator", fed.Addr, "sites", len(fed.Sites), "logs", filepath.Join(fed.Dir, "logs"))
 	var bar *progressbar.ProgressBar
-	res, err := fed.Run(ctx, func(st *proto.StatusResponse) {
+	res, err := fed.Run(ctx, func(st *fedclaimspb.StatusResponse) {
 		if bar == nil {
 			bar = demoBar(a.stderr, int(max(st.GetRounds(), 1)), "federation")
 		}
@@ -288,7 +288,7 @@ func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*loca
 		if st.GetPhase() != "" {
 			desc += ": " + st.GetPhase()
 		}
-		if st.GetState() == proto.StatusResponse_STATE_TRAINING {
+		if st.GetState() == fedclaimspb.StatusResponse_STATE_TRAINING {
 			desc = fmt.Sprintf("round %d: %s", st.GetRound(), st.GetPhase())
 		}
 		bar.Describe(desc)

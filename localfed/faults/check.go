@@ -13,14 +13,14 @@ import (
 
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/certs"
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/localfed"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/proto"
 )
 
 // check fills a finished (or failed) run's row from what the processes left: the
 // aggregator's last status, every party's audit log and final model.
-func (h *harness) check(f *localfed.Federation, final *proto.StatusResponse, out *outcome) {
+func (h *harness) check(f *localfed.Federation, final *fedclaimspb.StatusResponse, out *outcome) {
 	res := out.Result
 	problem := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
 	lost := false

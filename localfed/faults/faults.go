@@ -28,8 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/localfed"
-	"github.com/fedclaims/fedclaims/proto"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
@@ -316,17 +316,17 @@ type tracker struct {
 	down     map[string]bool // processes killed on purpose and not yet restarted
 }
 
-func (t *tracker) set(st *proto.StatusResponse) {
+func (t *tracker) set(st *fedclaimspb.StatusResponse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.phase, t.round = st.GetPhase(), st.GetRound()
 	switch st.GetState() {
-	case proto.StatusResponse_STATE_TRAINING:
+	case fedclaimspb.StatusResponse_STATE_TRAINING:
 		n := len(st.GetHistory()) + 1
 		if _, ok := t.begun[n]; !ok {
 			t.begun[n] = time.Now()
 		}
-	case proto.StatusResponse_STATE_FINISHED, proto.StatusResponse_STATE_STOPPED:
+	case fedclaimspb.StatusResponse_STATE_FINISHED, fedclaimspb.StatusResponse_STATE_STOPPED:
 		t.finished = true
 	}
 }
@@ -381,7 +381,7 @@ func (h *harness) run(ctx context.Context, sc scenario) (*outcome, error) {
 	rctx, cancel := context.WithTimeout(ctx, h.opts.RunTimeout)
 	defer cancel()
 	tr := &tracker{begun: map[int]time.Time{}, down: map[string]bool{}}
-	var final *proto.StatusResponse
+	var final *fedclaimspb.StatusResponse
 	var runErr error
 	if err := f.Start(rctx); err != nil {
 		runErr = err
@@ -415,10 +415,10 @@ func (h *harness) run(ctx context.Context, sc scenario) (*outcome, error) {
 
 // drive polls the aggregator until the federation finishes, feeding the tracker.
 // A process that exits while not killed on purpose ends the run.
-func drive(ctx context.Context, f *localfed.Federation, tr *tracker) (*proto.StatusResponse, error) {
+func drive(ctx context.Context, f *localfed.Federation, tr *tracker) (*fedclaimspb.StatusResponse, error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	var last *proto.StatusResponse
+	var last *fedclaimspb.StatusResponse
 	for {
 		if !tr.isDown("aggregator") {
 			cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
@@ -428,9 +428,9 @@ func drive(ctx context.Context, f *localfed.Federation, tr *tracker) (*proto.Sta
 				last = st
 				tr.set(st)
 				switch st.GetState() {
-				case proto.StatusResponse_STATE_FINISHED:
+				case fedclaimspb.StatusResponse_STATE_FINISHED:
 					return st, nil
-				case proto.StatusResponse_STATE_STOPPED:
+				case fedclaimspb.StatusResponse_STATE_STOPPED:
 					return st, errors.New("the federation was stopped before its last round")
 				}
 			}

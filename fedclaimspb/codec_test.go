@@ -1,4 +1,4 @@
-package proto
+package fedclaimspb
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // gRPC's default codec, for comparison
 	"google.golang.org/grpc/mem"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 )
 
 func chunkResponse(n int) *DownloadResponse {
@@ -50,7 +50,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			for _, b := range split {
 				clear(b.ReadOnlyData())
 			}
-			if !gproto.Equal(in, &out) {
+			if !proto.Equal(in, &out) {
 				t.Fatalf("%d bytes in %d pieces: round trip differs", n, pieces)
 			}
 		}
@@ -70,7 +70,7 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestCodecExactSize(t *testing.T) {
 	for _, n := range []int{1, 33 << 10, 64 << 10, MaxChunk} {
 		in := chunkResponse(n)
-		want := gproto.Size(in)
+		want := proto.Size(in)
 		data, err := Codec().Marshal(in)
 		if err != nil {
 			t.Fatal(err)

@@ -1,11 +1,11 @@
-package proto
+package fedclaimspb
 
 import (
 	"fmt"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 )
 
@@ -32,7 +32,7 @@ func (exactCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if m == nil {
 		return nil, fmt.Errorf("proto codec: cannot marshal %T, not a protobuf message", v)
 	}
-	b, err := gproto.Marshal(m)
+	b, err := proto.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -59,10 +59,10 @@ func (exactCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		// garbage once decoded, rather than a pooled 1 MiB buffer.
 		b = data.Materialize()
 	}
-	return gproto.Unmarshal(b, m)
+	return proto.Unmarshal(b, m)
 }
 
-func messageOf(v any) gproto.Message {
+func messageOf(v any) proto.Message {
 	switch v := v.(type) {
 	case protoadapt.MessageV2:
 		return v

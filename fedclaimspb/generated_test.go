@@ -1,4 +1,4 @@
-package proto
+package fedclaimspb
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
@@ -20,7 +20,7 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 		t.Skip("protoc not installed")
 	}
 	out := filepath.Join(t.TempDir(), "fedclaims.pb")
-	cmd := exec.Command(protoc, "--descriptor_set_out="+out, "proto/fedclaims.proto")
+	cmd := exec.Command(protoc, "--descriptor_set_out="+out, "fedclaimspb/fedclaims.proto")
 	cmd.Dir = ".."
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("protoc: %v\n%s", err, b)
@@ -30,13 +30,13 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var set descriptorpb.FileDescriptorSet
-	if err := gproto.Unmarshal(b, &set); err != nil {
+	if err := proto.Unmarshal(b, &set); err != nil {
 		t.Fatal(err)
 	}
 	if len(set.File) != 1 {
 		t.Fatalf("protoc returned %d files", len(set.File))
 	}
-	if got := protodesc.ToFileDescriptorProto(File_proto_fedclaims_proto); !gproto.Equal(got, set.File[0]) {
-		t.Error("proto/fedclaims.pb.go is stale: run make proto")
+	if got := protodesc.ToFileDescriptorProto(File_fedclaimspb_fedclaims_proto); !proto.Equal(got, set.File[0]) {
+		t.Error("fedclaimspb/fedclaims.pb.go is stale: run make proto")
 	}
 }

@@ -21,9 +21,9 @@
 // versions:
 // - protoc-gen-go-grpc v1.5.1
 // - protoc             v3.21.12
-// source: proto/fedclaims.proto
+// source: fedclaimspb/fedclaims.proto
 
-package proto
+package fedclaimspb
 
 import (
 	context "context"
@@ -306,7 +306,7 @@ var Federation_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "proto/fedclaims.proto",
+	Metadata: "fedclaimspb/fedclaims.proto",
 }
 
 const (
@@ -610,5 +610,5 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "proto/fedclaims.proto",
+	Metadata: "fedclaimspb/fedclaims.proto",
 }

@@ -21,9 +21,9 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: proto/fedclaims.proto
+// source: fedclaimspb/fedclaims.proto
 
-package proto
+package fedclaimspb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -128,11 +128,11 @@ func (x BlobKind) String() string {
 }
 
 func (BlobKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_fedclaims_proto_enumTypes[0].Descriptor()
+	return file_fedclaimspb_fedclaims_proto_enumTypes[0].Descriptor()
 }
 
 func (BlobKind) Type() protoreflect.EnumType {
-	return &file_proto_fedclaims_proto_enumTypes[0]
+	return &file_fedclaimspb_fedclaims_proto_enumTypes[0]
 }
 
 func (x BlobKind) Number() protoreflect.EnumNumber {
@@ -141,7 +141,7 @@ func (x BlobKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BlobKind.Descriptor instead.
 func (BlobKind) EnumDescriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{0}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{0}
 }
 
 type KeySetupTask_Step int32
@@ -189,11 +189,11 @@ func (x KeySetupTask_Step) String() string {
 }
 
 func (KeySetupTask_Step) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_fedclaims_proto_enumTypes[1].Descriptor()
+	return file_fedclaimspb_fedclaims_proto_enumTypes[1].Descriptor()
 }
 
 func (KeySetupTask_Step) Type() protoreflect.EnumType {
-	return &file_proto_fedclaims_proto_enumTypes[1]
+	return &file_fedclaimspb_fedclaims_proto_enumTypes[1]
 }
 
 func (x KeySetupTask_Step) Number() protoreflect.EnumNumber {
@@ -202,7 +202,7 @@ func (x KeySetupTask_Step) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeySetupTask_Step.Descriptor instead.
 func (KeySetupTask_Step) EnumDescriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{9, 0}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{9, 0}
 }
 
 type Control_Action int32
@@ -245,11 +245,11 @@ func (x Control_Action) String() string {
 }
 
 func (Control_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_fedclaims_proto_enumTypes[2].Descriptor()
+	return file_fedclaimspb_fedclaims_proto_enumTypes[2].Descriptor()
 }
 
 func (Control_Action) Type() protoreflect.EnumType {
-	return &file_proto_fedclaims_proto_enumTypes[2]
+	return &file_fedclaimspb_fedclaims_proto_enumTypes[2]
 }
 
 func (x Control_Action) Number() protoreflect.EnumNumber {
@@ -258,7 +258,7 @@ func (x Control_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Control_Action.Descriptor instead.
 func (Control_Action) EnumDescriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{16, 0}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{16, 0}
 }
 
 type StatusResponse_State int32
@@ -309,11 +309,11 @@ func (x StatusResponse_State) String() string {
 }
 
 func (StatusResponse_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_fedclaims_proto_enumTypes[3].Descriptor()
+	return file_fedclaimspb_fedclaims_proto_enumTypes[3].Descriptor()
 }
 
 func (StatusResponse_State) Type() protoreflect.EnumType {
-	return &file_proto_fedclaims_proto_enumTypes[3]
+	return &file_fedclaimspb_fedclaims_proto_enumTypes[3]
 }
 
 func (x StatusResponse_State) Number() protoreflect.EnumNumber {
@@ -322,7 +322,7 @@ func (x StatusResponse_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StatusResponse_State.Descriptor instead.
 func (StatusResponse_State) EnumDescriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{26, 0}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{26, 0}
 }
 
 // Envelope binds a message to a federation, a round and a site.
@@ -341,7 +341,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_proto_fedclaims_proto_msgTypes[0]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +353,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[0]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +366,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{0}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Envelope) GetFederationId() string {
@@ -404,7 +404,7 @@ type BlobRef struct {
 
 func (x *BlobRef) Reset() {
 	*x = BlobRef{}
-	mi := &file_proto_fedclaims_proto_msgTypes[1]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +416,7 @@ func (x *BlobRef) String() string {
 func (*BlobRef) ProtoMessage() {}
 
 func (x *BlobRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[1]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +429,7 @@ func (x *BlobRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobRef.ProtoReflect.Descriptor instead.
 func (*BlobRef) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{1}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *BlobRef) GetKind() BlobKind {
@@ -475,7 +475,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_proto_fedclaims_proto_msgTypes[2]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +487,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[2]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +500,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{2}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Chunk) GetOffset() uint64 {
@@ -543,7 +543,7 @@ type SignedKey struct {
 
 func (x *SignedKey) Reset() {
 	*x = SignedKey{}
-	mi := &file_proto_fedclaims_proto_msgTypes[3]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +555,7 @@ func (x *SignedKey) String() string {
 func (*SignedKey) ProtoMessage() {}
 
 func (x *SignedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[3]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +568,7 @@ func (x *SignedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedKey.ProtoReflect.Descriptor instead.
 func (*SignedKey) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{3}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SignedKey) GetSiteId() string {
@@ -610,7 +610,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[4]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +622,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[4]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +635,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{4}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnrollRequest) GetEnvelope() *Envelope {
@@ -669,7 +669,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_proto_fedclaims_proto_msgTypes[5]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +681,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[5]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +694,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{5}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EnrollResponse) GetEnvelope() *Envelope {
@@ -735,7 +735,7 @@ type FederationConfig struct {
 
 func (x *FederationConfig) Reset() {
 	*x = FederationConfig{}
-	mi := &file_proto_fedclaims_proto_msgTypes[6]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +747,7 @@ func (x *FederationConfig) String() string {
 func (*FederationConfig) ProtoMessage() {}
 
 func (x *FederationConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[6]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +760,7 @@ func (x *FederationConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationConfig.ProtoReflect.Descriptor instead.
 func (*FederationConfig) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{6}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FederationConfig) GetFederationId() string {
@@ -837,7 +837,7 @@ type WorkRequest struct {
 
 func (x *WorkRequest) Reset() {
 	*x = WorkRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[7]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +849,7 @@ func (x *WorkRequest) String() string {
 func (*WorkRequest) ProtoMessage() {}
 
 func (x *WorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[7]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +862,7 @@ func (x *WorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkRequest.ProtoReflect.Descriptor instead.
 func (*WorkRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{7}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkRequest) GetEnvelope() *Envelope {
@@ -902,7 +902,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_proto_fedclaims_proto_msgTypes[8]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +914,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[8]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +927,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{8}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Assignment) GetEnvelope() *Envelope {
@@ -1070,7 +1070,7 @@ type KeySetupTask struct {
 
 func (x *KeySetupTask) Reset() {
 	*x = KeySetupTask{}
-	mi := &file_proto_fedclaims_proto_msgTypes[9]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1082,7 @@ func (x *KeySetupTask) String() string {
 func (*KeySetupTask) ProtoMessage() {}
 
 func (x *KeySetupTask) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[9]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1095,7 @@ func (x *KeySetupTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetupTask.ProtoReflect.Descriptor instead.
 func (*KeySetupTask) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{9}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeySetupTask) GetStep() KeySetupTask_Step {
@@ -1150,7 +1150,7 @@ type VocabularyTask struct {
 
 func (x *VocabularyTask) Reset() {
 	*x = VocabularyTask{}
-	mi := &file_proto_fedclaims_proto_msgTypes[10]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1162,7 @@ func (x *VocabularyTask) String() string {
 func (*VocabularyTask) ProtoMessage() {}
 
 func (x *VocabularyTask) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[10]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1175,7 @@ func (x *VocabularyTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VocabularyTask.ProtoReflect.Descriptor instead.
 func (*VocabularyTask) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{10}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VocabularyTask) GetKFloor() uint32 {
@@ -1198,7 +1198,7 @@ type CountTable struct {
 
 func (x *CountTable) Reset() {
 	*x = CountTable{}
-	mi := &file_proto_fedclaims_proto_msgTypes[11]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1210,7 @@ func (x *CountTable) String() string {
 func (*CountTable) ProtoMessage() {}
 
 func (x *CountTable) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[11]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1223,7 @@ func (x *CountTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTable.ProtoReflect.Descriptor instead.
 func (*CountTable) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{11}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CountTable) GetKFloor() uint32 {
@@ -1257,7 +1257,7 @@ type CodeCount struct {
 
 func (x *CodeCount) Reset() {
 	*x = CodeCount{}
-	mi := &file_proto_fedclaims_proto_msgTypes[12]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1269,7 @@ func (x *CodeCount) String() string {
 func (*CodeCount) ProtoMessage() {}
 
 func (x *CodeCount) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[12]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1282,7 @@ func (x *CodeCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeCount.ProtoReflect.Descriptor instead.
 func (*CodeCount) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{12}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CodeCount) GetCode() string {
@@ -1326,7 +1326,7 @@ type TrainTask struct {
 
 func (x *TrainTask) Reset() {
 	*x = TrainTask{}
-	mi := &file_proto_fedclaims_proto_msgTypes[13]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1338,7 @@ func (x *TrainTask) String() string {
 func (*TrainTask) ProtoMessage() {}
 
 func (x *TrainTask) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[13]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1351,7 @@ func (x *TrainTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainTask.ProtoReflect.Descriptor instead.
 func (*TrainTask) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{13}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TrainTask) GetModel() *BlobRef {
@@ -1439,7 +1439,7 @@ type DecryptTask struct {
 
 func (x *DecryptTask) Reset() {
 	*x = DecryptTask{}
-	mi := &file_proto_fedclaims_proto_msgTypes[14]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1451,7 @@ func (x *DecryptTask) String() string {
 func (*DecryptTask) ProtoMessage() {}
 
 func (x *DecryptTask) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[14]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1464,7 @@ func (x *DecryptTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptTask.ProtoReflect.Descriptor instead.
 func (*DecryptTask) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{14}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DecryptTask) GetAggregate() *BlobRef {
@@ -1502,7 +1502,7 @@ type PublishedModel struct {
 
 func (x *PublishedModel) Reset() {
 	*x = PublishedModel{}
-	mi := &file_proto_fedclaims_proto_msgTypes[15]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1514,7 @@ func (x *PublishedModel) String() string {
 func (*PublishedModel) ProtoMessage() {}
 
 func (x *PublishedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[15]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1527,7 @@ func (x *PublishedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishedModel.ProtoReflect.Descriptor instead.
 func (*PublishedModel) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{15}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishedModel) GetModel() *BlobRef {
@@ -1569,7 +1569,7 @@ type Control struct {
 
 func (x *Control) Reset() {
 	*x = Control{}
-	mi := &file_proto_fedclaims_proto_msgTypes[16]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1581,7 @@ func (x *Control) String() string {
 func (*Control) ProtoMessage() {}
 
 func (x *Control) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[16]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1594,7 @@ func (x *Control) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Control.ProtoReflect.Descriptor instead.
 func (*Control) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{16}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Control) GetAction() Control_Action {
@@ -1625,7 +1625,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[17]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1637,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[17]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1650,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{17}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadRequest) GetEnvelope() *Envelope {
@@ -1721,7 +1721,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_proto_fedclaims_proto_msgTypes[18]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1733,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[18]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1746,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{18}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UploadHeader) GetKind() BlobKind {
@@ -1805,7 +1805,7 @@ type UpdateInfo struct {
 
 func (x *UpdateInfo) Reset() {
 	*x = UpdateInfo{}
-	mi := &file_proto_fedclaims_proto_msgTypes[19]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1817,7 @@ func (x *UpdateInfo) String() string {
 func (*UpdateInfo) ProtoMessage() {}
 
 func (x *UpdateInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[19]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1830,7 @@ func (x *UpdateInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateInfo.ProtoReflect.Descriptor instead.
 func (*UpdateInfo) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{19}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateInfo) GetChunks() uint32 {
@@ -1866,7 +1866,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_proto_fedclaims_proto_msgTypes[20]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1878,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[20]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +1891,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{20}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UploadResponse) GetEnvelope() *Envelope {
@@ -1927,7 +1927,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[21]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +1939,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[21]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +1952,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{21}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DownloadRequest) GetEnvelope() *Envelope {
@@ -1990,7 +1990,7 @@ type DownloadResponse struct {
 
 func (x *DownloadResponse) Reset() {
 	*x = DownloadResponse{}
-	mi := &file_proto_fedclaims_proto_msgTypes[22]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2002,7 @@ func (x *DownloadResponse) String() string {
 func (*DownloadResponse) ProtoMessage() {}
 
 func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[22]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2015,7 @@ func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResponse.ProtoReflect.Descriptor instead.
 func (*DownloadResponse) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{22}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DownloadResponse) GetEnvelope() *Envelope {
@@ -2078,7 +2078,7 @@ type AcknowledgeRequest struct {
 
 func (x *AcknowledgeRequest) Reset() {
 	*x = AcknowledgeRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[23]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2090,7 @@ func (x *AcknowledgeRequest) String() string {
 func (*AcknowledgeRequest) ProtoMessage() {}
 
 func (x *AcknowledgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[23]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2103,7 @@ func (x *AcknowledgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{23}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AcknowledgeRequest) GetEnvelope() *Envelope {
@@ -2136,7 +2136,7 @@ type AcknowledgeResponse struct {
 
 func (x *AcknowledgeResponse) Reset() {
 	*x = AcknowledgeResponse{}
-	mi := &file_proto_fedclaims_proto_msgTypes[24]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2148,7 @@ func (x *AcknowledgeResponse) String() string {
 func (*AcknowledgeResponse) ProtoMessage() {}
 
 func (x *AcknowledgeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[24]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2161,7 @@ func (x *AcknowledgeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeResponse) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{24}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AcknowledgeResponse) GetEnvelope() *Envelope {
@@ -2180,7 +2180,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[25]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2192,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[25]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2205,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{25}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatusRequest) GetEnvelope() *Envelope {
@@ -2235,7 +2235,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_proto_fedclaims_proto_msgTypes[26]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2247,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[26]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2260,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{26}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusResponse) GetEnvelope() *Envelope {
@@ -2346,7 +2346,7 @@ type SiteStatus struct {
 
 func (x *SiteStatus) Reset() {
 	*x = SiteStatus{}
-	mi := &file_proto_fedclaims_proto_msgTypes[27]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2358,7 @@ func (x *SiteStatus) String() string {
 func (*SiteStatus) ProtoMessage() {}
 
 func (x *SiteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[27]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2371,7 @@ func (x *SiteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteStatus.ProtoReflect.Descriptor instead.
 func (*SiteStatus) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{27}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SiteStatus) GetSiteId() string {
@@ -2424,7 +2424,7 @@ type RoundMetrics struct {
 
 func (x *RoundMetrics) Reset() {
 	*x = RoundMetrics{}
-	mi := &file_proto_fedclaims_proto_msgTypes[28]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2436,7 @@ func (x *RoundMetrics) String() string {
 func (*RoundMetrics) ProtoMessage() {}
 
 func (x *RoundMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[28]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2449,7 @@ func (x *RoundMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundMetrics.ProtoReflect.Descriptor instead.
 func (*RoundMetrics) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{28}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RoundMetrics) GetRound() uint64 {
@@ -2503,7 +2503,7 @@ type SitesRequest struct {
 
 func (x *SitesRequest) Reset() {
 	*x = SitesRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[29]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2515,7 @@ func (x *SitesRequest) String() string {
 func (*SitesRequest) ProtoMessage() {}
 
 func (x *SitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[29]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2528,7 @@ func (x *SitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SitesRequest.ProtoReflect.Descriptor instead.
 func (*SitesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{29}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SitesRequest) GetEnvelope() *Envelope {
@@ -2548,7 +2548,7 @@ type SitesResponse struct {
 
 func (x *SitesResponse) Reset() {
 	*x = SitesResponse{}
-	mi := &file_proto_fedclaims_proto_msgTypes[30]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2560,7 @@ func (x *SitesResponse) String() string {
 func (*SitesResponse) ProtoMessage() {}
 
 func (x *SitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[30]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2573,7 @@ func (x *SitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SitesResponse.ProtoReflect.Descriptor instead.
 func (*SitesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{30}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SitesResponse) GetEnvelope() *Envelope {
@@ -2600,7 +2600,7 @@ type ControlRequest struct {
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_proto_fedclaims_proto_msgTypes[31]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2612,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_fedclaims_proto_msgTypes[31]
+	mi := &file_fedclaimspb_fedclaims_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2625,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_proto_fedclaims_proto_rawDescGZIP(), []int{31}
+	return file_fedclaimspb_fedclaims_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ControlRequest) GetEnvelope() *Envelope {
@@ -2642,11 +2642,11 @@ func (x *ControlRequest) GetReason() string {
 	return ""
 }
 
-var File_proto_fedclaims_proto protoreflect.FileDescriptor
+var File_fedclaimspb_fedclaims_proto protoreflect.FileDescriptor
 
-const file_proto_fedclaims_proto_rawDesc = "" +
+const file_fedclaimspb_fedclaims_proto_rawDesc = "" +
 	"\n" +
-	"\x15proto/fedclaims.proto\x12\ffedclaims.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n" +
+	"\x1bfedclaimspb/fedclaims.proto\x12\ffedclaims.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n" +
 	"\bEnvelope\x12#\n" +
 	"\rfederation_id\x18\x01 \x01(\tR\ffederationId\x12\x19\n" +
 	"\bround_id\x18\x02 \x01(\x04R\aroundId\x12\x17\n" +
@@ -2878,23 +2878,23 @@ const file_proto_fedclaims_proto_rawDesc = "" +
 	"\x05Start\x12\x1c.fedclaims.v1.ControlRequest\x1a\x1c.fedclaims.v1.StatusResponse\x12C\n" +
 	"\x05Pause\x12\x1c.fedclaims.v1.ControlRequest\x1a\x1c.fedclaims.v1.StatusResponse\x12D\n" +
 	"\x06Resume\x12\x1c.fedclaims.v1.ControlRequest\x1a\x1c.fedclaims.v1.StatusResponse\x12B\n" +
-	"\x04Stop\x12\x1c.fedclaims.v1.ControlRequest\x1a\x1c.fedclaims.v1.StatusResponseB&Z$github.com/fedclaims/fedclaims/protob\x06proto3"
+	"\x04Stop\x12\x1c.fedclaims.v1.ControlRequest\x1a\x1c.fedclaims.v1.StatusResponseB,Z*github.com/fedclaims/fedclaims/fedclaimspbb\x06proto3"
 
 var (
-	file_proto_fedclaims_proto_rawDescOnce sync.Once
-	file_proto_fedclaims_proto_rawDescData []byte
+	file_fedclaimspb_fedclaims_proto_rawDescOnce sync.Once
+	file_fedclaimspb_fedclaims_proto_rawDescData []byte
 )
 
-func file_proto_fedclaims_proto_rawDescGZIP() []byte {
-	file_proto_fedclaims_proto_rawDescOnce.Do(func() {
-		file_proto_fedclaims_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_proto_fedclaims_proto_rawDesc), len(file_proto_fedclaims_proto_rawDesc)))
+func file_fedclaimspb_fedclaims_proto_rawDescGZIP() []byte {
+	file_fedclaimspb_fedclaims_proto_rawDescOnce.Do(func() {
+		file_fedclaimspb_fedclaims_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_fedclaimspb_fedclaims_proto_rawDesc), len(file_fedclaimspb_fedclaims_proto_rawDesc)))
 	})
-	return file_proto_fedclaims_proto_rawDescData
+	return file_fedclaimspb_fedclaims_proto_rawDescData
 }
 
-var file_proto_fedclaims_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_proto_fedclaims_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
-var file_proto_fedclaims_proto_goTypes = []any{
+var file_fedclaimspb_fedclaims_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_fedclaimspb_fedclaims_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_fedclaimspb_fedclaims_proto_goTypes = []any{
 	(BlobKind)(0),                 // 0: fedclaims.v1.BlobKind
 	(KeySetupTask_Step)(0),        // 1: fedclaims.v1.KeySetupTask.Step
 	(Control_Action)(0),           // 2: fedclaims.v1.Control.Action
@@ -2934,7 +2934,7 @@ var file_proto_fedclaims_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
 }
-var file_proto_fedclaims_proto_depIdxs = []int32{
+var file_fedclaimspb_fedclaims_proto_depIdxs = []int32{
 	0,  // 0: fedclaims.v1.BlobRef.kind:type_name -> fedclaims.v1.BlobKind
 	4,  // 1: fedclaims.v1.EnrollRequest.envelope:type_name -> fedclaims.v1.Envelope
 	7,  // 2: fedclaims.v1.EnrollRequest.share_key:type_name -> fedclaims.v1.SignedKey
@@ -3015,12 +3015,12 @@ var file_proto_fedclaims_proto_depIdxs = []int32{
 	0,  // [0:51] is the sub-list for field type_name
 }
 
-func init() { file_proto_fedclaims_proto_init() }
-func file_proto_fedclaims_proto_init() {
-	if File_proto_fedclaims_proto != nil {
+func init() { file_fedclaimspb_fedclaims_proto_init() }
+func file_fedclaimspb_fedclaims_proto_init() {
+	if File_fedclaimspb_fedclaims_proto != nil {
 		return
 	}
-	file_proto_fedclaims_proto_msgTypes[8].OneofWrappers = []any{
+	file_fedclaimspb_fedclaims_proto_msgTypes[8].OneofWrappers = []any{
 		(*Assignment_KeySetup)(nil),
 		(*Assignment_Vocabulary)(nil),
 		(*Assignment_Train)(nil),
@@ -3028,11 +3028,11 @@ func file_proto_fedclaims_proto_init() {
 		(*Assignment_Published)(nil),
 		(*Assignment_Control)(nil),
 	}
-	file_proto_fedclaims_proto_msgTypes[17].OneofWrappers = []any{
+	file_fedclaimspb_fedclaims_proto_msgTypes[17].OneofWrappers = []any{
 		(*UploadRequest_Header)(nil),
 		(*UploadRequest_Chunk)(nil),
 	}
-	file_proto_fedclaims_proto_msgTypes[22].OneofWrappers = []any{
+	file_fedclaimspb_fedclaims_proto_msgTypes[22].OneofWrappers = []any{
 		(*DownloadResponse_Header)(nil),
 		(*DownloadResponse_Chunk)(nil),
 	}
@@ -3040,18 +3040,18 @@ func file_proto_fedclaims_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_fedclaims_proto_rawDesc), len(file_proto_fedclaims_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fedclaimspb_fedclaims_proto_rawDesc), len(file_fedclaimspb_fedclaims_proto_rawDesc)),
 			NumEnums:      4,
 			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
-		GoTypes:           file_proto_fedclaims_proto_goTypes,
-		DependencyIndexes: file_proto_fedclaims_proto_depIdxs,
-		EnumInfos:         file_proto_fedclaims_proto_enumTypes,
-		MessageInfos:      file_proto_fedclaims_proto_msgTypes,
+		GoTypes:           file_fedclaimspb_fedclaims_proto_goTypes,
+		DependencyIndexes: file_fedclaimspb_fedclaims_proto_depIdxs,
+		EnumInfos:         file_fedclaimspb_fedclaims_proto_enumTypes,
+		MessageInfos:      file_fedclaimspb_fedclaims_proto_msgTypes,
 	}.Build()
-	File_proto_fedclaims_proto = out.File
-	file_proto_fedclaims_proto_goTypes = nil
-	file_proto_fedclaims_proto_depIdxs = nil
+	File_fedclaimspb_fedclaims_proto = out.File
+	file_fedclaimspb_fedclaims_proto_goTypes = nil
+	file_fedclaimspb_fedclaims_proto_depIdxs = nil
 }
