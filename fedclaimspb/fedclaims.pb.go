@@ -2227,8 +2227,16 @@ type StatusResponse struct {
 	Sites    []*SiteStatus          `protobuf:"bytes,7,rep,name=sites,proto3" json:"sites,omitempty"`
 	History  []*RoundMetrics        `protobuf:"bytes,8,rep,name=history,proto3" json:"history,omitempty"`
 	// The aggregator's audit log head, to anchor a later `audit verify --head`.
-	AuditSeq      uint64 `protobuf:"varint,9,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
-	AuditHead     string `protobuf:"bytes,10,opt,name=audit_head,json=auditHead,proto3" json:"audit_head,omitempty"`
+	AuditSeq  uint64 `protobuf:"varint,9,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	AuditHead string `protobuf:"bytes,10,opt,name=audit_head,json=auditHead,proto3" json:"audit_head,omitempty"`
+	// In-round progress of the open round (round): the encrypted updates added to its
+	// sum so far, their bytes, and how many sites were asked for one. All zero while no
+	// round is open; they stay as they were while the round decrypts.
+	RoundContributions uint32 `protobuf:"varint,11,opt,name=round_contributions,json=roundContributions,proto3" json:"round_contributions,omitempty"`
+	RoundBytes         uint64 `protobuf:"varint,12,opt,name=round_bytes,json=roundBytes,proto3" json:"round_bytes,omitempty"`
+	RoundExpected      uint32 `protobuf:"varint,13,opt,name=round_expected,json=roundExpected,proto3" json:"round_expected,omitempty"`
+	// min_sites is the fewest contributions a round is decrypted with.
+	MinSites      uint32 `protobuf:"varint,14,opt,name=min_sites,json=minSites,proto3" json:"min_sites,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2333,6 +2341,34 @@ func (x *StatusResponse) GetAuditHead() string {
 	return ""
 }
 
+func (x *StatusResponse) GetRoundContributions() uint32 {
+	if x != nil {
+		return x.RoundContributions
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRoundBytes() uint64 {
+	if x != nil {
+		return x.RoundBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRoundExpected() uint32 {
+	if x != nil {
+		return x.RoundExpected
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetMinSites() uint32 {
+	if x != nil {
+		return x.MinSites
+	}
+	return 0
+}
+
 type SiteStatus struct {
 	state                 protoimpl.MessageState `protogen:"open.v1"`
 	SiteId                string                 `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
@@ -2340,8 +2376,12 @@ type SiteStatus struct {
 	LastSeen              *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	LastContributionRound uint64                 `protobuf:"varint,4,opt,name=last_contribution_round,json=lastContributionRound,proto3" json:"last_contribution_round,omitempty"`
 	Enrolled              bool                   `protobuf:"varint,5,opt,name=enrolled,proto3" json:"enrolled,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// software_version is what the site said it runs when it last enrolled with this
+	// aggregator process (empty after a restart until it enrols again); the site's own
+	// words, at most 512 bytes.
+	SoftwareVersion string `protobuf:"bytes,6,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SiteStatus) Reset() {
@@ -2407,6 +2447,13 @@ func (x *SiteStatus) GetEnrolled() bool {
 		return x.Enrolled
 	}
 	return false
+}
+
+func (x *SiteStatus) GetSoftwareVersion() string {
+	if x != nil {
+		return x.SoftwareVersion
+	}
+	return ""
 }
 
 type RoundMetrics struct {
@@ -2806,7 +2853,7 @@ const file_fedclaimspb_fedclaims_proto_rawDesc = "" +
 	"\x13AcknowledgeResponse\x122\n" +
 	"\benvelope\x18\x01 \x01(\v2\x16.fedclaims.v1.EnvelopeR\benvelope\"C\n" +
 	"\rStatusRequest\x122\n" +
-	"\benvelope\x18\x01 \x01(\v2\x16.fedclaims.v1.EnvelopeR\benvelope\"\xca\x04\n" +
+	"\benvelope\x18\x01 \x01(\v2\x16.fedclaims.v1.EnvelopeR\benvelope\"\xe0\x05\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\benvelope\x18\x01 \x01(\v2\x16.fedclaims.v1.EnvelopeR\benvelope\x128\n" +
 	"\x05state\x18\x02 \x01(\x0e2\".fedclaims.v1.StatusResponse.StateR\x05state\x12\x14\n" +
@@ -2819,7 +2866,12 @@ const file_fedclaimspb_fedclaims_proto_rawDesc = "" +
 	"\taudit_seq\x18\t \x01(\x04R\bauditSeq\x12\x1d\n" +
 	"\n" +
 	"audit_head\x18\n" +
-	" \x01(\tR\tauditHead\"\xab\x01\n" +
+	" \x01(\tR\tauditHead\x12/\n" +
+	"\x13round_contributions\x18\v \x01(\rR\x12roundContributions\x12\x1f\n" +
+	"\vround_bytes\x18\f \x01(\x04R\n" +
+	"roundBytes\x12%\n" +
+	"\x0eround_expected\x18\r \x01(\rR\rroundExpected\x12\x1b\n" +
+	"\tmin_sites\x18\x0e \x01(\rR\bminSites\"\xab\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSTATE_ENROLLING\x10\x01\x12\x13\n" +
@@ -2828,14 +2880,15 @@ const file_fedclaimspb_fedclaims_proto_rawDesc = "" +
 	"\x0eSTATE_TRAINING\x10\x04\x12\x10\n" +
 	"\fSTATE_PAUSED\x10\x05\x12\x12\n" +
 	"\x0eSTATE_FINISHED\x10\x06\x12\x11\n" +
-	"\rSTATE_STOPPED\x10\a\"\xca\x01\n" +
+	"\rSTATE_STOPPED\x10\a\"\xf5\x01\n" +
 	"\n" +
 	"SiteStatus\x12\x17\n" +
 	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x127\n" +
 	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x126\n" +
 	"\x17last_contribution_round\x18\x04 \x01(\x04R\x15lastContributionRound\x12\x1a\n" +
-	"\benrolled\x18\x05 \x01(\bR\benrolled\"\xf9\x01\n" +
+	"\benrolled\x18\x05 \x01(\bR\benrolled\x12)\n" +
+	"\x10software_version\x18\x06 \x01(\tR\x0fsoftwareVersion\"\xf9\x01\n" +
 	"\fRoundMetrics\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\"\n" +
 	"\fcontributors\x18\x02 \x03(\tR\fcontributors\x12\x1d\n" +
