@@ -23,35 +23,20 @@ func (s *Server) Status(ctx context.Context, req *fedclaimspb.StatusRequest) (*f
 	return out, err
 }
 
-// status describes the federation; it runs on the loop.
+// status describes the federation; it runs on the loop. The coordinator's page
+// (statusView) and the metrics' gauges (observe) are built from the same state.
 func (s *Server) status() *fedclaimspb.StatusResponse {
 	st := s.round.State()
 	out := &fedclaimspb.StatusResponse{
 		Envelope: &fedclaimspb.Envelope{FederationId: s.cfg.Federation, RoundId: st.Round},
-		Round:    st.Round, Rounds: uint32(s.cfg.Rounds), Sites: s.siteStatus(),
+		Round:    st.Round, Rounds: uint32(s.cfg.Rounds), Sites: s.siteStatus(), MinSites: uint32(s.cfg.MinSites),
 	}
-	switch {
-	case st.Stopped && s.round.Phase() == PhaseIdle:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_STOPPED, "stopped"
-	case s.finished:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_FINISHED, "finished"
-	case s.setup.Phase() == SetupEnrolling:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_ENROLLING, fmt.Sprintf("%d of %d sites enrolled", len(s.setup.State().Enrolled), len(s.sites))
-	case s.setup.Phase() == SetupVocabulary:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_VOCABULARY, "collecting count tables"
-	case s.setup.Phase() != SetupDone:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_KEY_SETUP, s.setup.Phase().String()
-	case st.Paused && s.round.Phase() == PhaseIdle:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_PAUSED, "paused"
-	default:
-		out.State, out.Phase = fedclaimspb.StatusResponse_STATE_TRAINING, s.round.Phase().String()
-		if s.round.Phase() == PhaseIdle && st.Round == 0 {
-			out.Phase = "ready: waiting for admin start"
-		}
-	}
+	out.State, out.Phase = s.stateOf()
 	if s.cur != nil {
 		out.Deadline = timestamppb.New(s.cur.deadline)
 	}
+	p := s.progress()
+	out.RoundContributions, out.RoundBytes, out.RoundExpected = uint32(p.contributions), p.bytes, uint32(p.expected)
 	for _, r := range s.history {
 		out.History = append(out.History, roundMetrics(r))
 	}
@@ -59,10 +44,70 @@ func (s *Server) status() *fedclaimspb.StatusResponse {
 	return out
 }
 
+// stateOf is the federation's state and, in words, the step within it.
+func (s *Server) stateOf() (fedclaimspb.StatusResponse_State, string) {
+	st := s.round.State()
+	switch {
+	case st.Stopped && s.round.Phase() == PhaseIdle:
+		return fedclaimspb.StatusResponse_STATE_STOPPED, "stopped"
+	case s.finished:
+		return fedclaimspb.StatusResponse_STATE_FINISHED, "finished"
+	case s.setup.Phase() == SetupEnrolling:
+		return fedclaimspb.StatusResponse_STATE_ENROLLING, fmt.Sprintf("%d of %d sites enrolled", len(s.setup.State().Enrolled), len(s.sites))
+	case s.setup.Phase() == SetupVocabulary:
+		return fedclaimspb.StatusResponse_STATE_VOCABULARY, "collecting count tables"
+	case s.setup.Phase() != SetupDone:
+		return fedclaimspb.StatusResponse_STATE_KEY_SETUP, s.setup.Phase().String()
+	case st.Paused && s.round.Phase() == PhaseIdle:
+		return fedclaimspb.StatusResponse_STATE_PAUSED, "paused"
+	case s.round.Phase() == PhaseIdle && st.Round == 0:
+		return fedclaimspb.StatusResponse_STATE_TRAINING, "ready: waiting for admin start"
+	}
+	return fedclaimspb.StatusResponse_STATE_TRAINING, s.round.Phase().String()
+}
+
+// roundProgress is how far the open round's collection has come.
+type roundProgress struct {
+	// contributions are the encrypted updates accepted into the round's sum, bytes
+	// their size; expected the sites that were asked for one (every site of the
+	// federation: each gets a TrainTask).
+	contributions, expected int
+	bytes                   uint64
+}
+
+func (s *Server) progress() roundProgress {
+	if s.cur == nil {
+		return roundProgress{}
+	}
+	return roundProgress{contributions: len(s.cur.losses), expected: len(s.sites), bytes: s.cur.bytes}
+}
+
+func (s *Server) countEnrolled() int {
+	n := 0
+	for _, id := range s.sites {
+		if s.setup.Enrolled(id) {
+			n++
+		}
+	}
+	return n
+}
+
+// observe sets the metrics' gauges of the federation's state; the loop calls it
+// after every event, so that a scrape reads them without waiting for the loop.
+func (s *Server) observe() {
+	state, _ := s.stateOf()
+	p := s.progress()
+	seq, _ := s.audit.Head()
+	s.metrics.observe(gauges{state: state, setup: s.setup.Phase(), round: s.round.State().Round, rounds: s.cfg.Rounds,
+		enrolled: s.countEnrolled(), sites: len(s.sites), contributions: p.contributions, expected: p.expected,
+		bytes: p.bytes, auditSeq: seq})
+}
+
 func (s *Server) siteStatus() []*fedclaimspb.SiteStatus {
 	out := make([]*fedclaimspb.SiteStatus, 0, len(s.sites))
 	for _, id := range s.sites {
-		ss := &fedclaimspb.SiteStatus{SiteId: id, Online: s.online[id] > 0, LastContributionRound: s.lastRnd[id], Enrolled: s.setup.Enrolled(id)}
+		ss := &fedclaimspb.SiteStatus{SiteId: id, Online: s.online[id] > 0, LastContributionRound: s.lastRnd[id], Enrolled: s.setup.Enrolled(id),
+			SoftwareVersion: s.software[id]}
 		if t, ok := s.lastSeen[id]; ok {
 			ss.LastSeen = timestamppb.New(t)
 		}

@@ -160,6 +160,7 @@ func (s *Server) Enroll(ctx context.Context, req *fedclaimspb.EnrollRequest) (*f
 			return status.Error(codes.Internal, err.Error())
 		}
 		s.keys[id.ID] = k
+		s.software[id.ID] = trim(req.GetSoftwareVersion())
 		s.lastSeen[id.ID] = s.clock.Now()
 		if err := s.setup.Step(Enrolled{Site: id.ID}); err != nil {
 			return status.Error(codes.PermissionDenied, err.Error())

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -66,7 +67,7 @@ type Options struct {
 
 // Server is the aggregator: the gRPC Federation and Admin services over mutual TLS,
 // an event loop that owns the round and setup machines, the global model and the
-// per-site assignment queues, and the /metrics endpoint.
+// per-site assignment queues, and the metrics listener (/metrics, the status page).
 //
 // RPC handlers never touch that state themselves: they hand closures to the loop
 // (call) and stream ciphertext chunks into the round's secureagg.Aggregate, which is
@@ -101,6 +102,8 @@ type Server struct {
 	// (a round opened by admin start) that must outlive the call.
 	loopCtx context.Context
 	fatal   error // set on the loop when the federation must stop
+	// serving is true while the loop runs and has not halted: what /healthz reports.
+	serving atomic.Bool
 
 	// Owned by the loop.
 	round    *Machine
@@ -111,6 +114,7 @@ type Server struct {
 	online   map[string]int
 	lastSeen map[string]time.Time
 	lastRnd  map[string]uint64
+	software map[string]string // the version each site said it runs when it enrolled
 	keys     map[string]*fedclaimspb.SignedKey
 	dealt    map[string]map[string]bool // dealer -> recipients served in its current dealing
 	model    *model.Model
@@ -177,10 +181,10 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: opts.Log, clock: opts.Clock, store: st, roots: roots, params: params, roster: roster, sites: roster.Names(),
 		uploads: uploadSlots{limit: maxUploadsPerSite, busy: map[string]int{}}, uploadGate: make(chan struct{}, maxUploads),
-		downloads: newDownloadSlots(maxDownloads, maxDownloadsPerSite), refusals: audit.NewRefusalLimiter(audit.RefusalLimits{}), metrics: newMetrics(),
+		downloads: newDownloadSlots(maxDownloads, maxDownloadsPerSite), refusals: audit.NewRefusalLimiter(audit.RefusalLimits{}), metrics: newMetrics(opts.Log),
 		events: make(chan func(), 64), done: make(chan struct{}),
 		seqs: map[string]uint64{}, outbox: map[string][]*fedclaimspb.Assignment{}, notify: map[string]map[chan struct{}]bool{},
-		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, keys: map[string]*fedclaimspb.SignedKey{}, dealt: map[string]map[string]bool{},
+		online: map[string]int{}, lastSeen: map[string]time.Time{}, lastRnd: map[string]uint64{}, software: map[string]string{}, keys: map[string]*fedclaimspb.SignedKey{}, dealt: map[string]map[string]bool{},
 	}
 	s.sacfg = secureagg.Config{Params: params, Federation: cfg.Federation, Sites: roster.IDs(), Threshold: cfg.Threshold,
 		WeightCap: cfg.SecureAgg.WeightCap, MinSites: cfg.MinSites}
@@ -321,7 +325,8 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
-// Run serves the federation on lis (and /metrics on the configured address) until
+// Run serves the federation on lis (and /metrics, the coordinator's status page and
+// /healthz on the configured metrics address) until
 // ctx ends or the federation hits an error it cannot continue past, such as an audit
 // entry that cannot be written.
 func (s *Server) Run(ctx context.Context, lis net.Listener) error {
@@ -367,9 +372,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 			wg.Wait()
 			return fmt.Errorf("metrics listener %s: %w", s.cfg.Metrics, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", s.metrics)
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -405,8 +408,11 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 // machines are ready for.
 func (s *Server) loop(ctx context.Context) error {
 	defer close(s.done)
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	s.loopCtx = ctx
 	s.resume(ctx)
+	s.observe()
 	s.scheduleRefusalFlush(ctx)
 	for s.fatal == nil {
 		select {
@@ -416,6 +422,7 @@ func (s *Server) loop(ctx context.Context) error {
 		case f := <-s.events:
 			f()
 			s.process(ctx)
+			s.observe()
 		}
 	}
 	s.log.Error("federation halted", "err", s.fatal)

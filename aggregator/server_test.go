@@ -558,7 +558,7 @@ func TestCallRefusals(t *testing.T) {
 	}
 	// The metrics count the refusals that reached the server.
 	rec := httptest.NewRecorder()
-	f.srv.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	f.srv.metrics.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if !strings.Contains(rec.Body.String(), "fedclaims_refusals_total 8") {
 		t.Fatalf("metrics:\n%s", rec.Body)
 	}

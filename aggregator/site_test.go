@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -45,6 +46,10 @@ type testSite struct {
 	// share off after one chunk; broke records the rounds it did, with their chunks.
 	breakShare func(round uint64) bool
 	broke      map[uint64]int
+	// software, when set, is the version the site enrols with ("test" otherwise);
+	// loss, when set, the training loss it reports for a model version (2.5).
+	software string
+	loss     func(version uint64) float64
 
 	mu        sync.Mutex
 	conn      *grpc.ClientConn
@@ -100,7 +105,7 @@ func (s *testSite) enroll(ctx context.Context, federation string) error {
 		return err
 	}
 	resp, err := s.client.Enroll(ctx, &fedclaimspb.EnrollRequest{
-		Envelope: &fedclaimspb.Envelope{FederationId: federation, SiteId: s.id}, SoftwareVersion: "test", ShareKey: signed})
+		Envelope: &fedclaimspb.Envelope{FederationId: federation, SiteId: s.id}, SoftwareVersion: cmp.Or(s.software, "test"), ShareKey: signed})
 	if err != nil {
 		return err
 	}
@@ -194,8 +199,12 @@ func (s *testSite) handle(ctx context.Context, a *fedclaimspb.Assignment) error 
 		s.mu.Lock()
 		s.sent[version] = d
 		s.mu.Unlock()
+		loss := 2.5
+		if s.loss != nil {
+			loss = s.loss(version)
+		}
 		if err := s.uploadBlob(ctx, round, &fedclaimspb.UploadHeader{Kind: fedclaimspb.BlobKind_BLOB_KIND_ENCRYPTED_UPDATE, Size: size, AssignmentSeq: a.Seq,
-			Update: &fedclaimspb.UpdateInfo{Chunks: uint32(len(chunks)), LocalSteps: 1, TrainLoss: 2.5}}, msgs); err != nil {
+			Update: &fedclaimspb.UpdateInfo{Chunks: uint32(len(chunks)), LocalSteps: 1, TrainLoss: loss}}, msgs); err != nil {
 			return err
 		}
 		s.mu.Lock()
