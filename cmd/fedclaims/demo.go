@@ -277,22 +277,38 @@ func demoBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
 
 // runFederation runs the processes until the final model is published and
 // installed, following the aggregator's status on a progress bar, and stops them.
+// The bar counts contributions, rounds × sites in all, so that it (and its ETA)
+// moves inside a round as the sites' updates arrive, not only when a round ends.
 func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*localfed.Result, error) {
-	a.log.Info("starting the federation", "aggregator", fed.Addr, "sites", len(fed.Sites), "logs", filepath.Join(fed.Dir, "logs"))
+	a.log.Info("starting the federation", "aggregator", fed.Addr, "sites", len(fed.Sites), "logs", filepath.Join(fed.Dir, "logs"),
+		"status_page", "http://"+fed.MetricsAddr+"/")
 	var bar *progressbar.ProgressBar
+	perRound := max(len(fed.Sites), 1)
 	res, err := fed.Run(ctx, func(st *fedclaimspb.StatusResponse) {
 		if bar == nil {
-			bar = demoBar(a.stderr, int(max(st.GetRounds(), 1)), "federation")
+			bar = demoBar(a.stderr, int(max(st.GetRounds(), 1))*perRound, "federation")
 		}
 		desc := strings.ToLower(strings.TrimPrefix(st.GetState().String(), "STATE_"))
 		if st.GetPhase() != "" {
 			desc += ": " + st.GetPhase()
 		}
+		done := len(st.GetHistory()) * perRound
 		if st.GetState() == fedclaimspb.StatusResponse_STATE_TRAINING {
-			desc = fmt.Sprintf("round %d: %s", st.GetRound(), st.GetPhase())
+			// Rounds are counted as applied ones, not by id: an aborted or restarted
+			// round spends an id, so ids can pass the number of rounds.
+			n := min(len(st.GetHistory())+1, int(st.GetRounds()))
+			desc = fmt.Sprintf("round %d/%d: %s", n, st.GetRounds(), st.GetPhase())
+			if exp := st.GetRoundExpected(); exp > 0 {
+				got := st.GetRoundContributions()
+				desc = fmt.Sprintf("round %d/%d: %d/%d contributions, %.1f MiB (%s)", n, st.GetRounds(),
+					got, exp, float64(st.GetRoundBytes())/(1<<20), st.GetPhase())
+				// The round's share of the bar, scaled to the sites expected in case
+				// it differs from the sites started.
+				done += min(int(got)*perRound/int(exp), perRound)
+			}
 		}
 		bar.Describe(desc)
-		_ = bar.Set(len(st.GetHistory()))
+		_ = bar.Set(done)
 	})
 	if bar != nil {
 		_ = bar.Finish()
