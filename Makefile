@@ -7,7 +7,7 @@ BIN := bin/fedclaims
 # Packages with goroutines, run under the race detector; the rest run plain.
 RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|fedclaimspb)($$|/)')
 
-.PHONY: all deps build test vet demo sweep study bench bench-federation proto torch-check clean
+.PHONY: all deps build test vet demo sweep study bench bench-federation proto torch-check ui-test clean
 
 all: build
 
@@ -59,6 +59,14 @@ study: build
 # installs Debian's python3-torch when no python3 imports torch. Not part of test.
 torch-check: build
 	./scripts/torch-check.sh $(BIN) out/torch-check
+
+# ui-test runs `fedclaims demo` (three hospitals, six rounds, processes on
+# loopback) and, once two rounds are applied and the next is open, loads the
+# aggregator's status page in headless Chromium: checks the DOM (federation, site
+# rows, round row, loss plot, refresh, audit head) and saves the screenshot at
+# out/ui-test/status.png. Installs Debian's chromium when missing. Not part of test.
+ui-test: build
+	./scripts/ui-test.sh $(BIN) out/ui-test
 
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...

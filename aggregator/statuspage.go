@@ -255,7 +255,7 @@ func lossPlotOf(h []RoundView) *lossPlot {
 	if len(h) == 0 {
 		return nil
 	}
-	p := &lossPlot{Width: 720, Height: 240, Left: 64, Right: 704, Top: 16, Base: 200}
+	p := &lossPlot{Width: 1160, Height: 260, Left: 64, Right: 1144, Top: 16, Base: 220}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, r := range h {
 		lo, hi = min(lo, r.TrainLoss), max(hi, r.TrainLoss)
