@@ -72,6 +72,9 @@ func newRootCmd(a *app) *cobra.Command {
 			return a.v.BindPFlags(cmd.Flags())
 		},
 	}
+	// --version prints what `fedclaims version` prints (version.go).
+	root.Version = versionText()
+	root.SetVersionTemplate("{{.Version}}")
 	root.PersistentFlags().StringVar(&configFile, "config", "", "YAML configuration file")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
@@ -99,18 +102,3 @@ func newRootCmd(a *app) *cobra.Command {
 	)
 	return root
 }
-
-func newVersionCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(a.stdout, version)
-			return err
-		},
-	}
-}
-
-// version is set at link time with -ldflags "-X main.version=...".
-var version = "dev"
