@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -48,6 +49,9 @@ type Agent struct {
 	client fedclaimspb.FederationClient
 	fed    *fedclaimspb.FederationConfig
 	party  *secureagg.Party
+
+	// beat records live contact with the aggregator for `fedclaims health`.
+	beat *heartbeat
 
 	vocab      *tokenizer.Vocab
 	vocabBytes []byte
@@ -216,6 +220,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	a.client = fedclaimspb.NewFederationClient(conn)
+	a.beat = newHeartbeat(a.cfg.StateDir, a.cfg.SiteID, a.now, func() bool { return conn.GetState() == connectivity.Ready }, a.log)
+	defer a.beat.start(ctx, HeartbeatEvery)()
 	jitter := rand.New(rand.NewPCG(a.cfg.Seed, jitterSeed(a.cfg.Seed, a.cfg.SiteID)))
 	delay := a.cfg.BackoffMin
 	for {
@@ -302,12 +308,15 @@ func (a *Agent) session(ctx context.Context) (progressed bool, err error) {
 		return false, refusedSite("work stream", err)
 	}
 	a.log.Info("work stream open", "federation", fed, "after_seq", after)
+	a.beat.streamOpened(fed)
+	defer a.beat.streamClosed()
 	for {
 		asg, err := stream.Recv()
 		if err != nil {
 			// A server-streaming call reports its refusal at the first receive.
 			return true, refusedSite("work stream", err)
 		}
+		a.beat.received()
 		if asg.Seq <= after {
 			continue
 		}

@@ -79,6 +79,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		newVersionCmd(a),
+		newHealthCmd(a),
 		newBenchCmd(a),
 		newCertsCmd(a),
 		newAuditCmd(a),
