@@ -6,105 +6,103 @@ import (
 	"net"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
-
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/secureagg"
 )
 
-// Config is the aggregator's configuration, as aggregator.yaml spells it (see
-// configs/aggregator.yaml). Every key can also come from a FEDCLAIMS_* environment
-// variable (FEDCLAIMS_LOCAL_STEPS for local.steps) or a flag of the command.
+// Config is the aggregator's configuration; its yaml tags are the keys of
+// aggregator.yaml (see configs/aggregator.yaml). `fedclaims aggregator` loads it
+// (internal/config: the file, FEDCLAIMS_* variables such as FEDCLAIMS_LOCAL_STEPS
+// for local.steps, and flags) onto DefaultConfig and then calls Validate.
 type Config struct {
 	// Federation is the federation id, bound into every message and ciphertext.
-	Federation string `mapstructure:"federation"`
+	Federation string `yaml:"federation"`
 	// Listen is the gRPC address sites and the admin dial.
-	Listen string `mapstructure:"listen"`
+	Listen string `yaml:"listen"`
 	// Metrics is the plain-HTTP address of /metrics; empty turns it off.
-	Metrics string `mapstructure:"metrics"`
+	Metrics string `yaml:"metrics"`
 	// Certs is the consortium directory holding ca.crt, aggregator.crt/.key and crl.pem.
-	Certs string `mapstructure:"certs"`
+	Certs string `yaml:"certs"`
 	// StateDir holds checkpoints and the setup blobs.
-	StateDir string `mapstructure:"state_dir"`
+	StateDir string `yaml:"state_dir"`
 	// AuditLog is the aggregator's audit log; empty means state_dir/audit.jsonl.
-	AuditLog string `mapstructure:"audit_log"`
+	AuditLog string `yaml:"audit_log"`
 	// Sites is the allow-list, in any order; party order is sorted order.
-	Sites     []string `mapstructure:"sites"`
-	MinSites  int      `mapstructure:"min_sites"`
-	Threshold int      `mapstructure:"threshold"`
-	Rounds    int      `mapstructure:"rounds"`
+	Sites     []string `yaml:"sites"`
+	MinSites  int      `yaml:"min_sites"`
+	Threshold int      `yaml:"threshold"`
+	Rounds    int      `yaml:"rounds"`
 	// RoundDeadline is how long a round collects updates; DecryptDeadline how long
 	// it then waits for decryption shares.
-	RoundDeadline   time.Duration `mapstructure:"round_deadline"`
-	DecryptDeadline time.Duration `mapstructure:"decrypt_deadline"`
+	RoundDeadline   time.Duration `yaml:"round_deadline"`
+	DecryptDeadline time.Duration `yaml:"decrypt_deadline"`
 	// UploadIdleTimeout ends an upload stream that sends nothing for this long, so
 	// that a stalled or malicious sender holds no buffer or round state.
-	UploadIdleTimeout time.Duration `mapstructure:"upload_idle_timeout"`
+	UploadIdleTimeout time.Duration `yaml:"upload_idle_timeout"`
 	// AutoStart begins setup once every site enrolled, and the first round once the
 	// vocabulary is built, without waiting for `admin start`.
-	AutoStart bool `mapstructure:"auto_start"`
+	AutoStart bool `yaml:"auto_start"`
 
-	SecureAgg  SecureAggConfig  `mapstructure:"secureagg"`
-	Model      ModelConfig      `mapstructure:"model"`
-	Vocabulary VocabularyConfig `mapstructure:"vocabulary"`
-	Local      LocalConfig      `mapstructure:"local"`
-	Server     ServerConfig     `mapstructure:"server"`
+	SecureAgg  SecureAggConfig  `yaml:"secureagg"`
+	Model      ModelConfig      `yaml:"model"`
+	Vocabulary VocabularyConfig `yaml:"vocabulary"`
+	Local      LocalConfig      `yaml:"local"`
+	Server     ServerConfig     `yaml:"server"`
 }
 
 // SecureAggConfig names the CKKS parameters and the weight cap.
 type SecureAggConfig struct {
-	Preset    string  `mapstructure:"preset"`
-	WeightCap float64 `mapstructure:"weight_cap"`
+	Preset    string  `yaml:"preset"`
+	WeightCap float64 `yaml:"weight_cap"`
 }
 
 // ModelConfig fixes the global model: a preset, optionally reshaped (non-zero
 // fields override the preset's), and the seed of its initialisation.
 type ModelConfig struct {
-	Preset string `mapstructure:"preset"`
-	Seed   uint64 `mapstructure:"seed"`
-	Hidden int    `mapstructure:"hidden"`
-	Layers int    `mapstructure:"layers"`
-	Heads  int    `mapstructure:"heads"`
-	MaxLen int    `mapstructure:"max_len"`
+	Preset string `yaml:"preset"`
+	Seed   uint64 `yaml:"seed"`
+	Hidden int    `yaml:"hidden"`
+	Layers int    `yaml:"layers"`
+	Heads  int    `yaml:"heads"`
+	MaxLen int    `yaml:"max_len"`
 	// TimeBuckets is the encoder's time embedding (model.Config.TimeBuckets): -1,
 	// the default, keeps the preset's; 0 turns it off; 2 to 64 sets the buckets
 	// (model.Config.Validate refuses the rest).
-	TimeBuckets int `mapstructure:"time_buckets"`
+	TimeBuckets int `yaml:"time_buckets"`
 }
 
 // VocabularyConfig is the federated vocabulary's k-anonymity floor and the bounds
 // that keep one site from forcing a vocabulary (and so a model) no party can hold.
 type VocabularyConfig struct {
-	KFloor int `mapstructure:"k_floor"`
+	KFloor int `yaml:"k_floor"`
 	// MaxVocab caps the merged vocabulary; the most frequent codes are kept.
-	MaxVocab int `mapstructure:"max_vocab"`
+	MaxVocab int `yaml:"max_vocab"`
 	// MaxCodesPerTable refuses a site's count table with more codes than this.
-	MaxCodesPerTable int `mapstructure:"max_codes_per_table"`
+	MaxCodesPerTable int `yaml:"max_codes_per_table"`
 	// MaxCodesPerPatient refuses a count table with more codes than its patients
 	// times this: a code needs k_floor patients, so a real table stays far below.
-	MaxCodesPerPatient int `mapstructure:"max_codes_per_patient"`
+	MaxCodesPerPatient int `yaml:"max_codes_per_patient"`
 }
 
 // LocalConfig is the local training every TrainTask carries.
 type LocalConfig struct {
-	Steps         int     `mapstructure:"steps"`
-	Epochs        int     `mapstructure:"epochs"`
-	BatchSize     int     `mapstructure:"batch_size"`
-	LearningRate  float64 `mapstructure:"learning_rate"`
-	FedProxMu     float64 `mapstructure:"fedprox_mu"`
-	ClipNorm      float64 `mapstructure:"clip_norm"`
-	DPNoiseStdDev float64 `mapstructure:"dp_noise_stddev"`
+	Steps         int     `yaml:"steps"`
+	Epochs        int     `yaml:"epochs"`
+	BatchSize     int     `yaml:"batch_size"`
+	LearningRate  float64 `yaml:"learning_rate"`
+	FedProxMu     float64 `yaml:"fedprox_mu"`
+	ClipNorm      float64 `yaml:"clip_norm"`
+	DPNoiseStdDev float64 `yaml:"dp_noise_stddev"`
 }
 
 // ServerConfig is the server optimizer applied to each round's decrypted mean.
 type ServerConfig struct {
-	Optimizer    string  `mapstructure:"optimizer"` // fedavg or fedadam
-	LearningRate float64 `mapstructure:"learning_rate"`
-	Beta1        float64 `mapstructure:"beta1"`
-	Beta2        float64 `mapstructure:"beta2"`
-	Epsilon      float64 `mapstructure:"epsilon"`
+	Optimizer    string  `yaml:"optimizer"` // fedavg or fedadam
+	LearningRate float64 `yaml:"learning_rate"`
+	Beta1        float64 `yaml:"beta1"`
+	Beta2        float64 `yaml:"beta2"`
+	Epsilon      float64 `yaml:"epsilon"`
 }
 
 // DefaultConfig is what an empty configuration file means.
@@ -123,40 +121,6 @@ func DefaultConfig() Config {
 		Local:             LocalConfig{Steps: 20, BatchSize: 16, LearningRate: 5e-4, ClipNorm: 1},
 		Server:            ServerConfig{Optimizer: "fedavg", LearningRate: 1, Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-3},
 	}
-}
-
-// SetDefaults registers every key with its default in v, so that FEDCLAIMS_*
-// variables reach keys the file leaves out and UnmarshalExact knows them all.
-func SetDefaults(v *viper.Viper) error {
-	var m map[string]any
-	if err := mapstructure.Decode(DefaultConfig(), &m); err != nil {
-		return err
-	}
-	setAll(v, "", m)
-	return nil
-}
-
-func setAll(v *viper.Viper, prefix string, m map[string]any) {
-	for k, val := range m {
-		if sub, ok := val.(map[string]any); ok {
-			setAll(v, prefix+k+".", sub)
-			continue
-		}
-		v.SetDefault(prefix+k, val)
-	}
-}
-
-// LoadConfig decodes v into a Config, refusing keys it does not know, and validates
-// it. v should have had SetDefaults called on it.
-func LoadConfig(v *viper.Viper) (Config, error) {
-	c := DefaultConfig()
-	if err := v.UnmarshalExact(&c); err != nil {
-		return Config{}, fmt.Errorf("aggregator config: %w", err)
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, err
-	}
-	return c, nil
 }
 
 // Validate reports the first key whose value is unusable, by name.

@@ -1,11 +1,13 @@
 package aggregator
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
+	"github.com/fedclaims/fedclaims/internal/config"
 )
 
 const goodYAML = `
@@ -26,23 +28,20 @@ server:
   learning_rate: 0.01
 `
 
+// loadYAML loads doc as `fedclaims aggregator --config` does, with env as the
+// environment.
 func loadYAML(t *testing.T, doc string, env map[string]string) (Config, error) {
 	t.Helper()
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
-	v := viper.New()
-	v.SetEnvPrefix("FEDCLAIMS")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	if err := SetDefaults(v); err != nil {
+	path := filepath.Join(t.TempDir(), "aggregator.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(strings.NewReader(doc)); err != nil {
-		t.Fatal(err)
+	c := DefaultConfig()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := config.Load(path, &c, config.Options{LookupEnv: lookup}); err != nil {
+		return Config{}, err
 	}
-	return LoadConfig(v)
+	return c, c.Validate()
 }
 
 func TestLoadConfig(t *testing.T) {

@@ -3,13 +3,12 @@ package aggregator
 import (
 	"bytes"
 	"maps"
-	"strings"
 	"testing"
 
-	"github.com/spf13/viper"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/fedclaimspb"
+	"github.com/fedclaims/fedclaims/internal/config"
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
@@ -54,28 +53,26 @@ func FuzzParseCountTable(f *testing.F) {
 	})
 }
 
-// FuzzLoadConfig feeds arbitrary YAML to the configuration loader: it returns a
-// configuration that validates, or an error, and never panics.
+// FuzzLoadConfig feeds arbitrary YAML to the configuration loader and Validate:
+// neither panics, and a configuration that validates has usable rules and model.
 func FuzzLoadConfig(f *testing.F) {
 	f.Add(goodYAML)
 	f.Add("federation: x\ncerts: c\nsites: [a]\nmin_sites: 1\nthreshold: 1\n")
 	f.Add("model:\n  hidden: -1\n")
 	f.Add("round_deadline: 5\n")
 	f.Fuzz(func(t *testing.T, doc string) {
-		v := viper.New()
-		if err := SetDefaults(v); err != nil {
-			t.Fatal(err)
-		}
-		v.SetConfigType("yaml")
-		if err := v.ReadConfig(strings.NewReader(doc)); err != nil {
-			return
-		}
-		c, err := LoadConfig(v)
-		if err != nil {
+		c := DefaultConfig()
+		if err := config.Decode("fuzz.yaml", []byte(doc), &c); err != nil {
 			return
 		}
 		if err := c.Validate(); err != nil {
-			t.Fatalf("LoadConfig returned a configuration that does not validate: %v", err)
+			return
+		}
+		if err := c.Rules().validate(); err != nil {
+			t.Fatalf("a validated configuration has rules that do not validate: %v", err)
+		}
+		if _, err := c.ModelConfig(100); err != nil {
+			t.Fatalf("a validated configuration has a model that does not build: %v", err)
 		}
 	})
 }

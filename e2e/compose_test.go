@@ -9,11 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedclaims/fedclaims/aggregator"
-	"github.com/fedclaims/fedclaims/site"
+	"github.com/fedclaims/fedclaims/localfed"
 )
 
 // No docker engine runs where the tests run, so the compose topology is checked the
@@ -233,7 +232,7 @@ func TestComposeTopology(t *testing.T) {
 		if len(s.Command) != 3 || s.Command[0] != "site" || s.Command[1] != "--config" {
 			t.Fatalf("site-%s command %q, want site --config FILE", id, s.Command)
 		}
-		sc, err := site.Load(viper.New(), bindFile(t, root, s, s.Command[2]))
+		sc, err := localfed.LoadSiteConfig(bindFile(t, root, s, s.Command[2]))
 		if err != nil {
 			t.Fatalf("site-%s: %v", id, err)
 		}
@@ -243,11 +242,11 @@ func TestComposeTopology(t *testing.T) {
 		if sc.Federation != aggCfg.Federation {
 			t.Errorf("site-%s: federation_id %q, the aggregator's is %q", id, sc.Federation, aggCfg.Federation)
 		}
-		host, sport, _ := strings.Cut(sc.Aggregator, ":")
+		host, sport, _ := strings.Cut(sc.Aggregator.Address, ":")
 		if _, ok := c.Services[host]; !ok || sport != port {
-			t.Errorf("site-%s dials %s: not the aggregator service's port %s", id, sc.Aggregator, port)
+			t.Errorf("site-%s dials %s: not the aggregator service's port %s", id, sc.Aggregator.Address, port)
 		}
-		if name := sc.ServerName; name != "" && !slices.Contains(serverNames, name) {
+		if name := sc.Aggregator.ServerName; name != "" && !slices.Contains(serverNames, name) {
 			t.Errorf("site-%s expects server name %q; the aggregator's certificate has %v", id, name, serverNames)
 		}
 		// Its own certificate and its own data, read-only, from its own volume.
@@ -271,15 +270,7 @@ func TestComposeTopology(t *testing.T) {
 
 func loadAggregatorConfig(t *testing.T, file string) aggregator.Config {
 	t.Helper()
-	v := viper.New()
-	if err := aggregator.SetDefaults(v); err != nil {
-		t.Fatal(err)
-	}
-	v.SetConfigFile(file)
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	c, err := aggregator.LoadConfig(v)
+	c, err := localfed.LoadAggregatorConfig(file)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}

@@ -75,11 +75,11 @@ func newFederation(t *testing.T, ids []string, adjust func(*aggregator.Config)) 
 func (f *federation) siteConfig(id string) site.Config {
 	state := filepath.Join(filepath.Dir(f.data), "state", id)
 	return site.Config{
-		SiteID: id, Federation: "e2e", Aggregator: f.agg.addr, ServerName: "127.0.0.1",
+		SiteID: id, Federation: "e2e", Aggregator: site.AggregatorConfig{Address: f.agg.addr, ServerName: "127.0.0.1"},
 		CertsDir: f.pki, Data: []string{filepath.Join(f.data, id)},
 		StateDir: state, AuditLog: filepath.Join(state, "audit.jsonl"),
-		Threads: 1, MaxLen: 32, ExitOnFinal: true, Seed: 1,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+		Threads: 1, Train: site.TrainConfig{MaxLen: 32}, ExitOnFinal: true, Seed: 1,
+		Backoff: site.BackoffConfig{Min: 50 * time.Millisecond, Max: 500 * time.Millisecond},
 	}
 }
 
@@ -153,7 +153,7 @@ func (f *federation) state(id string) string { return f.siteConfig(id).StateDir 
 // difference from next and the secure-aggregation error bound for that average.
 func replay(t *testing.T, cfg aggregator.Config, f *federation, vocab *tokenizer.Vocab, prev, next *model.Model, version uint64, contributors []string) (maxErr, unweighted, bound, moved float64) {
 	t.Helper()
-	enc, err := tokenizer.NewEncoder(vocab, min(f.siteConfig(contributors[0]).MaxLen, prev.Config().MaxLen))
+	enc, err := tokenizer.NewEncoder(vocab, min(f.siteConfig(contributors[0]).Train.MaxLen, prev.Config().MaxLen))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/fedclaims/fedclaims/fedclaimspb"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/secureagg"
@@ -178,7 +176,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 	}()
 	for i, s := range f.Sites {
-		cfg, err := site.Load(viper.New(), s.Config)
+		cfg, err := LoadSiteConfig(s.Config)
 		if err != nil {
 			return nil, fmt.Errorf("localfed: bench: site %s: %w", s.ID, err)
 		}

@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/claims/synth"
 	"github.com/fedclaims/fedclaims/model"
-	"github.com/fedclaims/fedclaims/site"
 )
 
 // writeDatasets writes n synthetic hospitals of patients each under t.TempDir() and
@@ -64,7 +61,7 @@ func TestPrepareDatasets(t *testing.T) {
 		t.Errorf("synthesised %d datasets beside the given ones", len(entries))
 	}
 	for i, s := range f.Sites {
-		sc, err := site.Load(viper.New(), s.Config)
+		sc, err := LoadSiteConfig(s.Config)
 		if err != nil {
 			t.Fatalf("%s: %v", s.Config, err)
 		}
@@ -74,7 +71,7 @@ func TestPrepareDatasets(t *testing.T) {
 			t.Errorf("site %s: data %v (Site.Data %s), want %s", s.ID, sc.Data, s.Data, dirs[i])
 		case sc.PretrainOnly != wantOnly || s.PretrainOnly != wantOnly:
 			t.Errorf("site %s: pretrain_only %v (Site.PretrainOnly %v), want %v", s.ID, sc.PretrainOnly, s.PretrainOnly, wantOnly)
-		case sc.Threads != 2 || !sc.RandomCut || sc.StateDir != s.StateDir || sc.AuditLog != s.AuditLog:
+		case sc.Threads != 2 || !sc.Train.RandomCut || sc.StateDir != s.StateDir || sc.AuditLog != s.AuditLog:
 			t.Errorf("site %s config: %+v", s.ID, sc)
 		case s.Archetype != "" || s.Patients != 0:
 			t.Errorf("site %s: archetype %q, %d patients: a dataset's are unknown", s.ID, s.Archetype, s.Patients)

@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/fedclaims/fedclaims/aggregator"
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/claims"
-	"github.com/fedclaims/fedclaims/site"
+	"github.com/fedclaims/fedclaims/internal/config"
 )
 
 // Prepare writes a federation whose every configuration the real loaders accept,
@@ -51,17 +49,17 @@ func TestPrepare(t *testing.T) {
 
 	archetypes := map[string]bool{}
 	for _, s := range f.Sites {
-		sc, err := site.Load(viper.New(), s.Config)
+		sc, err := LoadSiteConfig(s.Config)
 		if err != nil {
 			t.Fatalf("%s: %v", s.Config, err)
 		}
-		if sc.SiteID != s.ID || sc.Aggregator != f.Addr || sc.Federation != ac.Federation || sc.Threads != 2 {
+		if sc.SiteID != s.ID || sc.Aggregator.Address != f.Addr || sc.Federation != ac.Federation || sc.Threads != 2 {
 			t.Errorf("site %s config: %+v", s.ID, sc)
 		}
-		if !slices.Equal(sc.Data, []string{s.Data}) || sc.StateDir != s.StateDir || sc.AuditLog != s.AuditLog {
+		if !slices.Equal(sc.Data, []string{s.Data}) || sc.StateDir != s.StateDir || sc.AuditLogPath() != s.AuditLog {
 			t.Errorf("site %s: data %v state %s audit %s", s.ID, sc.Data, sc.StateDir, sc.AuditLog)
 		}
-		if _, err := certs.ClientTLS(certs.SiteFiles(sc.CertsDir, s.ID), sc.ServerName); err != nil {
+		if _, err := certs.ClientTLS(certs.SiteFiles(sc.CertsDir, s.ID), sc.Aggregator.ServerName); err != nil {
 			t.Errorf("site %s certificate: %v", s.ID, err)
 		}
 		src, err := claims.Open(s.Data)
@@ -97,13 +95,21 @@ func TestWriteYAMLNests(t *testing.T) {
 	if err := writeYAML(path, "test", map[string]any{"a.b.c": 1, "a.b.d": "x", "a.e": true, "f": []string{"g"}}); err != nil {
 		t.Fatal(err)
 	}
-	v := viper.New()
-	v.SetConfigFile(path)
-	if err := v.ReadInConfig(); err != nil {
+	var got struct {
+		A struct {
+			B struct {
+				C int    `yaml:"c"`
+				D string `yaml:"d"`
+			} `yaml:"b"`
+			E bool `yaml:"e"`
+		} `yaml:"a"`
+		F []string `yaml:"f"`
+	}
+	if err := config.Load(path, &got, config.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if v.GetInt("a.b.c") != 1 || v.GetString("a.b.d") != "x" || !v.GetBool("a.e") || !slices.Equal(v.GetStringSlice("f"), []string{"g"}) {
-		t.Errorf("read back %v", v.AllSettings())
+	if got.A.B.C != 1 || got.A.B.D != "x" || !got.A.E || !slices.Equal(got.F, []string{"g"}) {
+		t.Errorf("read back %+v", got)
 	}
 	if m, err := filepath.Glob(filepath.Join(filepath.Dir(path), ".c.yaml.tmp*")); err != nil || len(m) != 0 {
 		t.Errorf("temporary files left: %v", m)
@@ -186,15 +192,7 @@ func TestPrepareSiteAggregator(t *testing.T) {
 // loadAggregatorConfig loads path the way fedclaims aggregator does.
 func loadAggregatorConfig(t *testing.T, path string) aggregator.Config {
 	t.Helper()
-	v := viper.New()
-	if err := aggregator.SetDefaults(v); err != nil {
-		t.Fatal(err)
-	}
-	v.SetConfigFile(path)
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatal(err)
-	}
-	ac, err := aggregator.LoadConfig(v)
+	ac, err := LoadAggregatorConfig(path)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

@@ -110,7 +110,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("%w: key data: %w", ErrConfig, err)
 		}
 		src.Close()
-		if splits[d], err = tasks.LoadSplits(d, cfg.SplitSalt); err != nil {
+		if splits[d], err = tasks.LoadSplits(d, cfg.splitSalt()); err != nil {
 			return nil, fmt.Errorf("%w: key data: %w", ErrConfig, err)
 		}
 	}
@@ -126,7 +126,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.audit, err = audit.Open(cfg.AuditLog, audit.Options{Actor: "site/" + cfg.SiteID, Signer: signer, RepairTorn: true, Expect: heads}); err != nil {
+	if a.audit, err = audit.Open(cfg.AuditLogPath(), audit.Options{Actor: "site/" + cfg.SiteID, Signer: signer, RepairTorn: true, Expect: heads}); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return a, nil
@@ -214,16 +214,16 @@ func (a *Agent) record(ctx context.Context, typ string, round uint64, fields map
 // (errUnsafeConfig: a threshold or min_sites secureagg.Config does not accept), or a
 // state directory of another federation.
 func (a *Agent) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(a.cfg.Aggregator, fedclaimspb.DialOptions(a.tls)...)
+	conn, err := grpc.NewClient(a.cfg.Aggregator.Address, fedclaimspb.DialOptions(a.tls)...)
 	if err != nil {
-		return fmt.Errorf("aggregator %s: %w", a.cfg.Aggregator, err)
+		return fmt.Errorf("aggregator %s: %w", a.cfg.Aggregator.Address, err)
 	}
 	defer conn.Close()
 	a.client = fedclaimspb.NewFederationClient(conn)
 	a.beat = newHeartbeat(a.cfg.StateDir, a.cfg.SiteID, a.now, func() bool { return conn.GetState() == connectivity.Ready }, a.log)
 	defer a.beat.start(ctx, HeartbeatEvery)()
 	jitter := rand.New(rand.NewPCG(a.cfg.Seed, jitterSeed(a.cfg.Seed, a.cfg.SiteID)))
-	delay := a.cfg.BackoffMin
+	delay := a.cfg.Backoff.Min
 	for {
 		progressed, err := a.session(ctx)
 		switch {
@@ -235,7 +235,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		if progressed {
-			delay = a.cfg.BackoffMin
+			delay = a.cfg.Backoff.Min
 		}
 		wait := delay/2 + time.Duration(jitter.Int64N(int64(delay/2)+1))
 		a.log.Warn("connection to the aggregator lost; reconnecting", "err", err, "in", wait)
@@ -244,7 +244,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(wait):
 		}
-		delay = min(2*delay, a.cfg.BackoffMax)
+		delay = min(2*delay, a.cfg.Backoff.Max)
 	}
 }
 

@@ -54,9 +54,9 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		data := filepath.Join(root, "data", g.Hospitals()[i].ID)
-		cfgs[i] = Config{SiteID: id, Federation: "fed", Aggregator: addr, ServerName: "127.0.0.1", CertsDir: pki,
+		cfgs[i] = Config{SiteID: id, Federation: "fed", Aggregator: AggregatorConfig{Address: addr, ServerName: "127.0.0.1"}, CertsDir: pki,
 			Data: []string{data}, StateDir: filepath.Join(root, "state", id), AuditLog: filepath.Join(root, "state", id, "audit.jsonl"),
-			Threads: 1, MaxLen: 32, ExitOnFinal: true, Seed: 1, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
+			Threads: 1, Train: TrainConfig{MaxLen: 32}, ExitOnFinal: true, Seed: 1, Backoff: BackoffConfig{Min: 50 * time.Millisecond, Max: 500 * time.Millisecond}}
 	}
 	run := func(c Config) error {
 		a, err := New(c, slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -205,9 +205,9 @@ func TestRefusedSiteStops(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			state := filepath.Join(t.TempDir(), "state")
-			a, err := New(Config{SiteID: tt.site, Federation: tt.federation, Aggregator: addr, ServerName: "127.0.0.1", CertsDir: pki,
+			a, err := New(Config{SiteID: tt.site, Federation: tt.federation, Aggregator: AggregatorConfig{Address: addr, ServerName: "127.0.0.1"}, CertsDir: pki,
 				Data: []string{filepath.Join(root, g.Hospitals()[0].ID)}, StateDir: state, AuditLog: filepath.Join(state, "audit.jsonl"),
-				MaxLen: 32, Seed: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}, nil)
+				Train: TrainConfig{MaxLen: 32}, Seed: 1, Backoff: BackoffConfig{Min: 10 * time.Millisecond, Max: 10 * time.Millisecond}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/viper"
 )
 
 func TestLoadConfigCodes(t *testing.T) {
@@ -32,7 +30,7 @@ func TestLoadConfigCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load(viper.New(), writeYAML(t, goodYAML+"codes: '"+tc.codes+"'\n"))
+			c, err := loadFile(writeYAML(t, goodYAML+"codes: '"+tc.codes+"'\n"))
 			if tc.wantErr == "" {
 				if err != nil || c.Codes != tc.codes {
 					t.Fatalf("got %q, %v; want codes %q", c.Codes, err, tc.codes)

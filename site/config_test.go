@@ -1,14 +1,13 @@
 package site
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
+	"github.com/fedclaims/fedclaims/internal/config"
 )
 
 const goodYAML = `site_id: a
@@ -33,14 +32,24 @@ func writeYAML(t *testing.T, body string) string {
 	return p
 }
 
+// loadFile loads path as `fedclaims site --config path` does (the environment
+// included) and validates it.
+func loadFile(path string) (Config, error) {
+	c := DefaultConfig()
+	if err := config.Load(path, &c, config.Options{}); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
 func TestLoadConfig(t *testing.T) {
-	c, err := Load(viper.New(), writeYAML(t, goodYAML))
+	c, err := loadFile(writeYAML(t, goodYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SiteID != "a" || c.Aggregator != "localhost:7443" || c.BatchSize != 8 || c.MaxLen != 256 ||
-		c.BackoffMin != 250*time.Millisecond || c.BackoffMax != 30*time.Second || !c.ExitOnFinal ||
-		c.AuditLog != "/var/lib/fedclaims/audit.jsonl" || c.serverName() != "localhost" || len(c.Data) != 1 {
+	if c.SiteID != "a" || c.Aggregator.Address != "localhost:7443" || c.Train.BatchSize != 8 || c.Train.MaxLen != 256 ||
+		c.Backoff.Min != 250*time.Millisecond || c.Backoff.Max != 30*time.Second || !c.ExitOnFinal ||
+		c.AuditLogPath() != "/var/lib/fedclaims/audit.jsonl" || c.serverName() != "localhost" || len(c.Data) != 1 {
 		t.Fatalf("loaded %+v", c)
 	}
 }
@@ -48,15 +57,11 @@ func TestLoadConfig(t *testing.T) {
 func TestLoadConfigEnvironmentOverrides(t *testing.T) {
 	t.Setenv("FEDCLAIMS_AGGREGATOR_ADDRESS", "agg.example:9000")
 	t.Setenv("FEDCLAIMS_DATA", "/x, /y")
-	v := viper.New()
-	v.SetEnvPrefix("FEDCLAIMS")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	c, err := Load(v, writeYAML(t, goodYAML))
+	c, err := loadFile(writeYAML(t, goodYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Aggregator != "agg.example:9000" || len(c.Data) != 2 || c.Data[1] != "/y" {
+	if c.Aggregator.Address != "agg.example:9000" || len(c.Data) != 2 || c.Data[1] != "/y" {
 		t.Fatalf("environment did not override: %+v", c)
 	}
 }
@@ -91,11 +96,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			if !strings.Contains(body, "site_id") && !strings.Contains(body, "aggregator") {
 				body = goodYAML + tt.edit
 			}
-			_, err := Load(viper.New(), writeYAML(t, body))
+			_, err := loadFile(writeYAML(t, body))
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "key "+tt.key) {
+			// The loader's errors name the file and the key; Validate's are ErrConfig.
+			if !strings.Contains(err.Error(), "key "+tt.key) {
 				t.Fatalf("error %q does not name key %s", err, tt.key)
 			}
 		})
@@ -103,17 +109,17 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 }
 
 func TestLoadConfigBadFile(t *testing.T) {
-	if _, err := Load(viper.New(), filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+	if _, err := loadFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Fatalf("missing file: %v", err)
 	}
 	p := writeYAML(t, "site_id: [\n")
-	if _, err := Load(viper.New(), p); err == nil || !strings.Contains(err.Error(), p) {
+	if _, err := loadFile(p); err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("broken YAML: %v", err)
 	}
 }
 
 func TestExampleConfigLoads(t *testing.T) {
-	c, err := Load(viper.New(), "../configs/site.yaml")
+	c, err := loadFile("../configs/site.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +145,7 @@ func TestPretrainOnlyConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(viper.New(), writeYAML(t, goodYAML+tt.yaml))
+			c, err := loadFile(writeYAML(t, goodYAML+tt.yaml))
 			if tt.err == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -149,8 +155,8 @@ func TestPretrainOnlyConfig(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrConfig) {
-				t.Fatalf("Load: %v, want a config error", err)
+			if err == nil {
+				t.Fatal("accepted")
 			}
 			for _, s := range tt.err {
 				if !strings.Contains(err.Error(), s) {

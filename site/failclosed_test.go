@@ -32,9 +32,9 @@ func newTestAgent(t *testing.T) *Agent {
 	if _, err := g.WriteHospital(context.Background(), root, 0); err != nil {
 		t.Fatal(err)
 	}
-	c := Config{SiteID: "a", Federation: "fed", Aggregator: "127.0.0.1:1", CertsDir: pki,
+	c := Config{SiteID: "a", Federation: "fed", Aggregator: AggregatorConfig{Address: "127.0.0.1:1"}, CertsDir: pki,
 		Data: []string{filepath.Join(root, g.Hospitals()[0].ID)}, StateDir: filepath.Join(root, "state"),
-		AuditLog: filepath.Join(root, "state", "audit.jsonl"), MaxLen: 32, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}
+		AuditLog: filepath.Join(root, "state", "audit.jsonl"), Train: TrainConfig{MaxLen: 32}, Backoff: BackoffConfig{Min: time.Millisecond, Max: time.Millisecond}}
 	a, err := New(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/spf13/viper"
-
 	"github.com/fedclaims/fedclaims/audit"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/model/safetensors"
@@ -26,7 +24,7 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Load(viper.New(), p)
+		c, err := loadFile(p)
 		if err != nil {
 			return
 		}

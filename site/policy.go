@@ -144,7 +144,7 @@ func pretrainingReader(cfg Config, splits *tasks.Splits) (wrap func(claims.Reade
 		return func(r claims.Reader) claims.Reader { return r }, everyPatient
 	}
 	if splits == nil {
-		splits = tasks.HashSplits(cfg.SplitSalt)
+		splits = tasks.HashSplits(cfg.splitSalt())
 	}
 	return func(r claims.Reader) claims.Reader { return tasks.NewSplitsPretrainingReader(r, splits) }, trainingSplit
 }

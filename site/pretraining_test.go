@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fedclaims/fedclaims/audit"
@@ -124,7 +123,7 @@ func TestSplitSaltConfig(t *testing.T) {
 		{"", tasks.DefaultSalt},
 		{"split_salt: consortium-2026\n", "consortium-2026"},
 	} {
-		cfg, err := Load(viper.New(), writeYAML(t, goodYAML+c.yaml))
+		cfg, err := loadFile(writeYAML(t, goodYAML+c.yaml))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,9 +194,9 @@ func TestCountsAuditPatients(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pki := consortium(t, "a")
 			state := filepath.Join(t.TempDir(), "state")
-			a, err := New(Config{SiteID: "a", Federation: "fed", Aggregator: "127.0.0.1:1", CertsDir: pki, Data: []string{dir},
-				StateDir: state, AuditLog: filepath.Join(state, "audit.jsonl"), MaxLen: 32, SplitSalt: tasks.DefaultSalt,
-				PretrainOnly: tt.pretrainOnly, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}, slog.New(slog.DiscardHandler))
+			a, err := New(Config{SiteID: "a", Federation: "fed", Aggregator: AggregatorConfig{Address: "127.0.0.1:1"}, CertsDir: pki, Data: []string{dir},
+				StateDir: state, AuditLog: filepath.Join(state, "audit.jsonl"), Train: TrainConfig{MaxLen: 32}, SplitSalt: tasks.DefaultSalt,
+				PretrainOnly: tt.pretrainOnly, Backoff: BackoffConfig{Min: time.Millisecond, Max: time.Millisecond}}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,8 +296,8 @@ func TestRandomCutSequences(t *testing.T) {
 		want model.Windows
 	}{
 		{"off", func(c *Config) { c.Seed = 1 }, model.Windows{}},
-		{"on, seed 1", func(c *Config) { c.RandomCut, c.Seed = true, 1 }, model.Windows{RandomCut: true, Seed: 1}},
-		{"on, seed 2", func(c *Config) { c.RandomCut, c.Seed = true, 2 }, model.Windows{RandomCut: true, Seed: 2}},
+		{"on, seed 1", func(c *Config) { c.Train.RandomCut, c.Seed = true, 1 }, model.Windows{RandomCut: true, Seed: 1}},
+		{"on, seed 2", func(c *Config) { c.Train.RandomCut, c.Seed = true, 2 }, model.Windows{RandomCut: true, Seed: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -330,12 +329,12 @@ func TestRandomCutConfig(t *testing.T) {
 		{goodYAML, false},
 		{strings.Replace(goodYAML, "  batch_size: 8\n", "  batch_size: 8\n  random_cut: true\n", 1), true},
 	} {
-		cfg, err := Load(viper.New(), writeYAML(t, c.yaml))
+		cfg, err := loadFile(writeYAML(t, c.yaml))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.RandomCut != c.want {
-			t.Errorf("%q: random_cut %v, want %v", c.yaml, cfg.RandomCut, c.want)
+		if cfg.Train.RandomCut != c.want {
+			t.Errorf("%q: random_cut %v, want %v", c.yaml, cfg.Train.RandomCut, c.want)
 		}
 	}
 }

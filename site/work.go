@@ -401,7 +401,7 @@ func (a *Agent) sequences(ctx context.Context, maxLen int) ([]model.Sequence, er
 		if err != nil {
 			return nil, err
 		}
-		seqs, _, err := model.ReadSequencesWindows(ctx, src, enc, model.Windows{RandomCut: a.cfg.RandomCut, Seed: a.cfg.Seed})
+		seqs, _, err := model.ReadSequencesWindows(ctx, src, enc, model.Windows{RandomCut: a.cfg.Train.RandomCut, Seed: a.cfg.Seed})
 		src.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -505,7 +505,7 @@ func (a *Agent) train(ctx context.Context, asg *fedclaimspb.Assignment, t *fedcl
 	}
 	_, patients := pretrainingReader(a.cfg, nil)
 	if err := a.record(ctx, audit.RoundStart, r, map[string]string{"model_sha256": hexSum(t.GetModel().GetSha256()),
-		"patients": patients, "split": splitNames(a.cfg, a.splits), "random_cut": fmt.Sprint(a.cfg.RandomCut),
+		"patients": patients, "split": splitNames(a.cfg, a.splits), "random_cut": fmt.Sprint(a.cfg.Train.RandomCut),
 		"local_steps": fmt.Sprint(t.LocalSteps), "local_epochs": fmt.Sprint(t.LocalEpochs), "fedprox_mu": fmt.Sprint(t.FedproxMu),
 		"clip_norm": fmt.Sprint(t.ClipNorm), "dp_noise_stddev": fmt.Sprint(t.DpNoiseStddev)}); err != nil {
 		return err
@@ -517,13 +517,13 @@ func (a *Agent) train(ctx context.Context, asg *fedclaimspb.Assignment, t *fedcl
 	if err != nil {
 		return err
 	}
-	seqs, err := a.sequences(ctx, min(a.cfg.MaxLen, global.Config().MaxLen))
+	seqs, err := a.sequences(ctx, min(a.cfg.Train.MaxLen, global.Config().MaxLen))
 	if err != nil {
 		return err
 	}
 	batch := int(t.BatchSize)
-	if a.cfg.BatchSize > 0 {
-		batch = a.cfg.BatchSize
+	if a.cfg.Train.BatchSize > 0 {
+		batch = a.cfg.Train.BatchSize
 	}
 	if batch == 0 {
 		batch = 16

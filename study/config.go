@@ -3,10 +3,7 @@ package study
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/fedclaims/fedclaims/internal/strictyaml"
 	"github.com/fedclaims/fedclaims/sweep"
 )
 
@@ -76,33 +73,26 @@ type LabelEfficiency struct {
 	Sizes []int  `yaml:"sizes" json:"sizes"`
 }
 
-// ReadFile reads and checks a study file.
-func ReadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("study config: %w", err)
-	}
-	c, err := Parse(path, data)
-	if err != nil {
-		return nil, err
-	}
-	c.Resolve(filepath.Dir(path))
-	return c, nil
+// DefaultConfig is what a study file that gives only its scales, budget and data
+// means; `fedclaims study` decodes the file onto it (internal/config) and then
+// calls Prepare.
+func DefaultConfig() Config {
+	var c Config
+	c.Defaults()
+	c.defaults()
+	return c
 }
 
-// Parse decodes a study file's bytes (name is for errors), fills in defaults and
-// checks every field.
-func Parse(name string, data []byte) (*Config, error) {
-	var c Config
-	if err := strictyaml.Decode(name, "study file", data, &c); err != nil {
-		return nil, err
-	}
+// Prepare fills in the defaults a file left out, checks every field and makes
+// relative paths relative to dir, the file's directory.
+func (c *Config) Prepare(dir string) error {
 	c.Defaults()
 	c.defaults()
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return err
 	}
-	return &c, nil
+	c.Resolve(dir)
+	return nil
 }
 
 func (c *Config) defaults() {

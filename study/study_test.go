@@ -3,10 +3,13 @@ package study
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fedclaims/fedclaims/internal/config"
 )
 
 // miniature is a central study of two tiny scales on two labelled synthetic
@@ -29,7 +32,7 @@ primary: 2
 `
 
 func TestMiniatureStudyAndResume(t *testing.T) {
-	c, err := Parse("miniature.yaml", []byte(miniature))
+	c, err := parse("miniature.yaml", []byte(miniature))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +147,7 @@ func TestMiniatureStudyAndResume(t *testing.T) {
 	}
 
 	// Another configuration in the same directory is refused.
-	c2, _ := Parse("other.yaml", []byte(strings.Replace(miniature, "seed: 2", "seed: 5", 1)))
+	c2, _ := parse("other.yaml", []byte(strings.Replace(miniature, "seed: 2", "seed: 5", 1)))
 	if _, err := Run(context.Background(), c2, dir, Options{}); err == nil || !strings.Contains(err.Error(), "config.json") {
 		t.Errorf("resume with another configuration: %v", err)
 	}
@@ -158,10 +161,25 @@ func TestParseErrors(t *testing.T) {
 		{"sizes", "sizes: [50, 200]", "sizes: [200, 50]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("s.yaml", []byte(strings.Replace(miniature, tc.edit, tc.want, 1)))
+			_, err := parse("s.yaml", []byte(strings.Replace(miniature, tc.edit, tc.want, 1)))
 			if err == nil || !strings.HasPrefix(err.Error(), "s.yaml") {
 				t.Errorf("got %v, want an error naming s.yaml", err)
 			}
 		})
 	}
+}
+
+// parse decodes a study file's bytes as `fedclaims study` does (internal/config)
+// and fills in and checks it, without resolving its paths.
+func parse(name string, data []byte) (*Config, error) {
+	c := DefaultConfig()
+	if err := config.Decode(name, data, &c); err != nil {
+		return nil, err
+	}
+	c.Defaults()
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &c, nil
 }

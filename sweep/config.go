@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 
 	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims/synth"
-	"github.com/fedclaims/fedclaims/internal/strictyaml"
 	"github.com/fedclaims/fedclaims/model"
 )
 
@@ -24,8 +22,9 @@ const (
 // preset that still counts as enough (see Rule).
 const DefaultMargin = 0.01
 
-// Config is a sweep file. Unknown fields are errors, so that a misspelt field is not
-// silently ignored; relative paths are relative to the file's directory.
+// Config is a sweep file; its yaml tags are the file's keys. Unknown keys are
+// errors (internal/config), so that a misspelt key is not silently ignored;
+// relative paths are relative to the file's directory.
 //
 //	mode: central                 # central or federated
 //	presets:                      # smallest first is not required; they are sorted by parameters
@@ -201,32 +200,24 @@ type Eval struct {
 	SkipDegenerate bool `yaml:"skip_degenerate" json:"-"`
 }
 
-// ReadFile reads and checks a sweep file.
-func ReadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("sweep config: %w", err)
-	}
-	c, err := Parse(path, data)
-	if err != nil {
-		return nil, err
-	}
-	c.Resolve(filepath.Dir(path))
-	return c, nil
+// DefaultConfig is what a sweep file that gives only presets, a budget and data
+// means; `fedclaims sweep` decodes the file onto it (internal/config) and then
+// calls Prepare.
+func DefaultConfig() Config {
+	var c Config
+	c.Defaults()
+	return c
 }
 
-// Parse decodes a sweep file's bytes (name is for errors), fills in defaults and
-// checks every field.
-func Parse(name string, data []byte) (*Config, error) {
-	var c Config
-	if err := strictyaml.Decode(name, "sweep file", data, &c); err != nil {
-		return nil, err
-	}
+// Prepare fills in the defaults a file left out, checks every field and makes
+// relative paths relative to dir, the file's directory.
+func (c *Config) Prepare(dir string) error {
 	c.Defaults()
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return err
 	}
-	return &c, nil
+	c.Resolve(dir)
+	return nil
 }
 
 // Resolve makes c's relative paths relative to dir, the file's directory.

@@ -1,14 +1,17 @@
 package sweep
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fedclaims/fedclaims/internal/config"
 )
 
 func TestParseDefaults(t *testing.T) {
-	c, err := Parse("s.yaml", []byte("presets: [{name: 2m}, {name: 11m, budget: {tokens: 5000}}]\nbudget: {steps: 10}\ndata: {synthetic: {hospitals: 2, patients: 50}}\n"))
+	c, err := parse("s.yaml", []byte("presets: [{name: 2m}, {name: 11m, budget: {tokens: 5000}}]\nbudget: {steps: 10}\ndata: {synthetic: {hospitals: 2, patients: 50}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +22,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("budgets %+v %+v", c.budget(0), c.budget(1))
 	}
 	// An explicit zero margin is kept, not replaced by the default.
-	c, err = Parse("s.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\nmargin: 0\n"))
+	c, err = parse("s.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\nmargin: 0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +36,8 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"empty", "", "empty sweep file"},
-		{"unknown field", ok + "tolerence: 0.01\n", "field tolerence not found"},
+		{"empty", "", "empty"},
+		{"unknown field", ok + "tolerence: 0.01\n", "unknown key tolerence"},
 		{"old tolerance", ok + "tolerance: 0.005\n", "field tolerance: no longer read"},
 		{"bad margin", ok + "margin: -0.1\n", "field margin"},
 		{"bad features", ok + "eval: {features: dense}\n", "field eval.features"},
@@ -64,11 +67,11 @@ func TestParseErrors(t *testing.T) {
 		{"recent days", ok + "eval: {recent_days: -1}\n", "field eval.recent_days"},
 		{"hospitals", "presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {synthetic: {hospitals: 0, patients: 5}}\n", "field data.synthetic.hospitals"},
 		{"local steps", ok + "federated: {local_steps: -2}\n", "field federated.local_steps"},
-		{"wrong type", "presets: 3\n", "s.yaml: yaml: unmarshal errors"},
+		{"wrong type", "presets: 3\n", "s.yaml: key presets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("s.yaml", []byte(tt.yaml))
+			_, err := parse("s.yaml", []byte(tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "s.yaml") {
 				t.Errorf("got %v, want an error starting with the file and containing %q", err, tt.want)
 			}
@@ -82,20 +85,20 @@ func TestReadFileResolvesPaths(t *testing.T) {
 	if err := os.WriteFile(path, []byte("presets: [{name: 2m}]\nbudget: {steps: 1}\ndata: {dirs: [site1, /abs/site2]}\ntasks: t.yaml\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ReadFile(path)
+	c, err := readFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Data.Dirs[0] != filepath.Join(dir, "site1") || c.Data.Dirs[1] != "/abs/site2" || c.Tasks != filepath.Join(dir, "t.yaml") {
 		t.Errorf("paths not resolved against the file's directory: %v %s", c.Data.Dirs, c.Tasks)
 	}
-	if _, err := ReadFile(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+	if _, err := readFile(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
 func TestDefaultSweepFile(t *testing.T) {
-	c, err := ReadFile(filepath.Join("..", "configs", "sweep.yaml"))
+	c, err := readFile(filepath.Join("..", "configs", "sweep.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +112,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\n"))
 	f.Add([]byte("presets: [{name: x, hidden: 0, layers: -1, heads: 0}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse("fuzz.yaml", data)
+		c, err := parse("fuzz.yaml", data)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
 				t.Errorf("error %q does not name the file", err)
@@ -131,7 +134,7 @@ func FuzzParse(f *testing.F) {
 // TestRunNameKeepsShape: an arm named apart from its preset (as the study's
 // "2m-central") still takes the preset's shape, and is saved under its own name.
 func TestRunNameKeepsShape(t *testing.T) {
-	c, err := Parse("arms.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\n"))
+	c, err := parse("arms.yaml", []byte("presets: [{name: 2m}]\nbudget: {steps: 10}\ndata: {dirs: [a]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +153,30 @@ func TestRunNameKeepsShape(t *testing.T) {
 	if arm.name() != "2m-central" || (PresetRun{Spec: c.Presets[0]}).name() != "2m" {
 		t.Errorf("names %q and %q, want 2m-central and 2m", arm.name(), PresetRun{Spec: c.Presets[0]}.name())
 	}
+}
+
+// parse decodes a sweep file's bytes as `fedclaims sweep` does (internal/config)
+// and fills in and checks it, without resolving its paths.
+func parse(name string, data []byte) (*Config, error) {
+	c := DefaultConfig()
+	if err := config.Decode(name, data, &c); err != nil {
+		return nil, err
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &c, nil
+}
+
+// readFile reads a sweep file as `fedclaims sweep --config path` does.
+func readFile(path string) (*Config, error) {
+	c := DefaultConfig()
+	if err := config.Load(path, &c, config.Options{LookupEnv: func(string) (string, bool) { return "", false }}); err != nil {
+		return nil, err
+	}
+	if err := c.Prepare(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
 }

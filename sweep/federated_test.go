@@ -27,7 +27,7 @@ func TestFederatedMiniature(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	c, err := Parse("miniature.yaml", []byte(strings.Replace(miniature, "mode: central", "mode: federated\nfederated: {local_steps: 3}", 1)))
+	c, err := parse("miniature.yaml", []byte(strings.Replace(miniature, "mode: central", "mode: federated\nfederated: {local_steps: 3}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

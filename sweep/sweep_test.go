@@ -40,7 +40,7 @@ eval: {bootstrap: 60, grid: false, iterations: 20, threads: 1}
 
 func miniConfig(t *testing.T) *Config {
 	t.Helper()
-	c, err := Parse("miniature.yaml", []byte(miniature))
+	c, err := parse("miniature.yaml", []byte(miniature))
 	if err != nil {
 		t.Fatal(err)
 	}

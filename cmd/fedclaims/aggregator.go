@@ -1,22 +1,18 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 
 	"github.com/fedclaims/fedclaims/aggregator"
 )
 
 // newAggregatorCmd runs the consortium's aggregator.
 func newAggregatorCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := withConfig(&cobra.Command{
 		Use:   "aggregator --config aggregator.yaml",
 		Short: "Run the aggregator: enrol sites, key setup, vocabulary, secure rounds, admin API",
 		Long: `Run the consortium's aggregator. Sites dial it over mutual TLS; it never dials a
@@ -25,7 +21,7 @@ environment variables (FEDCLAIMS_LOCAL_STEPS for local.steps), then the flags be
 an unknown key or an invalid value is an error naming the key. Logs are JSON on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadAggregatorConfig(cmd.Flags())
+			cfg, err := a.loadAggregatorConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -44,7 +40,7 @@ an unknown key or an invalid value is an error naming the key. Logs are JSON on 
 			}
 			return srv.Run(cmd.Context(), lis)
 		},
-	}
+	}, "aggregator")
 	f := cmd.Flags()
 	f.String("federation", "", "federation id (key federation)")
 	f.String("listen", "", "gRPC listen address (key listen)")
@@ -57,48 +53,22 @@ an unknown key or an invalid value is an error naming the key. Logs are JSON on 
 	return cmd
 }
 
-// loadAggregatorConfig layers defaults, the --config file, FEDCLAIMS_* variables and
-// the flags that were set, and decodes them strictly.
-func loadAggregatorConfig(flags *pflag.FlagSet) (aggregator.Config, error) {
-	v := viper.New()
-	if err := aggregator.SetDefaults(v); err != nil {
+// loadAggregatorConfig layers the defaults, the --config file, FEDCLAIMS_*
+// variables and the flags that were given, decodes them exactly and validates.
+func (a *app) loadAggregatorConfig(cmd *cobra.Command) (aggregator.Config, error) {
+	cfg := aggregator.DefaultConfig()
+	err := a.loadConfig(cmd, &cfg, map[string]string{
+		"federation": "federation", "listen": "listen", "metrics": "metrics", "certs": "certs",
+		"state_dir": "state-dir", "audit_log": "audit-log", "rounds": "rounds", "auto_start": "auto-start",
+	})
+	if err != nil {
 		return aggregator.Config{}, err
 	}
-	v.SetEnvPrefix("FEDCLAIMS")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
-	v.AutomaticEnv()
-	file, _ := flags.GetString("config")
-	if file != "" {
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return aggregator.Config{}, fmt.Errorf("config %s: %w", file, err)
+	if err := cfg.Validate(); err != nil {
+		if file := a.configFile(cmd); file != "" {
+			return aggregator.Config{}, fmt.Errorf("%s: %w", file, err)
 		}
+		return aggregator.Config{}, err
 	}
-	var ferr error
-	flags.Visit(func(fl *pflag.Flag) {
-		key := strings.ReplaceAll(fl.Name, "-", "_")
-		switch fl.Name {
-		case "config", "log-level":
-			return
-		case "rounds":
-			n, err := flags.GetInt(fl.Name)
-			ferr = errors.Join(ferr, err)
-			v.Set(key, n)
-		case "auto-start":
-			b, err := flags.GetBool(fl.Name)
-			ferr = errors.Join(ferr, err)
-			v.Set(key, b)
-		default:
-			v.Set(key, fl.Value.String())
-		}
-	})
-	if ferr != nil {
-		return aggregator.Config{}, ferr
-	}
-	cfg, err := aggregator.LoadConfig(v)
-	if err != nil && file != "" {
-		return cfg, fmt.Errorf("%s: %w", file, err)
-	}
-	return cfg, err
+	return cfg, nil
 }

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 )
 
-func aggregatorFlags(t *testing.T, args ...string) *pflag.FlagSet {
+// aggregatorCommand parses args as `fedclaims aggregator` would, without running it.
+func aggregatorCommand(t *testing.T, args ...string) (*app, *cobra.Command) {
 	t.Helper()
-	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, lookupEnv: os.LookupEnv, environ: os.Environ}
 	root := newRootCmd(a)
 	cmd, rest, err := root.Find(append([]string{"aggregator"}, args...))
 	if err != nil {
@@ -23,14 +24,15 @@ func aggregatorFlags(t *testing.T, args ...string) *pflag.FlagSet {
 	if err := cmd.ParseFlags(rest); err != nil {
 		t.Fatal(err)
 	}
-	return cmd.Flags()
+	return a, cmd
 }
 
 // TestAggregatorConfigExample loads the committed example with an environment
 // variable and a flag layered over it.
 func TestAggregatorConfigExample(t *testing.T) {
 	t.Setenv("FEDCLAIMS_LOCAL_STEPS", "33")
-	cfg, err := loadAggregatorConfig(aggregatorFlags(t, "--config", "../../configs/aggregator.yaml", "--rounds", "7", "--listen", "127.0.0.1:9999"))
+	a, cmd := aggregatorCommand(t, "--config", "../../configs/aggregator.yaml", "--rounds", "7", "--listen", "127.0.0.1:9999")
+	cfg, err := a.loadAggregatorConfig(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,20 +11,26 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/fedclaims/fedclaims/internal/config"
 )
 
 // app is what every subcommand shares: configuration, logging and the output streams.
 // It is built once in main and passed down; there is no package-level state.
 type app struct {
+	// v reads the running command's flags, after configure gave them their
+	// environment and file layers.
 	v      *viper.Viper
 	log    *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
+	// lookupEnv and environ read the environment; tests inject theirs.
+	lookupEnv func(string) (string, bool)
+	environ   func() []string
 }
 
 func main() {
@@ -39,7 +45,7 @@ func main() {
 
 // run executes one command line; tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	a := &app{v: viper.New(), stdout: stdout, stderr: stderr}
+	a := &app{v: viper.New(), stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv, environ: os.Environ}
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -55,21 +61,24 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// The file can come from the environment; it cannot name itself.
+			if f := cmd.Flag("config"); f != nil && !f.Changed {
+				if val, ok := a.lookupEnv(config.EnvName("config")); ok {
+					if err := cmd.Flags().Set("config", val); err != nil {
+						return err
+					}
+				}
+			}
+			if err := a.configure(cmd, configFile); err != nil {
+				return err
+			}
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("flag --log-level: %w", err)
 			}
 			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
-			a.v.SetEnvPrefix("FEDCLAIMS")
-			a.v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
-			a.v.AutomaticEnv()
-			if configFile != "" {
-				a.v.SetConfigFile(configFile)
-				if err := a.v.ReadInConfig(); err != nil {
-					return fmt.Errorf("config %s: %w", configFile, err)
-				}
-			}
-			return a.v.BindPFlags(cmd.Flags())
+			a.warnUnknownEnv(cmd.Root())
+			return nil
 		},
 	}
 	// --version prints what `fedclaims version` prints (version.go).

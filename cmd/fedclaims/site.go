@@ -15,7 +15,7 @@ import (
 
 // newSiteCmd runs a hospital's site agent.
 func newSiteCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := withConfig(&cobra.Command{
 		Use:   "site --config site.yaml",
 		Short: "Run a site agent: enrol, key setup, local training rounds, decryption shares",
 		Long: `Runs this hospital's agent of a federation. It dials out to the aggregator over mutual
@@ -32,23 +32,7 @@ On exit it prints one JSON line with the final model's directory; with eval.out 
 first evaluates the final model on the site's data (fedclaims eval) into that directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for key, flag := range map[string]string{
-				"site_id": "site-id", "federation_id": "federation", "aggregator.address": "aggregator-address",
-				"aggregator.server_name": "server-name", "certs_dir": "certs", "data": "data", "codes": "codes", "state_dir": "state-dir",
-				"audit_log": "audit-log", "threads": "threads",
-			} {
-				if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
-					a.v.Set(key, f.Value.String())
-					if sv, ok := f.Value.(interface{ GetSlice() []string }); ok {
-						a.v.Set(key, sv.GetSlice())
-					}
-				}
-			}
-			file := ""
-			if f := cmd.Flag("config"); f != nil {
-				file = f.Value.String()
-			}
-			cfg, err := site.Load(a.v, file)
+			cfg, err := a.loadSiteConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -78,7 +62,7 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 				"site":        cfg.SiteID,
 				"federation":  cfg.Federation,
 				"final_model": agent.FinalDir(),
-				"audit_log":   cfg.AuditLog,
+				"audit_log":   cfg.AuditLogPath(),
 				"seconds":     time.Since(start).Seconds(),
 			}
 			if e := cfg.Eval; e.Out != "" {
@@ -112,7 +96,7 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 			}
 			return a.printJSONLine(result)
 		},
-	}
+	}, "site")
 	f := cmd.Flags()
 	f.String("site-id", "", "this site's id, as in its certificate (key site_id)")
 	f.String("federation", "", "federation id (key federation_id)")
@@ -125,4 +109,25 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 	f.String("audit-log", "", "audit log (key audit_log; default state_dir/audit.jsonl)")
 	f.Int("threads", 0, "model worker goroutines, 0 for every core (key threads)")
 	return cmd
+}
+
+// loadSiteConfig layers the defaults, the --config file, FEDCLAIMS_* variables and
+// the flags that were given, decodes them exactly and validates.
+func (a *app) loadSiteConfig(cmd *cobra.Command) (site.Config, error) {
+	cfg := site.DefaultConfig()
+	err := a.loadConfig(cmd, &cfg, map[string]string{
+		"site_id": "site-id", "federation_id": "federation", "aggregator.address": "aggregator-address",
+		"aggregator.server_name": "server-name", "certs_dir": "certs", "data": "data", "codes": "codes",
+		"state_dir": "state-dir", "audit_log": "audit-log", "threads": "threads",
+	})
+	if err != nil {
+		return site.Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		if file := a.configFile(cmd); file != "" {
+			return site.Config{}, fmt.Errorf("%s: %w", file, err)
+		}
+		return site.Config{}, err
+	}
+	return cfg, nil
 }

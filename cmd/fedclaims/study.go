@@ -13,7 +13,7 @@ import (
 // label-efficiency curve, each encoder against the time-aware baseline.
 func newStudyCmd(a *app) *cobra.Command {
 	var out string
-	cmd := &cobra.Command{
+	cmd := withConfig(&cobra.Command{
 		Use:   "study --config STUDY.yaml --out DIR",
 		Short: "Run the study: encoders at several scales, federated, centralised and site-alone, against the baseline, with controls",
 		Long: `study pretrains the encoder at every scale of the study file on one token budget in
@@ -30,16 +30,16 @@ sweep under DIR/scales/, and prints the floors. Run again with the same DIR to
 resume: finished arms are kept. See configs/study.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := cmd.Flag("config").Value.String()
-			switch {
-			case path == "":
+			if a.configFile(cmd) == "" {
 				return errors.New("flag --config: a study file is required")
-			case out == "":
-				return errors.New("flag --out: an output directory is required")
 			}
-			c, err := study.ReadFile(path)
+			// The file first: a key it gets wrong is the first thing to fix.
+			c, err := a.readStudyFile(cmd)
 			if err != nil {
 				return err
+			}
+			if out == "" {
+				return errors.New("flag --out: an output directory is required")
 			}
 			res, err := study.Run(cmd.Context(), c, out, study.Options{Log: a.log})
 			if err != nil {
@@ -47,7 +47,7 @@ resume: finished arms are kept. See configs/study.yaml.`,
 			}
 			return res.WriteSummary(a.stdout)
 		},
-	}
+	}, "study")
 	cmd.Flags().StringVar(&out, "out", "", "output directory (resumed when it holds a study of the same file)")
 	return cmd
 }

@@ -13,7 +13,7 @@ import (
 func newSweepCmd(a *app) *cobra.Command {
 	var out string
 	var central bool
-	cmd := &cobra.Command{
+	cmd := withConfig(&cobra.Command{
 		Use:   "sweep --config SWEEP.yaml --out DIR [--central]",
 		Short: "Pretrain the encoder at each preset of a sweep file, score every task, and recommend the smallest preset that is enough",
 		Long: `sweep pretrains the encoder at each preset of the sweep file (named presets or
@@ -28,16 +28,16 @@ and PNG plots, and prints the sweep table. Run again with the same DIR to resume
 finished presets are kept. See configs/sweep.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := cmd.Flag("config").Value.String()
-			switch {
-			case path == "":
+			if a.configFile(cmd) == "" {
 				return errors.New("flag --config: a sweep file is required")
-			case out == "":
-				return errors.New("flag --out: an output directory is required")
 			}
-			c, err := sweep.ReadFile(path)
+			// The file first: a key it gets wrong is the first thing to fix.
+			c, err := a.readSweepFile(cmd)
 			if err != nil {
 				return err
+			}
+			if out == "" {
+				return errors.New("flag --out: an output directory is required")
 			}
 			if central {
 				c.Mode = sweep.ModeCentral
@@ -48,7 +48,7 @@ finished presets are kept. See configs/sweep.yaml.`,
 			}
 			return res.WriteTable(a.stdout)
 		},
-	}
+	}, "sweep")
 	cmd.Flags().StringVar(&out, "out", "", "output directory (resumed when it holds a sweep of the same file)")
 	cmd.Flags().BoolVar(&central, "central", false, "pretrain centrally on the pooled training splits, whatever the file's mode")
 	return cmd
