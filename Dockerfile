@@ -12,7 +12,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=1 go build -tags openblas -trimpath -ldflags "-s -w" -o /out/fedclaims ./cmd/fedclaims
+# What `fedclaims version` reports: .git is not in the build context, so the
+# version and commit come in as build arguments (docker-compose.yml passes them).
+ARG VERSION=dev
+ARG COMMIT=
+RUN CGO_ENABLED=1 go build -tags openblas -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/fedclaims ./cmd/fedclaims
 
 FROM debian:trixie-slim
 RUN apt-get update \

@@ -4,10 +4,15 @@ GO ?= go
 # Build tags: openblas links gorgonia's cgo BLAS (libopenblas); drop it for pure-Go gonum BLAS.
 TAGS ?= openblas
 BIN := bin/fedclaims
+# What `fedclaims version` prints, stamped at link time; outside a git checkout the
+# version is dev and the commit unknown.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Packages with goroutines, run under the race detector; the rest run plain.
 RACE_PKGS ?= $(shell $(GO) list ./... 2>/dev/null | grep -E '/(secureagg|aggregator|site|audit|certs|baseline|fedclaimspb)($$|/)')
 
-.PHONY: all deps build test vet demo sweep study bench bench-federation proto torch-check ui-test clean
+.PHONY: all deps build test vet demo sweep study bench bench-federation proto torch-check ui-test compose-check clean
 
 all: build
 
@@ -21,7 +26,7 @@ deps:
 	fi
 
 build: deps
-	$(GO) build -tags '$(TAGS)' -o $(BIN) ./cmd/fedclaims
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fedclaims
 
 vet: deps
 	$(GO) vet -tags '$(TAGS)' ./...
@@ -67,6 +72,19 @@ torch-check: build
 # out/ui-test/status.png. Installs Debian's chromium when missing. Not part of test.
 ui-test: build
 	./scripts/ui-test.sh $(BIN) out/ui-test
+
+# compose-check validates docker-compose.yml with Debian's docker-compose (1.29,
+# Compose file format 3.x): `config -q` checks the schema and resolves every
+# service, volume, dependency and interpolation. Installs it when missing
+# (--no-install-recommends: no Docker engine). Starts no container; not part of
+# test. podman-compose 1.0.3 has no `config`, and its --dry-run still creates the
+# volumes and the network, so it is not used here.
+compose-check:
+	@command -v docker-compose >/dev/null 2>&1 || (echo "installing: docker-compose"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null)
+	docker-compose --version
+	docker-compose -f docker-compose.yml config -q
+	@echo "docker-compose.yml: valid"
 
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...

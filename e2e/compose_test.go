@@ -249,21 +249,21 @@ func TestComposeTopology(t *testing.T) {
 		if name := sc.Aggregator.ServerName; name != "" && !slices.Contains(serverNames, name) {
 			t.Errorf("site-%s expects server name %q; the aggregator's certificate has %v", id, name, serverNames)
 		}
-		// Its own certificate and its own data, read-only, from its own volume.
+		// Its own certificates and its own data, read-only, each from a volume of its
+		// own that the setup service fills (no volume.subpath: Compose 2.23+ only).
 		for _, want := range []struct {
-			dir, subpath string
-		}{{sc.CertsDir, "certs"}, {sc.Data[0], "data"}} {
+			dir, volume, setup string
+		}{{sc.CertsDir, id + "-pki", "/setup/" + id + "/certs"}, {sc.Data[0], id + "-data", "/setup/" + id + "/data"}} {
 			m, ok := mountAt(s, want.dir)
-			if !ok || m.Source != id || m.Subpath != want.subpath || !m.ReadOnly {
-				t.Errorf("site-%s: %s should mount volume %s subpath %s read-only, got %+v", id, want.dir, id, want.subpath, m)
+			if !ok || m.Type != "volume" || m.Source != want.volume || m.Subpath != "" || !m.ReadOnly {
+				t.Errorf("site-%s: %s should mount volume %s read-only, got %+v", id, want.dir, want.volume, m)
+			}
+			if m, ok := mountAt(c.Services["setup"], want.setup); !ok || m.Source != want.volume {
+				t.Errorf("setup does not fill volume %s at %s", want.volume, want.setup)
 			}
 		}
 		if m, ok := mountAt(s, sc.StateDir); !ok || m.Source != id+"-state" || m.ReadOnly {
 			t.Errorf("site-%s: state_dir %s should mount writable volume %s-state, got %+v", id, sc.StateDir, id, m)
-		}
-		// The setup service fills the volume the site reads.
-		if m, ok := mountAt(c.Services["setup"], "/setup/"+id); !ok || m.Source != id {
-			t.Errorf("setup does not fill volume %s at /setup/%s", id, id)
 		}
 	}
 }

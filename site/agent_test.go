@@ -102,6 +102,14 @@ func TestFederation(t *testing.T) {
 		}
 	}
 
+	// Each agent left the heartbeat `fedclaims health --site-state` reads: its last
+	// contact on an open work stream, at or after the stream opened and an assignment.
+	for _, c := range cfgs {
+		h, err := ReadHeartbeat(c.StateDir)
+		if err != nil || h.SiteID != c.SiteID || h.Federation != "fed" || h.LastMessage.IsZero() || h.LastContact.Before(h.StreamOpen) {
+			t.Fatalf("site %s heartbeat %+v, %v", c.SiteID, h, err)
+		}
+	}
 	var published []byte
 	for _, c := range cfgs {
 		final := filepath.Join(c.StateDir, finalDir)

@@ -2,7 +2,8 @@
 # One-shot setup of the docker-compose federation: the consortium PKI and three
 # synthetic hospitals (a general hospital, a cancer centre, a clinic). Each party's
 # volume receives only its own files: the aggregator its server pair, each site its
-# own pair and its own data. The CA key stays in the setup-only volume.
+# own pair (the hNN-pki volume at /setup/hNN/certs) and its own data (hNN-data at
+# /setup/hNN/data). The CA key stays in the setup-only volume.
 set -eu
 sites="h01 h02 h03"
 if [ -f /setup/ca/ca.key ]; then
