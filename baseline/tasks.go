@@ -253,7 +253,7 @@ func RunTasks(ctx context.Context, c *Cohort, l *tasks.Labeler, o TaskOptions) (
 			pred.Patient[k] = c.Examples[i].SubjectID
 		}
 		if o.Log != nil {
-			o.Log.Info("baseline trained", "task", t.Name, "train", train.X.Rows(), "validation", valid.X.Rows(),
+			o.Log.Info("baseline trained", "task", t.Name, "progress", fmt.Sprintf("%d/%d", ti+1, len(l.Tasks())), "train", train.X.Rows(), "validation", valid.X.Rows(),
 				"test", test.X.Rows(), "test_positives", pos[tasks.Test], "trees", len(m.Trees),
 				"num_leaves", m.Params.NumLeaves, "min_data_in_leaf", m.Params.MinDataInLeaf,
 				"lambda_l2", m.Params.LambdaL2, "feature_fraction", m.Params.FeatureFraction,

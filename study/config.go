@@ -74,13 +74,11 @@ type LabelEfficiency struct {
 }
 
 // DefaultConfig is what a study file that gives only its scales, budget and data
-// means; `fedclaims study` decodes the file onto it (internal/config) and then
-// calls Prepare.
+// means, before the defaults that depend on them (the scales of the arms, the
+// controls) which Prepare fills in; `fedclaims study` decodes the file onto it
+// (internal/config) and then calls Prepare.
 func DefaultConfig() Config {
-	var c Config
-	c.Defaults()
-	c.defaults()
-	return c
+	return Config{Config: sweep.DefaultConfig()}
 }
 
 // Prepare fills in the defaults a file left out, checks every field and makes

@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/fedclaims/fedclaims/eval"
@@ -205,7 +204,7 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 
 	// 3. Each site evaluates the three models on its own data.
 	t = time.Now()
-	bar := demoBar(a.stderr, len(fed.Sites), "evaluating at each site")
+	bar := a.newProgress(len(fed.Sites), "evaluating at each site")
 	for _, s := range fed.Sites {
 		bar.Describe("evaluating at " + s.ID)
 		rep, err := demoEval(ctx, a, s, alone[s.ID], filepath.Join(o.out, "eval", s.ID), o)
@@ -218,10 +217,9 @@ func runDemo(ctx context.Context, a *app, o demoOptions) error {
 				SiteAlone: tr.Models[modelSiteEncoder], Baseline: tr.Models[eval.ModelBaseline],
 				Comparison: tr.Comparison, Verdict: tr.Verdict})
 		}
-		_ = bar.Add(1)
+		bar.Add(1)
 	}
-	_ = bar.Finish()
-	fmt.Fprintln(a.stderr)
+	bar.Finish()
 	phase("evaluation", t)
 	seconds["total"] = time.Since(start).Seconds()
 	slices.SortStableFunc(res.Rows, func(x, y demoRow) int { return strings.Compare(x.Task, y.Task) })
@@ -264,17 +262,6 @@ func claimDemoDir(dir string) error {
 	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("written by fedclaims demo; the next demo replaces this directory\n"), 0o644)
 }
 
-func demoBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
-	return progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionThrottle(250*time.Millisecond),
-		progressbar.OptionSetWidth(20))
-}
-
 // runFederation runs the processes until the final model is published and
 // installed, following the aggregator's status on a progress bar, and stops them.
 // The bar counts contributions, rounds × sites in all, so that it (and its ETA)
@@ -282,11 +269,11 @@ func demoBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
 func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*localfed.Result, error) {
 	a.log.Info("starting the federation", "aggregator", fed.Addr, "sites", len(fed.Sites), "logs", filepath.Join(fed.Dir, "logs"),
 		"status_page", "http://"+fed.MetricsAddr+"/")
-	var bar *progressbar.ProgressBar
+	var bar progress
 	perRound := max(len(fed.Sites), 1)
 	res, err := fed.Run(ctx, func(st *fedclaimspb.StatusResponse) {
 		if bar == nil {
-			bar = demoBar(a.stderr, int(max(st.GetRounds(), 1))*perRound, "federation")
+			bar = a.newProgress(int(max(st.GetRounds(), 1))*perRound, "federation")
 		}
 		desc := strings.ToLower(strings.TrimPrefix(st.GetState().String(), "STATE_"))
 		if st.GetPhase() != "" {
@@ -308,11 +295,10 @@ func runFederation(ctx context.Context, a *app, fed *localfed.Federation) (*loca
 			}
 		}
 		bar.Describe(desc)
-		_ = bar.Set(done)
+		bar.Set(done)
 	})
 	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(a.stderr)
+		bar.Finish()
 	}
 	return res, err
 }
@@ -367,24 +353,8 @@ func demoEval(ctx context.Context, a *app, s *localfed.Site, aloneDir, out strin
 	if err != nil {
 		return nil, err
 	}
-	c, err := pipeline.Label(patients, tasks.Default(), po)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	if err := c.TrainBaseline(ctx, po); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	if _, err := addEncoder(ctx, aloneCk, po, c, modelSiteEncoder); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	if _, err := addEncoder(ctx, fedCk, po, c, eval.ModelEncoder); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	rep, err := c.Report(po)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Data, err)
-	}
-	return rep, saveEval(out, c, rep)
+	return pipeline.Evaluate(ctx, pipeline.Evaluation{Data: s.Data, Patients: patients, Tasks: tasks.Default(), Out: out,
+		Encoders: []pipeline.Scored{{Name: modelSiteEncoder, Checkpoint: aloneCk}, {Name: eval.ModelEncoder, Checkpoint: fedCk}}}, po)
 }
 
 // demoCell is an AUPRC with its interval, the AUPRC alone where the test split has

@@ -16,7 +16,6 @@ import (
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/eval"
 	"github.com/fedclaims/fedclaims/eval/pipeline"
-	"github.com/fedclaims/fedclaims/inference"
 	"github.com/fedclaims/fedclaims/internal/atomicfile"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -144,7 +143,7 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ck *encoderCheckpoint
+	var ck *pipeline.Checkpoint
 	if o.model != "" {
 		if ck, err = loadEncoder(o.model); err != nil {
 			return nil, err
@@ -162,70 +161,15 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The work itself is package pipeline's, which the demo and the sweep share.
-	c, err := pipeline.Label(patients, ts, po)
+	ev := pipeline.Evaluation{Data: o.data, Patients: patients, Tasks: ts, Out: o.out}
+	if ck != nil {
+		ev.Encoders = []pipeline.Scored{{Name: eval.ModelEncoder, Checkpoint: ck}}
+	}
+	report, err := pipeline.Evaluate(ctx, ev, po)
 	if errors.Is(err, baseline.ErrNoIndexDates) {
 		return nil, noLabelled(o.data, patients, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.data, err)
-	}
-	if err := c.TrainBaseline(ctx, po); err != nil {
-		return nil, fmt.Errorf("%s: %w", o.data, err)
-	}
-	var heads []*inference.Head
-	if ck != nil {
-		res, err := addEncoder(ctx, ck, po, c, eval.ModelEncoder)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.data, err)
-		}
-		if heads, err = c.SavedHeads(res, ck.model, ck.model.WeightsHash(), ck.dir, po); err != nil {
-			return nil, fmt.Errorf("%s: %w", o.data, err)
-		}
-	}
-	report, err := c.Report(po)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.data, err)
-	}
-	if report.Dataset, err = datasetName(o.data); err != nil {
-		return nil, err
-	}
-	preds, err := c.TestPredictions()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.data, err)
-	}
-	if err := saveHeads(o.out, ck, heads, preds); err != nil {
-		return nil, err
-	}
-	if err := saveEval(o.out, c, report); err != nil {
-		return nil, err
-	}
-	return report, nil
-}
-
-// saveEval writes the report, each evaluated task's precision-recall and
-// reliability plots and each baseline model into out. Everything is computed
-// before out is touched.
-func saveEval(out string, c *pipeline.Cohort, report *eval.Report) error {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("output directory: %w", err)
-	}
-	for _, run := range c.Runs {
-		name := run.Predictions.Name
-		if err := eval.PlotPR(filepath.Join(out, "pr_"+name+".png"), run.Predictions); err != nil {
-			// A test split without a positive has no curve; the report says why.
-			if !errors.Is(err, eval.ErrNoPositives) {
-				return err
-			}
-		}
-		if err := eval.PlotCalibration(filepath.Join(out, "calibration_"+name+".png"), run.Predictions); err != nil {
-			return err
-		}
-		if err := run.Model.Save(filepath.Join(out, "baseline_"+name+".txt")); err != nil {
-			return err
-		}
-	}
-	return report.Save(out)
+	return report, err
 }
 
 // runLeakageCheck runs the follow-up leakage check on --data and writes

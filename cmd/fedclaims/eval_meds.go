@@ -37,15 +37,5 @@ func (o evalOptions) medsSource(po *pipeline.Options) error {
 	return nil
 }
 
-// datasetName names the dataset at dir for reports from its dataset.json, "" when
-// it has none.
-func datasetName(dir string) (string, error) {
-	m, err := claims.ReadDatasetMetadata(dir)
-	if err != nil || m == nil {
-		return "", err
-	}
-	return m.String(), nil
-}
-
 // datasetSplitNote ends the help of every --split-salt flag.
 const datasetSplitNote = "; a dataset that declares its own split (metadata/subject_splits.parquet or data/train|tuning|held_out/) is split its way instead"

@@ -75,14 +75,14 @@ compares PyTorch's forward pass with this one.`,
 				if err != nil {
 					return err
 				}
-				m = ck.model
+				m = ck.Model
 				if limit <= 0 {
 					return fmt.Errorf("flag --limit: %d must be positive", limit)
 				}
 				if seq < 2 || seq > m.Config().MaxLen {
 					return fmt.Errorf("flag --seq: %d must be in [2, %d]", seq, m.Config().MaxLen)
 				}
-				if b, err = forwardBatchFromData(cmd, a, ck.vocab, data, limit, seq); err != nil {
+				if b, err = forwardBatchFromData(cmd, a, ck.Vocab, data, limit, seq); err != nil {
 					return err
 				}
 			}

@@ -97,7 +97,7 @@ prediction_time (timestamp[us]), task (string), probability (float64).`,
 			if err != nil {
 				return err
 			}
-			hash := ck.model.WeightsHash()
+			hash := ck.Model.WeightsHash()
 			var bound []inference.Bound
 			seen := map[string]string{}
 			for _, hp := range headPaths {
@@ -109,7 +109,7 @@ prediction_time (timestamp[us]), task (string), probability (float64).`,
 					return fmt.Errorf("flag --head: %s and %s are both heads of task %s", prev, h.Path, h.Info.Task.Name)
 				}
 				seen[h.Info.Task.Name] = h.Path
-				c, err := h.Bind(ck.model, hash, ck.dir)
+				c, err := h.Bind(ck.Model, hash, ck.Dir)
 				if err != nil {
 					return fmt.Errorf("flag --head: %w", err)
 				}
@@ -120,7 +120,7 @@ prediction_time (timestamp[us]), task (string), probability (float64).`,
 				return err
 			}
 			defer src.Close()
-			preds, sum, err := inference.Predict(cmd.Context(), src, ck.vocab, bound, o)
+			preds, sum, err := inference.Predict(cmd.Context(), src, ck.Vocab, bound, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", a.v.GetString("data"), err)
 			}
@@ -184,12 +184,12 @@ key/value metadata names the pooling, the width and the encoder's weights hash
 				return err
 			}
 			defer src.Close()
-			embs, sum, err := inference.Embed(cmd.Context(), src, ck.model, ck.vocab, o)
+			embs, sum, err := inference.Embed(cmd.Context(), src, ck.Model, ck.Vocab, o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", a.v.GetString("data"), err)
 			}
-			hash := ck.model.WeightsHash()
-			width := o.Pooling.Width(ck.model.Config().Hidden)
+			hash := ck.Model.WeightsHash()
+			width := o.Pooling.Width(ck.Model.Config().Hidden)
 			if err := writeParquetOut(out, func(path string) error {
 				return inference.WriteEmbeddings(path, embs, map[string]string{
 					"fedclaims.pooling": string(o.Pooling), "fedclaims.width": strconv.Itoa(width),

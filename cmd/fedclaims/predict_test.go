@@ -12,6 +12,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/inference"
 	"github.com/fedclaims/fedclaims/model"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -82,7 +83,7 @@ func TestEvalSavesHeadsAndPredictions(t *testing.T) {
 		} `json:"tasks"`
 	}
 	readReport(t, out, &rep)
-	rows, err := parquet.ReadFile[inference.EvalPredictionRow](filepath.Join(out, predictionsFile))
+	rows, err := parquet.ReadFile[inference.EvalPredictionRow](filepath.Join(out, pipeline.PredictionsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestEvalSavesHeadsAndPredictions(t *testing.T) {
 		if got := perModel[task.Name]; got["encoder"] != task.NTest || got["baseline"] != task.NTest {
 			t.Errorf("task %s: %v prediction rows per model, report says %d test rows", task.Name, got, task.NTest)
 		}
-		h, err := inference.LoadHead(filepath.Join(out, headsDir, task.Name))
+		h, err := inference.LoadHead(filepath.Join(out, pipeline.HeadsDir, task.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func TestEvalSavesHeadsAndPredictions(t *testing.T) {
 
 func TestPredictAndEmbed(t *testing.T) {
 	data, ckpt, out := evalWithHeads(t, 1500)
-	head := filepath.Join(out, headsDir, "t2d.json")
+	head := filepath.Join(out, pipeline.HeadsDir, "t2d.json")
 	dir := t.TempDir()
 	pred := filepath.Join(dir, "pred", "t2d.parquet")
 	if _, err := runCmd(t, "predict", "--model", ckpt, "--head", head, "--data", data, "--out", pred, "--log-level", "warn"); err != nil {
@@ -235,7 +236,7 @@ func TestPredictRefusesAnotherEncoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := filepath.Join(out, headsDir, "t2d.json")
+	head := filepath.Join(out, pipeline.HeadsDir, "t2d.json")
 	pred := filepath.Join(t.TempDir(), "p.parquet")
 	_, err = runCmd(t, "predict", "--model", other, "--head", head, "--data", data, "--out", pred, "--log-level", "warn")
 	if !errors.Is(err, inference.ErrEncoderMismatch) {
@@ -253,20 +254,20 @@ func TestPredictRefusesAnotherEncoder(t *testing.T) {
 
 func TestEvalSavesFineTunedEncoder(t *testing.T) {
 	data, ckpt, out := evalWithHeads(t, 1200, "--frozen=false", "--epochs", "1")
-	h, err := inference.LoadHead(filepath.Join(out, headsDir, "t2d"))
+	h, err := inference.LoadHead(filepath.Join(out, pipeline.HeadsDir, "t2d"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := filepath.Join(out, headsDir, "t2d.encoder")
+	enc := filepath.Join(out, pipeline.HeadsDir, "t2d.encoder")
 	if h.Info.Frozen || h.EncoderDir() != enc {
 		t.Fatalf("fine-tuned head: frozen %v, encoder %s", h.Info.Frozen, h.EncoderDir())
 	}
 	pred := filepath.Join(t.TempDir(), "p.parquet")
-	_, err = runCmd(t, "predict", "--model", ckpt, "--head", filepath.Join(out, headsDir, "t2d"), "--data", data, "--out", pred, "--log-level", "warn")
+	_, err = runCmd(t, "predict", "--model", ckpt, "--head", filepath.Join(out, pipeline.HeadsDir, "t2d"), "--data", data, "--out", pred, "--log-level", "warn")
 	if !errors.Is(err, inference.ErrEncoderMismatch) || !strings.Contains(err.Error(), "t2d.encoder") {
 		t.Fatalf("fine-tuned head on its base encoder: %v, want a refusal naming t2d.encoder", err)
 	}
-	if _, err := runCmd(t, "predict", "--model", enc, "--head", filepath.Join(out, headsDir, "t2d"), "--data", data, "--out", pred, "--log-level", "warn"); err != nil {
+	if _, err := runCmd(t, "predict", "--model", enc, "--head", filepath.Join(out, pipeline.HeadsDir, "t2d"), "--data", data, "--out", pred, "--log-level", "warn"); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := parquet.ReadFile[inference.PredictionRow](pred)

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/fedclaims/fedclaims/claims"
@@ -165,15 +164,8 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 			const evalSeed = 7
 			before := tr.Eval(model.Batches(valid, 16), evalSeed)
 
-			bar := progressbar.NewOptions(tr.TC.Steps,
-				progressbar.OptionSetWriter(a.stderr),
-				progressbar.OptionSetDescription("pretrain"),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionShowElapsedTimeOnFinish(),
-				progressbar.OptionThrottle(250*time.Millisecond),
-				progressbar.OptionSetWidth(20))
-			_ = bar.Set(tr.Opt.Step)
+			bar := a.newProgress(tr.TC.Steps, "pretrain")
+			bar.Set(tr.Opt.Step)
 			saveEvery := v.GetInt("save-every")
 			stopAt := tr.TC.Steps
 			if n := v.GetInt("stop-after"); n > 0 {
@@ -204,15 +196,14 @@ patient, for an encoder that no evaluation on these datasets will score.`,
 				tokens += st.Tokens
 				el := time.Since(start).Seconds()
 				bar.Describe(fmt.Sprintf("loss %.3f  %.0f tok/s", st.Loss, float64(tokens)/el))
-				_ = bar.Set(st.Step)
+				bar.Set(st.Step)
 				if saveEvery > 0 && st.Step%saveEvery == 0 && st.Step < tr.TC.Steps {
 					if err := tr.SaveCheckpoint(out, vocabBytes, ld); err != nil {
 						return err
 					}
 				}
 			}
-			_ = bar.Finish()
-			fmt.Fprintln(a.stderr)
+			bar.Finish()
 			elapsed := time.Since(start).Seconds()
 			if err := tr.SaveCheckpoint(out, vocabBytes, ld); err != nil {
 				return err

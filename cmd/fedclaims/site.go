@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fedclaims/fedclaims/baseline"
+	"github.com/fedclaims/fedclaims/claims"
+	"github.com/fedclaims/fedclaims/eval"
+	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/site"
+	"github.com/fedclaims/fedclaims/tasks"
 )
 
 // newSiteCmd runs a hospital's site agent.
@@ -69,27 +74,8 @@ first evaluates the final model on the site's data (fedclaims eval) into that di
 				if len(cfg.Data) > 1 {
 					log.Warn("local evaluation reads the first dataset only", "data", cfg.Data[0])
 				}
-				args := []string{"eval", "--data", cfg.Data[0], "--model", agent.FinalDir(), "--out", e.Out,
-					"--seq", strconv.Itoa(e.Seq), "--frozen=" + strconv.FormatBool(e.Frozen),
-					// The split local training held the test patients out under.
-					"--split-salt", cfg.SplitSalt}
-				if cfg.Threads > 0 {
-					args = append(args, "--threads", strconv.Itoa(cfg.Threads))
-				}
-				if e.Bootstrap > 0 {
-					args = append(args, "--bootstrap", strconv.Itoa(e.Bootstrap))
-				}
-				if e.Features != "" {
-					args = append(args, "--features", e.Features)
-				}
-				if e.MaxIndexPerPatient > 0 {
-					args = append(args, "--max-index-per-patient", strconv.Itoa(e.MaxIndexPerPatient))
-				}
-				if cfg.Codes != "" {
-					args = append(args, "--codes", cfg.Codes)
-				}
 				log.Info("evaluating the final model locally", "out", e.Out)
-				if err := run(cmd.Context(), args, a.stderr, a.stderr); err != nil {
+				if err := a.siteEval(cmd.Context(), cfg, agent.FinalDir(), log); err != nil {
 					return fmt.Errorf("site %s: local evaluation: %w", cfg.SiteID, err)
 				}
 				result["eval_report"] = filepath.Join(e.Out, "report.json")
@@ -130,4 +116,46 @@ func (a *app) loadSiteConfig(cmd *cobra.Command) (site.Config, error) {
 		return site.Config{}, err
 	}
 	return cfg, nil
+}
+
+// siteEval is the site's local evaluation of the final model (fedclaims eval's
+// work, through package pipeline) on its first dataset, split as local training
+// split it, into cfg.Eval.Out.
+func (a *app) siteEval(ctx context.Context, cfg site.Config, final string, log *slog.Logger) error {
+	e := cfg.Eval
+	po := pipeline.DefaultOptions()
+	po.Frozen, po.Seq, po.Threads, po.Salt, po.Log = e.Frozen, e.Seq, cfg.Threads, cfg.EvalSplitSalt(), log
+	if e.Bootstrap > 0 {
+		po.Resamples = e.Bootstrap
+	}
+	if e.MaxIndexPerPatient > 0 {
+		po.MaxIndexPerPatient = e.MaxIndexPerPatient
+	}
+	if e.Features != "" {
+		fs, err := baseline.ParseFeatureSet(e.Features)
+		if err != nil {
+			return fmt.Errorf("key eval.features: %w", err)
+		}
+		po.Features = fs
+	}
+	data := cfg.Data[0]
+	splits, err := tasks.LoadSplits(data, po.Salt)
+	if err != nil {
+		return err
+	}
+	po.Splits = splits
+	ck, err := pipeline.LoadCheckpoint(final)
+	if err != nil {
+		return fmt.Errorf("the final model: %w", err)
+	}
+	patients, err := loadPatients(ctx, data, claims.CodesFile(cfg.Codes))
+	if err != nil {
+		return err
+	}
+	_, err = pipeline.Evaluate(ctx, pipeline.Evaluation{Data: data, Patients: patients, Tasks: tasks.Default(), Out: e.Out,
+		Encoders: []pipeline.Scored{{Name: eval.ModelEncoder, Checkpoint: ck}}}, po)
+	if errors.Is(err, baseline.ErrNoIndexDates) {
+		return noLabelled(data, patients, err)
+	}
+	return err
 }

@@ -42,6 +42,10 @@ func TestSweepCommand(t *testing.T) {
 
 func TestSweepBadInput(t *testing.T) {
 	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(tinySweep), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte(strings.Replace(tinySweep, "budget: {steps: 4}", "budget: {steps: 4, tokens: 9}", 1)), 0o644); err != nil {
 		t.Fatal(err)
@@ -52,7 +56,7 @@ func TestSweepBadInput(t *testing.T) {
 		want string
 	}{
 		{"no config", []string{"sweep", "--out", dir}, "flag --config"},
-		{"no out", []string{"sweep", "--config", bad}, "flag --out"},
+		{"no out", []string{"sweep", "--config", good}, "flag --out"},
 		{"bad field", []string{"sweep", "--config", bad, "--out", filepath.Join(dir, "o")}, bad + ": field budget: give one of steps, tokens and tokens_per_param"},
 	}
 	for _, tt := range tests {

@@ -192,7 +192,7 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 				return nil, fmt.Errorf("task %s: fitting the encoder's probe: %w", pred.Name, err)
 			}
 			out[ri] = EncoderResult{Test: head.PredictFeatures(e.features(rows[tasks.Test])), ValidLogLoss: head.ValidLogLoss, Head: head}
-			o.log().Info("encoder probe fitted", "task", pred.Name, "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
+			o.log().Info("encoder probe fitted", "task", pred.Name, "progress", fmt.Sprintf("%d/%d", ri+1, len(c.Runs)), "lambda", head.Lambda, "valid_logloss", head.ValidLogLoss)
 			continue
 		}
 		head, err := model.FineTune(ctx, enc, e.examples(c, ti, rows[tasks.Train]), e.examples(c, ti, rows[tasks.Validation]), hc)
@@ -200,7 +200,7 @@ func (c *Cohort) EncoderScores(ctx context.Context, enc *model.Model, vocab *tok
 			return nil, fmt.Errorf("task %s: fine-tuning the encoder: %w", pred.Name, err)
 		}
 		out[ri] = EncoderResult{Test: head.PredictAll(e.sequences(rows[tasks.Test]), hc.Batch), ValidLogLoss: head.ValidLogLoss, Head: head}
-		o.log().Info("encoder fine-tuned", "task", pred.Name, "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
+		o.log().Info("encoder fine-tuned", "task", pred.Name, "progress", fmt.Sprintf("%d/%d", ri+1, len(c.Runs)), "best_epoch", head.BestEpoch, "valid_logloss", head.ValidLogLoss)
 	}
 	return out, nil
 }
