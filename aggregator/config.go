@@ -20,7 +20,8 @@ type Config struct {
 	Federation string `yaml:"federation"`
 	// Listen is the gRPC address sites and the admin dial.
 	Listen string `yaml:"listen"`
-	// Metrics is the plain-HTTP address of /metrics; empty turns it off.
+	// Metrics is the plain-HTTP address of the coordinator's status page, /metrics and
+	// /healthz; empty turns them off. Keep it on loopback: it has no TLS.
 	Metrics string `yaml:"metrics"`
 	// Certs is the consortium directory holding ca.crt, aggregator.crt/.key and crl.pem.
 	Certs string `yaml:"certs"`

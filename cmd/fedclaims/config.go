@@ -110,27 +110,28 @@ func (a *app) warnUnknownEnv(root *cobra.Command) {
 	}
 }
 
-// readSweepFile loads --config as a sweep file (internal/config) and prepares it.
+// readSweepFile loads --config as a sweep file and prepares it.
 func (a *app) readSweepFile(cmd *cobra.Command) (*sweep.Config, error) {
-	c := sweep.DefaultConfig()
-	if err := a.loadConfig(cmd, &c, nil); err != nil {
-		return nil, err
-	}
-	file := a.configFile(cmd)
-	if err := c.Prepare(filepath.Dir(file)); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return &c, nil
+	return readRunFile(a, cmd, sweep.DefaultConfig())
 }
 
-// readStudyFile loads --config as a study file (internal/config) and prepares it.
+// readStudyFile loads --config as a study file and prepares it.
 func (a *app) readStudyFile(cmd *cobra.Command) (*study.Config, error) {
-	c := study.DefaultConfig()
+	return readRunFile(a, cmd, study.DefaultConfig())
+}
+
+// readRunFile loads --config onto def (internal/config) and prepares it
+// (defaults that depend on the file, checks, paths relative to the file).
+func readRunFile[T any, P interface {
+	*T
+	Prepare(dir string) error
+}](a *app, cmd *cobra.Command, def T) (*T, error) {
+	c := def
 	if err := a.loadConfig(cmd, &c, nil); err != nil {
 		return nil, err
 	}
 	file := a.configFile(cmd)
-	if err := c.Prepare(filepath.Dir(file)); err != nil {
+	if err := P(&c).Prepare(filepath.Dir(file)); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &c, nil
