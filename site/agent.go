@@ -30,7 +30,8 @@ import (
 	"github.com/fedclaims/fedclaims/tokenizer"
 )
 
-// Version is the agent's software version, sent at enrolment.
+// Version is the agent's software version sent at enrolment when Config.Software
+// is empty.
 const Version = "fedclaims-site/1"
 
 // Agent is a site agent. Run it once; it is not safe for concurrent use.
@@ -378,11 +379,11 @@ func (a *Agent) enrolAs(ctx context.Context, fedID string) (*fedclaimspb.Federat
 	if err != nil {
 		return nil, err
 	}
-	if err := a.record(ctx, audit.Enrol, 0, map[string]string{"share_key_sha256": audit.SHA256(key.PublicKey), "software": Version}); err != nil {
+	if err := a.record(ctx, audit.Enrol, 0, map[string]string{"share_key_sha256": audit.SHA256(key.PublicKey), "software": a.cfg.software()}); err != nil {
 		return nil, err
 	}
 	env := &fedclaimspb.Envelope{FederationId: fedID, SiteId: a.cfg.SiteID}
-	resp, err := a.client.Enroll(ctx, &fedclaimspb.EnrollRequest{Envelope: env, SoftwareVersion: Version, ShareKey: key})
+	resp, err := a.client.Enroll(ctx, &fedclaimspb.EnrollRequest{Envelope: env, SoftwareVersion: a.cfg.software(), ShareKey: key})
 	switch status.Code(err) {
 	case codes.OK:
 	case codes.FailedPrecondition, codes.InvalidArgument:

@@ -69,6 +69,10 @@ type Config struct {
 	Backoff BackoffConfig `yaml:"backoff"`
 	// Eval is the local evaluation `fedclaims site` runs on the final model.
 	Eval EvalConfig `yaml:"eval"`
+	// Software is what the agent reports of itself at enrolment (the binary's
+	// version and commit, for the coordinator's page and both audit logs); empty
+	// means Version. Not a key: the binary sets it.
+	Software string `yaml:"-"`
 }
 
 // AggregatorConfig is where a site dials.
@@ -142,6 +146,14 @@ func (c Config) AuditLogPath() string {
 		return filepath.Join(c.StateDir, "audit.jsonl")
 	}
 	return c.AuditLog
+}
+
+// software is Software, or Version.
+func (c Config) software() string {
+	if c.Software == "" {
+		return Version
+	}
+	return c.Software
 }
 
 // splitSalt is SplitSalt, or tasks.DefaultSalt when a file set it empty.

@@ -109,6 +109,7 @@ func (a *app) loadSiteConfig(cmd *cobra.Command) (site.Config, error) {
 	if err != nil {
 		return site.Config{}, err
 	}
+	cfg.Software = softwareVersion()
 	if err := cfg.Validate(); err != nil {
 		if file := a.configFile(cmd); file != "" {
 			return site.Config{}, fmt.Errorf("%s: %w", file, err)

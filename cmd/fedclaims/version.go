@@ -79,6 +79,21 @@ func (b buildInfo) String() string {
 	return fmt.Sprintf("fedclaims %s\ncommit: %s\ngo: %s %s\nblas: %s\n", b.Version, c, b.Go, b.Platform, b.BLAS)
 }
 
+// softwareVersion is the one-line version a site reports at enrolment:
+// fedclaims-site/VERSION, and the commit's first 12 digits when known.
+func softwareVersion() string { return readBuildInfo(version, commit, debug.ReadBuildInfo).software() }
+
+func (b buildInfo) software() string {
+	s := "fedclaims-site/" + b.Version
+	if c := b.Commit; c != "" && !strings.HasPrefix(b.Version, c[:min(len(c), 7)]) {
+		s += "+" + c[:min(len(c), 12)]
+	}
+	if b.Modified && !strings.HasSuffix(s, "-dirty") {
+		s += "-dirty"
+	}
+	return s
+}
+
 func versionText() string { return readBuildInfo(version, commit, debug.ReadBuildInfo).String() }
 
 func newVersionCmd(a *app) *cobra.Command {

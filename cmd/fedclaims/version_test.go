@@ -64,3 +64,19 @@ func TestReadBuildInfo(t *testing.T) {
 		})
 	}
 }
+
+func TestSoftwareVersion(t *testing.T) {
+	for _, tc := range []struct {
+		b    buildInfo
+		want string
+	}{
+		{buildInfo{Version: "dev"}, "fedclaims-site/dev"},
+		{buildInfo{Version: "dev", Commit: "0123456789abcdef0123", Modified: true}, "fedclaims-site/dev+0123456789ab-dirty"},
+		{buildInfo{Version: "a3cb2d5-dirty", Commit: "a3cb2d5aaaaaaaaa", Modified: true}, "fedclaims-site/a3cb2d5-dirty"},
+		{buildInfo{Version: "v1.2.0", Commit: "ffffffffffffffff"}, "fedclaims-site/v1.2.0+ffffffffffff"},
+	} {
+		if got := tc.b.software(); got != tc.want {
+			t.Errorf("%+v: software() = %q, want %q", tc.b, got, tc.want)
+		}
+	}
+}
