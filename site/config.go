@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/claims"
 	"github.com/fedclaims/fedclaims/tasks"
@@ -206,6 +207,12 @@ func (c Config) Validate() error {
 	}
 	if c.Eval.Seq < 0 {
 		return keyErr("eval.seq", "%d must not be negative", c.Eval.Seq)
+	}
+	if c.Eval.Features != "" {
+		// Checked at start, not after the federation's last round.
+		if _, err := baseline.ParseFeatureSet(c.Eval.Features); err != nil {
+			return keyErr("eval.features", "%v", err)
+		}
 	}
 	if _, port, err := net.SplitHostPort(c.Aggregator.Address); err != nil || port == "" {
 		return keyErr("aggregator.address", "%q is not host:port", c.Aggregator.Address)

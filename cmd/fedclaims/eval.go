@@ -41,6 +41,17 @@ type evalOptions struct {
 	end                  string
 	maxIndex             int
 	leakageCheck         bool
+	// readers are the options the dataset is opened with (--codes).
+	readers []claims.Option
+}
+
+// evalDefaults are fedclaims eval's flag defaults: package pipeline's, which the
+// site's local evaluation starts from too.
+func evalDefaults() evalOptions {
+	d := pipeline.DefaultOptions()
+	return evalOptions{seed: d.Seed, resamples: d.Resamples, grid: d.Grid, iterations: d.Iterations,
+		minCount: d.MinCount, features: string(d.Features), recentDays: d.RecentDays, frozen: d.Frozen,
+		pooling: string(model.DefaultHeadConfig().Pooling), salt: tasks.DefaultSalt, maxIndex: 1}
 }
 
 // tasks are the tasks of --tasks, the default tasks without it.
@@ -80,7 +91,7 @@ func (o evalOptions) pipeline(a *app) (pipeline.Options, error) {
 }
 
 func newEvalCmd(a *app) *cobra.Command {
-	var o evalOptions
+	o, d := evalDefaults(), evalDefaults()
 	cmd := &cobra.Command{
 		Use:   "eval --data DIR [--model CKPT] [--tasks TASKS.yaml] --out OUT",
 		Short: "Label a site's data per task, fine-tune the encoder's heads and train the baseline, score both; write OUT/report.{json,md} and precision-recall plots",
@@ -99,6 +110,7 @@ func newEvalCmd(a *app) *cobra.Command {
 			if o.data == "" || o.out == "" {
 				return fmt.Errorf("flags --data and --out are required")
 			}
+			o.readers = []claims.Option{codesOption(a)}
 			if o.leakageCheck {
 				return runLeakageCheck(cmd.Context(), o, a)
 			}
@@ -115,22 +127,22 @@ func newEvalCmd(a *app) *cobra.Command {
 	f.StringVar(&o.labels, "labels", "", "MEDS task labels instead of a task file: a directory of <task>.parquet or <task>/*.parquet (subject_id, prediction_time, boolean_value); the index date is the prediction time (fedclaims tasks export writes them)")
 	addCodesFlag(cmd)
 	f.StringVar(&o.out, "out", "", "output directory for report.json, report.md and the plots")
-	f.Uint64Var(&o.seed, "seed", 1, "seed for index dates, training and bootstrap resamples")
-	f.IntVar(&o.resamples, "bootstrap", 1000, "patient-level bootstrap resamples for the 95% intervals")
-	f.BoolVar(&o.grid, "grid", true, "search the baseline's grid (tree size, min_data_in_leaf, lambda_l2, feature_fraction) on validation log-loss")
-	f.IntVar(&o.iterations, "iterations", 500, "boosting iterations at most (early stopping on validation log-loss)")
-	f.IntVar(&o.minCount, "min-count", 5, "drop codes seen fewer times in training histories")
-	f.StringVar(&o.features, "features", string(baseline.FeaturesTime), "baseline features: time (per code: counts all-time, in 90 and 365 days, days since first and last) or counts (all-time and --recent-days counts)")
-	f.IntVar(&o.recentDays, "recent-days", 365, "with --features counts: add counts over the last N days before the index date (0: none)")
+	f.Uint64Var(&o.seed, "seed", d.seed, "seed for index dates, training and bootstrap resamples")
+	f.IntVar(&o.resamples, "bootstrap", d.resamples, "patient-level bootstrap resamples for the 95% intervals")
+	f.BoolVar(&o.grid, "grid", d.grid, "search the baseline's grid (tree size, min_data_in_leaf, lambda_l2, feature_fraction) on validation log-loss")
+	f.IntVar(&o.iterations, "iterations", d.iterations, "boosting iterations at most (early stopping on validation log-loss)")
+	f.IntVar(&o.minCount, "min-count", d.minCount, "drop codes seen fewer times in training histories")
+	f.StringVar(&o.features, "features", d.features, "baseline features: time (per code: counts all-time, in 90 and 365 days, days since first and last) or counts (all-time and --recent-days counts)")
+	f.IntVar(&o.recentDays, "recent-days", d.recentDays, "with --features counts: add counts over the last N days before the index date (0: none)")
 	f.IntVar(&o.threads, "threads", 0, "training threads (0: all cores)")
 	f.StringVar(&o.model, "model", "", "pretrained encoder checkpoint directory (model.safetensors, config.json, vocab.json)")
-	f.BoolVar(&o.frozen, "frozen", true, "keep the encoder frozen under an L2 logistic probe on its standardised pooled features; --frozen=false fine-tunes it (costly)")
-	f.StringVar(&o.pooling, "pooling", string(model.DefaultHeadConfig().Pooling), "the head's input: cls (the [CLS] state), mean (the mean of the history's token states) or both (the two concatenated)")
+	f.BoolVar(&o.frozen, "frozen", d.frozen, "keep the encoder frozen under an L2 logistic probe on its standardised pooled features; --frozen=false fine-tunes it (costly)")
+	f.StringVar(&o.pooling, "pooling", d.pooling, "the head's input: cls (the [CLS] state), mean (the mean of the history's token states) or both (the two concatenated)")
 	f.IntVar(&o.epochs, "epochs", 0, "fine-tuning epochs at most (0: the model package's default)")
 	f.IntVar(&o.seq, "seq", 0, "tokens per history for the encoder, most recent kept (0: the model's max_len)")
-	f.StringVar(&o.salt, "split-salt", tasks.DefaultSalt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt). A dataset that declares its own split (metadata/subject_splits.parquet or data/train|tuning|held_out/) is split its way instead: tuning is validation, held_out the test split")
+	f.StringVar(&o.salt, "split-salt", d.salt, "salt of the train/validation/test split by subject id; the one the encoder was pretrained under (fedclaims pretrain --split-salt, a site's split_salt). A dataset that declares its own split (metadata/subject_splits.parquet or data/train|tuning|held_out/) is split its way instead: tuning is validation, held_out the test split")
 	f.StringVar(&o.end, "end", "", "extraction date, as 2022-12-31 or RFC 3339: caps every patient's follow-up (default: follow-up ends per patient)")
-	f.IntVar(&o.maxIndex, "max-index-per-patient", 1, "index dates drawn per patient (the bootstrap resamples patients, not rows)")
+	f.IntVar(&o.maxIndex, "max-index-per-patient", d.maxIndex, "index dates drawn per patient (the bootstrap resamples patients, not rows)")
 	f.BoolVar(&o.leakageCheck, "leakage-check", false, "run the follow-up leakage check instead of the evaluation; exit 1 when a task leaks")
 	f.BoolVar(&o.skipDegenerate, "skip-degenerate", false, "ignored: a task that cannot be decided is always listed with its reason")
 	_ = f.MarkDeprecated("skip-degenerate", "a task that cannot be decided is now always listed in the report with its reason")
@@ -157,7 +169,7 @@ func runEval(ctx context.Context, o evalOptions, a *app) (*eval.Report, error) {
 		return nil, err
 	}
 	a.log.Info("split", "data", o.data, "split", po.Splits.String())
-	patients, err := loadPatients(ctx, o.data, codesOption(a))
+	patients, err := loadPatients(ctx, o.data, o.readers...)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +198,7 @@ func runLeakageCheck(ctx context.Context, o evalOptions, a *app) error {
 	if err := o.medsSource(&po); err != nil {
 		return err
 	}
-	patients, err := loadPatients(ctx, o.data, codesOption(a))
+	patients, err := loadPatients(ctx, o.data, o.readers...)
 	if err != nil {
 		return err
 	}

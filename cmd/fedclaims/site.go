@@ -10,12 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fedclaims/fedclaims/baseline"
 	"github.com/fedclaims/fedclaims/claims"
-	"github.com/fedclaims/fedclaims/eval"
-	"github.com/fedclaims/fedclaims/eval/pipeline"
 	"github.com/fedclaims/fedclaims/site"
-	"github.com/fedclaims/fedclaims/tasks"
 )
 
 // newSiteCmd runs a hospital's site agent.
@@ -119,44 +115,26 @@ func (a *app) loadSiteConfig(cmd *cobra.Command) (site.Config, error) {
 	return cfg, nil
 }
 
-// siteEval is the site's local evaluation of the final model (fedclaims eval's
-// work, through package pipeline) on its first dataset, split as local training
-// split it, into cfg.Eval.Out.
+// siteEval is the site's local evaluation of the final model: fedclaims eval's
+// work (runEval, through package pipeline) on its first dataset, split as local
+// training split it, into cfg.Eval.Out, logging to log.
 func (a *app) siteEval(ctx context.Context, cfg site.Config, final string, log *slog.Logger) error {
 	e := cfg.Eval
-	po := pipeline.DefaultOptions()
-	po.Frozen, po.Seq, po.Threads, po.Salt, po.Log = e.Frozen, e.Seq, cfg.Threads, cfg.EvalSplitSalt(), log
+	o := evalDefaults()
+	o.data, o.model, o.out = cfg.Data[0], final, e.Out
+	o.seq, o.frozen, o.threads, o.salt = e.Seq, e.Frozen, cfg.Threads, cfg.EvalSplitSalt()
+	o.readers = []claims.Option{claims.CodesFile(cfg.Codes)}
 	if e.Bootstrap > 0 {
-		po.Resamples = e.Bootstrap
+		o.resamples = e.Bootstrap
 	}
 	if e.MaxIndexPerPatient > 0 {
-		po.MaxIndexPerPatient = e.MaxIndexPerPatient
+		o.maxIndex = e.MaxIndexPerPatient
 	}
 	if e.Features != "" {
-		fs, err := baseline.ParseFeatureSet(e.Features)
-		if err != nil {
-			return fmt.Errorf("key eval.features: %w", err)
-		}
-		po.Features = fs
+		o.features = e.Features
 	}
-	data := cfg.Data[0]
-	splits, err := tasks.LoadSplits(data, po.Salt)
-	if err != nil {
-		return err
-	}
-	po.Splits = splits
-	ck, err := pipeline.LoadCheckpoint(final)
-	if err != nil {
-		return fmt.Errorf("the final model: %w", err)
-	}
-	patients, err := loadPatients(ctx, data, claims.CodesFile(cfg.Codes))
-	if err != nil {
-		return err
-	}
-	_, err = pipeline.Evaluate(ctx, pipeline.Evaluation{Data: data, Patients: patients, Tasks: tasks.Default(), Out: e.Out,
-		Encoders: []pipeline.Scored{{Name: eval.ModelEncoder, Checkpoint: ck}}}, po)
-	if errors.Is(err, baseline.ErrNoIndexDates) {
-		return noLabelled(data, patients, err)
-	}
+	withLog := *a
+	withLog.log = log
+	_, err := runEval(ctx, o, &withLog)
 	return err
 }
