@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedclaims/fedclaims/aggregator"
-	"github.com/fedclaims/fedclaims/certs"
 	"github.com/fedclaims/fedclaims/site"
 )
 
@@ -32,30 +28,14 @@ func health(t *testing.T, ctx context.Context, args ...string) (string, error) {
 // TestHealthAggregator probes the /healthz of a real aggregator's metrics listener
 // while it serves and after it stopped, and servers that answer 500 or too late.
 func TestHealthAggregator(t *testing.T) {
-	dir := t.TempDir()
-	pki := filepath.Join(dir, "pki")
-	if err := certs.Init(pki, certs.Options{Sites: []string{"a", "b"}}); err != nil {
-		t.Fatal(err)
-	}
 	metrics := freeLoopbackAddr(t)
-	cfg := aggregator.DefaultConfig()
-	cfg.Federation, cfg.Certs, cfg.StateDir, cfg.Metrics = "fed-health", pki, filepath.Join(dir, "state"), metrics
-	cfg.Sites, cfg.MinSites, cfg.Threshold = []string{"a", "b"}, 2, 1
-	srv, err := aggregator.NewServer(cfg, aggregator.Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, lis) }()
+	agg := startTestAggregator(t, "fed-health", metrics)
+	ctx, dir := agg.ctx, t.TempDir()
 
 	// Run returns to the test before its listener and loop are up: the probe
 	// fails (refused, then 503 "not serving") until they are.
 	var out string
+	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for out, err = health(t, ctx, "--addr", metrics); err != nil; out, err = health(t, ctx, "--addr", metrics) {
 		if time.Now().After(deadline) {
@@ -69,8 +49,7 @@ func TestHealthAggregator(t *testing.T) {
 	if _, err := health(t, ctx, "--url", "http://"+metrics+"/healthz", "--timeout", "2s"); err != nil {
 		t.Errorf("--url: %v", err)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := agg.stop(); err != nil {
 		t.Fatal(err)
 	}
 
