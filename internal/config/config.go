@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -112,7 +113,7 @@ func decode(file string, data []byte, dst any, opts Options) error {
 		}
 		v.Set(f.name, val)
 	}
-	for _, k := range slices.Sorted(mapKeys(opts.Flags)) {
+	for _, k := range slices.Sorted(maps.Keys(opts.Flags)) {
 		f := opts.Flags[k]
 		if f == nil || !f.Changed {
 			continue
@@ -133,16 +134,6 @@ func decode(file string, data []byte, dst any, opts Options) error {
 		return describeDecodeError(where, envSet, v, err)
 	}
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // unwrapViper drops viper's own wrapping of a YAML error ("While parsing config:").
